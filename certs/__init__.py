@@ -1,0 +1,1 @@
+"""A local certificate authority that mints per-host certificates."""

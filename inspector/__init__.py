@@ -1,0 +1,1 @@
+"""http-inspector: an interactive HTTP debugging proxy and inspector."""
