@@ -1,0 +1,71 @@
+"""Shared fixtures: a trustme CA, plain and TLS echo servers, raw misbehaving peers."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.servers import EchoServer, RawServer, has_ipv6
+
+
+@pytest.fixture(scope="session")
+def upstream_ca() -> trustme.CA:
+    """The independent CA for upstream-side TLS (never the product's own CA)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def upstream_ca_file(upstream_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("upstream-ca") / "ca.pem"
+    upstream_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_tls_context(upstream_ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    upstream_ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def client_tls_context(upstream_ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    upstream_ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tls_echo_server(server_tls_context: ssl.SSLContext) -> Iterator[EchoServer]:
+    server = EchoServer(tls=server_tls_context)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[..., RawServer]]:
+    """Factory: ``raw_server(handler, host=..., tls=...)`` starts a misbehaving peer."""
+    started: list[RawServer] = []
+
+    def start(handler, **kwargs) -> RawServer:  # type: ignore[no-untyped-def]
+        server = RawServer(handler, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
