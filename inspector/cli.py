@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from inspector.config import DEFAULT_BODY_LIMIT, Config, ConfigError, Mode, parse_size
@@ -64,8 +64,13 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--concurrency", type=int, default=1, metavar="N")
         p.add_argument("--rate", type=float, default=None, metavar="R", help="requests per second")
         p.add_argument("--into", type=Path, metavar="OTHER", help="record replays into this file")
-        p.add_argument("--ignore-header", action="append", default=None, metavar="NAME",
-                       help="header to ignore in --diff (repeatable; adds to the defaults)")
+        p.add_argument(
+            "--ignore-header",
+            action="append",
+            default=None,
+            metavar="NAME",
+            help="header to ignore in --diff (repeatable; adds to the defaults)",
+        )
         p.add_argument("--insecure", action="store_true", help="do not verify certificates")
         p.add_argument("--upstream-ca", type=Path, help="extra CA bundle to verify servers with")
         p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="S")
@@ -129,35 +134,37 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
 
 
-def _runner(command: str | None) -> Callable[[argparse.Namespace], int]:
-    # Imports are deferred so that `inspector ca` does not load Textual, and so on.
-    if command is None:
+def _run_command(command: str | None, args: argparse.Namespace) -> int:
+    # Imports are deferred so that `inspector ca` does not load Textual, and so on;
+    # options are validated before anything heavy is imported.
+    if command in (None, "dump"):
+        config = config_from_args(args)
+        if command == "dump":
+            from inspector.dump import run
+
+            return run(config)
         from inspector.tui.app import run_live
 
-        return lambda a: run_live(config_from_args(a))
-    if command == "dump":
-        from inspector.dump import run
-
-        return lambda a: run(config_from_args(a))
+        return run_live(config)
     if command == "show":
         from inspector.tui.app import run_show
 
-        return lambda a: run_show(a.session)
+        return run_show(args.session)
     if command == "replay":
         from inspector.replay import main as replay_main
 
-        return replay_main
+        return replay_main(args)
     if command == "export":
         from inspector.export.cli import main as export_main
 
-        return export_main
+        return export_main(args)
     if command == "import":
         from inspector.importer import main as import_main
 
-        return import_main
+        return import_main(args)
     from inspector.ca_command import main as ca_main
 
-    return lambda a: ca_main(a.confdir.expanduser())
+    return ca_main(args.confdir.expanduser())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = build_parser(command).parse_args(argv[1:] if command else argv)
     try:
-        return _runner(command)(args)
+        return _run_command(command, args)
     except ConfigError as e:
         print(f"inspector: error: {e}", file=sys.stderr)
         return 2
