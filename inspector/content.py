@@ -1,0 +1,428 @@
+"""Message content: undo Content-Encoding, detect the kind of content, format it for viewers.
+
+Raw bytes are never changed here; each function returns a new value or raises
+``ContentError`` with a message fit to show the user as is.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl
+from xml.dom import minidom
+from xml.parsers.expat import ExpatError
+
+VIEWERS = ("auto", "text", "json", "markup", "form", "hex", "image")
+VIEWER_TITLES = {
+    "auto": "auto",
+    "text": "text",
+    "json": "JSON",
+    "markup": "HTML/XML",
+    "form": "form",
+    "hex": "hex",
+    "image": "image",
+}
+HEX_LIMIT = 64 * 1024  # bytes shown by the hex viewer; a dump of more is unreadable anyway
+TEXT_LIMIT = 2 * 1024 * 1024  # characters formatted by the text viewers
+
+
+class ContentError(Exception):
+    """Content that cannot be decoded or formatted as asked; the message says why."""
+
+
+# --- Content-Encoding ---------------------------------------------------------------------
+
+
+def _gunzip(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data, 16 + zlib.MAX_WBITS)
+    except zlib.error as e:
+        raise ContentError(f"gzip: {e}") from None
+
+
+def _inflate(data: bytes) -> bytes:
+    # "deflate" is meant to be zlib-wrapped, but many servers send raw deflate.
+    try:
+        return zlib.decompress(data)
+    except zlib.error:
+        try:
+            return zlib.decompress(data, -zlib.MAX_WBITS)
+        except zlib.error as e:
+            raise ContentError(f"deflate: {e}") from None
+
+
+def _unbrotli(data: bytes) -> bytes:
+    try:
+        import brotli
+    except ImportError:
+        raise ContentError(
+            "cannot decode Content-Encoding br: the brotli package is not installed "
+            "(pip install brotli)"
+        ) from None
+    try:
+        return brotli.decompress(data)
+    except brotli.error as e:
+        raise ContentError(f"br: {e}") from None
+
+
+def _unzstd(data: bytes) -> bytes:
+    try:
+        import zstandard
+    except ImportError:
+        raise ContentError(
+            "cannot decode Content-Encoding zstd: the zstandard package is not installed "
+            "(pip install zstandard)"
+        ) from None
+    try:
+        # Streaming read: frames written without a content size are common.
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except zstandard.ZstdError as e:
+        raise ContentError(f"zstd: {e}") from None
+
+
+DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
+    "deflate": _inflate,
+    "br": _unbrotli,
+    "zstd": _unzstd,
+}
+
+
+def parse_encodings(header: str | None) -> list[str]:
+    """The codings of a Content-Encoding value in the order they were applied."""
+    if not header:
+        return []
+    codings = [c.strip().lower() for c in header.split(",")]
+    return [c for c in codings if c and c != "identity"]
+
+
+def decode(data: bytes, content_encoding: str | None) -> tuple[bytes, list[str]]:
+    """Undo every coding of ``content_encoding``; return the content and the codings undone."""
+    codings = parse_encodings(content_encoding)
+    for coding in reversed(codings):
+        decoder = DECODERS.get(coding)
+        if decoder is None:
+            raise ContentError(f"unknown Content-Encoding {coding!r}: showing the raw bytes")
+        data = decoder(data)
+    return data, codings
+
+
+# --- detection ----------------------------------------------------------------------------
+
+
+def media_type(content_type: str | None) -> str:
+    """``text/html; charset=utf-8`` -> ``text/html``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def charset(content_type: str | None) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return None
+
+
+def detect_viewer(content_type: str | None, data: bytes) -> str:
+    """The viewer that suits this content best (never ``auto``)."""
+    mt = media_type(content_type)
+    if mt == "application/json" or mt.endswith("+json"):
+        return "json"
+    if mt in ("text/html", "application/xhtml+xml") or mt.endswith("/xml") or mt.endswith("+xml"):
+        return "markup"
+    if mt == "application/x-www-form-urlencoded":
+        return "form"
+    if mt.startswith("image/") or image_info(data) is not None:
+        return "image"
+    head = data[:512].lstrip()
+    if head[:1] in (b"{", b"[") and _is_json(data):
+        return "json"
+    if head[:1] == b"<" and looks_textual(data):
+        return "markup"
+    return "text" if looks_textual(data) else "hex"
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def looks_textual(data: bytes) -> bool:
+    """True when the first bytes decode as UTF-8 with few control characters."""
+    sample = data[:4096]
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(sample) - 3:  # a multi-byte character cut at the sample's end is fine
+            return False
+        text = sample[: e.start].decode("utf-8")
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
+    return controls <= len(text) // 100
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def as_text(data: bytes, content_type: str | None = None) -> str:
+    """Decode with the declared charset, else UTF-8, replacing what does not decode."""
+    encoding = charset(content_type) or "utf-8"
+    try:
+        return data[:TEXT_LIMIT].decode(encoding, errors="replace")
+    except LookupError:
+        return data[:TEXT_LIMIT].decode("utf-8", errors="replace")
+
+
+def format_json(data: bytes) -> str:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ContentError(f"not valid JSON: {e}") from None
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def format_form(data: bytes) -> str:
+    try:
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ContentError(f"not URL-encoded form data: {e}") from None
+    width = max((len(k) for k, _ in pairs), default=0)
+    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in pairs)
+
+
+def format_markup(data: bytes, content_type: str | None = None) -> str:
+    """Indent XML strictly; HTML (or XML that is not well-formed) one tag per line."""
+    text = as_text(data, content_type)
+    if media_type(content_type) != "text/html" and not text.lstrip()[:15].lower().startswith(
+        "<!doctype html"
+    ):
+        try:
+            pretty = minidom.parseString(data).toprettyxml(indent="  ")
+        except (ExpatError, ValueError):
+            pass
+        else:
+            return "\n".join(line for line in pretty.splitlines() if line.strip())
+    return _indent_html(text)
+
+
+_VOID_TAGS = frozenset(
+    "area base br col embed hr img input link meta source track wbr".split()  # noqa: SIM905
+)
+
+
+class _HTMLIndenter(HTMLParser):
+    """Re-emit HTML one tag or text run per line, indented by nesting depth."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def _emit(self, text: str) -> None:
+        self.lines.append("  " * self.depth + text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._emit(self.get_starttag_text() or f"<{tag}>")
+        if tag not in _VOID_TAGS:
+            self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._emit(self.get_starttag_text() or f"<{tag}/>")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth = max(0, self.depth - 1)
+        self._emit(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            for line in data.strip().splitlines():
+                self._emit(line.strip())
+
+    def handle_entityref(self, name: str) -> None:
+        self.handle_data(f"&{name};")
+
+    def handle_charref(self, name: str) -> None:
+        self.handle_data(f"&#{name};")
+
+    def handle_comment(self, data: str) -> None:
+        self._emit(f"<!--{data}-->")
+
+    def handle_decl(self, decl: str) -> None:
+        self._emit(f"<!{decl}>")
+
+    def handle_pi(self, data: str) -> None:
+        self._emit(f"<?{data}>")
+
+
+def _indent_html(text: str) -> str:
+    parser = _HTMLIndenter()
+    parser.feed(text)
+    parser.close()
+    return "\n".join(parser.lines)
+
+
+def hex_dump(data: bytes, limit: int = HEX_LIMIT) -> str:
+    """Offset, 16 bytes in hex, and their printable ASCII, one row per 16 bytes."""
+    rows = []
+    for offset in range(0, min(len(data), limit), 16):
+        chunk = data[offset : offset + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        ascii_ = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        rows.append(f"{offset:08x}  {hexes[:23]:<23}  {hexes[24:]:<23}  {ascii_}")
+    if len(data) > limit:
+        rows.append(f"... {len(data) - limit} more bytes not shown")
+    return "\n".join(rows)
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    format: str  # "PNG", "GIF", "JPEG", "WebP"
+    width: int | None = None
+    height: int | None = None
+    details: dict[str, str] = field(default_factory=dict)
+
+    def summary(self, size: int) -> str:
+        dims = f"{self.width} x {self.height} px" if self.width is not None else "size unknown"
+        extra = "".join(f", {k} {v}" for k, v in self.details.items())
+        return f"{self.format} image, {dims}{extra}, {size} bytes"
+
+
+def _png(data: bytes) -> ImageInfo | None:
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return ImageInfo("PNG")
+    width, height = struct.unpack(">II", data[16:24])
+    return ImageInfo("PNG", width, height)
+
+
+def _gif(data: bytes) -> ImageInfo | None:
+    if data[:6] not in (b"GIF87a", b"GIF89a"):
+        return None
+    if len(data) < 10:
+        return ImageInfo("GIF")
+    width, height = struct.unpack("<HH", data[6:10])
+    return ImageInfo("GIF", width, height, {"version": data[3:6].decode()})
+
+
+# JPEG start-of-frame markers that carry the dimensions (not DHT C4, JPG C8, DAC CC).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg(data: bytes) -> ImageInfo | None:
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return ImageInfo("JPEG")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in _SOF_MARKERS and pos + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return ImageInfo("JPEG", width, height)
+        pos += 2 + length
+    return ImageInfo("JPEG")
+
+
+def _webp(data: bytes) -> ImageInfo | None:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = 1 + int.from_bytes(data[24:27], "little")
+        height = 1 + int.from_bytes(data[27:30], "little")
+        return ImageInfo("WebP", width, height, {"variant": "extended"})
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return ImageInfo("WebP", width & 0x3FFF, height & 0x3FFF, {"variant": "lossy"})
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        return ImageInfo("WebP", width, height, {"variant": "lossless"})
+    return ImageInfo("WebP")
+
+
+def image_info(data: bytes) -> ImageInfo | None:
+    """Format and dimensions from a PNG, GIF, JPEG or WebP header; None for anything else."""
+    for probe in (_png, _gif, _jpeg, _webp):
+        info = probe(data)
+        if info is not None:
+            return info
+    return None
+
+
+# --- the viewer entry point ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a body viewer shows: the viewer used, the text, a syntax hint and notes."""
+
+    viewer: str
+    text: str
+    syntax: str | None = None  # a Pygments lexer name for highlighting, when fitting
+    notes: tuple[str, ...] = ()
+
+
+def render(
+    data: bytes,
+    content_type: str | None,
+    content_encoding: str | None = None,
+    viewer: str = "auto",
+) -> View:
+    """Decode and format a body for display with ``viewer`` (``auto`` picks one)."""
+    notes: list[str] = []
+    try:
+        data, codings = decode(data, content_encoding)
+    except ContentError as e:
+        notes.append(str(e))
+    else:
+        if codings:
+            notes.append(f"decoded Content-Encoding: {', '.join(codings)}")
+    if not data:
+        return View(viewer, "", None, (*notes, "no body"))
+    chosen = detect_viewer(content_type, data) if viewer == "auto" else viewer
+    try:
+        text, syntax = _format(chosen, data, content_type)
+    except ContentError as e:
+        notes.append(f"{VIEWER_TITLES[chosen]} view: {e}; showing text")
+        chosen = "text" if looks_textual(data) else "hex"
+        text, syntax = _format(chosen, data, content_type)
+    return View(chosen, text, syntax, tuple(notes))
+
+
+def _format(viewer: str, data: bytes, content_type: str | None) -> tuple[str, str | None]:
+    if viewer == "json":
+        return format_json(data), "json"
+    if viewer == "markup":
+        syntax = "html" if "html" in media_type(content_type) else "xml"
+        return format_markup(data, content_type), syntax
+    if viewer == "form":
+        return format_form(data), None
+    if viewer == "hex":
+        return hex_dump(data), None
+    if viewer == "image":
+        info = image_info(data)
+        if info is None:
+            raise ContentError("not a PNG, GIF, JPEG or WebP image")
+        return info.summary(len(data)), None
+    if viewer == "text":
+        return as_text(data, content_type), None
+    raise ContentError(f"unknown viewer {viewer!r}")
