@@ -1,1 +1,14 @@
 """A local certificate authority that mints per-host certificates."""
+
+from certs.ca import CAError, CertificateAuthority
+from certs.mint import HostError, LeafMinter, normalize_host
+from certs.store import CertStore
+
+__all__ = [
+    "CAError",
+    "CertStore",
+    "CertificateAuthority",
+    "HostError",
+    "LeafMinter",
+    "normalize_host",
+]

@@ -1,0 +1,165 @@
+"""Per-host server-side SSL contexts with minted leaves, kept in an LRU cache."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs.ca import CertificateAuthority
+from certs.mint import LeafMinter, normalize_host
+
+ALPN_PROTOCOLS = ["http/1.1"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    certificate: x509.Certificate
+    context: ssl.SSLContext
+
+
+class CertStore:
+    """Hands out an ``ssl.SSLContext`` per host for the proxy's client-facing TLS.
+
+    Lookups go exact name, then a cached wildcard covering it, then a new leaf.
+    Every name a leaf covers points at its entry, so a leaf minted with the
+    upstream's SANs (say ``*.example.com``) serves its sibling hosts too.
+    Thread-safe: one lock guards the cache, so a host is minted once even when
+    several connections ask for it at the same moment.
+    """
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        *,
+        cache_size: int = 1024,
+        leaf_key: ec.EllipticCurvePrivateKey | None = None,
+    ) -> None:
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+        self.ca = ca
+        self.cache_size = cache_size
+        self.minted = 0  # how many leaves were signed, for tests and benchmarks
+        self._minter = LeafMinter(ca, leaf_key)
+        self._key_pem = self._minter.leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._serial = itertools.count()
+        self._tmpdir: Path | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    @property
+    def leaf_key(self) -> ec.EllipticCurvePrivateKey:
+        """The one private key all leaves of this store share."""
+        return self._minter.leaf_key
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def server_context(self, sni_or_host: str, extra_sans: Sequence[str] = ()) -> ssl.SSLContext:
+        """A server-side context presenting a leaf for ``sni_or_host`` (cached).
+
+        ``extra_sans`` (e.g. the real server's names) only matter when a leaf is
+        minted. Raises ``HostError`` (a ValueError) for a name no certificate can hold.
+        """
+        return self._entry(sni_or_host, extra_sans).context
+
+    def leaf_pem(self, host: str) -> bytes:
+        """The PEM of the leaf ``server_context(host)`` presents."""
+        return self._entry(host, ()).certificate.public_bytes(serialization.Encoding.PEM)
+
+    def close(self) -> None:
+        """Remove the private temporary directory; cached contexts keep working."""
+        with self._lock:
+            if self._cleanup is not None:
+                self._cleanup()
+            self._tmpdir = self._cleanup = None
+
+    def _entry(self, host: str, extra_sans: Sequence[str]) -> _Entry:
+        name = normalize_host(host)
+        with self._lock:
+            entry = self._lookup(name)
+            if entry is None:
+                entry = self._mint(name, extra_sans)
+            return entry
+
+    def _lookup(self, name: str) -> _Entry | None:
+        for key in (name, _wildcard_for(name)):
+            if key is not None and key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        return None
+
+    def _mint(self, name: str, extra_sans: Sequence[str]) -> _Entry:
+        cert = self._minter.mint(name, extra_sans)
+        self.minted += 1
+        entry = _Entry(cert, self._context_for(cert))
+        for covered in _names_in(cert):
+            self._cache[covered] = entry
+            self._cache.move_to_end(covered)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return entry
+
+    def _context_for(self, cert: x509.Certificate) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_alpn_protocols(ALPN_PROTOCOLS)
+        # One file holds the leaf, the CA (so clients get the chain) and the key.
+        pem = cert.public_bytes(serialization.Encoding.PEM) + self.ca.cert_pem + self._key_pem
+        path = self._private_dir() / f"leaf-{next(self._serial)}.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            ctx.load_cert_chain(path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return ctx
+
+    def _private_dir(self) -> Path:
+        # load_cert_chain only reads files: each leaf passes through this directory
+        # (mode 0700, from mkdtemp) for an instant and is removed at once.
+        if self._tmpdir is None:
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="inspector-certs-"))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmpdir, ignore_errors=True)
+        return self._tmpdir
+
+
+def _wildcard_for(name: str) -> str | None:
+    """The wildcard that would cover ``name``, if certificate checks allow one there.
+
+    A wildcard stands for exactly one label and needs two labels after it
+    (``*.example.com``, never ``*.com``); IP addresses never match one.
+    """
+    if ":" in name or name.replace(".", "").isdigit():
+        return None
+    parts = name.split(".", 1)
+    if len(parts) < 2 or parts[1].count(".") < 1 or parts[0] == "*":
+        return None
+    return f"*.{parts[1]}"
+
+
+def _names_in(cert: x509.Certificate) -> list[str]:
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = [n.value for n in san if isinstance(n, x509.DNSName)]
+    names += [ip.compressed for ip in san.get_values_for_type(x509.IPAddress)]
+    return names
