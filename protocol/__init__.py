@@ -1,0 +1,56 @@
+"""protocol: the HTTP/1.1 client core, with the public names of Python 3.11's ``http.client``.
+
+Code written for ``http.client`` runs unchanged with ``import protocol as client``.
+"""
+
+from protocol import status as _status
+from protocol.errors import (
+    BadStatusLine,
+    CannotSendHeader,
+    CannotSendRequest,
+    HTTPException,
+    ImproperConnectionState,
+    IncompleteRead,
+    InvalidURL,
+    LineTooLong,
+    LocalProtocolError,
+    NotConnected,
+    RemoteDisconnected,
+    RemoteProtocolError,
+    ResponseNotReady,
+    UnimplementedFileMode,
+    UnknownProtocol,
+    UnknownTransferEncoding,
+)
+from protocol.status import *  # noqa: F403  (one constant per status code, and ``responses``)
+from protocol.status import responses
+
+HTTP_PORT = 80
+HTTPS_PORT = 443
+
+error = HTTPException
+"""``http.client.error``: the old name of ``HTTPException``."""
+
+__all__ = [
+    "HTTPS_PORT",
+    "HTTP_PORT",
+    "BadStatusLine",
+    "CannotSendHeader",
+    "CannotSendRequest",
+    "HTTPException",
+    "ImproperConnectionState",
+    "IncompleteRead",
+    "InvalidURL",
+    "LineTooLong",
+    "LocalProtocolError",
+    "NotConnected",
+    "RemoteDisconnected",
+    "RemoteProtocolError",
+    "ResponseNotReady",
+    "UnimplementedFileMode",
+    "UnknownProtocol",
+    "UnknownTransferEncoding",
+    "error",
+    "responses",
+    *_status.CONSTANT_NAMES,
+]
