@@ -87,9 +87,9 @@ class CertificateAuthority:
         except CAError:
             raise
         except OSError as e:
-            where = e.filename or confdir
+            where = f"{e.filename}: " if e.filename and Path(e.filename) != confdir else ""
             raise CAError(
-                f"cannot use the CA directory {confdir}: {where}: {e.strerror or e}; "
+                f"cannot use the CA directory {confdir}: {where}{e.strerror or e}; "
                 "check its permissions or choose another with --confdir DIR"
             ) from None
         return ca
@@ -98,8 +98,9 @@ class CertificateAuthority:
 def _make_private_dir(confdir: Path) -> None:
     if confdir.is_dir():
         return
-    if confdir.exists():
-        raise CAError(f"{confdir} is not a directory: move it away or choose --confdir DIR")
+    for path in (confdir, *confdir.parents):
+        if path.exists() and not path.is_dir():
+            raise CAError(f"{path} is not a directory: move it away or choose --confdir DIR")
     confdir.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # another process made it first
         confdir.mkdir(mode=0o700)
@@ -216,6 +217,9 @@ def _fix_hint(cert_path: Path, key_path: Path) -> str:
 
 def _load(cert_path: Path, key_path: Path) -> CertificateAuthority:
     hint = _fix_hint(cert_path, key_path)
+    for path in (key_path, cert_path):
+        if path.exists() and not path.is_file():
+            raise CAError(f"{path} is not a regular file: {hint}")
     if not key_path.exists():
         raise CAError(f"CA key {key_path} is missing but {cert_path} exists: {hint}")
     if not cert_path.exists():

@@ -135,6 +135,6 @@ def test_confdir_below_a_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     result = run_ca("--confdir", str(tmp_path / "file" / "conf"))
     assert result.returncode == 2
-    assert result.stderr.startswith("inspector: error: cannot use the CA directory")
+    assert result.stderr.startswith(f"inspector: error: {tmp_path / 'file'} is not a directory")
     assert "--confdir" in result.stderr
     assert "Traceback" not in result.stderr

@@ -288,6 +288,12 @@ def test_expired_ca_is_refused(tmp_path: Path) -> None:
     _assert_refused(tmp_path / "c", "expired on", "create a new CA")
 
 
+def test_ca_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "c" / "ca.pem").mkdir(parents=True)
+    with pytest.raises(CAError, match="ca.pem is not a regular file"):
+        CertificateAuthority.load_or_create(tmp_path / "c")
+
+
 def test_confdir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(CAError, match="is not a directory"):
