@@ -1,0 +1,101 @@
+"""A curl command line that sends a recorded request again, byte for byte.
+
+Every header goes out with ``-H`` in its recorded order and case; curl's own default
+headers (``User-Agent``, ``Accept``, ``Content-Type`` for a body, ``Expect``) are
+switched off when the recording did not have them, so the request is the same.
+Arguments are quoted for any shell of the sh family: plain ``'...'`` for printable
+text, ANSI-C ``$'...'`` (bash, zsh, ksh) for anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+
+from inspector.export.redact import redact_flow
+from inspector.flow import Flow
+
+INLINE_BODY_LIMIT = 4096  # bodies larger than this go to a file when the caller gives one
+# Headers curl computes itself from the URL and the body.
+_FRAMING = (b"content-length", b"transfer-encoding")
+# Headers curl adds on its own: (name as curl sends it, when it adds it).
+_CURL_DEFAULTS = ((b"User-Agent", "always"), (b"Accept", "always"), (b"Content-Type", "body"))
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+
+def quote_arg(arg: bytes | str) -> str:
+    """Quote one argument for the shell, whatever bytes it holds (except NUL)."""
+    data = arg.encode("utf-8") if isinstance(arg, str) else arg
+    if all(b in _PRINTABLE for b in data):
+        return shlex.quote(data.decode("ascii"))
+    out = []
+    for b in data:
+        if b in (0x27, 0x5C):  # ' and \
+            out.append("\\" + chr(b))
+        elif b in _PRINTABLE:
+            out.append(chr(b))
+        else:
+            out.append(f"\\x{b:02x}")
+    return "$'" + "".join(out) + "'"
+
+
+def needs_body_file(body: bytes) -> bool:
+    """True when a body is better sent from a file than inline: large or not text."""
+    if len(body) > INLINE_BODY_LIMIT:
+        return True
+    return any(b not in _PRINTABLE and b not in (0x09, 0x0A, 0x0D) for b in body)
+
+
+def curl_command(flow: Flow, redact: bool = False, *, body_file: str | None = None) -> str:
+    """The curl command for ``flow``'s request.
+
+    ``body_file``: a path the caller writes the request body to; the command then reads
+    it with ``--data-binary @FILE``. Without one, the body is inline (a body holding NUL
+    bytes, which no shell argument can carry, is piped in through ``base64 -d``).
+    """
+    if redact:
+        flow = redact_flow(flow)
+    req = flow.request
+    body = req.body.data
+    names = {name.lower() for name, _ in req.headers}
+    args: list[str] = ["curl", "--http1.1"]
+    args += _method_args(req.method, bool(body))
+    if "/." in req.path.split("?")[0]:
+        args.append("--path-as-is")
+    if any(c in req.path for c in "[]{}"):
+        args.append("--globoff")
+    for name, value in req.headers:
+        if name.lower() not in _FRAMING:
+            args += ["-H", quote_arg(_header_arg(name, value))]
+    for name, when in _CURL_DEFAULTS:
+        if name.lower() not in names and (when == "always" or body):
+            args += ["-H", quote_arg(name + b":")]
+    if body and b"expect" not in names:
+        args += ["-H", quote_arg(b"Expect:")]
+    prefix = ""
+    if body:
+        if body_file is not None:
+            args += ["--data-binary", quote_arg("@" + body_file)]
+        elif b"\x00" in body:
+            prefix = f"printf %s {quote_arg(base64.b64encode(body))} | base64 -d | "
+            args += ["--data-binary", "@-"]
+        else:
+            args += ["--data-binary", quote_arg(body if body[:1] != b"@" else b"@-")]
+            if body[:1] == b"@":  # curl reads "@name" as a file name; pipe such a body in
+                prefix = f"printf %s {quote_arg(body)} | "
+    args.append(quote_arg(req.url))
+    return prefix + " ".join(args)
+
+
+def _method_args(method: str, has_body: bool) -> list[str]:
+    # curl sends GET without a body and POST with one; HEAD needs --head to not wait for a body.
+    if method == "HEAD" and not has_body:
+        return ["--head"]
+    if (method == "GET" and not has_body) or (method == "POST" and has_body):
+        return []
+    return ["-X", quote_arg(method)]
+
+
+def _header_arg(name: bytes, value: bytes) -> bytes:
+    # "Name:" would remove the header in curl; "Name;" sends it with an empty value.
+    return name + b";" if not value else name + b": " + value

@@ -1,0 +1,134 @@
+"""A runnable pytest module that replays recorded exchanges: capture once, keep as a test.
+
+Each exchange becomes one parametrised test that sends the recorded request with the
+``protocol`` client (headers prepared as ``inspector replay`` prepares them) and asserts
+the recorded status and body. ``INSPECTOR_BASE_URL`` points every request at another
+server; ``INSPECTOR_CA_FILE`` adds a CA bundle for https.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from inspector.export.redact import redact_flow
+from inspector.flow import Flow
+from inspector.replay import ReplayError, check_replayable, outgoing_headers
+
+_HEADER = '''\
+"""Regression tests captured by http-inspector ({count} exchanges).
+
+Each test sends one recorded request again with the `protocol` client and checks
+the status and the body against the recording.
+
+    python -m pytest THIS_FILE
+    INSPECTOR_BASE_URL=http://127.0.0.1:8000 python -m pytest THIS_FILE  # another server
+    INSPECTOR_CA_FILE=ca.pem python -m pytest THIS_FILE  # extra CA bundle for https
+"""
+
+import hashlib
+import os
+import ssl
+from urllib.parse import urlsplit
+
+import pytest
+
+import protocol
+
+BASE_URL = os.environ.get("INSPECTOR_BASE_URL", "")  # empty: each exchange's recorded server
+TIMEOUT = float(os.environ.get("INSPECTOR_TIMEOUT", "30"))
+'''
+
+_FOOTER = '''
+
+def _target(exchange):
+    """(scheme, host, port, Host header or None) the request goes to."""
+    if not BASE_URL:
+        return exchange["scheme"], exchange["host"], exchange["port"], None
+    parts = urlsplit(BASE_URL if "://" in BASE_URL else "http://" + BASE_URL)
+    scheme = parts.scheme
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, parts.hostname, port, parts.netloc.rpartition("@")[2]
+
+
+def _send(exchange):
+    scheme, host, port, authority = _target(exchange)
+    if scheme == "https":
+        context = ssl.create_default_context(cafile=os.environ.get("INSPECTOR_CA_FILE") or None)
+        conn = protocol.HTTPSConnection(host, port, timeout=TIMEOUT, context=context)
+    else:
+        conn = protocol.HTTPConnection(host, port, timeout=TIMEOUT)
+    try:
+        conn.putrequest(
+            exchange["method"], exchange["path"], skip_host=True, skip_accept_encoding=True
+        )
+        for name, value in exchange["headers"]:
+            if authority is not None and name.lower() == b"host":
+                value = authority.encode("ascii")
+            conn.putheader(name, value)
+        conn.endheaders(exchange["body"] or None)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES, ids=[e["id"] for e in EXCHANGES])
+def test_exchange(exchange):
+    status, body = _send(exchange)
+    assert status == exchange["status"], f"got status {status}, recorded {exchange['status']}"
+    if exchange["response_body"] is not None:
+        assert body == exchange["response_body"]
+    else:  # the recording kept only part of the body: check its size and digest
+        assert len(body) == exchange["response_size"]
+        if exchange["response_sha256"]:
+            assert hashlib.sha256(body).hexdigest() == exchange["response_sha256"]
+'''
+
+
+def pytest_module(flows: Iterable[Flow], redact: bool = False) -> str:
+    """The source of a pytest module with one test per replayable flow that has a response."""
+    exchanges: list[str] = []
+    left_out: list[str] = []
+    for flow in flows:
+        if redact:
+            flow = redact_flow(flow)
+        reason = _unusable(flow)
+        if reason:
+            left_out.append(f"# left out: {flow.request.method} {flow.request.url}: {reason}")
+        else:
+            exchanges.append(_exchange_literal(flow, len(exchanges) + 1))
+    body = "EXCHANGES = [\n" + "".join(exchanges) + "]\n"
+    notes = "\n".join(left_out) + "\n\n" if left_out else ""
+    return _HEADER.format(count=len(exchanges)) + "\n" + notes + body + _FOOTER
+
+
+def _unusable(flow: Flow) -> str | None:
+    try:
+        check_replayable(flow)
+    except ReplayError as e:
+        return str(e)
+    if flow.response is None:
+        return "no response was recorded"
+    return None
+
+
+def _exchange_literal(flow: Flow, number: int) -> str:
+    req, resp = flow.request, flow.response
+    assert resp is not None
+    complete = not resp.body.truncated
+    fields = {
+        "id": f"{number:03d}-{req.method}-{req.path.split('?')[0]}"[:80],
+        "method": req.method,
+        "scheme": req.scheme,
+        "host": req.host,
+        "port": req.port,
+        "path": req.path,
+        "headers": outgoing_headers(req, req.authority),
+        "body": req.body.data,
+        "status": resp.status_code,
+        "response_body": resp.body.data if complete else None,
+        "response_size": resp.body.size,
+        "response_sha256": resp.body.sha256,
+    }
+    lines = [f"        {key!r}: {value!r},\n" for key, value in fields.items()]
+    return "    {\n" + "".join(lines) + "    },\n"
