@@ -290,7 +290,7 @@ def test_expired_ca_is_refused(tmp_path: Path) -> None:
 
 def test_ca_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "c" / "ca.pem").mkdir(parents=True)
-    with pytest.raises(CAError, match="ca.pem is not a regular file"):
+    with pytest.raises(CAError, match=r"ca\.pem is not a regular file"):
         CertificateAuthority.load_or_create(tmp_path / "c")
 
 
