@@ -1,0 +1,734 @@
+"""The one filter language (mitmproxy-style): dump, TUI, replay, export and intercept use it.
+
+``parse(expr)`` turns text such as ``~m POST & !(~c 2xx | ~d example\\.com)`` into a
+``Filter``: callable on a ``Flow``, printable back to equivalent text, and compilable to
+an SQL ``WHERE`` fragment (``Filter.sql()``) so the store can filter 100,000 flows
+without loading them. Both evaluations call the same matching helpers, so a filter
+selects the same flows in memory and in a session file.
+
+Grammar (``!`` binds tighter than ``&``, which binds tighter than ``|``; whitespace
+between two terms means ``&``)::
+
+    expr    := and ("|" and)*
+    and     := unary (["&"] unary)*
+    unary   := "!" unary | primary
+    primary := "(" expr ")" | OPERATOR [ARGUMENT] | ARGUMENT      # a bare argument is ~u
+
+An argument is a quoted string (``"..."`` or ``'...'``; ``\\\\ \\" \\' \\n \\r \\t`` are
+escapes, any other backslash is kept for the regex) or an unquoted word running to the
+next whitespace, or to a ``)``, ``&`` or ``|`` outside parentheses opened in the word.
+Positions in errors count characters from 0.
+
+SQL contract with the store (``inspector.store``): the fragment refers to a table
+``flows`` with columns ``seq`` (row id), ``method``, ``host``, ``url``, ``status``
+(NULL without a response), ``error_class`` (NULL without an error),
+``req_content_type``, ``resp_content_type``, ``req_head_text``, ``resp_head_text``
+(``header_text()`` of the header pairs; NULL without a response), ``marked``,
+``replay_of``; and a table ``bodies(flow_seq, part, data)`` with part 0 for the request
+and 1 for the response (no row for an empty body). The connection must have
+``register_sql_functions()`` applied.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from functools import lru_cache
+from typing import ClassVar
+
+from inspector.flow import Flow, Response
+
+__all__ = ["HELP", "OPERATORS", "Filter", "FilterError", "parse", "register_sql_functions"]
+
+
+class FilterError(ValueError):
+    """A filter expression that does not parse; ``position`` is where (0-based)."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+# --- matching helpers shared by Python and SQL evaluation ---------------------------------
+
+
+@lru_cache(maxsize=512)
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def header_text(pairs: list[tuple[bytes, bytes]]) -> str:
+    """Header pairs as ``Name: value`` lines (latin-1), the text ``~h`` matches line by line."""
+    return "\n".join(f"{n.decode('latin-1')}: {v.decode('latin-1')}" for n, v in pairs)
+
+
+def _search(pattern: str, text: str | None) -> bool:
+    return text is not None and _compile(pattern).search(text) is not None
+
+
+def _lines_match(pattern: str, text: str | None) -> bool:
+    if not text:
+        return False
+    search = _compile(pattern).search
+    return any(search(line) is not None for line in text.split("\n"))
+
+
+def _body_matches(pattern: str, data: bytes | None) -> bool:
+    # An empty body never matches: the store keeps no row for it.
+    if not data:
+        return False
+    rx = _compile(pattern)
+    if rx.search(data.decode("latin-1")) is not None:
+        return True
+    if data.isascii():
+        return False  # the UTF-8 reading would be the same text
+    return rx.search(data.decode("utf-8", errors="replace")) is not None
+
+
+def _same_method(a: str | None, b: str) -> bool:
+    # ASCII-only case folding, the same as SQLite's NOCASE collation.
+    return (
+        a is not None
+        and a.encode("utf-8", "surrogatepass").lower() == b.encode("utf-8", "surrogatepass").lower()
+    )
+
+
+def register_sql_functions(conn: sqlite3.Connection) -> None:
+    """Make the functions that ``Filter.sql()`` fragments call available on ``conn``."""
+    conn.create_function("flt_search", 2, _search, deterministic=True)
+    conn.create_function("flt_lines", 2, _lines_match, deterministic=True)
+    conn.create_function("flt_body", 2, _body_matches, deterministic=True)
+
+
+# --- the filter classes -------------------------------------------------------------------
+
+SQL = tuple[str, list[object]]
+
+
+class Filter:
+    """A parsed filter: ``f(flow) -> bool``, ``str(f)`` re-parses to an equal filter."""
+
+    __slots__ = ()
+
+    def __call__(self, flow: Flow) -> bool:
+        raise NotImplementedError
+
+    def sql(self) -> SQL:
+        """A ``WHERE`` fragment (never NULL) and its parameters; see the module docstring."""
+        raise NotImplementedError
+
+    def _key(self) -> tuple[object, ...]:
+        return ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._key()))
+
+    def __repr__(self) -> str:
+        return f"parse({str(self)!r})"
+
+
+class Operator(Filter):
+    """A ``~x`` term; subclasses set ``code``, ``help`` and ``argument`` (None: no argument)."""
+
+    __slots__ = ()
+    code: ClassVar[str]
+    help: ClassVar[str]
+    argument: ClassVar[str | None] = None
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class _ArgOperator(Operator):
+    __slots__ = ("arg",)
+    argument = "TEXT"
+
+    def __init__(self, arg: str) -> None:
+        self.arg = arg
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.arg,)
+
+    def __str__(self) -> str:
+        return f"{self.code} {quote(self.arg)}"
+
+
+class _RegexOperator(_ArgOperator):
+    __slots__ = ()
+    argument = "REGEX"
+
+    def __init__(self, arg: str) -> None:
+        super().__init__(arg)
+        try:
+            _compile(arg)
+        except re.error as e:
+            raise ValueError(f"bad regex for {self.code}: {e.msg}") from None
+
+
+class Method(_ArgOperator):
+    __slots__ = ()
+    code = "~m"
+    argument = "METHOD"
+    help = "request method, exact (any case): ~m POST"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _same_method(flow.request.method, self.arg)
+
+    def sql(self) -> SQL:
+        return "(flows.method = ? COLLATE NOCASE)", [self.arg]
+
+
+class Domain(_RegexOperator):
+    __slots__ = ()
+    code = "~d"
+    help = "upstream host name or address: ~d 'example\\.com$'"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _search(self.arg, flow.request.host)
+
+    def sql(self) -> SQL:
+        return "flt_search(?, flows.host)", [self.arg]
+
+
+class Url(_RegexOperator):
+    __slots__ = ()
+    code = "~u"
+    help = "full URL (a bare word means ~u WORD): ~u /api/"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _search(self.arg, flow.request.url)
+
+    def sql(self) -> SQL:
+        return "flt_search(?, flows.url)", [self.arg]
+
+
+_CODE_RE = re.compile(r"[1-9][0-9]{2}")
+_CLASS_RE = re.compile(r"[1-9][xX]{2}")
+
+
+class Code(_ArgOperator):
+    __slots__ = ("_high", "_low")
+    code = "~c"
+    argument = "CODE"
+    help = "response status code, or a class: ~c 404, ~c 5xx"
+
+    def __init__(self, arg: str) -> None:
+        super().__init__(arg)
+        if _CODE_RE.fullmatch(arg):
+            self._low = self._high = int(arg)
+        elif _CLASS_RE.fullmatch(arg):
+            self._low = int(arg[0]) * 100
+            self._high = self._low + 99
+        else:
+            raise ValueError(
+                f"bad status for ~c: {arg!r} (use a code like 404 or a class like 4xx)"
+            )
+
+    def __call__(self, flow: Flow) -> bool:
+        resp = flow.response
+        return resp is not None and self._low <= resp.status_code <= self._high
+
+    def sql(self) -> SQL:
+        if self._low == self._high:
+            return "(flows.status IS ?)", [self._low]
+        return "(flows.status IS NOT NULL AND flows.status BETWEEN ? AND ?)", [
+            self._low,
+            self._high,
+        ]
+
+
+def _response_head(resp: Response | None) -> str | None:
+    return None if resp is None else header_text(resp.headers)
+
+
+class Header(_RegexOperator):
+    __slots__ = ()
+    code = "~h"
+    help = "any request or response header, as a 'Name: value' line: ~h '^x-api-key:'"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _lines_match(self.arg, header_text(flow.request.headers)) or _lines_match(
+            self.arg, _response_head(flow.response)
+        )
+
+    def sql(self) -> SQL:
+        return (
+            "(flt_lines(?, flows.req_head_text) OR flt_lines(?, flows.resp_head_text))",
+            [self.arg, self.arg],
+        )
+
+
+class RequestHeader(_RegexOperator):
+    __slots__ = ()
+    code = "~hq"
+    help = "a request header line: ~hq 'cookie: .*session'"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _lines_match(self.arg, header_text(flow.request.headers))
+
+    def sql(self) -> SQL:
+        return "flt_lines(?, flows.req_head_text)", [self.arg]
+
+
+class ResponseHeader(_RegexOperator):
+    __slots__ = ()
+    code = "~hs"
+    help = "a response header line: ~hs 'cache-control: no-store'"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _lines_match(self.arg, _response_head(flow.response))
+
+    def sql(self) -> SQL:
+        return "flt_lines(?, flows.resp_head_text)", [self.arg]
+
+
+def _body_sql(part: str) -> str:
+    return (
+        "EXISTS (SELECT 1 FROM bodies WHERE bodies.flow_seq = flows.seq"
+        f"{part} AND flt_body(?, bodies.data))"
+    )
+
+
+class Body(_RegexOperator):
+    __slots__ = ()
+    code = "~b"
+    help = "the recorded request or response body (as sent, before decoding): ~b token"
+
+    def __call__(self, flow: Flow) -> bool:
+        resp = flow.response
+        return _body_matches(self.arg, flow.request.body.data) or (
+            resp is not None and _body_matches(self.arg, resp.body.data)
+        )
+
+    def sql(self) -> SQL:
+        return _body_sql(""), [self.arg]
+
+
+class RequestBody(_RegexOperator):
+    __slots__ = ()
+    code = "~bq"
+    help = "the recorded request body: ~bq '\"user\":'"
+
+    def __call__(self, flow: Flow) -> bool:
+        return _body_matches(self.arg, flow.request.body.data)
+
+    def sql(self) -> SQL:
+        return _body_sql(" AND bodies.part = 0"), [self.arg]
+
+
+class ResponseBody(_RegexOperator):
+    __slots__ = ()
+    code = "~bs"
+    help = "the recorded response body: ~bs 'error'"
+
+    def __call__(self, flow: Flow) -> bool:
+        resp = flow.response
+        return resp is not None and _body_matches(self.arg, resp.body.data)
+
+    def sql(self) -> SQL:
+        return _body_sql(" AND bodies.part = 1"), [self.arg]
+
+
+class ContentType(_RegexOperator):
+    __slots__ = ()
+    code = "~t"
+    help = "request or response Content-Type: ~t json"
+
+    def __call__(self, flow: Flow) -> bool:
+        resp = flow.response
+        return _search(self.arg, flow.request.header("content-type")) or (
+            resp is not None and _search(self.arg, resp.header("content-type"))
+        )
+
+    def sql(self) -> SQL:
+        return (
+            "(flt_search(?, flows.req_content_type) OR flt_search(?, flows.resp_content_type))",
+            [self.arg, self.arg],
+        )
+
+
+class HasError(Operator):
+    __slots__ = ()
+    code = "~e"
+    help = "exchanges with an exception (connect, TLS, protocol, timeout, ...)"
+
+    def __call__(self, flow: Flow) -> bool:
+        return flow.error is not None
+
+    def sql(self) -> SQL:
+        return "(flows.error_class IS NOT NULL)", []
+
+
+class HasResponse(Operator):
+    __slots__ = ()
+    code = "~s"
+    help = "exchanges with a response"
+
+    def __call__(self, flow: Flow) -> bool:
+        return flow.response is not None
+
+    def sql(self) -> SQL:
+        return "(flows.status IS NOT NULL)", []
+
+
+class NoResponse(Operator):
+    __slots__ = ()
+    code = "~q"
+    help = "exchanges with no response (yet)"
+
+    def __call__(self, flow: Flow) -> bool:
+        return flow.response is None
+
+    def sql(self) -> SQL:
+        return "(flows.status IS NULL)", []
+
+
+class Marked(Operator):
+    __slots__ = ()
+    code = "~marked"
+    help = "flows marked by the user"
+
+    def __call__(self, flow: Flow) -> bool:
+        return flow.marked
+
+    def sql(self) -> SQL:
+        return "(flows.marked = 1)", []
+
+
+class Replayed(Operator):
+    __slots__ = ()
+    code = "~replay"
+    help = "flows made by replaying another flow"
+
+    def __call__(self, flow: Flow) -> bool:
+        return flow.replay_of is not None
+
+    def sql(self) -> SQL:
+        return "(flows.replay_of IS NOT NULL)", []
+
+
+OPERATORS: dict[str, type[Operator]] = {
+    cls.code: cls
+    for cls in (
+        Method,
+        Domain,
+        Url,
+        Code,
+        Header,
+        RequestHeader,
+        ResponseHeader,
+        Body,
+        RequestBody,
+        ResponseBody,
+        ContentType,
+        HasError,
+        HasResponse,
+        NoResponse,
+        Marked,
+        Replayed,
+    )
+}
+
+
+class Not(Filter):
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Filter) -> None:
+        self.inner = inner
+
+    def __call__(self, flow: Flow) -> bool:
+        return not self.inner(flow)
+
+    def sql(self) -> SQL:
+        where, params = self.inner.sql()
+        return f"(NOT {where})", params
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.inner,)
+
+    def __str__(self) -> str:
+        inner = str(self.inner)
+        return f"!({inner})" if isinstance(self.inner, _Group) else f"!{inner}"
+
+
+class _Group(Filter):
+    __slots__ = ("parts",)
+    joiner: ClassVar[str]
+    sql_joiner: ClassVar[str]
+
+    def __init__(self, parts: list[Filter]) -> None:
+        flat: list[Filter] = []
+        for part in parts:
+            flat.extend(part.parts if type(part) is type(self) else (part,))  # type: ignore[attr-defined]
+        self.parts = tuple(flat)
+
+    def sql(self) -> SQL:
+        wheres, params = [], []
+        for part in self.parts:
+            where, ps = part.sql()
+            wheres.append(where)
+            params.extend(ps)
+        return f"({self.sql_joiner.join(wheres)})", params
+
+    def _key(self) -> tuple[object, ...]:
+        return self.parts
+
+
+class And(_Group):
+    __slots__ = ()
+    joiner = " & "
+    sql_joiner = " AND "
+
+    def __call__(self, flow: Flow) -> bool:
+        return all(part(flow) for part in self.parts)
+
+    def __str__(self) -> str:
+        return self.joiner.join(f"({p})" if isinstance(p, Or) else str(p) for p in self.parts)
+
+
+class Or(_Group):
+    __slots__ = ()
+    joiner = " | "
+    sql_joiner = " OR "
+
+    def __call__(self, flow: Flow) -> bool:
+        return any(part(flow) for part in self.parts)
+
+    def __str__(self) -> str:
+        return self.joiner.join(str(p) for p in self.parts)
+
+
+# --- quoting ------------------------------------------------------------------------------
+
+_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "r": "\r", "t": "\t"}
+_QUOTE_OUT = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NEEDS_QUOTES = re.compile(r"""[\s()&|"'\\]|^[~!]|^$""")
+
+
+def quote(arg: str) -> str:
+    """``arg`` as the parser reads it back: bare when safe, else double-quoted with escapes."""
+    if not _NEEDS_QUOTES.search(arg):
+        return arg
+    return '"' + "".join(_QUOTE_OUT.get(ch, ch) for ch in arg) + '"'
+
+
+# --- tokenizer and parser -----------------------------------------------------------------
+
+_PUNCT = "()!&|"
+_OPERATOR_NAME = re.compile(r"~[a-zA-Z]*")
+
+
+class _Lexer:
+    """Reads tokens on demand: the parser says whether it wants a term or an argument."""
+
+    __slots__ = ("pos", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def skip_space(self) -> int:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+        return self.pos
+
+    def peek(self) -> str:
+        """The next term-level token kind: one of ``()!&|``, ``~``, ``word`` or ``""`` (end)."""
+        self.skip_space()
+        if self.pos >= len(self.text):
+            return ""
+        ch = self.text[self.pos]
+        if ch in _PUNCT or ch == "~":
+            return ch
+        return "word"
+
+    def take_punct(self) -> tuple[str, int]:
+        start = self.pos
+        self.pos += 1
+        return self.text[start], start
+
+    def take_operator(self) -> tuple[str, int]:
+        m = _OPERATOR_NAME.match(self.text, self.pos)
+        assert m is not None
+        self.pos = m.end()
+        return m.group(), m.start()
+
+    def take_argument(self) -> str | None:
+        """A quoted or bare argument, or None when there is none here."""
+        self.skip_space()
+        if self.pos >= len(self.text):
+            return None
+        ch = self.text[self.pos]
+        if ch in "\"'":
+            return self._quoted(ch)
+        if ch == "~" and _OPERATOR_NAME.match(self.text, self.pos).end() > self.pos + 1:  # type: ignore[union-attr]
+            return None  # an operator, not an argument: quote it to mean the text
+        return self._word() or None
+
+    def _quoted(self, quote_char: str) -> str:
+        start = self.pos
+        self.pos += 1
+        out: list[str] = []
+        text = self.text
+        while self.pos < len(text):
+            ch = text[self.pos]
+            if ch == quote_char:
+                self.pos += 1
+                return "".join(out)
+            if ch == "\\" and self.pos + 1 < len(text):
+                nxt = text[self.pos + 1]
+                out.append(_ESCAPES.get(nxt, "\\" + nxt))
+                self.pos += 2
+                continue
+            out.append(ch)
+            self.pos += 1
+        raise FilterError(
+            f"unterminated quote at position {start}: add the closing {quote_char}", start
+        )
+
+    def _word(self) -> str:
+        start = self.pos
+        depth = 0
+        text = self.text
+        while self.pos < len(text):
+            ch = text[self.pos]
+            if ch.isspace():
+                break
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif ch in "&|" and depth == 0:
+                break
+            self.pos += 1
+        return text[start : self.pos]
+
+
+def _known() -> str:
+    return " ".join(OPERATORS)
+
+
+class _Parser:
+    __slots__ = ("lex",)
+
+    def __init__(self, text: str) -> None:
+        self.lex = _Lexer(text)
+
+    def parse(self) -> Filter:
+        if not self.lex.text.strip():
+            raise FilterError("empty filter expression: write e.g. ~m GET or ~c 404", 0)
+        result = self.parse_or()
+        kind = self.lex.peek()
+        if kind:
+            pos = self.lex.pos
+            raise FilterError(f"unexpected {kind} at position {pos}: no ( to close", pos)
+        return result
+
+    def parse_or(self) -> Filter:
+        parts = [self.parse_and()]
+        while self.lex.peek() == "|":
+            self.lex.take_punct()
+            parts.append(self.parse_and())
+        return parts[0] if len(parts) == 1 else Or(parts)
+
+    def parse_and(self) -> Filter:
+        parts = [self.parse_unary()]
+        while True:
+            kind = self.lex.peek()
+            if kind == "&":
+                self.lex.take_punct()
+            elif kind not in ("(", "!", "~", "word"):
+                break
+            parts.append(self.parse_unary())
+        return parts[0] if len(parts) == 1 else And(parts)
+
+    def parse_unary(self) -> Filter:
+        if self.lex.peek() == "!":
+            self.lex.take_punct()
+            return Not(self.parse_unary())
+        return self.parse_primary()
+
+    def parse_primary(self) -> Filter:
+        kind = self.lex.peek()
+        pos = self.lex.pos
+        if kind == "(":
+            self.lex.take_punct()
+            inner = self.parse_or()
+            if self.lex.peek() != ")":
+                at = self.lex.pos
+                raise FilterError(
+                    f"missing ) at position {at}: the ( at position {pos} is not closed", at
+                )
+            self.lex.take_punct()
+            return inner
+        if kind == "~":
+            return self.parse_operator()
+        if kind == "word":
+            word = self.lex.take_argument()
+            assert word is not None
+            return self.build(Url, word, pos)
+        if kind == "":
+            raise FilterError(f"expected a filter at position {pos} (end of expression)", pos)
+        if kind == ")":
+            raise FilterError(f"unexpected ) at position {pos}: expected a filter first", pos)
+        raise FilterError(f"expected a filter before {kind} at position {pos}", pos)
+
+    def parse_operator(self) -> Filter:
+        code, pos = self.lex.take_operator()
+        cls = OPERATORS.get(code.lower())
+        if cls is None:
+            raise FilterError(
+                f"unknown operator {code} at position {pos}: known operators are {_known()}", pos
+            )
+        if cls.argument is None:
+            return cls()
+        arg_pos = self.lex.skip_space()
+        arg = self.lex.take_argument()
+        if arg is None:
+            raise FilterError(
+                f"{cls.code} needs a {cls.argument} argument at position {arg_pos} "
+                f"(e.g. {cls.help.rsplit(': ', 1)[-1]})",
+                arg_pos,
+            )
+        return self.build(cls, arg, arg_pos)
+
+    @staticmethod
+    def build(cls: Callable[[str], Filter], arg: str, pos: int) -> Filter:
+        try:
+            return cls(arg)
+        except ValueError as e:
+            raise FilterError(f"{e} (at position {pos})", pos) from None
+
+
+def parse(expr: str) -> Filter:
+    """Parse a filter expression; raises ``FilterError`` saying what is wrong and where."""
+    return _Parser(expr).parse()
+
+
+def _help_text() -> str:
+    rows = [(f"{cls.code} {cls.argument or ''}".rstrip(), cls.help) for cls in OPERATORS.values()]
+    rows += [
+        ("!X", "not X"),
+        ("X & Y", "X and Y (whitespace between terms also means and)"),
+        ("X | Y", "X or Y (! binds tighter than &, & tighter than |)"),
+        ("(X)", "grouping"),
+        ("WORD", "a bare word means ~u WORD"),
+    ]
+    width = max(len(left) for left, _ in rows) + 2
+    lines = ["Filter expressions:"]
+    lines += [f"  {left.ljust(width)}{right}" for left, right in rows]
+    lines += [
+        "Regexes (REGEX) ignore case. Quote an argument with spaces, parentheses, & or |:",
+        "  ~h \"content-type: text/.*\"   ~u 'a(b|c)'   ~m POST & !(~c 2xx | ~d internal)",
+    ]
+    return "\n".join(lines)
+
+
+HELP = _help_text()
