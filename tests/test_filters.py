@@ -59,7 +59,7 @@ POST_404 = make_flow(
     req_body=b"item=42&qty=1",
     status=404,
     resp_headers=[(b"Content-Type", b"text/html; charset=utf-8"), (b"X-Trace", b"abc")],
-    resp_body="<h1>Nicht gefunden – ö</h1>".encode(),
+    resp_body="<h1>Nicht gefunden \u2014 \u00f6</h1>".encode(),
 )
 REFUSED = make_flow(
     "GET", "127.0.0.1", "/", scheme="http", port=9, status=None, error="ConnectionRefusedError"
@@ -97,7 +97,7 @@ def selected(expr: str) -> set[str]:
         ("~hs x-trace", {"post_404"}),
         ("~hq cookie", {"post_404"}),
         ("~b qty=1", {"post_404"}),
-        ("~b 'gefunden – ö'", {"post_404"}),  # UTF-8 text
+        ("~b 'gefunden \u2014 \u00f6'", {"post_404"}),  # UTF-8 text
         ("~b 'NICHT'", {"post_404"}),
         ("~bq nicht", set()),
         ("~bs nicht", {"post_404"}),
