@@ -93,12 +93,15 @@ class CertStore:
             self._tmpdir = self._cleanup = None
 
     def _entry(self, host: str, extra_sans: Sequence[str]) -> _Entry:
+        with self._lock:
+            # Keys are normalized names, so a key equal to ``host`` needs no parsing.
+            entry = self._cache.get(host)
+            if entry is not None:
+                self._cache.move_to_end(host)
+                return entry
         name = normalize_host(host)
         with self._lock:
-            entry = self._lookup(name)
-            if entry is None:
-                entry = self._mint(name, extra_sans)
-            return entry
+            return self._lookup(name) or self._mint(name, extra_sans)
 
     def _lookup(self, name: str) -> _Entry | None:
         for key in (name, _wildcard_for(name)):
