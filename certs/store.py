@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.ca import CertificateAuthority
-from certs.mint import LeafMinter, normalize_host
+from certs.mint import HostError, LeafMinter, normalize_host
 
 ALPN_PROTOCOLS = ["http/1.1"]
 
@@ -72,6 +72,23 @@ class CertStore:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def __contains__(self, host: object) -> bool:
+        """Whether ``server_context(host)`` would come from the cache, without signing.
+
+        Lets an asyncio caller run only real mints in an executor.
+        """
+        if not isinstance(host, str):
+            return False
+        with self._lock:
+            if host in self._cache:
+                return True
+        try:
+            name = normalize_host(host)
+        except HostError:
+            return False
+        with self._lock:
+            return any(key in self._cache for key in (name, _wildcard_for(name)) if key)
 
     def server_context(self, sni_or_host: str, extra_sans: Sequence[str] = ()) -> ssl.SSLContext:
         """A server-side context presenting a leaf for ``sni_or_host`` (cached).

@@ -488,6 +488,16 @@ def test_upstream_sans_make_one_leaf_serve_sibling_hosts(store: CertStore) -> No
     assert store.minted == 1
 
 
+def test_membership_tells_whether_a_lookup_would_sign(store: CertStore) -> None:
+    assert "member.test" not in store
+    store.server_context("member.test")
+    store.server_context("*.wild.member.test")
+    assert "member.test" in store and "MEMBER.test." in store
+    assert "a.wild.member.test" in store
+    assert "other.test" not in store and "bad name" not in store and 42 not in store
+    assert store.minted == 2
+
+
 def test_lru_evicts_the_least_recently_used_host(ca: CertificateAuthority) -> None:
     store = CertStore(ca, cache_size=2)
     a = store.server_context("a.lru.test")
