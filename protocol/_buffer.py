@@ -1,0 +1,121 @@
+"""The receive buffer: bytes in, heads/lines/body slices out, with size caps.
+
+Consuming only moves an offset, so a body that arrives in its own ``recv()``
+passes through without a copy. Searches remember how far they got and never
+rescan bytes they already searched.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import LineTooLong, RemoteProtocolError
+
+
+class ReceiveBuffer:
+    __slots__ = ("_buf", "_pos", "_scanned", "eof")
+
+    def __init__(self) -> None:
+        self._buf: bytes | bytearray = b""
+        self._pos = 0  # start of the unconsumed bytes in _buf
+        self._scanned = 0  # bytes after _pos already searched by the pending search
+        self.eof = False  # the peer closed its side
+
+    def __len__(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __bool__(self) -> bool:
+        return len(self._buf) > self._pos
+
+    def feed(self, data: bytes) -> None:
+        """Append ``data`` (keeping a lone ``bytes`` object as is, without copying)."""
+        buf = self._buf
+        if self._pos >= len(buf):
+            self._buf = data
+            self._pos = 0
+        elif isinstance(buf, bytearray):
+            if self._pos > 65536 and self._pos * 2 > len(buf):
+                del buf[: self._pos]  # compact now and then; cheap on CPython
+                self._pos = 0
+            buf += data
+        else:
+            rest = bytearray(memoryview(buf)[self._pos :])
+            rest += data
+            self._buf = rest
+            self._pos = 0
+
+    def peek(self) -> bytes:
+        """All unconsumed bytes (a copy), for ``trailing_data`` and error messages."""
+        return bytes(self._buf[self._pos :])
+
+    def take(self, n: int) -> bytes:
+        """Consume and return up to ``n`` bytes (the very object received when it can)."""
+        buf, pos = self._buf, self._pos
+        end = min(pos + n, len(buf))
+        if pos == 0 and end == len(buf) and type(buf) is bytes:
+            out = buf
+        elif type(buf) is bytes:
+            out = buf[pos:end]
+        else:
+            with memoryview(buf) as view:
+                out = view[pos:end].tobytes()
+        self._pos = end
+        self._scanned = 0
+        return out
+
+    def skip(self, n: int) -> None:
+        self._pos += n
+        self._scanned = 0
+
+    def startswith(self, prefix: bytes) -> bool:
+        return self._buf.startswith(prefix, self._pos)
+
+    def skip_blank_lines(self) -> None:
+        """Drop empty lines before a message (RFC 9112 2.2 lets us ignore them)."""
+        while self._buf.startswith(b"\r\n", self._pos):
+            self.skip(2)
+
+    def take_head(self, max_line: int, max_bytes: int, line_type: str) -> bytes | None:
+        """Consume a head up to and including its blank line; return it without the
+        final ``CRLF`` (so every line, the last too, ends in ``CRLF``), or None.
+
+        Raises ``LineTooLong(line_type)`` when the first line grows past ``max_line``
+        and ``RemoteProtocolError`` (431) when the head grows past ``max_bytes``.
+        """
+        buf, pos = self._buf, self._pos
+        start = pos + self._scanned - 3 if self._scanned > 3 else pos
+        end = buf.find(b"\r\n\r\n", start)
+        if end >= 0:
+            self._pos = end + 4
+            self._scanned = 0
+            head = buf[pos : end + 2]
+            return head if type(head) is bytes else bytes(head)
+        size = len(buf) - pos
+        self._scanned = size
+        if buf.find(b"\n\n", start) >= 0:
+            raise RemoteProtocolError(
+                f"peer ended a {line_type} or header line with a bare LF; HTTP/1.1 "
+                "requires CRLF line endings"
+            )
+        if size > max_line and buf.find(b"\r\n", pos, pos + max_line + 2) < 0:
+            raise LineTooLong(line_type, max_line)
+        if size > max_bytes:
+            raise RemoteProtocolError(
+                f"peer's message head is larger than {max_bytes} bytes", status_hint=431
+            )
+        return None
+
+    def take_line(self, max_line: int, line_type: str) -> bytes | None:
+        """Consume one line and return it without its ``CRLF``, or None if incomplete."""
+        buf, pos = self._buf, self._pos
+        start = pos + self._scanned - 1 if self._scanned > 1 else pos
+        end = buf.find(b"\r\n", start)
+        if end >= 0:
+            if end - pos > max_line:
+                raise LineTooLong(line_type, max_line)
+            self._pos = end + 2
+            self._scanned = 0
+            return bytes(buf[pos:end])
+        size = len(buf) - pos
+        self._scanned = size
+        if size > max_line:
+            raise LineTooLong(line_type, max_line)
+        return None

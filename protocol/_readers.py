@@ -1,0 +1,392 @@
+"""Readers: receive buffer -> event, or None when more bytes are needed.
+
+Head readers are functions; body readers are small objects holding how much of
+the body is left. Nothing here does I/O or knows about connection state. Framing
+is decided (and refused when ambiguous) before a head is handed out.
+"""
+
+from __future__ import annotations
+
+from protocol import _abnf
+from protocol._buffer import ReceiveBuffer
+from protocol.errors import (
+    BadStatusLine,
+    IncompleteRead,
+    LineTooLong,
+    RemoteProtocolError,
+    UnknownProtocol,
+    UnknownTransferEncoding,
+    quote,
+)
+from protocol.events import Data, EndOfMessage, Request, Response
+from protocol.headers import HeaderPairs, Headers
+
+_field_lines = _abnf.header_field_lines_re.findall
+_framing_fields = _abnf.framing_fields_re.findall
+_request_line = _abnf.request_line_re.fullmatch
+_status_line = _abnf.status_line_re.fullmatch
+_chunk_size_line = _abnf.chunk_size_line_re.fullmatch
+_content_length = _abnf.content_length_re.fullmatch
+
+# Transfer-codings in the IANA registry that we recognise but do not decode.
+_KNOWN_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"})
+
+
+class Limits:
+    """The caps a peer's message head must stay under."""
+
+    __slots__ = ("max_header_bytes", "max_headers", "max_line")
+
+    def __init__(self, max_line: int, max_headers: int, max_header_bytes: int) -> None:
+        self.max_line = max_line
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+
+
+class Framing:
+    """What a head's fields say about its body and the connection."""
+
+    __slots__ = ("chunked", "close", "content_length", "expect_continue", "keep_alive", "upgrade")
+
+    def __init__(self) -> None:
+        self.content_length: int | None = None
+        self.chunked = False
+        self.close = False  # "Connection: close"
+        self.keep_alive = False  # "Connection: keep-alive"
+        self.upgrade = False  # an Upgrade field is present
+        self.expect_continue = False
+
+
+# ---------------------------------------------------------------- head parsing
+
+
+def parse_fields(head: bytes, start: int, limits: Limits, what: str) -> HeaderPairs:
+    """The ``(name, value)`` pairs of the header lines in ``head[start:]``."""
+    count = head.count(b"\n", start)
+    if count > limits.max_headers:
+        raise RemoteProtocolError(f"got more than {limits.max_headers} {what}s", status_hint=431)
+    size = len(head) - start
+    if size > limits.max_header_bytes:
+        raise RemoteProtocolError(
+            f"{what} block is {size} bytes, more than the limit of {limits.max_header_bytes}",
+            status_hint=431,
+        )
+    if size > limits.max_line:
+        _check_line_lengths(head, start, limits.max_line, what)
+    fields = _field_lines(head, start)
+    if len(fields) != count:
+        _explain_bad_fields(head[start:], what)
+    return fields
+
+
+def _check_line_lengths(head: bytes, start: int, max_line: int, what: str) -> None:
+    for line in head[start:].split(b"\r\n"):
+        if len(line) > max_line:
+            raise LineTooLong(f"{what} line", max_line)
+
+
+def _explain_bad_fields(block: bytes, what: str) -> None:
+    """Raise the error that says which line of a rejected header block is wrong and why."""
+    for line in block.split(b"\r\n")[:-1]:
+        if _abnf.header_field_lines_re.fullmatch(line + b"\r\n"):
+            continue
+        raise RemoteProtocolError(f"{_field_problem(line)} in {what} line {quote(line)}")
+    raise RemoteProtocolError(f"malformed {what} block {quote(block)}")
+
+
+def _field_problem(line: bytes) -> str:
+    if b"\n" in line:
+        return "bare LF line ending (HTTP/1.1 requires CRLF)"
+    if line[:1] in (b" ", b"\t"):
+        return "obs-fold (a continuation line starting with whitespace) is not allowed"
+    name, colon, _ = line.partition(b":")
+    if not colon:
+        return "missing colon"
+    if not name:
+        return "empty field name"
+    if name != name.rstrip(b" \t"):
+        return "whitespace between field name and colon"
+    if not _abnf.token_re.fullmatch(name):
+        return "invalid character in field name"
+    return "control character in field value"
+
+
+def read_request_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Request, Framing] | None:
+    buf.skip_blank_lines()
+    head = buf.take_head(limits.max_line, _head_cap(limits), "request line")
+    if head is None:
+        return None
+    eol = head.index(b"\r\n")
+    if eol > limits.max_line:
+        raise LineTooLong("request line", limits.max_line)
+    m = _request_line(head, 0, eol)
+    if m is None:
+        _explain_request_line(head[:eol])
+    method, target, version = m.groups()
+    if version[0] != 49:  # b"1"
+        raise UnknownProtocol(f"HTTP/{version.decode()}")
+    fields = parse_fields(head, eol + 2, limits, "header")
+    framing = request_framing(head, eol + 2, version)
+    return Request(method, target, Headers._trusted(fields), version), framing
+
+
+def _explain_request_line(line: bytes) -> None:
+    parts = line.split(b" ")
+    if len(parts) == 3 and _abnf.http_version_re.fullmatch(parts[2]):
+        if not _abnf.token_re.fullmatch(parts[0]):
+            raise RemoteProtocolError(f"invalid method in request line {quote(line)}")
+        raise RemoteProtocolError(
+            f"invalid character in request target of request line {quote(line)}"
+        )
+    if len(parts) == 3 and parts[2].startswith(b"HTTP/"):
+        raise UnknownProtocol(parts[2].decode("latin-1"))
+    raise RemoteProtocolError(
+        f"malformed request line {quote(line)}: expected 'METHOD TARGET HTTP/1.1' "
+        "separated by single spaces"
+    )
+
+
+def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Framing] | None:
+    buf.skip_blank_lines()
+    head = buf.take_head(limits.max_line, _head_cap(limits), "status line")
+    if head is None:
+        return None
+    eol = head.index(b"\r\n")
+    if eol > limits.max_line:
+        raise LineTooLong("status line", limits.max_line)
+    m = _status_line(head, 0, eol)
+    if m is None:
+        line = head[:eol]
+        if line.startswith(b"HTTP/") and not _abnf.http_version_re.match(line):
+            raise UnknownProtocol(line.split(b" ", 1)[0].decode("latin-1"))
+        raise BadStatusLine(line.decode("latin-1"))
+    version, code, reason = m.groups()
+    if version[0] != 49:
+        raise UnknownProtocol(f"HTTP/{version.decode()}")
+    fields = parse_fields(head, eol + 2, limits, "header")
+    framing = response_framing(head, eol + 2, version)
+    return Response(int(code), Headers._trusted(fields), reason or b"", version), framing
+
+
+def _head_cap(limits: Limits) -> int:
+    return limits.max_line + limits.max_header_bytes + 2
+
+
+# ---------------------------------------------------------------- framing
+
+
+def _scan_framing(head: bytes, start: int, version: bytes) -> tuple[Framing, list[bytes], int]:
+    """Framing fields of a head: (framing, transfer-codings, number of Host fields)."""
+    framing = Framing()
+    codings: list[bytes] = []
+    lengths: list[bytes] = []
+    hosts = 0
+    for name, value in _framing_fields(head, start):
+        key = name.lower()
+        if key == b"content-length":
+            lengths.extend(_abnf.comma_split_re.split(value))
+        elif key == b"transfer-encoding":
+            codings.extend(c.lower() for c in _abnf.comma_split_re.split(value) if c)
+            if not value:
+                raise RemoteProtocolError("empty Transfer-Encoding field")
+        elif key == b"connection":
+            for option in _abnf.comma_split_re.split(value.lower()):
+                if option == b"close":
+                    framing.close = True
+                elif option == b"keep-alive":
+                    framing.keep_alive = True
+        elif key == b"host":
+            hosts += 1
+        elif key == b"upgrade":
+            framing.upgrade = True
+        elif key == b"expect" and value.lower() == b"100-continue" and version != b"1.0":
+            framing.expect_continue = True
+    if lengths:
+        framing.content_length = _parse_content_length(lengths)
+    return framing, codings, hosts
+
+
+def _parse_content_length(values: list[bytes]) -> int:
+    first = values[0]
+    for value in values:
+        if _content_length(value) is None:
+            raise RemoteProtocolError(
+                f"invalid Content-Length {quote(value)}: expected decimal digits only"
+            )
+        if value != first and int(value) != int(first):
+            shown = b", ".join(values)
+            raise RemoteProtocolError(
+                f"conflicting Content-Length values {quote(shown)}: the message length is "
+                "ambiguous (request smuggling risk)"
+            )
+    return int(first)
+
+
+def _check_codings(
+    codings: list[bytes], framing: Framing, version: bytes, is_request: bool
+) -> None:
+    """Refuse Transfer-Encoding values we cannot frame safely; set ``framing.chunked``."""
+    if framing.content_length is not None:
+        raise RemoteProtocolError(
+            "both Content-Length and Transfer-Encoding are present: the message length is "
+            "ambiguous (request smuggling risk)"
+        )
+    if version == b"1.0":
+        raise RemoteProtocolError(
+            "Transfer-Encoding in an HTTP/1.0 message: its framing cannot be trusted "
+            "(RFC 9112 section 6.1)"
+        )
+    if is_request and codings[-1] != b"chunked":
+        raise RemoteProtocolError(
+            f"request Transfer-Encoding {quote(b', '.join(codings))} does not end in chunked: "
+            "its length cannot be determined"
+        )
+    for coding in codings:
+        if coding != b"chunked" and coding not in _KNOWN_CODINGS:
+            raise UnknownTransferEncoding(f"unknown transfer-coding {quote(coding)}")
+    if codings.count(b"chunked") > 1:
+        raise RemoteProtocolError("chunked transfer-coding applied more than once")
+    if codings != [b"chunked"]:
+        raise UnknownTransferEncoding(
+            f"transfer-coding {quote(b', '.join(codings))} is not supported; only chunked is"
+        )
+    framing.chunked = True
+
+
+def request_framing(head: bytes, start: int, version: bytes) -> Framing:
+    framing, codings, hosts = _scan_framing(head, start, version)
+    if codings:
+        _check_codings(codings, framing, version, True)
+    if hosts > 1:
+        raise RemoteProtocolError("more than one Host field in the request")
+    if hosts == 0 and version != b"1.0":
+        raise RemoteProtocolError("HTTP/1.1 request without a Host field")
+    return framing
+
+
+def response_framing(head: bytes, start: int, version: bytes) -> Framing:
+    framing, codings, _ = _scan_framing(head, start, version)
+    if codings:
+        _check_codings(codings, framing, version, False)
+    return framing
+
+
+def check_no_transfer_encoding(response: Response, framing: Framing) -> None:
+    """1xx and 204 responses must not carry Transfer-Encoding (RFC 9112 6.1)."""
+    if framing.chunked:
+        raise RemoteProtocolError(
+            f"Transfer-Encoding in a {response.status_code} response, which has no body"
+        )
+
+
+# ---------------------------------------------------------------- body readers
+
+
+class ContentLengthReader:
+    """A body of exactly ``Content-Length`` bytes."""
+
+    __slots__ = ("expected", "remaining")
+
+    def __init__(self, length: int) -> None:
+        self.expected = length
+        self.remaining = length
+
+    def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
+        if self.remaining == 0:
+            return EndOfMessage()
+        if not buf:
+            return None
+        data = buf.take(self.remaining)
+        self.remaining -= len(data)
+        return Data(data)
+
+    def read_eof(self) -> EndOfMessage:
+        raise IncompleteRead(b"", self.remaining)
+
+
+class ChunkedReader:
+    """A chunked body (RFC 9112 7.1): sizes, extensions (ignored), data, trailers."""
+
+    __slots__ = ("_crlf_due", "_limits", "_trailers_due", "remaining")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self.remaining = 0  # bytes left in the current chunk
+        self._crlf_due = False  # the CRLF after a chunk's data
+        self._trailers_due = False
+
+    def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
+        if self.remaining:
+            if not buf:
+                return None
+            data = buf.take(self.remaining)
+            self.remaining -= len(data)
+            if not self.remaining:
+                self._crlf_due = True
+            return Data(data)
+        if self._crlf_due:
+            if len(buf) < 2:
+                return None
+            if not buf.startswith(b"\r\n"):
+                raise RemoteProtocolError(
+                    f"chunk data is longer than its size line said: {quote(buf.peek(), 20)} "
+                    "follows where CRLF was expected"
+                )
+            buf.skip(2)
+            self._crlf_due = False
+        if self._trailers_due:
+            return self._read_trailers(buf)
+        line = buf.take_line(self._limits.max_line, "chunk size")
+        if line is None:
+            return None
+        m = _chunk_size_line(line)
+        if m is None:
+            raise RemoteProtocolError(
+                f"invalid chunk size line {quote(line)}: expected 1 to 16 hex digits, "
+                "optionally followed by ;extensions"
+            )
+        size = int(m.group(1), 16)
+        if size == 0:
+            self._trailers_due = True
+            return self._read_trailers(buf)
+        self.remaining = size
+        return self(buf)
+
+    def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
+        if buf.startswith(b"\r\n"):
+            buf.skip(2)
+            return EndOfMessage()
+        limits = self._limits
+        block = buf.take_head(limits.max_line, limits.max_header_bytes, "trailer line")
+        if block is None:
+            return None
+        return EndOfMessage(Headers._trusted(parse_fields(block, 0, limits, "trailer")))
+
+    def read_eof(self) -> EndOfMessage:
+        raise IncompleteRead(b"", self.remaining or None)
+
+
+class UntilCloseReader:
+    """A response body without framing: everything until the server closes."""
+
+    __slots__ = ()
+
+    def __call__(self, buf: ReceiveBuffer) -> Data | None:
+        if not buf:
+            return None
+        return Data(buf.take(len(buf)))
+
+    def read_eof(self) -> EndOfMessage:
+        return EndOfMessage()
+
+
+BodyReader = ContentLengthReader | ChunkedReader | UntilCloseReader
+
+
+def body_reader(framing: Framing, limits: Limits, until_close: bool) -> BodyReader:
+    """The reader for a message that has a body; ``until_close`` when nothing frames it."""
+    if framing.chunked:
+        return ChunkedReader(limits)
+    if framing.content_length is not None:
+        return ContentLengthReader(framing.content_length)
+    return UntilCloseReader() if until_close else ContentLengthReader(0)
