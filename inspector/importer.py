@@ -17,7 +17,6 @@ from pathlib import Path
 from inspector.config import ConfigError
 from inspector.export.har import HarError, flows_from_har
 from inspector.flow import Flow
-from inspector.store import Store
 
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -59,6 +58,8 @@ def read_har(path: Path) -> list[Flow]:
 
 def write_session(flows: list[Flow], target: Path) -> None:
     """Write ``flows`` into a new session at ``target``, atomically."""
+    from inspector.store import Store  # only once the HAR has been read and checked
+
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".importing", dir=target.parent)
     os.close(fd)
     tmp = Path(name)

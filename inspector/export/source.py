@@ -7,14 +7,19 @@ that is not a session and a bad ``--filter`` read the same everywhere.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.config import ConfigError
 from inspector.filters import FilterError, parse
-from inspector.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from inspector.store import Store
 
 
 def open_session(path: Path, *, readonly: bool = True, create: bool = False) -> Store:
     """Open the session file at ``path`` (``create``: make it when missing)."""
+    from inspector.store import Store, StoreError  # SQLite is loaded only when a file is opened
+
     path = path.expanduser()
     if path.is_dir():
         raise ConfigError(f"{path} is a directory, not a session file")

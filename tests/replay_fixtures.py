@@ -1,0 +1,80 @@
+"""Flow builders and checkers shared by the replay, export and import tests."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings
+
+
+def body(data: bytes, *, size: int | None = None) -> Body:
+    """A recorded body; ``size`` larger than ``data`` makes it truncated."""
+    full = len(data) if size is None else size
+    digest = hashlib.sha256(data).hexdigest() if full == len(data) else None
+    return Body(data=data, size=full, truncated=full > len(data), sha256=digest)
+
+
+def make_flow(
+    url_host: str,
+    port: int,
+    method: str = "GET",
+    path: str = "/",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    request_body: bytes = b"",
+    *,
+    scheme: str = "http",
+    status: int | None = 200,
+    response_headers: list[tuple[bytes, bytes]] | None = None,
+    response_body: bytes = b"hello",
+    host_header: bool = True,
+) -> Flow:
+    """A finished flow as the proxy would record it (Host header first unless told not to)."""
+    now = time.time()
+    authority = url_host if port in (80, 443) else f"{url_host}:{port}"
+    fields = [(b"Host", authority.encode())] if host_header else []
+    fields += headers if headers is not None else [(b"User-Agent", b"test/1")]
+    req = Request(
+        method=method,
+        scheme=scheme,
+        host=url_host,
+        port=port,
+        path=path,
+        headers=fields,
+        body=body(request_body),
+        timestamp=now,
+    )
+    timings = Timings(
+        start=now,
+        connect_start=now,
+        connect_end=now + 0.001,
+        request_sent=now + 0.002,
+        response_start=now + 0.003,
+        end=now + 0.004,
+    )
+    flow = Flow(request=req, timings=timings)
+    if status is not None:
+        resp_headers = response_headers
+        if resp_headers is None:
+            resp_headers = [
+                (b"Content-Type", b"text/plain"),
+                (b"Content-Length", str(len(response_body)).encode()),
+            ]
+        flow.response = Response(
+            status_code=status,
+            reason="OK" if status == 200 else "",
+            headers=resp_headers,
+            body=body(response_body),
+            timestamp=now + 0.003,
+        )
+    else:
+        flow.error = FlowError(
+            "ConnectionRefusedError", "[Errno 111] Connection refused", Phase.CONNECT, now
+        )
+    return flow
+
+
+def visible_headers(received: list[tuple[str, str]], drop: tuple[str, ...] = ()) -> list:
+    """Headers an EchoServer received, minus the named ones (compared case-insensitively)."""
+    lowered = {d.lower() for d in drop}
+    return [(n, v) for n, v in received if n.lower() not in lowered]

@@ -1,0 +1,420 @@
+"""Export writers on recorded flows: curl run for real, raw bytes, HAR 1.2, redaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inspector.export.curl import curl_command, needs_body_file, quote_arg
+from inspector.export.har import flows_from_har, har_document
+from inspector.export.pytest_module import pytest_module
+from inspector.export.raw import raw_exchange
+from inspector.export.redact import MASK, redact_flow
+from tests.replay_fixtures import body, make_flow, visible_headers
+
+# --- a hand-written checker of the HAR 1.2 required fields and their types ---------------
+
+NUM = (int, float)
+
+
+def _need(obj: dict, where: str, fields: dict) -> None:
+    assert isinstance(obj, dict), f"{where} must be an object"
+    for name, kind in fields.items():
+        assert name in obj, f"{where}.{name} is required"
+        assert isinstance(obj[name], kind), f"{where}.{name} has type {type(obj[name]).__name__}"
+
+
+def _pairs(items: list, where: str) -> None:
+    for i, item in enumerate(items):
+        _need(item, f"{where}[{i}]", {"name": str, "value": str})
+
+
+def check_har(doc: dict) -> None:
+    """Assert that ``doc`` has every field HAR 1.2 requires, with the right types."""
+    _need(doc, "", {"log": dict})
+    log = doc["log"]
+    _need(log, "log", {"version": str, "creator": dict, "entries": list})
+    assert log["version"] == "1.2"
+    _need(log["creator"], "log.creator", {"name": str, "version": str})
+    for i, e in enumerate(log["entries"]):
+        w = f"entries[{i}]"
+        _need(
+            e,
+            w,
+            {
+                "startedDateTime": str,
+                "time": NUM,
+                "request": dict,
+                "response": dict,
+                "cache": dict,
+                "timings": dict,
+            },
+        )
+        assert "T" in e["startedDateTime"]
+        req, resp = e["request"], e["response"]
+        _need(
+            req,
+            f"{w}.request",
+            {
+                "method": str,
+                "url": str,
+                "httpVersion": str,
+                "cookies": list,
+                "headers": list,
+                "queryString": list,
+                "headersSize": int,
+                "bodySize": int,
+            },
+        )
+        _pairs(req["headers"], f"{w}.request.headers")
+        _pairs(req["queryString"], f"{w}.request.queryString")
+        _pairs(req["cookies"], f"{w}.request.cookies")
+        if "postData" in req:
+            _need(req["postData"], f"{w}.request.postData", {"mimeType": str, "text": str})
+        _need(
+            resp,
+            f"{w}.response",
+            {
+                "status": int,
+                "statusText": str,
+                "httpVersion": str,
+                "cookies": list,
+                "headers": list,
+                "content": dict,
+                "redirectURL": str,
+                "headersSize": int,
+                "bodySize": int,
+            },
+        )
+        _pairs(resp["headers"], f"{w}.response.headers")
+        _pairs(resp["cookies"], f"{w}.response.cookies")
+        _need(resp["content"], f"{w}.response.content", {"size": int, "mimeType": str})
+        _need(
+            e["timings"],
+            f"{w}.timings",
+            {k: NUM for k in ("blocked", "dns", "connect", "ssl", "send", "wait", "receive")},
+        )
+        for key, value in e["timings"].items():
+            assert value >= 0 or value == -1, f"{w}.timings.{key} = {value}"
+        if "serverIPAddress" in e:
+            assert isinstance(e["serverIPAddress"], str)
+
+
+# --- curl -----------------------------------------------------------------------------------
+
+
+def _run_curl(command: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", command + " -s -o /dev/null -w '%{http_code}'"],
+        capture_output=True,
+        timeout=30,
+        cwd=cwd,
+    )
+
+
+def _curl_cases(host: str, port: int) -> list:
+    return [
+        make_flow(
+            host, port, "GET", "/echo?a=1&b=two", [(b"User-Agent", b"ua/1"), (b"X-Case", b"MiXeD")]
+        ),
+        make_flow(
+            host,
+            port,
+            "POST",
+            "/echo",
+            [
+                (b"Content-Type", b"application/json"),
+                (b"Content-Length", b"13"),
+                (b"X-Trace", b"1"),
+            ],
+            b'{"a": "b c"}\n',
+        ),
+        make_flow(
+            host,
+            port,
+            "PUT",
+            "/echo",
+            [(b"X-Quote", b'it\'s "quoted" $HOME `x` \\')],
+            b"@not-a-file",
+        ),
+        make_flow(host, port, "DELETE", "/echo/[1]{2}", [(b"X-Empty", b""), (b"Accept", b"*/*")]),
+        make_flow(
+            host, port, "GET", "/echo", [(b"X-Latin", b"caf\xe9 \x7f tab\there")], b"a body on GET"
+        ),
+        make_flow(host, port, "HEAD", "/echo", []),
+        make_flow(
+            host,
+            port,
+            "PATCH",
+            "/echo",
+            [(b"Transfer-Encoding", b"chunked"), (b"Content-Type", b"text/plain")],
+            b"line1\nline2\r\n\ttabbed 'quote'",
+        ),
+    ]
+
+
+def test_curl_commands_reproduce_requests_exactly(echo_server):
+    for flow in _curl_cases(echo_server.host, echo_server.port):
+        before = len(echo_server.received)
+        result = _run_curl(curl_command(flow))
+        assert result.returncode == 0, result.stderr
+        got = echo_server.received[before]
+        req = flow.request
+        assert got.method == req.method
+        assert got.path == req.path
+        expected = [
+            (n.decode("latin-1"), v.decode("latin-1"))
+            for n, v in req.headers
+            if n.lower() not in (b"content-length", b"transfer-encoding")
+        ]
+        assert visible_headers(got.headers, ("content-length",)) == expected
+        assert got.body == req.body.data
+        lengths = [v for n, v in got.headers if n.lower() == "content-length"]
+        assert lengths == ([str(len(req.body.data))] if req.body.data else [])
+
+
+def test_curl_uses_x_only_when_needed():
+    assert " -X " not in curl_command(make_flow("h", 80, "GET", "/"))
+    assert " -X " not in curl_command(make_flow("h", 80, "POST", "/", request_body=b"x"))
+    assert "-X POST" in curl_command(make_flow("h", 80, "POST", "/"))
+    assert "-X GET" in curl_command(make_flow("h", 80, "GET", "/", request_body=b"x"))
+    assert "--head" in curl_command(make_flow("h", 80, "HEAD", "/"))
+    command = curl_command(make_flow("h", 80))
+    assert "--http1.1" in command
+    assert "--compressed" not in command
+
+
+def test_curl_binary_body_from_file_and_inline_nul(echo_server, tmp_path):
+    data = bytes(range(256)) * 40
+    assert needs_body_file(data)
+    flow = make_flow(echo_server.host, echo_server.port, "POST", "/echo", [], data)
+    path = tmp_path / "body.bin"
+    path.write_bytes(data)
+    command = curl_command(flow, body_file=str(path))
+    assert f"@{path}" in command
+    assert _run_curl(command).returncode == 0
+    assert echo_server.received[-1].body == data
+    # Without a file the NUL-holding body is piped through base64 and still arrives whole.
+    result = _run_curl(curl_command(flow))
+    assert result.returncode == 0, result.stderr
+    assert echo_server.received[-1].body == data
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=0, max_size=40).filter(lambda b: b"\x00" not in b))
+def test_quote_arg_round_trips_any_bytes_through_bash(data):
+    out = subprocess.run(
+        ["bash", "-c", f"printf %s {quote_arg(data)}"], capture_output=True, timeout=10
+    )
+    assert out.stdout == data
+
+
+# --- raw ------------------------------------------------------------------------------------
+
+
+def test_raw_exchange_is_dechunked_http():
+    flow = make_flow(
+        "127.0.0.1",
+        8000,
+        "POST",
+        "/up?x=1",
+        [(b"Transfer-Encoding", b"chunked"), (b"X-A", b"1")],
+        b"chunky body",
+        response_headers=[(b"Transfer-Encoding", b"chunked"), (b"Content-Type", b"text/plain")],
+        response_body=b"answer",
+    )
+    raw = raw_exchange(flow)
+    request_part, response_part = raw.split(b"### response 200 OK\r\n")
+    assert request_part.startswith(b"### request POST http://127.0.0.1:8000/up?x=1")
+    head, _, rest = request_part.split(b"\r\n", 1)[1].partition(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [
+        b"POST /up?x=1 HTTP/1.1",
+        b"Host: 127.0.0.1:8000",
+        b"X-A: 1",
+        b"Content-Length: 11",
+    ]
+    assert rest == b"chunky body\r\n"
+    rhead, _, rbody = response_part.partition(b"\r\n\r\n")
+    assert rhead.split(b"\r\n") == [
+        b"HTTP/1.1 200 OK",
+        b"Content-Type: text/plain",
+        b"Content-Length: 6",
+    ]
+    assert rbody == b"answer\r\n"
+
+
+def test_raw_notes_truncation_and_errors():
+    flow = make_flow("h", 80, status=None)
+    raw = raw_exchange(flow)
+    assert b"### error in connect: ConnectionRefusedError" in raw
+    flow = make_flow("h", 80)
+    flow.response.body = body(b"abc", size=5000)
+    assert b"### body truncated: 3 B of 5.0 kB recorded" in raw_exchange(flow)
+
+
+# --- HAR ------------------------------------------------------------------------------------
+
+
+def _har_flows() -> list:
+    binary = bytes(range(256))
+    ok = make_flow(
+        "127.0.0.1",
+        9000,
+        "POST",
+        "/api/items?page=2&q=a%20b",
+        [
+            (b"Content-Type", b"application/x-www-form-urlencoded"),
+            (b"Cookie", b"a=1; b=2"),
+        ],
+        b"name=x&qty=3",
+        response_headers=[
+            (b"Content-Type", b"image/png"),
+            (b"Set-Cookie", b"sid=abc; Path=/; HttpOnly"),
+            (b"Location", b"/next"),
+        ],
+        response_body=binary,
+    )
+    failed = make_flow("127.0.0.1", 9, status=None)
+    cut = make_flow("example.com", 443, scheme="https", response_body=b"x" * 10)
+    cut.response.body = body(b"x" * 10, size=100)
+    cut.timings.connect_start = None
+    cut.timings.connect_end = None
+    return [ok, failed, cut]
+
+
+def test_har_document_has_every_required_field():
+    flows = _har_flows()
+    doc = json.loads(json.dumps(har_document(flows)))
+    check_har(doc)
+    ok, failed, cut = doc["log"]["entries"]
+    assert ok["request"]["queryString"] == [
+        {"name": "page", "value": "2"},
+        {"name": "q", "value": "a b"},
+    ]
+    assert ok["request"]["cookies"] == [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}]
+    assert ok["request"]["postData"]["params"][1] == {"name": "qty", "value": "3"}
+    content = ok["response"]["content"]
+    assert content["encoding"] == "base64"
+    assert base64.b64decode(content["text"]) == bytes(range(256))
+    assert ok["response"]["cookies"][0]["name"] == "sid"
+    assert ok["response"]["cookies"][0]["httpOnly"] is True
+    assert ok["response"]["redirectURL"] == "/next"
+    assert ok["timings"]["dns"] == -1
+    assert ok["timings"]["connect"] >= 0
+    assert failed["response"]["status"] == 0
+    assert failed["_error"]["class"] == "ConnectionRefusedError"
+    assert "response body truncated" in cut["comment"]
+    assert cut["timings"]["connect"] == -1
+    assert cut["request"]["url"] == "https://example.com/"
+
+
+def test_har_round_trip_keeps_the_exchanges():
+    flows = _har_flows()
+    back = flows_from_har(json.loads(json.dumps(har_document(flows))))
+    assert len(back) == len(flows)
+    for a, b in zip(flows, back, strict=True):
+        assert b.id == a.id
+        assert (b.request.method, b.request.url) == (a.request.method, a.request.url)
+        assert b.request.headers == a.request.headers
+        assert b.request.body.data == a.request.body.data
+        assert (a.response is None) == (b.response is None)
+        if a.response is not None and not a.response.body.truncated:
+            assert b.response.status_code == a.response.status_code
+            assert b.response.headers == a.response.headers
+            assert b.response.body.data == a.response.body.data
+    assert back[1].error.exc_class == "ConnectionRefusedError"
+
+
+MALFORMED = [
+    ("[]", 'the top level must be an object with a "log" object'),
+    ('{"log": {}}', '"log.entries" is missing or not a list'),
+    ('{"log": {"entries": [5]}}', "entry 0: is not an object"),
+    ('{"log": {"entries": [{"request": {}}]}}', "entry 0: startedDateTime is missing"),
+    (
+        '{"log": {"entries": [{"startedDateTime": "yesterday"}]}}',
+        "entry 0: startedDateTime is not an ISO 8601 date",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MALFORMED)
+def test_malformed_har_documents(text, message):
+    from inspector.export.har import HarError
+
+    with pytest.raises(HarError, match=message.replace("(", r"\(")):
+        flows_from_har(json.loads(text))
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+SECRETS = (b"s3cr3t-bearer", b"cookieval", b"setcookieval", b"key-123", b"qtoken", b"pw-xyz")
+
+
+def _secret_flow():
+    return make_flow(
+        "127.0.0.1",
+        9000,
+        "POST",
+        "/login?user=bob&access_token=qtoken",
+        [
+            (b"Authorization", b"Bearer s3cr3t-bearer"),
+            (b"Cookie", b"session=cookieval; theme=dark"),
+            (b"X-Api-Key", b"key-123"),
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", b"44"),
+        ],
+        b'{"user": "bob", "password": "pw-xyz", "n": 1}',
+        response_headers=[(b"Set-Cookie", b"sid=setcookieval; Path=/"), (b"X-Kept", b"yes")],
+        response_body=b"ok",
+    )
+
+
+def test_redact_flow_masks_credentials_and_keeps_the_rest():
+    flow = _secret_flow()
+    red = redact_flow(flow)
+    assert flow.request.header("authorization") == "Bearer s3cr3t-bearer"  # original untouched
+    assert red.request.header("authorization") == f"Bearer {MASK}"
+    assert red.request.header("cookie") == f"session={MASK}; theme={MASK}"
+    assert red.request.header("x-api-key") == MASK
+    assert red.request.path == f"/login?user=bob&access_token={MASK}"
+    assert json.loads(red.request.body.data) == {"user": "bob", "password": MASK, "n": 1}
+    assert red.request.header("content-length") == str(len(red.request.body.data))
+    assert red.response.header("set-cookie") == f"sid={MASK}; Path=/"
+    assert red.response.header("x-kept") == "yes"
+
+
+@pytest.mark.parametrize("fmt", ["har", "curl", "raw", "pytest"])
+def test_redaction_in_every_format(fmt):
+    flow = _secret_flow()
+    if fmt == "har":
+        out = json.dumps(har_document([flow], redact=True)).encode()
+        plain = json.dumps(har_document([flow])).encode()
+    elif fmt == "curl":
+        out, plain = curl_command(flow, redact=True).encode(), curl_command(flow).encode()
+    elif fmt == "raw":
+        out, plain = raw_exchange(flow, redact=True), raw_exchange(flow)
+    else:
+        out, plain = pytest_module([flow], redact=True).encode(), pytest_module([flow]).encode()
+    for secret in SECRETS:
+        if fmt in ("curl", "pytest") and secret == b"setcookieval":
+            continue  # these hold no response headers
+        assert secret in plain
+        assert secret not in out
+    assert MASK.encode() in out
+    assert b"theme" in out and b"bob" in out
+
+
+def test_pytest_module_is_valid_python_and_lists_what_it_leaves_out():
+    flows = [make_flow("127.0.0.1", 9000), make_flow("127.0.0.1", 9000, status=None)]
+    cut = make_flow("127.0.0.1", 9000, "POST", request_body=b"abc")
+    cut.request.body = body(b"abc", size=10_000)
+    source = pytest_module([*flows, cut])
+    compile(source, "generated.py", "exec")
+    assert source.count("# left out:") == 2
+    assert "no response was recorded" in source
+    assert "request body was cut at capture" in source
