@@ -4,6 +4,14 @@ Code written for ``http.client`` runs unchanged with ``import protocol as client
 """
 
 from protocol import status as _status
+from protocol.client import (
+    HTTP_PORT,
+    HTTPS_PORT,
+    HTTPConnection,
+    HTTPMessage,
+    HTTPResponse,
+    HTTPSConnection,
+)
 from protocol.errors import (
     BadStatusLine,
     CannotSendHeader,
@@ -25,15 +33,16 @@ from protocol.errors import (
 from protocol.status import *  # noqa: F403  (one constant per status code, and ``responses``)
 from protocol.status import responses
 
-HTTP_PORT = 80
-HTTPS_PORT = 443
-
 error = HTTPException
 """``http.client.error``: the old name of ``HTTPException``."""
 
 __all__ = [
     "HTTPS_PORT",
     "HTTP_PORT",
+    "HTTPConnection",
+    "HTTPMessage",
+    "HTTPResponse",
+    "HTTPSConnection",
     "BadStatusLine",
     "CannotSendHeader",
     "CannotSendRequest",
