@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs import CAError, CertificateAuthority, CertStore, HostError, normalize_host
 from certs.ca import CAKey
+from tests.certs_fixtures import race_for_ca
 from tests.conftest import needs_ipv6
 from tests.servers import RawServer, read_request_head
 
@@ -182,30 +183,21 @@ def test_ca_certificate_is_a_proper_ca(ca: CertificateAuthority) -> None:
     assert timedelta(days=2 * 365) < lifetime < timedelta(days=4 * 365)
 
 
-def _race_for_ca(confdir: Path, barrier: Any, results: Any) -> None:
-    barrier.wait(timeout=30)
-    try:
-        results.put(CertificateAuthority.load_or_create(confdir).fingerprint_sha256)
-    except Exception as e:  # reported to the parent, which fails the test with it
-        results.put(f"error: {e!r}")
-
-
 def test_concurrent_first_runs_make_exactly_one_ca(tmp_path: Path) -> None:
-    mp = multiprocessing.get_context("fork")
-    for round_no in range(3):
-        confdir = tmp_path / f"race{round_no}"
-        barrier, results = mp.Barrier(4), mp.Queue()
-        procs = [
-            mp.Process(target=_race_for_ca, args=(confdir, barrier, results)) for _ in range(4)
-        ]
-        for p in procs:
-            p.start()
-        fingerprints = [results.get(timeout=60) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
-            assert p.exitcode == 0
+    # Separate interpreters (spawn), released together by a barrier, once per confdir.
+    mp = multiprocessing.get_context("spawn")
+    confdirs = [tmp_path / f"race{n}" for n in range(3)]
+    barrier, results = mp.Barrier(4), mp.Queue()
+    procs = [mp.Process(target=race_for_ca, args=(confdirs, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=90) for _ in range(4 * len(confdirs))]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    for confdir in confdirs:
         on_disk = CertificateAuthority.load_or_create(confdir).fingerprint_sha256
-        assert fingerprints == [on_disk] * 4
+        assert [fp for d, fp in outcomes if d == str(confdir)] == [on_disk] * 4
         assert sorted(p.name for p in confdir.iterdir()) == [
             ".ca.lock",
             "ca-key.pem",
