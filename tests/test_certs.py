@@ -6,6 +6,7 @@ import multiprocessing
 import shutil
 import socket
 import ssl
+import string
 import subprocess
 import tempfile
 import threading
@@ -19,8 +20,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from certs import CAError, CertificateAuthority, CertStore, HostError, normalize_host
+from certs import (
+    CAError,
+    CertificateAuthority,
+    CertStore,
+    HostError,
+    LeafMinter,
+    normalize_host,
+)
 from certs.ca import CAKey
 from tests.certs_fixtures import race_for_ca
 from tests.conftest import needs_ipv6
@@ -39,6 +49,11 @@ OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
     return CertificateAuthority.load_or_create(tmp_path_factory.mktemp("ca") / "confdir")
+
+
+@pytest.fixture(scope="module")
+def minter(ca: CertificateAuthority) -> LeafMinter:
+    return LeafMinter(ca)
 
 
 @pytest.fixture
@@ -438,6 +453,27 @@ def test_names_no_certificate_can_hold_raise_host_error(store: CertStore, bad: s
         store.server_context(bad)
     assert repr(bad) in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet=string.ascii_letters + string.digits + "-_.*[]:% ", max_size=40),
+        st.text(max_size=20),
+        st.ip_addresses().map(str),
+    )
+)
+def test_any_host_either_normalizes_into_a_valid_leaf_or_is_refused(
+    minter: LeafMinter, host: str
+) -> None:
+    try:
+        name = normalize_host(host)
+    except HostError:
+        return
+    assert normalize_host(name) == name  # idempotent: cache keys stay stable
+    leaf = minter.mint(name)
+    dns, ips = _sans(leaf)
+    assert dns + ips == [name]
 
 
 # --- the store: contexts, cache, threads ------------------------------------------------------
