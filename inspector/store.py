@@ -1,0 +1,734 @@
+"""The session store: every flow recorded to one SQLite file as it happens.
+
+Concurrency. One writer thread owns the only write connection: ``put(flow)`` only
+appends to a queue (it never blocks on disk and never drops a flow); the writer
+drains the queue in batches of up to 200 and commits whenever the queue runs dry,
+so under load one commit covers many flows. ``flush()`` returns once everything put
+before it is committed. Reads use one connection per thread (SQLite connections
+cannot be shared across threads), opened read-only; WAL lets them run while the
+writer writes, also from other processes (``Store(path, readonly=True)``).
+Durability: WAL with ``synchronous=NORMAL``, so a committed flow survives the
+process being killed (an OS crash may lose the last commits, never the file).
+
+Schema (``schema_version`` 1)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)      -- schema_version, created_by
+    flows(
+        seq INTEGER PRIMARY KEY,                -- capture order (first put)
+        id TEXT UNIQUE,                         -- Flow.id
+        start REAL, method, scheme, host, port, path, url,
+        status INTEGER, reason,                 -- NULL without a response
+        req_content_type, resp_content_type,
+        req_size, resp_size,                    -- body sizes on the wire
+        duration REAL, error_class, replay_of, marked INTEGER,
+        req_head_text, resp_head_text,          -- "Name: value" lines, for ~h
+        record TEXT)                            -- the whole Flow but bodies, as JSON
+    bodies(flow_seq, part, data BLOB)           -- recorded body bytes; part 0 request,
+                                                -- 1 response; no row for an empty body
+    flows_fts(url, headers, body)               -- FTS5, rowid = flows.seq
+
+Every column of ``flows`` except ``record`` and ``marked`` is derived from the
+record, for indexes and SQL filters (``inspector.filters`` compiles to them);
+``marked`` is only changed by ``set_marked`` (a later ``put`` never clears a mark).
+The record holds header pairs as ``[name, value]`` lists of latin-1 strings and
+WebSocket message heads as latin-1 strings, so every byte survives JSON. Bodies live
+in their own table so listing flows never reads them. Text bodies (``text/*``, JSON,
+XML, JavaScript, forms, or unlabelled bytes that look like UTF-8; not
+Content-Encoded) are indexed for ``search()`` up to ``FTS_BODY_LIMIT`` bytes.
+
+Versions: ``SCHEMA_VERSION`` is the file layout; the record carries the Flow's
+``format_version``. Opening an older file migrates it in place, in one transaction.
+Version 0 (the prototype layout) was ``meta`` plus ``flows(id TEXT PRIMARY KEY,
+seq INTEGER, flow TEXT)``, where ``flow`` is the version 1 record with ``marked``
+and each body's bytes (latin-1 string ``data``) inline.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from inspector.content import looks_textual, media_type
+from inspector.filters import header_text, parse, register_sql_functions
+from inspector.flow import (
+    Body,
+    Flow,
+    FlowError,
+    Phase,
+    Request,
+    Response,
+    Timings,
+    TLSInfo,
+    WebSocketMessage,
+)
+
+SCHEMA_VERSION = 1
+BATCH_SIZE = 200  # flows per transaction at most
+FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
+_PAGE = 200  # flows read per query by iter_flows
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_TEXT_TYPES = ("application/json", "application/xml", "application/javascript",
+               "application/x-www-form-urlencoded", "application/graphql",
+               "application/x-ndjson", "application/ecmascript")  # fmt: skip
+
+
+class StoreError(Exception):
+    """The session file cannot be used; the message names the file and what to do."""
+
+
+# --- Flow <-> record ----------------------------------------------------------------------
+
+
+def _pairs_out(pairs: list[tuple[bytes, bytes]]) -> list[list[str]]:
+    return [[n.decode("latin-1"), v.decode("latin-1")] for n, v in pairs]
+
+
+def _pairs_in(items: list[list[str]]) -> list[tuple[bytes, bytes]]:
+    return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in items]
+
+
+def _body_out(body: Body) -> dict[str, Any]:
+    return {"size": body.size, "truncated": body.truncated, "sha256": body.sha256}
+
+
+def _body_in(d: dict[str, Any], data: bytes) -> Body:
+    return Body(data, d["size"], d["truncated"], d["sha256"])
+
+
+def _request_out(r: Request) -> dict[str, Any]:
+    return {
+        "method": r.method, "scheme": r.scheme, "host": r.host, "port": r.port,
+        "path": r.path, "version": r.http_version, "headers": _pairs_out(r.headers),
+        "body": _body_out(r.body), "trailers": _pairs_out(r.trailers), "ts": r.timestamp,
+    }  # fmt: skip
+
+
+def _response_out(r: Response) -> dict[str, Any]:
+    return {
+        "status": r.status_code, "reason": r.reason, "version": r.http_version,
+        "headers": _pairs_out(r.headers), "body": _body_out(r.body),
+        "trailers": _pairs_out(r.trailers), "ts": r.timestamp,
+    }  # fmt: skip
+
+
+_TIMING_FIELDS = ("start", "connect_start", "connect_end", "tls_end", "request_sent",
+                  "response_start", "end")  # fmt: skip
+_TLS_FIELDS = ("sni", "client_alpn", "client_version", "upstream_version", "upstream_cipher",
+               "upstream_alpn", "upstream_cert_subject", "upstream_cert_issuer")  # fmt: skip
+
+
+def flow_to_record(flow: Flow) -> dict[str, Any]:
+    """Everything of a flow but body bytes and ``marked``, as JSON-ready values."""
+    err = flow.error
+    return {
+        "v": flow.format_version,
+        "id": flow.id,
+        "client": list(flow.client_addr),
+        "mode": flow.mode,
+        "req": _request_out(flow.request),
+        "resp": None if flow.response is None else _response_out(flow.response),
+        "timings": {name: getattr(flow.timings, name) for name in _TIMING_FIELDS},
+        "tls": None if flow.tls is None else {n: getattr(flow.tls, n) for n in _TLS_FIELDS},
+        "ws": [
+            [m.timestamp, m.from_client, m.opcode, m.size, m.head.decode("latin-1")]
+            for m in list(flow.websocket)  # a copy: the proxy may be appending
+        ],
+        "error": None
+        if err is None
+        else {
+            "cls": err.exc_class,
+            "msg": err.message,
+            "phase": str(err.phase),
+            "ts": err.timestamp,
+        },
+        "replay_of": flow.replay_of,
+        "intercepted": flow.intercepted,
+    }
+
+
+def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
+    """The inverse of ``flow_to_record``; ``bodies`` maps part (0 request, 1 response) to bytes."""
+    q = rec["req"]
+    request = Request(
+        q["method"], q["scheme"], q["host"], q["port"], q["path"], q["version"],
+        _pairs_in(q["headers"]), _body_in(q["body"], bodies.get(0, b"")),
+        _pairs_in(q["trailers"]), q["ts"],
+    )  # fmt: skip
+    s = rec["resp"]
+    response = None
+    if s is not None:
+        response = Response(
+            s["status"], s["reason"], s["version"], _pairs_in(s["headers"]),
+            _body_in(s["body"], bodies.get(1, b"")), _pairs_in(s["trailers"]), s["ts"],
+        )  # fmt: skip
+    e = rec["error"]
+    return Flow(
+        request,
+        id=rec["id"],
+        client_addr=(rec["client"][0], rec["client"][1]),
+        mode=rec["mode"],
+        response=response,
+        timings=Timings(**rec["timings"]),
+        tls=None if rec["tls"] is None else TLSInfo(**rec["tls"]),
+        websocket=[
+            WebSocketMessage(ts, from_client, opcode, size, head.encode("latin-1"))
+            for ts, from_client, opcode, size, head in rec["ws"]
+        ],
+        error=None if e is None else FlowError(e["cls"], e["msg"], Phase(e["phase"]), e["ts"]),
+        replay_of=rec["replay_of"],
+        marked=marked,
+        intercepted=rec["intercepted"],
+        format_version=rec["v"],
+    )
+
+
+def _is_text(content_type: str | None, content_encoding: str | None, data: bytes) -> bool:
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        return False  # compressed bytes are not searchable text
+    mt = media_type(content_type)
+    if not mt:
+        return looks_textual(data)
+    return mt.startswith("text/") or mt in _TEXT_TYPES or mt.endswith(("+json", "+xml"))
+
+
+def _body_text(headers: list[tuple[bytes, bytes]], body: Body) -> str:
+    if not body.data:
+        return ""
+    view = Request("GET", "http", "", 0, "", headers=headers)
+    if not _is_text(view.header("content-type"), view.header("content-encoding"), body.data):
+        return ""
+    return body.data[:FTS_BODY_LIMIT].decode("utf-8", errors="replace")
+
+
+def _clean(text: str | None) -> str | None:
+    # Columns must be valid UTF-8; the record keeps the exact text.
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# --- schema -------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE flows (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    start REAL NOT NULL,
+    method TEXT NOT NULL,
+    scheme TEXT NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status INTEGER,
+    reason TEXT,
+    req_content_type TEXT,
+    resp_content_type TEXT,
+    req_size INTEGER NOT NULL,
+    resp_size INTEGER,
+    duration REAL,
+    error_class TEXT,
+    replay_of TEXT,
+    marked INTEGER NOT NULL DEFAULT 0,
+    req_head_text TEXT NOT NULL,
+    resp_head_text TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX flows_start ON flows(start);
+CREATE INDEX flows_method ON flows(method COLLATE NOCASE);
+CREATE INDEX flows_host ON flows(host);
+CREATE INDEX flows_status ON flows(status);
+CREATE INDEX flows_resp_size ON flows(resp_size);
+CREATE INDEX flows_duration ON flows(duration);
+CREATE TABLE bodies (
+    flow_seq INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (flow_seq, part)
+);
+CREATE VIRTUAL TABLE flows_fts USING fts5(url, headers, body);
+"""
+
+_COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
+            "reason", "req_content_type", "resp_content_type", "req_size", "resp_size",
+            "duration", "error_class", "replay_of", "marked", "req_head_text",
+            "resp_head_text", "record")  # fmt: skip
+_UPSERT = (
+    f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("id", "marked"))
+    + ", marked = max(flows.marked, excluded.marked) RETURNING seq"
+)
+
+# Sort keys summaries() accepts, each backed by an index (seq is the capture order).
+SORT_KEYS = {"seq": "seq", "start": "start", "method": "method COLLATE NOCASE",
+             "host": "host", "status": "status", "size": "resp_size",
+             "duration": "duration"}  # fmt: skip
+
+
+def _response_columns(resp: Response | None) -> tuple[Any, ...]:
+    """status, reason, content type, body size and header text of a response (or NULLs)."""
+    if resp is None:
+        return None, None, None, None, None
+    return (resp.status_code, _clean(resp.reason), _clean(resp.header("content-type")),
+            resp.body.size, header_text(resp.headers))  # fmt: skip
+
+
+def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
+    req, resp = flow.request, flow.response
+    req_head = header_text(req.headers)
+    status, reason, resp_type, resp_size, resp_head = _response_columns(resp)
+    values = (
+        flow.id, flow.timings.start, _clean(req.method), _clean(req.scheme), _clean(req.host),
+        req.port, _clean(req.path), _clean(req.url), status, reason,
+        _clean(req.header("content-type")), resp_type, req.body.size, resp_size,
+        flow.timings.duration, None if flow.error is None else _clean(flow.error.exc_class),
+        flow.replay_of, int(flow.marked), _clean(req_head), _clean(resp_head),
+        json.dumps(flow_to_record(flow), separators=(",", ":")),
+    )  # fmt: skip
+    seq = conn.execute(_UPSERT, values).fetchone()[0]
+    conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
+    texts = [_body_text(req.headers, req.body)]
+    if req.body.data:
+        conn.execute("INSERT INTO bodies VALUES (?, 0, ?)", (seq, req.body.data))
+    if resp is not None:
+        texts.append(_body_text(resp.headers, resp.body))
+        if resp.body.data:
+            conn.execute("INSERT INTO bodies VALUES (?, 1, ?)", (seq, resp.body.data))
+    conn.execute("DELETE FROM flows_fts WHERE rowid = ?", (seq,))
+    conn.execute(
+        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
+        (seq, _clean(req.url), _clean(f"{req_head}\n{resp_head or ''}"),
+         _clean("\n".join(t for t in texts if t))),
+    )  # fmt: skip
+
+
+def _delete_flows(conn: sqlite3.Connection, ids: list[str]) -> int:
+    deleted = 0
+    for flow_id in ids:
+        row = conn.execute("DELETE FROM flows WHERE id = ? RETURNING seq", (flow_id,)).fetchone()
+        if row is None:
+            continue
+        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", row)
+        conn.execute("DELETE FROM flows_fts WHERE rowid = ?", row)
+        deleted += 1
+    return deleted
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    """Version 0 kept each whole flow, bodies included, as one JSON document."""
+    conn.execute("ALTER TABLE flows RENAME TO flows_v0")
+    conn.execute("DROP TABLE meta")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    for (text,) in conn.execute("SELECT flow FROM flows_v0 ORDER BY seq").fetchall():
+        rec = json.loads(text)
+        marked = bool(rec.pop("marked", False))
+        bodies = {0: rec["req"]["body"].pop("data", "").encode("latin-1")}
+        if rec["resp"] is not None:
+            bodies[1] = rec["resp"]["body"].pop("data", "").encode("latin-1")
+        _write_flow(conn, flow_from_record(rec, marked, bodies))
+    conn.execute("DROP TABLE flows_v0")
+
+
+_MIGRATIONS = {0: _migrate_0_to_1}
+
+
+# --- the writer ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Op:
+    """A request to the writer thread; the caller waits on ``done``."""
+
+    kind: str  # "flush", "delete", "mark", "stop"
+    args: tuple[Any, ...] = ()
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: str | None = None
+
+
+class Store:
+    """A session file: ``put`` flows from any thread, read them back from any thread."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path).expanduser()
+        self.readonly = readonly
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._queue: SimpleQueue[Flow | _Op] = SimpleQueue()
+        self._unsaved: dict[str, Flow] = {}  # flows a failed commit must retry
+        self._writer: threading.Thread | None = None
+        if readonly:
+            self._check_readable()
+            self._reader()  # opens and validates now, so errors surface here
+        else:
+            conn = self._open_for_writing()
+            self._writer = threading.Thread(
+                target=self._write_loop, args=(conn,), name=f"store-writer {self.path.name}",
+                daemon=True,
+            )  # fmt: skip
+            self._writer.start()
+
+    # --- opening --------------------------------------------------------------------------
+
+    def _fail(self, problem: str, advice: str) -> StoreError:
+        return StoreError(f"{self.path}: {problem}; {advice}")
+
+    def _check_readable(self) -> None:
+        if self.path.is_dir():
+            raise self._fail("is a directory, not a session file", "give a session file path")
+        if not self.path.exists():
+            raise self._fail(
+                "no such session file",
+                "check the path (sessions are recorded under ~/.inspector/sessions by default)",
+            )
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(len(_SQLITE_MAGIC))
+        except OSError as e:
+            raise self._fail(f"cannot read it ({e.strerror})", "check its permissions") from None
+        if head != _SQLITE_MAGIC:
+            raise self._fail(
+                "not an http-inspector session (not an SQLite database)",
+                "pick a session file recorded by inspector, or a new path to record to",
+            )
+
+    def _open_for_writing(self) -> sqlite3.Connection:
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._check_readable()
+        elif self.path.is_dir():
+            raise self._fail("is a directory, not a session file", "give a session file path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as e:
+            raise self._fail(f"cannot create or open it ({e})", "check the directory") from None
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._prepare_schema(conn)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise self._fail(
+                f"not a usable http-inspector session ({e})",
+                "pick a session file recorded by inspector, or a new path to record to",
+            ) from None
+        except StoreError:
+            conn.close()
+            raise
+        return conn
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int | None:
+        """The file's schema version, or None for an empty database; StoreError if foreign."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return None
+        if "meta" not in tables:
+            raise self._fail(
+                "is an SQLite database but not an http-inspector session (no meta table)",
+                "pick a session file recorded by inspector, or a new path to record to",
+            )
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise self._fail(
+                "is an SQLite database but not an http-inspector session (no schema version)",
+                "pick a session file recorded by inspector",
+            )
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise self._fail(
+                f"was written by a newer http-inspector (schema {version}; this one reads up "
+                f"to {SCHEMA_VERSION})",
+                "upgrade http-inspector to open it",
+            )
+        return version
+
+    def _prepare_schema(self, conn: sqlite3.Connection) -> None:
+        version = self._schema_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if version is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            else:
+                for old in range(version, SCHEMA_VERSION):
+                    _MIGRATIONS[old](conn)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?), ('created_by', ?)",
+                (str(SCHEMA_VERSION), "http-inspector"),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        if self._closed:
+            raise StoreError(f"{self.path}: the session store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            version = self._schema_version(conn)
+        except sqlite3.DatabaseError as e:
+            raise self._fail(
+                f"not a usable http-inspector session ({e})",
+                "pick a session file recorded by inspector",
+            ) from None
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise self._fail(
+                "is empty" if version is None else f"uses the older schema {version}",
+                "open it once without read-only (e.g. record to it) to migrate it"
+                if version is not None
+                else "pick a session file recorded by inspector",
+            )
+        register_sql_functions(conn)
+        self._local.conn = conn
+        with self._readers_lock:
+            self._readers.append(conn)
+        return conn
+
+    # --- writing --------------------------------------------------------------------------
+
+    def put(self, flow: Flow) -> None:
+        """Record (insert or update) a flow; returns at once, the writer thread commits it."""
+        if self._writer is None or self._closed:
+            raise StoreError(f"{self.path}: cannot record to a session opened read-only or closed")
+        self._queue.put(flow)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every flow put so far is committed (StoreError if it cannot be)."""
+        self._call("flush", timeout=timeout)
+
+    def delete(self, ids: str | Iterable[str]) -> int:
+        """Delete flows by id; returns how many existed."""
+        return self._call("delete", _id_list(ids))
+
+    def set_marked(self, ids: str | Iterable[str], marked: bool = True) -> None:
+        self._call("mark", _id_list(ids), bool(marked))
+
+    def _call(self, kind: str, *args: Any, timeout: float | None = None) -> Any:
+        if self._writer is None:
+            raise StoreError(f"{self.path}: the session is open read-only; cannot {kind}")
+        if self._closed:
+            raise StoreError(f"{self.path}: the session store is closed")
+        op = _Op(kind, args)
+        self._queue.put(op)
+        if not op.done.wait(timeout):
+            raise StoreError(f"{self.path}: the writer did not finish {kind} within {timeout} s")
+        if op.error is not None:
+            raise StoreError(f"{self.path}: {op.error}")
+        return op.result
+
+    def close(self) -> None:
+        """Flush, stop the writer and close every connection (idempotent)."""
+        if self._closed:
+            return
+        error: StoreError | None = None
+        if self._writer is not None:
+            op = _Op("stop")
+            self._queue.put(op)
+            self._writer.join()
+            if op.error is not None:
+                error = StoreError(f"{self.path}: {op.error}")
+        self._closed = True
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                batch: list[Flow | _Op] = [self._queue.get()]
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except Empty:
+                        break
+                if self._write_batch(conn, batch):
+                    return
+        finally:
+            conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list[Flow | _Op]) -> bool:
+        """Apply one batch in one transaction; True when a stop was asked for."""
+        pending = self._unsaved
+        self._unsaved = {}
+        stop = False
+        try:
+            conn.execute("BEGIN")
+            for item in batch:
+                if isinstance(item, Flow):
+                    pending.pop(item.id, None)  # keep capture order of the newest put
+                    pending[item.id] = item
+                    continue
+                self._write_pending(conn, pending)
+                if item.kind == "delete":
+                    item.result = _delete_flows(conn, item.args[0])
+                elif item.kind == "mark":
+                    ids, value = item.args
+                    conn.executemany(
+                        "UPDATE flows SET marked = ? WHERE id = ?", [(int(value), i) for i in ids]
+                    )
+                elif item.kind == "stop":
+                    stop = True
+            self._write_pending(conn, pending)
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback(conn)
+            self._unsaved = pending  # retried with the next batch; never dropped
+            message = f"could not write {len(pending)} flow(s) to the session: {e}"
+            _report(f"inspector: {self.path}: {message}")
+            for op in (i for i in batch if isinstance(i, _Op)):
+                op.error = message
+                op.done.set()
+                stop = stop or op.kind == "stop"
+            return stop
+        for item in batch:
+            if isinstance(item, _Op):
+                item.done.set()
+        return stop
+
+    @staticmethod
+    def _write_pending(conn: sqlite3.Connection, pending: dict[str, Flow]) -> None:
+        # Written in place; ``pending`` is cleared only when the whole transaction commits.
+        for flow in pending.values():
+            _write_flow(conn, flow)
+        pending.clear()
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction was open
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _where(self, expr: str | None) -> tuple[str, list[object]]:
+        if expr is None or not expr.strip():
+            return "1", []
+        return parse(expr).sql()  # FilterError for a bad expression
+
+    def count(self, expr: str | None = None) -> int:
+        """How many flows (matching the filter expression ``expr``) the session holds."""
+        where, params = self._where(expr)
+        conn = self._reader()
+        return conn.execute(f"SELECT count(*) FROM flows WHERE {where}", params).fetchone()[0]
+
+    def get(self, flow_id: str) -> Flow | None:
+        conn = self._reader()
+        row = conn.execute(
+            "SELECT seq, record, marked FROM flows WHERE id = ?", (flow_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        bodies = dict(conn.execute("SELECT part, data FROM bodies WHERE flow_seq = ?", row[:1]))
+        return flow_from_record(json.loads(row[1]), bool(row[2]), bodies)
+
+    def iter_flows(self, expr: str | None = None) -> Iterator[Flow]:
+        """Every flow (matching ``expr``), bodies included, in capture order."""
+        where, params = self._where(expr)
+        last = 0
+        while True:
+            conn = self._reader()
+            rows = conn.execute(
+                f"SELECT seq, record, marked FROM flows WHERE seq > ? AND {where} "
+                f"ORDER BY seq LIMIT {_PAGE}",
+                [last, *params],
+            ).fetchall()
+            if not rows:
+                return
+            seqs = [r[0] for r in rows]
+            bodies: dict[int, dict[int, bytes]] = {}
+            marks = ",".join("?" * len(seqs))
+            for seq, part, data in conn.execute(
+                f"SELECT flow_seq, part, data FROM bodies WHERE flow_seq IN ({marks})", seqs
+            ):
+                bodies.setdefault(seq, {})[part] = data
+            for seq, record, marked in rows:
+                yield flow_from_record(json.loads(record), bool(marked), bodies.get(seq, {}))
+            last = seqs[-1]
+
+    def summaries(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        expr: str | None = None,
+        *,
+        sort: str = "seq",
+        descending: bool = False,
+    ) -> list[Flow]:
+        """A page of flows WITHOUT body bytes (``Body.data`` is empty, size kept).
+
+        In capture order, or by ``sort`` (a key of ``SORT_KEYS``); ``expr`` filters.
+        Use ``get()`` for a flow's bodies.
+        """
+        if sort not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {sort!r}: use one of {', '.join(SORT_KEYS)}")
+        where, params = self._where(expr)
+        direction = "DESC" if descending else "ASC"
+        rows = self._reader().execute(
+            f"SELECT record, marked FROM flows WHERE {where} "
+            f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction} LIMIT ? OFFSET ?",
+            [*params, max(limit, 0), max(offset, 0)],
+        )
+        return [flow_from_record(json.loads(rec), bool(marked), {}) for rec, marked in rows]
+
+    def search(self, text: str, limit: int = 1000) -> list[str]:
+        """Ids of flows whose URL, headers or text bodies contain ``text``, in capture order.
+
+        Words match whole, the last one also as a prefix ("exam" finds "example");
+        case and punctuation are ignored.
+        """
+        if not text.strip():
+            return []
+        query = '"' + text.replace('"', '""') + '" *'
+        try:
+            rows = self._reader().execute(
+                "SELECT flows.id FROM flows_fts JOIN flows ON flows.seq = flows_fts.rowid "
+                "WHERE flows_fts MATCH ? ORDER BY flows_fts.rowid LIMIT ?",
+                (query, limit),
+            )
+            return [r[0] for r in rows]
+        except sqlite3.OperationalError:
+            return []  # nothing searchable in the text (only punctuation)
+
+
+def _id_list(ids: str | Iterable[str]) -> list[str]:
+    return [ids] if isinstance(ids, str) else list(ids)
+
+
+def _report(message: str) -> None:
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
