@@ -294,16 +294,18 @@ def replay_one(flow: Flow, options: ReplayOptions) -> Outcome:
 class RateLimiter:
     """A token bucket holding one token: at most ``rate`` sends per second, evenly spaced."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, *, clock=time.monotonic, sleep=time.sleep) -> None:
         self.interval = 1.0 / rate if rate else 0.0
-        self._next = time.monotonic()
+        self._clock, self._sleep = clock, sleep
+        self._next = clock()
 
     def wait(self) -> None:
+        """Return when the next send may go."""
         if not self.interval:
             return
-        now = time.monotonic()
+        now = self._clock()
         if self._next > now:
-            time.sleep(self._next - now)
+            self._sleep(self._next - now)
             now = self._next
         self._next = max(self._next, now) + self.interval
 
