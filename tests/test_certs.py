@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import socket
 import ssl
 import string
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -661,3 +663,19 @@ def test_requests_trusts_the_leaf_with_its_ca_bundle(
         f"https://localhost:{server.port}/", verify=str(ca.cert_path), timeout=10
     )
     assert response.status_code == 200 and response.text == "ok"
+
+
+def test_benchmark_script_runs_and_reports_every_figure() -> None:
+    root = Path(__file__).resolve().parent.parent
+    counts = ["--hosts", "5", "--handshakes", "5", "--lookups", "10"]
+    result = subprocess.run(
+        [sys.executable, "bench/bench_certs.py", *counts],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr
+    for figure in ("hosts/s", "ms/host", "lookup hit:", "handshakes/s", "1 leaf signed"):
+        assert figure in result.stdout
