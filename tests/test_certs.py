@@ -200,6 +200,23 @@ def test_ca_certificate_is_a_proper_ca(ca: CertificateAuthority) -> None:
     assert timedelta(days=2 * 365) < lifetime < timedelta(days=4 * 365)
 
 
+@pytest.mark.parametrize(
+    ("hostname", "expected"),
+    [
+        ("box", "http-inspector local CA (box)"),
+        ("", "http-inspector local CA (localhost)"),
+        ("h" * 80, "http-inspector local CA (" + "h" * 38 + ")"),
+    ],
+)
+def test_ca_subject_names_this_machine_within_64_chars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hostname: str, expected: str
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: hostname)
+    cert = CertificateAuthority.load_or_create(tmp_path / "c").certificate
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == expected
+    assert len(expected) <= 64
+
+
 def test_concurrent_first_runs_make_exactly_one_ca(tmp_path: Path) -> None:
     # Separate interpreters (spawn), released together by a barrier, once per confdir.
     mp = multiprocessing.get_context("spawn")
