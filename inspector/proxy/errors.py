@@ -1,0 +1,73 @@
+"""Map what went wrong in an exchange to a FlowError and the answer the client gets."""
+
+from __future__ import annotations
+
+import time
+
+from inspector.flow import FlowError, Phase
+
+GATEWAY_TIMEOUT = 504
+BAD_GATEWAY = 502
+
+
+class FlowKilled(Exception):
+    """The user killed a held flow in the UI."""
+
+    def __init__(self, message: str = "killed by the user") -> None:
+        super().__init__(message)
+
+
+class ClientError(Exception):
+    """The client's request cannot be served; ``status`` and the message go back to it."""
+
+    def __init__(self, status: int, message: str, *, headers: tuple = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+class UpstreamError(Exception):
+    """An exception from the upstream side, tagged with the phase it happened in."""
+
+    def __init__(self, exc: BaseException, phase: Phase, where: str) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+        self.phase = phase
+        self.where = where  # "host:port" of the upstream, for the client's error body
+
+
+def exc_class(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def exc_message(exc: BaseException) -> str:
+    """str(exc), with a fallback for exceptions whose str() is empty (TimeoutError())."""
+    text = str(exc)
+    if text:
+        return text
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return repr(exc)
+
+
+def flow_error(exc: BaseException, phase: Phase) -> FlowError:
+    return FlowError(exc_class(exc), exc_message(exc), phase, time.time())
+
+
+def upstream_status(exc: BaseException) -> int:
+    """504 for a timeout, 502 for everything else the upstream did."""
+    return GATEWAY_TIMEOUT if isinstance(exc, TimeoutError) else BAD_GATEWAY
+
+
+def upstream_error_body(err: UpstreamError) -> bytes:
+    text = (
+        f"inspector: upstream {err.where} failed during {err.phase.value}: "
+        f"{exc_class(err.exc)}: {exc_message(err.exc)}\n"
+    )
+    return text.encode("utf-8", "replace")
+
+
+def client_status(exc: BaseException) -> int:
+    """The status a malformed client request gets: the core's hint, else 400."""
+    hint = getattr(exc, "status_hint", 400)
+    return hint if isinstance(hint, int) and 400 <= hint < 600 else 400

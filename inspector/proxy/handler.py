@@ -1,0 +1,725 @@
+"""One client connection: the HTTP/1.1 loop, CONNECT tunnels, forwarding and recording.
+
+The loop is read, feed the sans-IO parser, act on its events, drain the writer.
+Every exchange becomes a Flow whose life is published on the bus; every failure
+is contained in its connection and reported on its flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from inspector import flow as model
+from inspector.bus import EventKind
+from inspector.flow import Flow, Phase, TLSInfo
+from inspector.proxy import errors
+from inspector.proxy.errors import ClientError, FlowKilled, UpstreamError
+from inspector.proxy.hop import is_upgrade, strip_hop_by_hop
+from inspector.proxy.modes import Target, Tunnel, parse_connect_target, resolve
+from inspector.proxy.recorder import BodyRecorder
+from inspector.proxy.tunnel import ClientHello, looks_like_http, peek_client_hello, relay
+from inspector.proxy.upstream import IDEMPOTENT, UpstreamConnection, open_raw
+from inspector.proxy.websocket import FrameReader
+from protocol.connection import DONE, SERVER, SWITCHED, Connection
+from protocol.errors import HTTPException, RemoteProtocolError
+from protocol.events import (
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Request,
+    Response,
+)
+from protocol.headers import Headers
+
+if TYPE_CHECKING:
+    from inspector.proxy.server import ProxyServer
+
+READ_CHUNK = 65536
+IDLE_TIMEOUT = 60.0  # a keep-alive client may stay silent this long between requests
+HEAD_TIMEOUT = 30.0  # a request head must be complete this long after its first byte
+PEEK_TIMEOUT = 30.0  # a client must start talking inside a CONNECT tunnel within this
+MAX_INTERIM = 50  # 1xx responses relayed before a final one; more is a misbehaving upstream
+_VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+
+
+class ClientGone(Exception):
+    """The client closed or broke its connection in the middle of an exchange."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(errors.exc_message(exc))
+        self.exc = exc
+
+
+class ClientHandler:
+    """Serves one accepted client connection until it closes."""
+
+    def __init__(
+        self, server: ProxyServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.config = server.config
+        self.reader = reader
+        self.writer = writer
+        self.conn = Connection(SERVER)
+        peer = writer.get_extra_info("peername") or ("", 0)
+        self.client_addr: tuple[str, int] = (str(peer[0]), int(peer[1]))
+        self.tunnel: Tunnel | None = None
+        self.tls: TLSInfo | None = None
+        self.authenticated = server.auth_header is None
+        self.head_start = 0.0
+        self.flow: Flow | None = None  # the exchange in progress, for shutdown reporting
+        self.responded = False  # a final response head went to the client in this exchange
+
+    # -- the connection loop ------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        except (ConnectionError, TimeoutError, ClientGone, OSError):
+            pass  # the client went away; its exchange (if any) was already reported
+        except asyncio.CancelledError:
+            self._fail_in_flight(asyncio.CancelledError("proxy shut down"), Phase.CLIENT)
+            raise
+        except Exception as e:  # never let one connection take the server down
+            self._fail_in_flight(e, Phase.CLIENT)
+            print(f"inspector: internal error on a client connection: {e!r}", file=sys.stderr)
+        finally:
+            self.writer.close()
+
+    async def _serve(self) -> None:
+        while True:
+            try:
+                event = await self._read_request_head()
+            except HTTPException as e:
+                await self._reject_unparseable(e)
+                return
+            except TimeoutError:
+                return  # idle keep-alive or a slowloris head: just close
+            if not isinstance(event, Request):
+                return  # ConnectionClosed: the client is done
+            keep = await self._exchange(event)
+            conn = self.conn
+            if not keep or conn.our_state is not DONE or conn.their_state is not DONE:
+                return
+            conn.start_next_cycle()
+
+    async def _read_request_head(self) -> Request | ConnectionClosed:
+        conn = self.conn
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            self.head_start = time.time()
+            return event  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(IDLE_TIMEOUT) as deadline:
+            started = False
+            while event is NEED_DATA:
+                data = await self.reader.read(READ_CHUNK)
+                if not started:
+                    started = True
+                    self.head_start = time.time()
+                    deadline.reschedule(loop.time() + HEAD_TIMEOUT)
+                conn.receive_data(data)
+                event = conn.next_event()
+        return event  # type: ignore[return-value]
+
+    async def _reject_unparseable(self, exc: HTTPException) -> None:
+        status = errors.client_status(exc)
+        body = f"inspector: cannot parse the request: {type(exc).__name__}: {exc}\n"
+        await self._send_simple(status, body, close=True)
+
+    # -- one exchange -------------------------------------------------------------
+
+    async def _exchange(self, req: Request) -> bool:
+        """Serve one request; False when the client connection must close afterwards."""
+        try:
+            if req.method == b"CONNECT":
+                return await self._connect(req)
+            self._check_auth(req)
+            target = resolve(self.config.mode, req.target, self.tunnel, self.server.listen_text)
+        except ClientError as e:
+            keep = self._request_consumed()
+            await self._send_simple(e.status, str(e), headers=e.headers, close=not keep)
+            return keep
+        flow = self._new_flow(req, target)
+        self.flow = flow
+        self.responded = False
+        try:
+            await self._forward(flow, req, target)
+        except UpstreamError as e:
+            return await self._fail(
+                flow, e.exc, e.phase, errors.upstream_status(e.exc), errors.upstream_error_body(e)
+            )
+        except FlowKilled as e:
+            body = f"inspector: {e}\n".encode()
+            return await self._fail(flow, e, Phase.INTERCEPT, errors.BAD_GATEWAY, body)
+        except ClientGone as e:
+            self._finish_error(flow, e.exc, Phase.CLIENT)
+            return False
+        finally:
+            self.flow = None
+        return True
+
+    def _new_flow(self, req: Request, target: Target) -> Flow:
+        upgrade = is_upgrade(req.headers.raw)
+        fields = strip_hop_by_hop(req.headers.raw, upgrade=upgrade)
+        headers = Headers()
+        headers.raw.extend(fields)
+        if self.config.mode.kind == "reverse" or b"host" not in headers:
+            headers.set(b"Host", target.authority)
+        request = model.Request(
+            method=req.method.decode("latin-1"),
+            scheme=target.scheme,
+            host=target.host,
+            port=target.port,
+            path=target.path,
+            http_version=_VERSIONS.get(req.http_version, "HTTP/1.1"),
+            headers=headers.raw,
+            timestamp=time.time(),
+        )
+        flow = Flow(request=request, client_addr=self.client_addr, mode=self.server.mode_text)
+        flow.timings.start = self.head_start
+        if self.tls is not None:
+            flow.tls = replace(self.tls)
+        self.server.publish(EventKind.STARTED, flow)
+        return flow
+
+    async def _forward(self, flow: Flow, req: Request, target: Target) -> None:
+        interceptor = self.server.interceptor
+        held = interceptor is not None and interceptor.matches(flow)
+        pool = self.server.pool
+        key = pool.key_for(target, self.tls.sni if self.tls else None)
+        recorder = BodyRecorder(self.config.body_limit)
+        if held:
+            await self._read_request_body(recorder, None)
+            flow.request.body = recorder.body()
+            self.server.publish(EventKind.REQUEST, flow)
+            await interceptor.hold(flow, "request")  # type: ignore[union-attr]
+            up = await self._send_recorded(flow, key, fresh=False)
+        else:
+            up = await pool.acquire(key, flow.timings)
+            try:
+                await self._send_streamed(flow, up, recorder)
+            except UpstreamError as e:
+                pool.discard(up)
+                if not self._may_retry(flow, up, e, recorder):
+                    raise
+                up = await self._send_recorded(flow, key, fresh=True)
+        try:
+            response = await self._first_response(flow, up)
+        except UpstreamError as e:
+            pool.discard(up)
+            if held or not self._may_retry(flow, up, e, recorder):
+                raise
+            up = await self._send_recorded(flow, key, fresh=True)
+            try:
+                response = await self._first_response(flow, up)
+            except UpstreamError:
+                pool.discard(up)
+                raise
+        await self._respond(flow, up, response)
+
+    # -- request side ---------------------------------------------------------------
+
+    async def _send_streamed(
+        self, flow: Flow, up: UpstreamConnection, recorder: BodyRecorder
+    ) -> None:
+        """Send the head upstream, then the client's body as it arrives."""
+        self._send_head(flow, up)
+        if self.conn.they_expect_100_continue:
+            # We answer 100 ourselves once the upstream is connected (see docs in dump).
+            self.writer.write(self.conn.send(Response(100, Headers(), b"Continue")))
+        await self._read_request_body(recorder, up)
+        flow.request.body = recorder.body()
+        flow.timings.request_sent = time.time()
+        self.server.publish(EventKind.REQUEST, flow)
+
+    async def _send_recorded(self, flow: Flow, key, *, fresh: bool) -> UpstreamConnection:  # type: ignore[no-untyped-def]
+        """Send the (possibly edited) recorded request on a connection of its own."""
+        up = await self.server.pool.acquire(key, flow.timings, fresh=fresh)
+        body = flow.request.body.data
+        headers = Headers()
+        headers.raw.extend(flow.request.headers)
+        if b"transfer-encoding" not in headers and (body or b"content-length" in headers):
+            headers.set(b"Content-Length", len(body))
+        flow.request.headers = headers.raw
+        try:
+            self._send_head(flow, up)
+            if body:
+                up.send(Data(body))
+            up.send(EndOfMessage())
+            await up.drain()
+        except (OSError, HTTPException) as e:
+            self.server.pool.discard(up)
+            raise UpstreamError(e, Phase.SEND, _where(flow)) from e
+        flow.timings.request_sent = time.time()
+        return up
+
+    def _send_head(self, flow: Flow, up: UpstreamConnection) -> None:
+        r = flow.request
+        target = r.path
+        if up.key.via is not None and up.key.scheme == "http":
+            target = r.url  # an upstream proxy takes absolute-form
+        head = Request(r.method.encode("latin-1"), target.encode("latin-1"), _wrap(r.headers))
+        try:
+            up.send(head)
+        except (OSError, HTTPException) as e:
+            raise UpstreamError(e, Phase.SEND, _where(flow)) from e
+
+    async def _read_request_body(
+        self, recorder: BodyRecorder, up: UpstreamConnection | None
+    ) -> None:
+        """Read the client's body to its end, recording it and streaming it upstream."""
+        while True:
+            event = await self._client_event()
+            if type(event) is Data:
+                recorder.add(event.data)
+                if up is not None:
+                    try:
+                        up.send(event)
+                        await up.drain()
+                    except (OSError, HTTPException) as e:
+                        raise UpstreamError(e, Phase.SEND, _where_up(up)) from e
+            elif type(event) is EndOfMessage:
+                if up is not None:
+                    try:
+                        up.send(event)
+                        await up.drain()
+                    except (OSError, HTTPException) as e:
+                        raise UpstreamError(e, Phase.SEND, _where_up(up)) from e
+                return
+            else:
+                raise ClientGone(ConnectionResetError("client closed mid-request"))
+
+    async def _client_event(self):  # type: ignore[no-untyped-def]
+        conn = self.conn
+        try:
+            while True:
+                event = conn.next_event()
+                if event is not NEED_DATA:
+                    return event
+                async with asyncio.timeout(IDLE_TIMEOUT):
+                    data = await self.reader.read(READ_CHUNK)
+                conn.receive_data(data)
+        except (OSError, TimeoutError, HTTPException) as e:
+            raise ClientGone(e) from e
+
+    def _may_retry(
+        self, flow: Flow, up: UpstreamConnection, e: UpstreamError, recorder: BodyRecorder
+    ) -> bool:
+        """A reused connection that died before any response byte: retry an idempotent
+        request once, if its whole body is held in the recording."""
+        return (
+            up.uses > 1
+            and up.received == 0
+            and isinstance(e.exc, OSError | HTTPException)
+            and not isinstance(e.exc, TimeoutError)
+            and flow.request.method.encode("latin-1") in IDEMPOTENT
+            and self.conn.their_state is DONE
+            and recorder.complete
+        )
+
+    # -- response side ----------------------------------------------------------------
+
+    async def _first_response(self, flow: Flow, up: UpstreamConnection) -> Response:
+        """The final response head; interim 1xx (but our own 100) go on to the client."""
+        for _ in range(MAX_INTERIM):
+            try:
+                response = await up.receive_head()
+            except (OSError, TimeoutError, HTTPException) as e:
+                raise UpstreamError(e, up.phase, _where(flow)) from e
+            if flow.timings.response_start is None:
+                flow.timings.response_start = time.time()
+            if not response.informational or response.status_code == 101:
+                return response
+            if response.status_code != 100:
+                self._write_client(response)
+        exc = RemoteProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses")
+        raise UpstreamError(exc, Phase.HEADERS, _where(flow))
+
+    async def _respond(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
+        flow.response = model.Response(
+            status_code=response.status_code,
+            reason=response.reason.decode("latin-1"),
+            http_version=_VERSIONS.get(response.http_version, "HTTP/1.1"),
+            headers=list(response.headers.raw),
+            timestamp=time.time(),
+        )
+        if flow.tls is not None:
+            _merge_tls(flow.tls, up.tls_info())
+        self.server.publish(EventKind.RESPONSE_HEADERS, flow)
+        if response.status_code == 101:
+            await self._switch_protocols(flow, up, response)
+            return
+        interceptor = self.server.interceptor
+        if interceptor is not None and interceptor.matches(flow):
+            await self._respond_held(flow, up, response)
+        else:
+            await self._respond_streamed(flow, up, response)
+
+    def _client_head(self, response: Response) -> Response:
+        upgrade = response.status_code == 101
+        fields = strip_hop_by_hop(response.headers.raw, upgrade=upgrade)
+        headers = Headers()
+        headers.raw.extend(fields)
+        return Response(response.status_code, headers, response.reason)
+
+    async def _respond_streamed(
+        self, flow: Flow, up: UpstreamConnection, response: Response
+    ) -> None:
+        recorder = BodyRecorder(self.config.body_limit)
+        self._write_client(self._client_head(response))
+        while True:
+            try:
+                up.phase = Phase.BODY
+                event = await up.next_body_event()
+            except (OSError, TimeoutError, HTTPException) as e:
+                flow.response.body = recorder.body()  # type: ignore[union-attr]
+                self.server.pool.discard(up, abort=True)
+                raise UpstreamError(e, Phase.BODY, _where(flow)) from e
+            if type(event) is Data:
+                recorder.add(event.data)
+                self._write_client(event)
+                await self._drain_client()
+            else:
+                self._write_client(event)
+                break
+        self.server.pool.release(up)
+        flow.response.body = recorder.body()  # type: ignore[union-attr]
+        flow.response.trailers = list(event.trailers.raw)  # type: ignore[union-attr]
+        await self._drain_client()
+        self._finish(flow)
+
+    async def _respond_held(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
+        """Read the whole response, hold it for the user, then send what they left."""
+        recorder = BodyRecorder(self.config.body_limit)
+        trailers: list = []
+        while True:
+            try:
+                up.phase = Phase.BODY
+                event = await up.next_body_event()
+            except (OSError, TimeoutError, HTTPException) as e:
+                self.server.pool.discard(up, abort=True)
+                raise UpstreamError(e, Phase.BODY, _where(flow)) from e
+            if type(event) is Data:
+                recorder.add(event.data)
+            else:
+                trailers = list(event.trailers.raw)  # type: ignore[union-attr]
+                break
+        self.server.pool.release(up)
+        assert flow.response is not None
+        flow.response.body = recorder.body()
+        flow.response.trailers = trailers
+        await self.server.interceptor.hold(flow, "response")  # type: ignore[union-attr]
+        r = flow.response
+        headers = _wrap(strip_hop_by_hop(r.headers))
+        headers.remove(b"Transfer-Encoding")
+        if flow.request.method != "HEAD" and r.status_code not in (204, 304):
+            headers.set(b"Content-Length", len(r.body.data))
+        self._write_client(Response(r.status_code, headers, r.reason.encode("latin-1")))
+        if r.body.data and flow.request.method != "HEAD":
+            self._write_client(Data(r.body.data))
+        self._write_client(EndOfMessage())
+        await self._drain_client()
+        self._finish(flow)
+
+    async def _switch_protocols(
+        self, flow: Flow, up: UpstreamConnection, response: Response
+    ) -> None:
+        """After 101: relay raw bytes both ways, recording WebSocket messages."""
+        self._write_client(self._client_head(response))
+        await self._drain_client()
+        client_rest, _ = self.conn.trailing_data
+        upstream_rest, _ = up.conn.trailing_data
+        websocket = (flow.request.header("Upgrade") or "").lower() == "websocket"
+        to_up = self._ws_recorder(flow, True) if websocket else None
+        to_client = self._ws_recorder(flow, False) if websocket else None
+        if client_rest:
+            to_up and to_up(client_rest)
+            up.writer.write(client_rest)
+        if upstream_rest:
+            to_client and to_client(upstream_rest)
+            self.writer.write(upstream_rest)
+        try:
+            await relay(
+                self.reader, self.writer, up.reader, up.writer, a_to_b=to_up, b_to_a=to_client
+            )
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.server.pool.discard(up)
+        self._finish(flow)
+
+    def _ws_recorder(self, flow: Flow, from_client: bool) -> Callable[[bytes], None]:
+        reader = FrameReader(from_client)
+        publish = self.server.publish
+
+        def record(data: bytes) -> None:
+            messages = reader.feed(data)
+            if messages:
+                flow.websocket.extend(messages)
+                publish(EventKind.WEBSOCKET, flow)
+
+        return record
+
+    def _write_client(self, event: Response | Data | EndOfMessage) -> None:
+        if type(event) is Response and event.status_code >= 200:
+            self.responded = True
+        try:
+            self.writer.write(self.conn.send(event))
+        except (OSError, HTTPException) as e:
+            raise ClientGone(e) from e
+
+    async def _drain_client(self) -> None:
+        try:
+            await self.writer.drain()
+        except OSError as e:
+            raise ClientGone(e) from e
+
+    # -- finishing ----------------------------------------------------------------------
+
+    def _finish(self, flow: Flow) -> None:
+        flow.timings.end = time.time()
+        self.server.publish(EventKind.RESPONSE, flow)
+
+    def _finish_error(self, flow: Flow, exc: BaseException, phase: Phase) -> None:
+        if flow.timings.end is not None:
+            return
+        flow.error = errors.flow_error(exc, phase)
+        flow.timings.end = time.time()
+        self.server.publish(EventKind.ERROR, flow)
+
+    def _fail_in_flight(self, exc: BaseException, phase: Phase) -> None:
+        if self.flow is not None:
+            self._finish_error(self.flow, exc, phase)
+            self.flow = None
+
+    async def _fail(
+        self, flow: Flow, exc: BaseException, phase: Phase, status: int, body: bytes
+    ) -> bool:
+        """Report a failed exchange; answer the client if it has not seen a response yet."""
+        self._finish_error(flow, exc, phase)
+        if self.responded:
+            self.writer.transport.abort()  # the response had started: cut it visibly
+            return False
+        keep = self._request_consumed()
+        await self._send_simple(status, body.decode("utf-8", "replace"), close=not keep)
+        return keep
+
+    def _request_consumed(self) -> bool:
+        """Finish parsing the request from what is already buffered; True if it is all read."""
+        conn = self.conn
+        try:
+            while conn.their_state is not DONE:
+                event = conn.next_event()
+                if event is NEED_DATA or type(event) is ConnectionClosed:
+                    return False
+        except HTTPException:
+            return False
+        return True
+
+    async def _send_simple(
+        self, status: int, text: str, *, close: bool = False, headers: tuple = ()
+    ) -> None:
+        """A short text/plain answer generated by the proxy itself."""
+        from protocol.status import describe
+
+        body = text.encode("utf-8", "replace")
+        fields = [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", str(len(body)).encode()),
+            *headers,
+        ]
+        if close:
+            fields.append((b"Connection", b"close"))
+        reason = describe(status).phrase.encode()
+        try:
+            self.writer.write(self.conn.send(Response(status, Headers(fields), reason)))
+            if body:
+                self.writer.write(self.conn.send(Data(body)))
+            self.writer.write(self.conn.send(EndOfMessage()))
+            await self.writer.drain()
+        except (OSError, HTTPException):
+            self.writer.transport.abort()
+
+    # -- authentication ----------------------------------------------------------------
+
+    def _check_auth(self, req: Request) -> None:
+        if self.authenticated:
+            return
+        expected = self.server.auth_header
+        given = req.headers.get(b"Proxy-Authorization")
+        if given is not None and expected is not None and _basic_matches(given, expected):
+            if self.tunnel is None and req.method == b"CONNECT":
+                self.authenticated = True
+            return
+        raise ClientError(
+            407,
+            "inspector: proxy authentication required: pass the --proxy-auth credentials "
+            "(e.g. curl --proxy-user USER:PASS)\n",
+            headers=((b"Proxy-Authenticate", b'Basic realm="inspector"'),),
+        )
+
+    # -- CONNECT ---------------------------------------------------------------------
+
+    async def _connect(self, req: Request) -> bool:
+        if self.tunnel is not None or self.config.mode.kind == "reverse":
+            raise ClientError(
+                400, "inspector: CONNECT is not accepted here (reverse mode or nested tunnel)\n"
+            )
+        self._check_auth(req)
+        host, port = parse_connect_target(req.target)
+        ignore = self.config.ignore_hosts
+        if ignore is not None and ignore.search(host):
+            return await self._raw_tunnel(req, host, port)
+        transport = self.writer.transport
+        transport.pause_reading()  # keep the first tunnel bytes in the kernel for peeking
+        self._write_client(Response(200, Headers(), b"Connection established"))
+        await self._drain_client()
+        if self.conn.our_state is not SWITCHED:
+            return False
+        early, _ = self.conn.trailing_data
+        if early:
+            transport.resume_reading()
+            return False  # bytes sent before our 200 cannot be peeked: refuse the tunnel
+        try:
+            first, hello = await peek_client_hello(transport, PEEK_TIMEOUT)
+        except TimeoutError:
+            return False
+        if not first:
+            return False
+        if hello is not None:
+            await self._start_client_tls(host, hello)
+            self.tunnel = Tunnel("https", host, port)
+        elif looks_like_http(first):
+            transport.resume_reading()
+            self.tunnel = Tunnel("http", host, port)
+        else:
+            transport.resume_reading()
+            return await self._raw_tunnel(req, host, port, answered=True)
+        self.conn = Connection(SERVER)
+        await self._serve()
+        return False
+
+    async def _start_client_tls(self, host: str, hello: ClientHello) -> None:
+        name = hello.sni or host
+        store = self.server.certstore
+        try:
+            if name in store:
+                ctx = store.server_context(name)
+            else:  # minting signs a new leaf: keep it off the event loop
+                loop = asyncio.get_running_loop()
+                ctx = await loop.run_in_executor(None, store.server_context, name)
+        except ValueError as e:  # certs.HostError: a name no certificate can carry
+            raise ClientGone(e) from e
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.writer.start_tls(ctx)
+        except (OSError, TimeoutError) as e:
+            raise ClientGone(e) from e
+        sslobj = self.writer.get_extra_info("ssl_object")
+        self.tls = TLSInfo(
+            sni=hello.sni,
+            client_alpn=",".join(hello.alpn) if hello.alpn else None,
+            client_version=sslobj.version() if sslobj is not None else None,
+        )
+
+    async def _raw_tunnel(
+        self, req: Request, host: str, port: int, *, answered: bool = False
+    ) -> bool:
+        """Relay a tunnel untouched (--ignore-hosts, or not HTTP inside); recorded as CONNECT."""
+        request = model.Request(
+            method="CONNECT",
+            scheme="https" if port == 443 else "http",
+            host=host,
+            port=port,
+            path=f"{host}:{port}",
+            headers=list(req.headers.raw),
+            timestamp=time.time(),
+        )
+        flow = Flow(request=request, client_addr=self.client_addr, mode=self.server.mode_text)
+        flow.timings.start = self.head_start
+        self.server.publish(EventKind.STARTED, flow)
+        target = Target(
+            "tcp",
+            host,
+            port,
+            "",
+            self.config.mode.target if self.config.mode.kind == "upstream" else None,
+        )
+        try:
+            up = await open_raw(target, self.server.pool, flow.timings)
+        except UpstreamError as e:
+            if answered:
+                self._finish_error(flow, e.exc, e.phase)
+                return False
+            return await self._fail(
+                flow, e.exc, e.phase, errors.upstream_status(e.exc), errors.upstream_error_body(e)
+            )
+        if not answered:
+            self._write_client(Response(200, Headers(), b"Connection established"))
+            await self._drain_client()
+        flow.response = model.Response(200, "Connection established", timestamp=time.time())
+        self.server.publish(EventKind.RESPONSE_HEADERS, flow)
+        up_reader, up_writer = up.reader, up.writer
+        rest, _ = self.conn.trailing_data
+        if rest:
+            up_writer.write(rest)
+        try:
+            sent, received = await relay(self.reader, self.writer, up_reader, up_writer)
+        except OSError:
+            sent = received = 0
+        finally:
+            up_writer.close()
+        flow.request.body = model.Body(size=sent, truncated=sent > 0)
+        flow.response.body = model.Body(size=received, truncated=received > 0)
+        self._finish(flow)
+        return False
+
+
+def _wrap(pairs: list[tuple[bytes, bytes]]) -> Headers:
+    """A Headers view over a copy of ``pairs`` (already validated by the parser or the UI)."""
+    headers = Headers()
+    headers.raw.extend(pairs)
+    return headers
+
+
+def _merge_tls(info: TLSInfo, upstream: TLSInfo | None) -> None:
+    if upstream is None:
+        return
+    info.upstream_version = upstream.upstream_version
+    info.upstream_cipher = upstream.upstream_cipher
+    info.upstream_alpn = upstream.upstream_alpn
+    info.upstream_cert_subject = upstream.upstream_cert_subject
+    info.upstream_cert_issuer = upstream.upstream_cert_issuer
+
+
+def _where(flow: Flow) -> str:
+    host = flow.request.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{flow.request.port}"
+
+
+def _where_up(up: UpstreamConnection) -> str:
+    host = up.key.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{up.key.port}"
+
+
+def _basic_matches(given: bytes, expected: bytes) -> bool:
+    scheme, _, token = given.strip().partition(b" ")
+    if scheme.lower() != b"basic":
+        return False
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(decoded, expected)

@@ -1,0 +1,107 @@
+"""Where a request goes: regular (explicit proxy), reverse and upstream-proxy target resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from inspector.config import Endpoint, Mode
+from inspector.proxy.errors import ClientError
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+NOT_A_PROXY_REQUEST = (
+    "inspector: this is an HTTP proxy, and the request target {target!r} is not an absolute URL.\n"
+    "Send requests through the proxy instead of to it, e.g.\n"
+    "  curl -x http://{listen} http://example.com/\n"
+    "  https_proxy=http://{listen} curl https://example.com/   (add --cacert CONFDIR/ca.pem)\n"
+    "or start it as a reverse proxy: inspector --mode reverse:http://HOST:PORT\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    """The origin a client's CONNECT tunnel leads to (requests inside are origin-form)."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str  # origin-form, sent upstream
+    via: Endpoint | None = None  # an upstream proxy to chain through
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORTS.get(self.scheme) else f"{host}:{self.port}"
+
+
+def split_authority(text: str, default_port: int) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or ``host`` -> (host, port); ValueError if bad."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed [ in {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"junk after ] in {text!r}")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            host, port_text = text, ""
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    if not port_text:
+        return host.lower(), default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r} in {text!r}")
+    return host.lower(), int(port_text)
+
+
+def parse_connect_target(target: bytes) -> tuple[str, int]:
+    """The ``host:port`` of a CONNECT request, or ClientError 400."""
+    try:
+        return split_authority(target.decode("ascii"), 443)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ClientError(400, f"inspector: bad CONNECT target {target!r}: {e}\n") from None
+
+
+def _absolute(target: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise ClientError(400, f"inspector: unsupported URL {target!r}: use http:// or https://\n")
+    try:
+        host, port = split_authority(parts.netloc.rpartition("@")[2], DEFAULT_PORTS[scheme])
+    except ValueError as e:
+        raise ClientError(400, f"inspector: bad URL {target!r}: {e}\n") from None
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return scheme, host, port, path
+
+
+def resolve(mode: Mode, raw_target: bytes, tunnel: Tunnel | None, listen: str) -> Target:
+    """The upstream target of a request, or ClientError when the request cannot be routed."""
+    target = raw_target.decode("latin-1")
+    absolute = not target.startswith("/") and "://" in target
+    if mode.kind == "reverse":
+        assert mode.target is not None
+        path = _absolute(target)[3] if absolute else target
+        return Target(mode.target.scheme, mode.target.host, mode.target.port, path)
+    via = mode.target if mode.kind == "upstream" else None
+    if tunnel is not None and not absolute:
+        return Target(tunnel.scheme, tunnel.host, tunnel.port, target, via)
+    if not absolute:
+        raise ClientError(400, NOT_A_PROXY_REQUEST.format(target=target, listen=listen))
+    scheme, host, port, path = _absolute(target)
+    if tunnel is not None:
+        scheme = tunnel.scheme  # the tunnel's TLS decides, not what the client wrote
+    return Target(scheme, host, port, path, via)

@@ -1,0 +1,106 @@
+"""The accept loop and lifecycle of the proxy: start, serve, shut down with a grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+
+from certs import CertStore
+from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.config import Config
+from inspector.flow import Flow
+from inspector.proxy.handler import ClientHandler
+from inspector.proxy.upstream import UpstreamPool
+
+BACKLOG = 1024
+
+
+class ProxyServer:
+    """Accepts client connections and runs a ClientHandler for each one."""
+
+    def __init__(
+        self,
+        config: Config,
+        bus: Bus,
+        certstore: CertStore,
+        *,
+        interceptor=None,  # inspector.intercept.Interceptor  # type: ignore[no-untyped-def]
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.certstore = certstore
+        self.interceptor = interceptor
+        self.mode_text = str(config.mode)
+        self.auth_header: bytes | None = None
+        if config.proxy_auth is not None:
+            user, password = config.proxy_auth
+            self.auth_header = f"{user}:{password}".encode()
+        self.pool = UpstreamPool(config)
+        self.listen_text = ""
+        self.address: tuple[str, int] = ("", 0)
+        self._server: asyncio.Server | None = None
+        self._tasks: dict[asyncio.Task[None], ClientHandler] = {}
+
+    def publish(self, kind: EventKind, flow: Flow) -> None:
+        self.bus.publish(FlowEvent(kind, flow))
+
+    async def start(self) -> tuple[str, int]:
+        """Bind and listen; returns the real (host, port) (a free port for port 0)."""
+        self._server = await asyncio.start_server(
+            self._on_client,
+            self.config.listen_host,
+            self.config.listen_port,
+            backlog=BACKLOG,
+            reuse_address=True,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.address = (str(sockname[0]), int(sockname[1]))
+        host = self.address[0]
+        self.listen_text = (
+            f"[{host}]:{self.address[1]}" if ":" in host else f"{host}:{self.address[1]}"
+        )
+        return self.address
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handler = ClientHandler(self, reader, writer)
+        self._tasks[task] = handler
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await handler.run()
+        except Exception as e:  # a handler must never take the server down
+            print(f"inspector: internal error: {e!r}", file=sys.stderr)
+        finally:
+            self._tasks.pop(task, None)
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._tasks)
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set."""
+        await stop.wait()
+
+    async def shutdown(self, grace: float = 2.0) -> None:
+        """Stop accepting, let in-flight exchanges finish for ``grace`` seconds, then cut."""
+        if self._server is not None:
+            self._server.close()
+        for task, handler in list(self._tasks.items()):
+            if handler.flow is None:
+                task.cancel()  # idle between requests: nothing to finish
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+        await self.pool.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)

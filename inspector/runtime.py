@@ -1,0 +1,243 @@
+"""Build the running proxy from a Config: CA, cert store, session store, bus, interceptor, server.
+
+``run(config)`` serves on the current thread's loop until SIGINT/SIGTERM (dump);
+``ProxyThread`` runs the same thing on a background thread (the TUI owns the main one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from certs import CAError, CertificateAuthority, CertStore
+from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.config import Config, ConfigError
+from inspector.filters import FilterError
+from inspector.intercept import Interceptor
+from inspector.proxy import ProxyServer
+from inspector.store import Store, StoreError
+
+SHUTDOWN_GRACE = 2.0  # seconds in-flight exchanges get to finish on SIGINT/SIGTERM
+LOOP_ENV = "INSPECTOR_LOOP"  # "uvloop" or "asyncio": which event loop implementation to run
+
+
+@dataclass(slots=True)
+class Runtime:
+    """The parts of a running proxy, for the code that drives it (dump, TUI, tests)."""
+
+    config: Config
+    certstore: CertStore
+    store: Store
+    bus: Bus
+    interceptor: Interceptor
+    server: ProxyServer
+    unsubscribe_store: Callable[[], None]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.address
+
+    def close_store(self) -> None:
+        self.unsubscribe_store()
+        self.store.flush()
+        self.store.close()
+
+
+def build(config: Config) -> Runtime:
+    """Create every part (the CA on first use); ConfigError with a clear message on failure."""
+    try:
+        ca = CertificateAuthority.load_or_create(config.confdir)
+    except CAError as e:
+        raise ConfigError(str(e)) from None
+    bus = Bus()
+    try:
+        interceptor = Interceptor(config.intercept, bus=bus)
+    except FilterError as e:
+        raise ConfigError(f"bad --intercept expression: {e}") from None
+    path = config.session_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = Store(path)
+    except (StoreError, OSError) as e:
+        raise ConfigError(f"cannot record to session {path}: {e}") from None
+
+    def record(event: FlowEvent) -> None:
+        if event.kind is EventKind.RESPONSE or event.kind is EventKind.ERROR:
+            store.put(event.flow)
+
+    unsubscribe = bus.subscribe(record)
+    server = ProxyServer(config, bus, CertStore(ca), interceptor=interceptor)
+    return Runtime(config, server.certstore, store, bus, interceptor, server, unsubscribe)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (it cuts the proxy's CPU per request), unless INSPECTOR_LOOP=asyncio."""
+    choice = os.environ.get(LOOP_ENV, "uvloop").strip().lower()
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.new_event_loop()
+        return uvloop.new_event_loop()
+    if choice != "asyncio":
+        raise ConfigError(f"bad {LOOP_ENV}={choice!r}: use uvloop or asyncio")
+    return asyncio.new_event_loop()
+
+
+def announce(host: str, port: int, config: Config, stream: TextIO | None = None) -> None:
+    """The listening line (exactly as SPEC.md says) and warnings about risky settings."""
+    out = stream or sys.stderr
+    shown = f"[{host}]" if ":" in host else host
+    print(f"inspector: proxy listening on http://{shown}:{port}", file=out, flush=True)
+    if not _is_loopback(host):
+        print(
+            f"inspector: warning: listening on {host}, not loopback: anyone who can reach this "
+            "address can use the proxy (add --proxy-auth USER:PASS)",
+            file=out,
+            flush=True,
+        )
+    if config.insecure:
+        print(
+            "inspector: warning: --insecure: upstream certificates are not verified",
+            file=out,
+            flush=True,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def start(config: Config) -> Runtime:
+    """Build and start listening; ConfigError when the address cannot be bound."""
+    runtime = build(config)
+    try:
+        host, port = await runtime.server.start()
+    except OSError as e:
+        runtime.close_store()
+        raise ConfigError(
+            f"cannot listen on {config.listen_host}:{config.listen_port}: "
+            f"{e.strerror or e} (pick another --listen-port, or 0 for a free one)"
+        ) from None
+    announce(host, port, config)
+    return runtime
+
+
+async def run(
+    config: Config,
+    on_ready: Callable[[Runtime], None] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve on the running loop until SIGINT/SIGTERM (or ``stop``), then shut down cleanly."""
+    runtime = await start(config)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = _install_signals(loop, stop)
+    try:
+        if on_ready is not None:
+            on_ready(runtime)
+        await runtime.server.serve_until(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await runtime.server.shutdown(SHUTDOWN_GRACE)
+        runtime.close_store()
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return installed
+
+
+class ProxyThread:
+    """The proxy on a background thread with its own loop (the TUI keeps the main thread)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.runtime: Runtime | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="inspector-proxy", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> Runtime:
+        """Start serving; returns once listening, or raises what went wrong (ConfigError)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise ConfigError("the proxy did not start in time")
+        if self._error is not None:
+            raise self._error
+        assert self.runtime is not None
+        return self.runtime
+
+    @property
+    def bus(self) -> Bus:
+        assert self.runtime is not None
+        return self.runtime.bus
+
+    @property
+    def store(self) -> Store:
+        assert self.runtime is not None
+        return self.runtime.store
+
+    @property
+    def interceptor(self) -> Interceptor:
+        assert self.runtime is not None
+        return self.runtime.interceptor
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.runtime is not None
+        return self.runtime.address
+
+    def _main(self) -> None:
+        loop = new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as e:
+            if not self._ready.is_set():
+                self._error = e
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+
+        def ready(runtime: Runtime) -> None:
+            self.runtime = runtime
+            self._ready.set()
+
+        await run(self.config, ready, stop=self._stop)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down (in-flight exchanges get the grace period) and flush the store."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # the loop already finished
+        self._thread.join(timeout)
