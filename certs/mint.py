@@ -42,7 +42,9 @@ def normalize_host(host: str) -> str:
     ip = _as_ip(text)
     if ip is not None:
         return ip.compressed
-    name = text.lower().rstrip(".")
+    name = text.lower()
+    if name.endswith("."):  # the absolute form of the same name
+        name = name[:-1]
     if not name.isascii():
         try:
             name = name.encode("idna").decode("ascii")

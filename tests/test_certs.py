@@ -465,7 +465,20 @@ def test_host_names_are_normalized(raw: str, normal: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", " ", "a b.test", "foo..test", "*", "*.*.test", "a.*.test", "x" * 64 + ".test", "-"]
+    "bad",
+    [
+        "",
+        " ",
+        ".",
+        "a b.test",
+        "foo..test",
+        "foo.test..",
+        "*",
+        "*.*.test",
+        "a.*.test",
+        "x" * 64 + ".test",
+        "-",
+    ],
 )
 def test_names_no_certificate_can_hold_raise_host_error(store: CertStore, bad: str) -> None:
     with pytest.raises(HostError) as info:
