@@ -1,7 +1,7 @@
 """A local certificate authority that mints per-host certificates."""
 
 from certs.ca import CAError, CertificateAuthority
-from certs.mint import HostError, LeafMinter, normalize_host
+from certs.mint import HostError, LeafMinter, names_in_certificate, normalize_host
 from certs.store import CertStore
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "CertificateAuthority",
     "HostError",
     "LeafMinter",
+    "names_in_certificate",
     "normalize_host",
 ]

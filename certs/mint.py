@@ -90,6 +90,24 @@ def san_names(host: str, extra_sans: Iterable[str]) -> list[str]:
     return names
 
 
+def names_in_certificate(der: bytes) -> list[str]:
+    """The DNS names and IPs a (real server's) DER certificate is for, as ``extra_sans``.
+
+    Reads subjectAltName, or the common name when there is none; an unparsable
+    certificate gives no names, since copying names is only cosmetic.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return [str(cn.value) for cn in cns[:1]]
+    except ValueError:
+        return []
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return san.get_values_for_type(x509.DNSName) + ips
+
+
 class LeafMinter:
     """Signs leaf certificates with the CA; everything per-CA is computed once."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -31,6 +32,7 @@ from certs import (
     CertStore,
     HostError,
     LeafMinter,
+    names_in_certificate,
     normalize_host,
 )
 from certs.ca import CAKey
@@ -381,6 +383,26 @@ def test_extra_sans_are_added_once_and_unusable_ones_dropped(store: CertStore) -
     extra = ["www.site.test", "SITE.test", "10.0.0.1", "bad name", "", "*.site.test", "site.test"]
     leaf = _leaf(store, "site.test", extra)
     assert _sans(leaf) == (["site.test", "www.site.test", "*.site.test"], ["10.0.0.1"])
+
+
+def test_names_copied_from_a_real_server_certificate(
+    store: CertStore, upstream_ca: trustme.CA
+) -> None:
+    real = upstream_ca.issue_cert("origin.test", "*.origin.test", "192.0.2.7")
+    der = x509.load_pem_x509_certificate(real.cert_chain_pems[0].bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+    names = names_in_certificate(der)
+    assert names == ["origin.test", "*.origin.test", "192.0.2.7"]
+    leaf = _leaf(store, "www.origin.test", names)
+    assert _sans(leaf) == (["www.origin.test", "origin.test", "*.origin.test"], ["192.0.2.7"])
+    assert names_in_certificate(b"not a certificate") == []
+
+
+def test_names_from_a_certificate_without_san_fall_back_to_its_cn() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key, days=30, ca=False)
+    assert names_in_certificate(cert.public_bytes(serialization.Encoding.DER)) == ["test CA"]
 
 
 def test_long_host_common_name_is_truncated_to_64(store: CertStore) -> None:
