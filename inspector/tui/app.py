@@ -1,0 +1,414 @@
+"""The Textual app: the flow list, detail and helper screens over a live proxy or a saved session.
+
+Threading: the bus calls ``_on_event`` in the proxy's thread, which only appends to a
+deque; a timer in the app's thread drains it every ``DRAIN_INTERVAL`` and updates the
+index and widgets in one batch. Slow work (loading a session, filtering, replay) runs
+in thread workers that post a message back; widgets are only touched in the app thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from inspector.bus import EventKind, FlowEvent
+from inspector.filters import FilterError
+from inspector.filters import parse as parse_filter
+from inspector.flow import Flow
+from inspector.replay import ReplayError, ReplayOptions, replay_flow
+from inspector.tui.messages import FilterApplied, FlowsChanged, JumpToFlow, ReplayFinished
+from inspector.tui.rows import FlowIndex, FlowRow
+from inspector.tui.session import Session, SessionError, open_live, open_saved
+from inspector.tui.widgets.events_pane import MAX_EVENTS, ErrorEvent
+from inspector.tui.widgets.status_bar import Counts
+
+DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
+LOAD_PAGE = 5000  # summaries read per store query when loading a session
+RECENT_FLOWS = 512  # finished live flows kept whole for the detail view (bodies included)
+
+
+def filter_error(expr: str) -> str | None:
+    """The filter language's complaint about ``expr``, or None when it parses."""
+    try:
+        parse_filter(expr)
+    except FilterError as e:
+        return str(e)
+    return None
+
+
+class InspectorApp(App[int]):
+    """http-inspector's terminal UI."""
+
+    CSS_PATH = "inspector.tcss"
+    TITLE = "http-inspector"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
+    ]
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, session: Session, *, drain_interval: float = DRAIN_INTERVAL) -> None:
+        super().__init__()
+        self.session = session
+        self.index = FlowIndex()
+        self.drain_interval = drain_interval
+        self.errors = 0
+        self.held_ids: set[str] = set()
+        self.histories: dict[str, list[str]] = {}
+        self.filter_expr: str | None = None
+        self.filter_off = False
+        self._filter = None  # the parsed filter, applied to live flows as they arrive
+        self._queue: deque[FlowEvent] = deque()
+        self._recent: OrderedDict[str, Flow] = OrderedDict()
+        self._unsubscribe = None
+        self._loaded = threading.Event()
+        self.error_events: deque[ErrorEvent] = deque(maxlen=MAX_EVENTS)
+        self._error_seq = 0
+        self._counted_errors: set[str] = set()
+        self._live_matches: set[str] = set()
+
+    # --- start and stop -------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from inspector.tui.screens.flow_list import FlowListScreen
+
+        if self.session.bus is not None:
+            self._unsubscribe = self.session.bus.subscribe(self._queue.append)
+        self.push_screen(FlowListScreen())
+        self.set_interval(self.drain_interval, self.drain)
+        self._load_saved()
+        if self.session.intercept_expr:
+            self.set_intercept(self.session.intercept_expr)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def action_request_quit(self) -> None:
+        from inspector.tui.screens.confirm_quit import ConfirmQuitScreen
+
+        if isinstance(self.screen, ConfirmQuitScreen):
+            self.exit(0)
+            return
+
+        def done(quit_: bool | None) -> None:
+            if quit_:
+                self.exit(0)
+
+        self.push_screen(ConfirmQuitScreen(self.session.info.address is not None), done)
+
+    def action_help(self) -> None:
+        from inspector.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key binding of the screen is also a command palette entry."""
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for binding in (*screen.BINDINGS, *self.BINDINGS):
+            if not isinstance(binding, Binding) or not binding.description:
+                continue
+            if binding.action in seen:
+                continue
+            seen.add(binding.action)
+            action = binding.action
+            target = self if action in ("help", "request_quit") else screen
+            yield SystemCommand(
+                binding.description,
+                f"key: {binding.key_display or binding.key}",
+                lambda t=target, a=action: t.run_action(a),  # type: ignore[misc]
+            )
+
+    # --- loading and live events ----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load_saved(self) -> None:
+        """Read the session's existing flows page by page (metadata only)."""
+        offset = 0
+        while True:
+            page = self.session.summaries(offset, LOAD_PAGE)
+            if not page:
+                break
+            rows = [FlowRow.from_flow(flow, 0) for flow in page]
+            failed = [flow for flow in page if flow.error is not None]
+            self.call_from_thread(self._add_loaded, rows, failed)
+            offset += len(page)
+            if len(page) < LOAD_PAGE:
+                break
+        self._loaded.set()
+
+    def _add_loaded(self, rows: list[FlowRow], failed: list[Flow]) -> None:
+        known = self.index.rows
+        for row in rows:
+            if row.id not in known:
+                self.index.add(row)
+        # Live events may already have counted a flow the page also holds.
+        failed = [f for f in failed if f.id not in self._counted_errors]
+        self.errors += len(failed)
+        self._add_error_events(failed)
+        self.flows_changed(reordered=self.index.sorted)
+
+    def drain(self) -> None:
+        """Apply every queued bus event in one batch."""
+        queue = self._queue
+        if not queue:
+            return
+        errors: list[Flow] = []
+        index = self.index
+        for _ in range(len(queue)):
+            event = queue.popleft()
+            flow = event.flow
+            if event.kind is EventKind.REMOVED:
+                index.remove([flow.id])
+                self.held_ids.discard(flow.id)
+                continue
+            index.upsert(flow, self._matches(flow))
+            row = index.rows[flow.id]
+            if event.kind is EventKind.INTERCEPTED:
+                self.held_ids.add(flow.id)
+                self._remember(flow)
+            elif flow.id in self.held_ids and event.kind is not EventKind.UPDATED:
+                self.held_ids.discard(flow.id)
+            row.held = flow.id in self.held_ids
+            if event.kind is EventKind.ERROR and flow.id not in self._counted_errors:
+                self.errors += 1
+                errors.append(flow)
+            if event.kind in (EventKind.RESPONSE, EventKind.ERROR):
+                self._remember(flow)
+        if index.sorted:
+            index.resort()
+        if errors:
+            self._add_error_events(errors)
+        self.flows_changed(reordered=index.sorted)
+
+    def _matches(self, flow: Flow) -> bool | None:
+        if self._filter is None or self.filter_off:
+            return None
+        try:
+            verdict = bool(self._filter(flow))
+        except Exception:  # a filter on a half-built flow must not break the drain
+            verdict = False
+        if verdict:
+            self._live_matches.add(flow.id)
+        else:
+            self._live_matches.discard(flow.id)
+        return verdict
+
+    def _remember(self, flow: Flow) -> None:
+        self._recent[flow.id] = flow
+        self._recent.move_to_end(flow.id)
+        while len(self._recent) > RECENT_FLOWS:
+            self._recent.popitem(last=False)
+
+    def _add_error_events(self, flows: list[Flow]) -> None:
+        for flow in flows:
+            self._counted_errors.add(flow.id)
+            self.error_events.append(ErrorEvent.from_flow(flow, self._error_seq))
+            self._error_seq += 1
+
+    def flows_changed(self, *, reordered: bool = False) -> None:
+        for screen in self.screen_stack:
+            screen.post_message(FlowsChanged(reordered=reordered))
+
+    @property
+    def counts(self) -> Counts:
+        return Counts(
+            exchanges=len(self.index.rows),
+            errors=self.errors,
+            held=len(self.held_ids),
+            shown=len(self.index),
+        )
+
+    # --- flows ----------------------------------------------------------------------------
+
+    def load_flow(self, flow_id: str) -> Flow | None:
+        """The whole flow (bodies included): held or recent in memory, else from the store."""
+        flow = self.session.held_flow(flow_id) or self._recent.get(flow_id)
+        if flow is not None:
+            return flow
+        return self.session.get(flow_id)
+
+    def selected_ids(self, current: str | None) -> list[str]:
+        """The marked flows in view order, or the current one when none is marked."""
+        marked = [i for i in self.index.view if self.index.rows[i].marked]
+        if marked:
+            return marked
+        return [current] if current is not None else []
+
+    def set_marked(self, ids: list[str], marked: bool) -> None:
+        for flow_id in ids:
+            row = self.index.rows.get(flow_id)
+            if row is not None:
+                row.marked = marked
+        self.session.set_marked(ids, marked)
+        self.flows_changed()
+
+    def delete_flows(self, ids: list[str]) -> None:
+        self.index.remove(ids)
+        self.held_ids.difference_update(ids)
+        for flow_id in ids:
+            self._recent.pop(flow_id, None)
+        self.session.delete(ids)
+        self.flows_changed(reordered=True)
+
+    # --- filter ---------------------------------------------------------------------------
+
+    def apply_filter(self, expr: str | None) -> None:
+        """Filter the list by ``expr`` (None or blank: show everything)."""
+        expr = expr.strip() if expr else None
+        if expr:
+            self._filter = parse_filter(expr)  # validated by the filter bar already
+        else:
+            self._filter = None
+        self.filter_expr = expr or None
+        self.filter_off = False
+        self._live_matches = set()
+        self._run_filter(self.filter_expr)
+
+    def toggle_filter(self) -> bool:
+        """Turn the current filter off or back on; False when there is no filter."""
+        if self.filter_expr is None:
+            return False
+        self.filter_off = not self.filter_off
+        self._live_matches = set()
+        self._run_filter(None if self.filter_off else self.filter_expr)
+        return True
+
+    @work(thread=True, exclusive=True, group="filter")
+    def _run_filter(self, expr: str | None) -> None:
+        self._loaded.wait()
+        ids = None if expr is None else self.session.matching_ids(expr)
+        self.post_message(FilterApplied(expr, ids))
+
+    @on(FilterApplied)
+    def _filter_applied(self, message: FilterApplied) -> None:
+        current = None if self.filter_off else self.filter_expr
+        if message.expr != current:
+            return  # a newer filter was asked for meanwhile
+        if message.ids is not None:
+            # Flows that arrived while the store was queried were judged as they came in.
+            message.ids |= self._live_matches & self.index.rows.keys()
+        self.index.set_matching(message.ids)
+        self.flows_changed(reordered=True)
+
+    # --- intercept ------------------------------------------------------------------------
+
+    def set_intercept(self, expr: str | None) -> None:
+        self.session.set_intercept(expr)
+        for screen in self.screen_stack:
+            screen.post_message(FlowsChanged())
+
+    def resume(self, ids: list[str]) -> None:
+        for flow_id in ids:
+            if flow_id in self.held_ids:
+                self.session.resume(flow_id)
+                self._release(flow_id)
+        self.flows_changed()
+
+    def kill(self, ids: list[str]) -> None:
+        for flow_id in ids:
+            if flow_id in self.held_ids:
+                self.session.kill(flow_id)
+                self._release(flow_id)
+        self.flows_changed()
+
+    def _release(self, flow_id: str) -> None:
+        self.held_ids.discard(flow_id)
+        row = self.index.rows.get(flow_id)
+        if row is not None:
+            row.held = False
+
+    # --- replay ---------------------------------------------------------------------------
+
+    @work(thread=True, group="replay")
+    def replay(self, ids: list[str]) -> None:
+        """Replay each flow through the protocol client; results come back as ReplayFinished."""
+        options = ReplayOptions(
+            insecure=self.session.insecure,
+            upstream_ca=self.session.upstream_ca,
+            body_limit=self.session.body_limit,
+        )
+        done: list[Flow] = []
+        failures: list[str] = []
+        for flow_id in ids:
+            original = self.session.get(flow_id) or self._recent.get(flow_id)
+            if original is None:
+                failures.append(f"{flow_id}: no longer in the session")
+                continue
+            try:
+                done.append(replay_flow(original, options))
+            except ReplayError as e:
+                failures.append(f"{original.request.method} {original.request.url}: {e}")
+        for flow in done:
+            self.session.record(flow)
+        self.post_message(ReplayFinished(done, failures))
+
+    @on(ReplayFinished)
+    def _replay_finished(self, message: ReplayFinished) -> None:
+        failed = []
+        for flow in message.flows:
+            self._remember(flow)
+            self.index.upsert(flow, self._matches(flow))
+            if flow.error is not None and flow.id not in self._counted_errors:
+                failed.append(flow)
+        self.errors += len(failed)
+        self._add_error_events(failed)
+        if self.index.sorted:
+            self.index.resort()
+        self.flows_changed(reordered=self.index.sorted)
+        n = len(message.flows)
+        if n:
+            self.notify(f"replayed {n} flow{'s' if n != 1 else ''}", title="Replay")
+        for failure in message.failures:
+            self.notify(failure, title="Cannot replay", severity="error", timeout=8)
+
+    @on(JumpToFlow)
+    def _jump(self, message: JumpToFlow) -> None:
+        from inspector.tui.screens.flow_detail import FlowDetailScreen
+        from inspector.tui.screens.flow_list import FlowListScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, FlowListScreen):
+            self.pop_screen()
+        screen = self.screen
+        if isinstance(screen, FlowListScreen):
+            screen.select_flow(message.flow_id)
+        if message.open_detail:
+            self.push_screen(FlowDetailScreen(message.flow_id))
+
+
+def run_live(config) -> int:  # type: ignore[no-untyped-def]
+    """``inspector``: the proxy in a background thread and the UI in this one."""
+    try:
+        session = open_live(config)
+    except SessionError as e:
+        print(f"inspector: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = InspectorApp(session).run()
+    finally:
+        session.close()
+    return result or 0
+
+
+def run_show(path: Path) -> int:
+    """``inspector show SESSION``: the same UI over a saved session file."""
+    try:
+        session = open_saved(path)
+    except SessionError as e:
+        print(f"inspector: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = InspectorApp(session).run()
+    finally:
+        session.close()
+    return result or 0

@@ -1,0 +1,183 @@
+"""The flow list's model: one small metadata row per flow, and the ordered, filtered view of them.
+
+Only metadata lives here (no headers, no bodies), so memory grows by a few hundred
+bytes per flow; everything else is read from the store on demand.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from inspector.content import media_type
+from inspector.flow import Flow
+
+SORT_KEYS: dict[str, Callable[[FlowRow], object]] = {}
+
+
+@dataclass(slots=True)
+class FlowRow:
+    """What the flow list shows of one flow."""
+
+    id: str
+    seq: int  # capture order: ties in sorted views and the default order
+    start: float
+    method: str
+    scheme: str
+    authority: str
+    path: str
+    status: int | None = None
+    reason: str = ""
+    error: str | None = None  # exception class when the exchange failed
+    content_type: str = ""
+    size: int | None = None  # response body size on the wire
+    duration: float | None = None
+    marked: bool = False
+    replay_of: str | None = None
+    held: bool = False
+    finished: bool = False
+
+    @classmethod
+    def from_flow(cls, flow: Flow, seq: int) -> FlowRow:
+        req = flow.request
+        row = cls(
+            id=flow.id,
+            seq=seq,
+            start=flow.timings.start,
+            method=req.method,
+            scheme=req.scheme,
+            authority=req.authority,
+            path=req.path if req.method != "CONNECT" else req.url,
+            replay_of=flow.replay_of,
+            marked=flow.marked,
+        )
+        row.update(flow)
+        return row
+
+    def update(self, flow: Flow) -> None:
+        """Refresh the parts of a row that change while an exchange progresses."""
+        resp = flow.response
+        if resp is not None:
+            self.status = resp.status_code
+            self.reason = resp.reason
+            self.content_type = media_type(resp.header("content-type"))
+            self.size = resp.body.size
+        self.error = flow.error.exc_class if flow.error is not None else None
+        self.duration = flow.timings.duration
+        self.finished = flow.finished
+        self.marked = flow.marked
+
+    @property
+    def url(self) -> str:
+        if self.method == "CONNECT":
+            return self.path
+        return f"{self.scheme}://{self.authority}{self.path}"
+
+
+SORT_KEYS.update(
+    {
+        "time": operator.attrgetter("seq"),
+        "method": operator.attrgetter("method"),
+        "host": operator.attrgetter("authority"),
+        "path": operator.attrgetter("path"),
+        "status": lambda r: (r.status is None, r.status or 0),
+        "type": operator.attrgetter("content_type"),
+        "size": lambda r: r.size or 0,
+        "duration": lambda r: r.duration if r.duration is not None else -1.0,
+    }
+)
+
+
+class FlowIndex:
+    """Every known flow's row in capture order, and the visible (filtered, sorted) view."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, FlowRow] = {}
+        self._next_seq = 0
+        self.view: list[str] = []
+        self.matching: set[str] | None = None  # ids passing the filter; None: no filter
+        self.sort_key: str | None = None
+        self.sort_reverse = False
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def row_at(self, index: int) -> FlowRow | None:
+        if 0 <= index < len(self.view):
+            return self.rows.get(self.view[index])
+        return None
+
+    def position(self, flow_id: str) -> int | None:
+        """Index of ``flow_id`` in the view (linear: use on user actions, not per frame)."""
+        try:
+            return self.view.index(flow_id)
+        except ValueError:
+            return None
+
+    def add(self, row: FlowRow) -> None:
+        """Add a row loaded from the store (already filtered by whoever loaded it)."""
+        row.seq = self._next_seq
+        self._next_seq += 1
+        self.rows[row.id] = row
+        if self.matching is None or row.id in self.matching:
+            self.view.append(row.id)
+
+    def upsert(self, flow: Flow, matches: bool | None) -> bool:
+        """Record a live flow event; ``matches`` is the active filter's verdict. True if new."""
+        row = self.rows.get(flow.id)
+        is_new = row is None
+        if row is None:
+            row = FlowRow.from_flow(flow, self._next_seq)
+            self._next_seq += 1
+            self.rows[flow.id] = row
+        else:
+            row.update(flow)
+        if self.matching is not None and matches is not None:
+            visible = flow.id in self.matching
+            if matches and not visible:
+                self.matching.add(flow.id)
+                self.view.append(flow.id)
+            elif not matches and visible:
+                self.matching.discard(flow.id)
+                self.view.remove(flow.id)
+        elif is_new and self.matching is None:
+            self.view.append(flow.id)
+        return is_new
+
+    def remove(self, ids: Iterable[str]) -> None:
+        gone = set(ids)
+        for flow_id in gone:
+            self.rows.pop(flow_id, None)
+        if self.matching is not None:
+            self.matching -= gone
+        self.view = [i for i in self.view if i not in gone]
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.view.clear()
+        if self.matching is not None:
+            self.matching.clear()
+
+    def set_matching(self, ids: set[str] | None) -> None:
+        """Apply a filter result (None: show everything) and rebuild the view."""
+        self.matching = ids
+        self.resort()
+
+    def set_sort(self, key: str | None, reverse: bool = False) -> None:
+        if key is not None and key not in SORT_KEYS:
+            raise KeyError(key)
+        self.sort_key, self.sort_reverse = key, reverse
+        self.resort()
+
+    def resort(self) -> None:
+        rows = self.rows.values()
+        if self.matching is not None:
+            rows = [r for r in rows if r.id in self.matching]
+        ordered = sorted(rows, key=SORT_KEYS[self.sort_key or "time"], reverse=self.sort_reverse)
+        self.view = [r.id for r in ordered]
+
+    @property
+    def sorted(self) -> bool:
+        """True when the view is in an order other than capture order."""
+        return self.sort_key not in (None, "time") or self.sort_reverse

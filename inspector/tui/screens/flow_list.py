@@ -1,0 +1,333 @@
+"""The main screen: the live flow list, the events pane and the prompts that act on flows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from inspector.tui.messages import FlowsChanged
+from inspector.tui.rows import SORT_KEYS
+from inspector.tui.widgets.events_pane import EventsPane
+from inspector.tui.widgets.filter_bar import FilterBar
+from inspector.tui.widgets.flow_table import FlowTable
+from inspector.tui.widgets.status_bar import HeaderBar, SourceInfo, StatusLine
+
+if TYPE_CHECKING:
+    from inspector.tui.app import InspectorApp
+
+FILTER_HINT = (
+    "~m METHOD  ~d DOMAIN  ~u URL  ~c CODE|4xx  ~h HEADER  ~b BODY  ~t TYPE  ~e error  ~s/~q"
+    "  ~marked  ~replay   ! & | ( )   e.g. ~c 4xx & ~d api   (? shows all)"
+)
+NOT_HELD = "the selected flow is not held (i sets what to intercept)"
+FILTER_HINT = (
+    "~m METHOD  ~d DOMAIN  ~u URL  ~c CODE|4xx  ~h HEADER  ~b BODY  ~t TYPE  ~e error  ~s/~q"
+    "  ~marked  ~replay   ! & | ( )   e.g. ~c 4xx & ~d api   (? shows all)"
+)
+SORT_ORDER = ("time", *[k for k in SORT_KEYS if k != "time"])
+
+
+def first_run_text(info: SourceInfo) -> str:
+    """How to send traffic through the proxy, with copy-ready commands."""
+    address = info.address or "http://127.0.0.1:8080"
+    ca = info.ca_path or "~/.inspector/ca.pem"
+    return "\n".join(
+        [
+            f"[b]Waiting for traffic.[/b]  The proxy listens on [b]{address}[/b]"
+            f" ({info.mode} mode).",
+            "",
+            "Send a request through it:",
+            "",
+            f"  [b]curl -x {address} --cacert {ca} https://example.com[/b]",
+            "",
+            "Or point a whole program at it:",
+            "",
+            f"  [b]HTTPS_PROXY={address} HTTP_PROXY={address} SSL_CERT_FILE={ca} python app.py[/b]",
+            "",
+            f"The CA certificate to trust is [b]{ca}[/b]"
+            " (`inspector ca` prints it and how to install it).",
+            "",
+            "Press [b]?[/b] for every key, [b]i[/b] to intercept, [b]q[/b] to quit.",
+        ]
+    )
+
+
+class FlowListScreen(Screen):
+    """One row per exchange, live."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Details"),
+        Binding("f", "filter", "Filter"),
+        Binding("t", "toggle_filter", "Filter on/off"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("i", "intercept", "Intercept"),
+        Binding("e", "edit", "Edit held"),
+        Binding("a", "resume", "Resume"),
+        Binding("A", "resume_all", "Resume all", show=False),
+        Binding("x", "kill", "Kill"),
+        Binding("r", "replay", "Replay"),
+        Binding("m", "mark", "Mark"),
+        Binding("M", "unmark_all", "Unmark all", show=False),
+        Binding("d", "delete", "Delete"),
+        Binding("z", "clear", "Clear", show=False),
+        Binding("w", "export", "Export"),
+        Binding("E", "toggle_events", "Events"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("O", "reverse", "Reverse order", show=False),
+        Binding("G", "follow", "Follow newest", show=False),
+        Binding("q", "app.request_quit", "Quit"),
+    ]
+
+    app: InspectorApp
+
+    def compose(self) -> ComposeResult:
+        info = self.app.session.info
+        yield HeaderBar(info, id="header")
+        yield Static(first_run_text(info), id="first-run")
+        yield FlowTable(self.app.index, id="flows")
+        yield EventsPane(id="events")
+        yield Vertical(id="prompt")
+        yield StatusLine(info, id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#events").display = False
+        self.query_one("#prompt").display = False
+        table = self.query_one(FlowTable)
+        table.focus()
+        self.watch(table, "follow", self._follow_changed, init=False)
+        self.refresh_flows()
+
+    def _follow_changed(self, follow: bool) -> None:
+        self.query_one(StatusLine).follow = follow
+
+    # --- keeping up with the app ----------------------------------------------------------
+
+    @on(FlowsChanged)
+    def _flows_changed(self, message: FlowsChanged) -> None:
+        self.refresh_flows(reordered=message.reordered)
+
+    def refresh_flows(self, *, reordered: bool = False) -> None:
+        app = self.app
+        table = self.query_one(FlowTable)
+        table.rows_changed(reordered=reordered)
+        self.query_one(HeaderBar).counts = app.counts
+        live = app.session.info.address is not None
+        waiting = live and not app.index.rows and not app.filter_expr
+        self.query_one("#first-run").display = waiting
+        table.display = not waiting
+        self.query_one(EventsPane).sync(list(app.error_events))
+        status = self.query_one(StatusLine)
+        status.filter_expr = app.filter_expr
+        status.filter_off = app.filter_off
+        status.intercept_expr = app.session.intercept_expr
+        status.follow = table.follow
+        key = app.index.sort_key
+        status.sort = (
+            None
+            if not app.index.sorted
+            else f"{key or 'time'}{' ▼' if app.index.sort_reverse else ''}"
+        )
+
+    def on_flow_table_selected(self, message: FlowTable.Selected) -> None:
+        from inspector.tui.screens.flow_detail import FlowDetailScreen
+
+        self.app.push_screen(FlowDetailScreen(message.flow_id))
+
+    def on_flow_table_sort_requested(self, message: FlowTable.SortRequested) -> None:
+        index = self.app.index
+        reverse = not index.sort_reverse if index.sort_key == message.key else False
+        self._sort(message.key, reverse)
+
+    def select_flow(self, flow_id: str) -> None:
+        table = self.query_one(FlowTable)
+        if not table.move_to(flow_id) and self.app.filter_expr and not self.app.filter_off:
+            self.notify("that flow is hidden by the filter (t turns it off)", severity="warning")
+
+    @property
+    def current_id(self) -> str | None:
+        row = self.query_one(FlowTable).cursor_row
+        return row.id if row is not None else None
+
+    # --- prompts --------------------------------------------------------------------------
+
+    def _prompt(self, purpose: str, value: str = "", hint: str = "") -> None:
+        from inspector.tui.app import filter_error
+
+        slot = self.query_one("#prompt", Vertical)
+        slot.remove_children()
+        history = self.app.histories.setdefault(purpose, [])
+        validate = filter_error if purpose in ("filter", "intercept") else None
+        slot.mount(FilterBar(purpose, history, value=value, validate=validate, hint=hint))
+        slot.display = True
+
+    def _close_prompt(self) -> None:
+        slot = self.query_one("#prompt", Vertical)
+        slot.remove_children()
+        slot.display = False
+        self.query_one(FlowTable).focus()
+
+    def action_filter(self) -> None:
+        self._prompt("filter", self.app.filter_expr or "", hint=FILTER_HINT)
+
+    def action_intercept(self) -> None:
+        if self.app.session.interceptor is None:
+            self.notify("intercepting needs a live proxy, not a saved session", severity="warning")
+            return
+        self._prompt(
+            "intercept",
+            self.app.session.intercept_expr or "",
+            hint="matching requests and responses are held: e edits, a resumes, x kills; "
+            "an empty filter stops intercepting",
+        )
+
+    def action_search(self) -> None:
+        self._prompt("search", hint="searches URLs, headers and text bodies of every flow")
+
+    @on(FilterBar.Changed)
+    def _live_change(self, message: FilterBar.Changed) -> None:
+        if message.purpose == "filter" and type(message) is FilterBar.Changed:
+            self.app.apply_filter(message.value)
+
+    @on(FilterBar.Submitted)
+    def _submitted(self, message: FilterBar.Submitted) -> None:
+        self._close_prompt()
+        value = message.value or None
+        if message.purpose == "filter":
+            self.app.apply_filter(value)
+        elif message.purpose == "intercept":
+            self.app.set_intercept(value)
+            self.notify(f"intercepting {value}" if value else "intercept off", title="Intercept")
+        elif message.purpose == "search" and value:
+            from inspector.tui.screens.search_results import SearchResultsScreen
+
+            self.app.push_screen(SearchResultsScreen(value))
+
+    @on(FilterBar.Cancelled)
+    def _cancelled(self, message: FilterBar.Cancelled) -> None:
+        self._close_prompt()
+
+    def action_toggle_filter(self) -> None:
+        if not self.app.toggle_filter():
+            self.notify("no filter set: press f to set one", severity="warning")
+
+    # --- flow actions ---------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        self.query_one(FlowTable).action_select()
+
+    def _held_targets(self) -> list[str]:
+        ids = [i for i in self.app.selected_ids(self.current_id) if i in self.app.held_ids]
+        if not ids:
+            self.notify(
+                "the selected flow is not held (i sets what to intercept)", severity="warning"
+            )
+        return ids
+
+    def action_edit(self) -> None:
+        from inspector.tui.screens.intercept_editor import open_editor
+
+        ids = [self.current_id] if self.current_id in self.app.held_ids else []
+        if not ids:
+            self.notify(
+                "the selected flow is not held (i sets what to intercept)", severity="warning"
+            )
+            return
+        open_editor(self.app, ids[0])
+
+    def action_resume(self) -> None:
+        ids = self._held_targets()
+        if ids:
+            self.app.resume(ids)
+
+    def action_resume_all(self) -> None:
+        self.app.resume(list(self.app.held_ids))
+
+    def action_kill(self) -> None:
+        ids = self._held_targets()
+        if ids:
+            self.app.kill(ids)
+
+    def action_replay(self) -> None:
+        ids = self.app.selected_ids(self.current_id)
+        if ids:
+            self.notify(f"replaying {len(ids)} flow{'s' if len(ids) != 1 else ''}…", title="Replay")
+            self.app.replay(ids)
+
+    def action_mark(self) -> None:
+        row = self.query_one(FlowTable).cursor_row
+        if row is not None:
+            self.app.set_marked([row.id], not row.marked)
+            self.query_one(FlowTable).action_cursor_down()
+
+    def action_unmark_all(self) -> None:
+        marked = [i for i, r in self.app.index.rows.items() if r.marked]
+        self.app.set_marked(marked, False)
+
+    def _writable(self) -> bool:
+        if self.app.session.readonly:
+            self.notify(
+                "a saved session is read-only here (replay and export work)", severity="warning"
+            )
+            return False
+        return True
+
+    def action_delete(self) -> None:
+        if self._writable():
+            ids = self.app.selected_ids(self.current_id)
+            self.app.delete_flows([i for i in ids if i not in self.app.held_ids])
+
+    def action_clear(self) -> None:
+        from inspector.tui.screens.confirm_quit import ConfirmScreen
+
+        if not self._writable():
+            return
+        ids = [i for i in self.app.index.view if i not in self.app.held_ids]
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.delete_flows(ids)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete all {len(ids)} shown flows from the session?"), done
+        )
+
+    def action_export(self) -> None:
+        from inspector.tui.screens.export import ExportScreen
+
+        ids = self.app.selected_ids(self.current_id)
+        if ids:
+            self.app.push_screen(ExportScreen(ids))
+
+    def action_toggle_events(self) -> None:
+        pane = self.query_one(EventsPane)
+        pane.display = not pane.display
+        if pane.display:
+            pane.focus()
+        else:
+            self.query_one(FlowTable).focus()
+
+    def _sort(self, key: str, reverse: bool) -> None:
+        self.app.index.set_sort(None if key == "time" and not reverse else key, reverse)
+        self.refresh_flows(reordered=True)
+
+    def action_sort(self) -> None:
+        current = self.app.index.sort_key or "time"
+        self._sort(
+            SORT_ORDER[(SORT_ORDER.index(current) + 1) % len(SORT_ORDER)],
+            self.app.index.sort_reverse,
+        )
+
+    def action_reverse(self) -> None:
+        self._sort(self.app.index.sort_key or "time", not self.app.index.sort_reverse)
+
+    def action_follow(self) -> None:
+        table = self.query_one(FlowTable)
+        table.action_last()
+        self.refresh_flows()

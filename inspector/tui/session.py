@@ -1,0 +1,176 @@
+"""What the UI works on: a session store, and when live the proxy's bus and interceptor.
+
+One small facade so that screens never care whether they show a live proxy or a saved
+file: a saved session is read-only apart from replay (whose flows stay in memory) and
+export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inspector.bus import Bus
+from inspector.config import Config
+from inspector.flow import Flow
+from inspector.store import Store, StoreError
+from inspector.tui.widgets.status_bar import SourceInfo
+
+FILTER_PAGE = 20000  # flows per store query when collecting a filter's matches
+
+
+class SessionError(Exception):
+    """The session cannot be opened; the message says why and what to do."""
+
+
+@dataclass
+class Session:
+    store: Store
+    info: SourceInfo
+    bus: Bus | None = None
+    interceptor: object | None = None  # inspector.intercept.Interceptor when live
+    runtime: object | None = None  # inspector.runtime.ProxyThread when live
+    insecure: bool = False
+    upstream_ca: Path | None = None
+    body_limit: int = 4 * 1024 * 1024
+    intercept_expr: str | None = None
+    _memory: dict[str, Flow] = field(default_factory=dict)  # replays of a read-only session
+
+    @property
+    def readonly(self) -> bool:
+        return self.info.readonly
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def summaries(self, offset: int, limit: int) -> list[Flow]:
+        """A page of flows in capture order, without bodies."""
+        return self.store.summaries(offset, limit)
+
+    def get(self, flow_id: str) -> Flow | None:
+        flow = self._memory.get(flow_id)
+        if flow is not None:
+            return flow
+        flow = self.store.get(flow_id)
+        if flow is None and not self.readonly:
+            self.store.flush()  # it may still be queued for the writer
+            flow = self.store.get(flow_id)
+        return flow
+
+    def held_flow(self, flow_id: str) -> Flow | None:
+        if self.interceptor is None:
+            return None
+        for flow in self.interceptor.held():  # type: ignore[attr-defined]
+            if flow.id == flow_id:
+                return flow
+        return None
+
+    def matching_ids(self, expr: str) -> set[str]:
+        """Ids of every flow matching ``expr`` (the store's and the in-memory replays)."""
+        from inspector.filters import parse
+
+        if not self.readonly:
+            self.store.flush()
+        ids: set[str] = set()
+        while True:
+            page = self.store.summaries(len(ids), FILTER_PAGE, expr)
+            ids.update(f.id for f in page)
+            if len(page) < FILTER_PAGE:
+                break
+        check = parse(expr)
+        ids.update(i for i, f in self._memory.items() if check(f))
+        return ids
+
+    def search(self, text: str) -> list[str]:
+        if not self.readonly:
+            self.store.flush()
+        return self.store.search(text)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def record(self, flow: Flow) -> None:
+        """Keep a flow the UI made (a replay): in the store when writable, else in memory."""
+        if self.readonly:
+            self._memory[flow.id] = flow
+        else:
+            self.store.put(flow)
+
+    def set_marked(self, ids: list[str], marked: bool) -> None:
+        for flow_id in ids:
+            if flow_id in self._memory:
+                self._memory[flow_id].marked = marked
+        if not self.readonly:
+            self.store.set_marked(ids, marked)
+
+    def delete(self, ids: list[str]) -> None:
+        for flow_id in ids:
+            self._memory.pop(flow_id, None)
+        if not self.readonly:
+            self.store.delete(ids)
+
+    # --- intercept ------------------------------------------------------------------------
+
+    def set_intercept(self, expr: str | None) -> None:
+        if self.interceptor is None:
+            raise SessionError("intercepting needs a live proxy (not `inspector show`)")
+        self.interceptor.set_filter(expr)  # type: ignore[attr-defined]
+        self.intercept_expr = expr
+
+    def resume(self, flow_id: str) -> None:
+        if self.interceptor is not None:
+            self.interceptor.resume(flow_id)  # type: ignore[attr-defined]
+
+    def kill(self, flow_id: str) -> None:
+        if self.interceptor is not None:
+            self.interceptor.kill(flow_id)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()  # type: ignore[attr-defined]
+        else:
+            self.store.close()
+
+
+def open_saved(path: Path) -> Session:
+    """A saved session file, read-only."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SessionError(f"{path} is a directory, not a session file")
+    if not path.exists():
+        raise SessionError(
+            f"session file {path} does not exist (record one with `inspector` or `inspector dump`)"
+        )
+    try:
+        store = Store(path, readonly=True)
+    except StoreError as e:
+        raise SessionError(f"{path}: {e}") from None
+    return Session(store=store, info=SourceInfo(session=str(path), readonly=True))
+
+
+def open_live(config: Config) -> Session:
+    """Start the proxy in a background thread and wrap what the UI needs of it."""
+    from inspector.runtime import ProxyThread
+
+    runtime = ProxyThread(config)
+    runtime.start()
+    warnings = ("--insecure: upstream certificates are NOT verified",) if config.insecure else ()
+    host, port = runtime.address
+    shown_host = f"[{host}]" if ":" in host else host
+    info = SourceInfo(
+        session=str(runtime.store.path),
+        address=f"http://{shown_host}:{port}",
+        mode=str(config.mode),
+        insecure=config.insecure,
+        ca_path=str(config.confdir / "ca.pem"),
+        warnings=warnings,
+    )
+    return Session(
+        store=runtime.store,
+        info=info,
+        bus=runtime.bus,
+        interceptor=runtime.interceptor,
+        runtime=runtime,
+        insecure=config.insecure,
+        upstream_ca=config.upstream_ca,
+        body_limit=config.body_limit,
+        intercept_expr=config.intercept,
+    )

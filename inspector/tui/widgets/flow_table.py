@@ -1,0 +1,301 @@
+"""The flow list: a line-API table that renders only the rows on screen.
+
+Rows come from a ``FlowIndex`` (metadata only), so drawing costs the same with
+ten flows or a million. Follow mode keeps the cursor on the newest flow until
+the user moves up, and resumes when the cursor reaches the bottom again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from inspector.render import duration_text, human_size, status_text
+from inspector.tui.rows import FlowIndex, FlowRow
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str  # also the sort key in rows.SORT_KEYS ("" for the marker column)
+    title: str
+    width: int  # 0: takes the width left over
+    right: bool = False
+
+
+COLUMNS = (
+    Column("", "", 2),
+    Column("time", "Time", 9),
+    Column("method", "Method", 8),
+    Column("host", "Host", 24),
+    Column("path", "Path", 0),
+    Column("status", "Status", 24),
+    Column("type", "Type", 18),
+    Column("size", "Size", 9, right=True),
+    Column("duration", "Time", 8, right=True),
+)
+MIN_PATH_WIDTH = 12
+
+STATUS_STYLES = {
+    1: Style(color="blue"),
+    2: Style(color="green"),
+    3: Style(color="cyan"),
+    4: Style(color="yellow"),
+    5: Style(color="red", bold=True),
+}
+ERROR_STYLE = Style(color="magenta", bold=True)
+HELD_STYLE = Style(color="yellow", bold=True, reverse=True)
+PENDING_STYLE = Style(dim=True)
+METHOD_STYLE = Style(bold=True)
+MARK_STYLE = Style(color="magenta", bold=True)
+REPLAY_STYLE = Style(color="cyan", bold=True)
+
+
+def fit(text: str, width: int, right: bool = False) -> str:
+    """Pad or cut ``text`` to exactly ``width`` cells, marking a cut with an ellipsis."""
+    if width <= 0:
+        return ""
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return text.rjust(width) if right else text.ljust(width)
+
+
+def status_cell(row: FlowRow) -> tuple[str, Style]:
+    if row.held:
+        return "⏸ held", HELD_STYLE
+    if row.error is not None:
+        return row.error, ERROR_STYLE
+    if row.status is None:
+        return "…", PENDING_STYLE
+    return status_text(row.status, row.reason), STATUS_STYLES.get(row.status // 100, Style())
+
+
+def marker_cell(row: FlowRow) -> tuple[str, Style]:
+    if row.marked:
+        return "●", MARK_STYLE
+    if row.replay_of is not None:
+        return "↻", REPLAY_STYLE
+    return "", Style()
+
+
+def cell(row: FlowRow, key: str) -> tuple[str, Style]:
+    """The text and style of one cell."""
+    if key == "":
+        return marker_cell(row)
+    if key == "status":
+        return status_cell(row)
+    if key == "time":
+        return time.strftime("%H:%M:%S", time.localtime(row.start)), PENDING_STYLE
+    if key == "method":
+        return row.method, METHOD_STYLE
+    if key == "host":
+        return row.authority, Style()
+    if key == "path":
+        return row.path, Style()
+    if key == "type":
+        return row.content_type, PENDING_STYLE
+    if key == "size":
+        return ("" if row.size is None else human_size(row.size)), Style()
+    if key == "duration":
+        return ("" if row.duration is None else duration_text(row.duration)), PENDING_STYLE
+    raise KeyError(key)
+
+
+class FlowTable(ScrollView, can_focus=True):
+    """One row per flow; the first line is a fixed header."""
+
+    COMPONENT_CLASSES = {"flow-table--header", "flow-table--cursor", "flow-table--sorted"}
+    DEFAULT_CSS = """
+    FlowTable { background: $surface; scrollbar-gutter: stable; }
+    FlowTable > .flow-table--header { background: $panel; color: $text; text-style: bold; }
+    FlowTable > .flow-table--sorted { color: $accent; text-style: bold underline; }
+    FlowTable > .flow-table--cursor { background: $accent 35%; }
+    FlowTable:focus > .flow-table--cursor { background: $accent 60%; }
+    """
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown,space", "page_down", "Page down", show=False),
+        Binding("home,g", "first", "First flow", show=False),
+        Binding("end,G", "last", "Last flow (follow)", show=False),
+        Binding("F", "toggle_follow", "Follow", show=False),
+        Binding("enter", "select", "Details", show=False),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
+    follow: reactive[bool] = reactive(True)
+
+    class Selected(Message):
+        """The user opened a flow (enter or double click)."""
+
+        def __init__(self, flow_id: str) -> None:
+            super().__init__()
+            self.flow_id = flow_id
+
+    class SortRequested(Message):
+        """The user clicked a column title."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, index: FlowIndex, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.index = index
+        self._cursor_id: str | None = None
+        self._widths: tuple[int, ...] = ()
+        self._widths_for = -1
+
+    # --- data -----------------------------------------------------------------------------
+
+    @property
+    def cursor_row(self) -> FlowRow | None:
+        return self.index.row_at(self.cursor)
+
+    def rows_changed(self, *, reordered: bool = False) -> None:
+        """Call after the index changed: re-size, keep the cursor on its flow, follow."""
+        count = len(self.index)
+        self.virtual_size = Size(self.size.width, count + 1)
+        if self.follow:
+            self.cursor = max(0, count - 1)
+        elif reordered and self._cursor_id is not None:
+            pos = self.index.position(self._cursor_id)
+            self.cursor = pos if pos is not None else min(self.cursor, max(0, count - 1))
+        elif self.cursor >= count:
+            self.cursor = max(0, count - 1)
+        self.refresh()
+
+    def move_to(self, flow_id: str) -> bool:
+        """Put the cursor on ``flow_id`` (stops following); False when it is not in the view."""
+        pos = self.index.position(flow_id)
+        if pos is None:
+            return False
+        self.follow = pos == len(self.index) - 1
+        self.cursor = pos
+        return True
+
+    # --- drawing --------------------------------------------------------------------------
+
+    def _column_widths(self, width: int) -> tuple[int, ...]:
+        if width != self._widths_for:
+            fixed = sum(c.width + 1 for c in COLUMNS if c.width) + 1
+            path = max(MIN_PATH_WIDTH, width - fixed)
+            self._widths = tuple(c.width or path for c in COLUMNS)
+            self._widths_for = width
+        return self._widths
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        widths = self._column_widths(width)
+        if y == 0:
+            return self._header_strip(widths, width)
+        index = int(self.scroll_y) + y - 1
+        row = self.index.row_at(index)
+        if row is None:
+            return Strip.blank(width, self.rich_style)
+        base = self.rich_style
+        if index == self.cursor:
+            base = base + self.get_component_rich_style("flow-table--cursor")
+        segments = [Segment(" ", base)]
+        for column, w in zip(COLUMNS, widths, strict=True):
+            text, style = cell(row, column.key)
+            segments.append(Segment(fit(text, w, column.right), base + style))
+            segments.append(Segment(" ", base))
+        return Strip(segments).crop_extend(0, width, base)
+
+    def _header_strip(self, widths: tuple[int, ...], width: int) -> Strip:
+        style = self.get_component_rich_style("flow-table--header")
+        sorted_style = style + self.get_component_rich_style("flow-table--sorted")
+        segments = [Segment(" ", style)]
+        for column, w in zip(COLUMNS, widths, strict=True):
+            title = column.title
+            is_sorted = column.key and column.key == self.index.sort_key
+            if is_sorted:
+                title += " ▼" if self.index.sort_reverse else " ▲"
+            segments.append(
+                Segment(fit(title, w, column.right), sorted_style if is_sorted else style)
+            )
+            segments.append(Segment(" ", style))
+        return Strip(segments).crop_extend(0, width, style)
+
+    # --- cursor ---------------------------------------------------------------------------
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self.index) - 1)) if len(self.index) else 0
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        row = self.index.row_at(new)
+        self._cursor_id = row.id if row is not None else None
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    def _scroll_cursor_into_view(self) -> None:
+        visible = max(1, self.scrollable_content_region.height - 1)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + visible:
+            self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
+
+    def _move(self, delta: int) -> None:
+        self.cursor += delta
+        self.follow = self.cursor >= len(self.index) - 1
+
+    def action_cursor_up(self) -> None:
+        self._move(-1)
+
+    def action_cursor_down(self) -> None:
+        self._move(1)
+
+    def action_page_up(self) -> None:
+        self._move(-max(1, self.scrollable_content_region.height - 2))
+
+    def action_page_down(self) -> None:
+        self._move(max(1, self.scrollable_content_region.height - 2))
+
+    def action_first(self) -> None:
+        self._move(-len(self.index))
+
+    def action_last(self) -> None:
+        self._move(len(self.index))
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        if self.follow:
+            self.cursor = len(self.index) - 1
+
+    def action_select(self) -> None:
+        row = self.cursor_row
+        if row is not None:
+            self.post_message(self.Selected(row.id))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, len(self.index) + 1)
+        self._scroll_cursor_into_view()
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            self._sort_by_click(event.x)
+            return
+        self.cursor = int(self.scroll_y) + event.y - 1
+        self.follow = self.cursor >= len(self.index) - 1
+        if event.chain >= 2:
+            self.action_select()
+
+    def _sort_by_click(self, x: int) -> None:
+        left = 1
+        for column, w in zip(COLUMNS, self._widths, strict=False):
+            if left <= x < left + w and column.key:
+                self.post_message(self.SortRequested(column.key))
+                return
+            left += w + 1

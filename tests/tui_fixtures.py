@@ -1,0 +1,270 @@
+"""Fixed flows for TUI tests, snapshots, screenshots and the TUI benchmark.
+
+Everything is deterministic: fixed ids, fixed timestamps, fixed bodies, so that
+snapshots do not change from run to run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+from inspector.flow import (
+    Body,
+    Flow,
+    FlowError,
+    Phase,
+    Request,
+    Response,
+    Timings,
+    TLSInfo,
+    WebSocketMessage,
+)
+from inspector.store import Store
+
+BASE_TIME = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
+
+
+def _body(data: bytes, *, full: int | None = None) -> Body:
+    size = full if full is not None else len(data)
+    return Body(
+        data=data,
+        size=size,
+        truncated=size > len(data),
+        sha256=hashlib.sha256(data).hexdigest() if full is None else "9f86d081884c7d65" * 4,
+    )
+
+
+def _flow(
+    n: int,
+    method: str,
+    url_host: str,
+    path: str,
+    *,
+    scheme: str = "https",
+    port: int | None = None,
+    status: int | None = 200,
+    reason: str | None = None,
+    ctype: str = "application/json",
+    body: bytes = b"{}",
+    req_body: bytes = b"",
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+    error: FlowError | None = None,
+    duration: float = 0.042,
+) -> Flow:
+    start = BASE_TIME + n * 1.5
+    port = port or (443 if scheme == "https" else 80)
+    req_headers = [
+        (b"Host", url_host.encode()),
+        (b"User-Agent", b"curl/8.5.0"),
+        (b"Accept", b"*/*"),
+    ]
+    if req_body:
+        req_headers += [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", str(len(req_body)).encode()),
+        ]
+    request = Request(
+        method=method,
+        scheme=scheme,
+        host=url_host,
+        port=port,
+        path=path,
+        headers=req_headers,
+        body=_body(req_body),
+        timestamp=start,
+    )
+    response = None
+    if status is not None:
+        from protocol.status import describe
+
+        headers = [
+            (b"Content-Type", ctype.encode()),
+            (b"Content-Length", str(len(body)).encode()),
+            (b"Server", b"nginx/1.24.0"),
+            *(extra_headers or []),
+        ]
+        response = Response(
+            status_code=status,
+            reason=reason if reason is not None else describe(status).phrase,
+            headers=headers,
+            body=_body(body),
+            timestamp=start + duration * 0.6,
+        )
+    timings = Timings(
+        start=start,
+        connect_start=start + 0.001,
+        connect_end=start + 0.004,
+        tls_end=start + 0.012 if scheme == "https" else None,
+        request_sent=start + 0.013,
+        response_start=start + duration * 0.6 if status is not None else None,
+        end=start + duration,
+    )
+    tls = None
+    if scheme == "https":
+        tls = TLSInfo(
+            sni=url_host,
+            client_alpn="http/1.1",
+            client_version="TLSv1.3",
+            upstream_version="TLSv1.3",
+            upstream_cipher="TLS_AES_256_GCM_SHA384",
+            upstream_alpn="http/1.1",
+            upstream_cert_subject=f"CN={url_host}",
+            upstream_cert_issuer="CN=Example Test CA",
+        )
+    return Flow(
+        request=request,
+        id=f"{n:032x}",
+        client_addr=("127.0.0.1", 50000 + n),
+        response=response,
+        timings=timings,
+        tls=tls,
+        error=error,
+    )
+
+
+def sample_flows() -> list[Flow]:
+    """A dozen flows covering every status class, an error, a replay, a mark and bodies."""
+    users = json.dumps({"users": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Linus"}]})
+    flows = [
+        _flow(1, "GET", "api.example.com", "/v1/users?page=1", body=users.encode()),
+        _flow(
+            2,
+            "POST",
+            "api.example.com",
+            "/v1/login",
+            req_body=b'{"user":"ada","password":"hunter2"}',
+            body=b'{"token":"abc123"}',
+            status=201,
+        ),
+        _flow(
+            3,
+            "GET",
+            "www.example.com",
+            "/",
+            ctype="text/html; charset=utf-8",
+            body=b"<!DOCTYPE html><html><head><title>Example</title></head>"
+            b"<body><h1>Example Domain</h1><p>For use in examples.</p></body></html>",
+        ),
+        _flow(4, "GET", "www.example.com", "/old", status=301, ctype="text/html", body=b""),
+        _flow(5, "GET", "cdn.example.com", "/logo.png", ctype="image/png", body=_png()),
+        _flow(
+            6,
+            "GET",
+            "api.example.com",
+            "/v1/missing",
+            status=404,
+            reason="Nope",
+            body=b'{"error":"not found"}',
+        ),
+        _flow(
+            7,
+            "GET",
+            "api.example.com",
+            "/v1/report.json",
+            body=gzip.compress(b'{"rows": [1, 2, 3]}', mtime=0),
+            extra_headers=[(b"Content-Encoding", b"gzip")],
+        ),
+        _flow(
+            8,
+            "GET",
+            "127.0.0.1",
+            "/slow",
+            scheme="http",
+            port=9,
+            status=None,
+            error=FlowError(
+                "ConnectionRefusedError",
+                "[Errno 111] Connection refused",
+                Phase.CONNECT,
+                BASE_TIME + 8 * 1.5 + 0.002,
+            ),
+            duration=0.002,
+        ),
+        _flow(9, "DELETE", "api.example.com", "/v1/users/2", status=500, body=b"oops"),
+        _flow(
+            10,
+            "GET",
+            "downloads.example.com",
+            "/big.bin",
+            ctype="application/octet-stream",
+            body=bytes(range(256)) * 4,
+        ),
+        _flow(
+            11,
+            "GET",
+            "api.example.com",
+            "/v1/users?page=1",
+            body=users.encode(),
+            duration=0.031,
+        ),
+        _flow(
+            12,
+            "POST",
+            "api.example.com",
+            "/v1/upload",
+            status=None,
+            error=FlowError(
+                "BadStatusLine",
+                "BadStatusLine('HTTP/1.1 2OO OK\\r\\n')",
+                Phase.STATUS_LINE,
+                BASE_TIME + 12 * 1.5 + 0.03,
+            ),
+            duration=0.03,
+        ),
+    ]
+    flows[10].replay_of = flows[0].id
+    flows[10].mode = "replay"
+    flows[1].marked = True
+    flows[9].response.body = _body(bytes(range(256)) * 4, full=12_300_000)
+    flows[2].websocket = []
+    ws = _flow(13, "GET", "chat.example.com", "/socket", status=101, body=b"", ctype="")
+    ws.websocket = [
+        WebSocketMessage(BASE_TIME + 20, True, 1, 13, b'{"hello": 1}'),
+        WebSocketMessage(BASE_TIME + 20.5, False, 1, 9, b'{"ok": 1}'),
+    ]
+    flows.append(ws)
+    return flows
+
+
+def _png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 64, 32, 8, 2, 0, 0, 0)
+    raw = b"".join(b"\x00" + b"\x10\x80\xf0" * 64 for _ in range(32))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def numbered_flow(n: int) -> Flow:
+    """A small finished flow for bulk tests and the benchmark (status varies with n)."""
+    status = (200, 200, 200, 304, 404, 500, 201)[n % 7]
+    return _flow(
+        n,
+        ("GET", "GET", "POST", "GET", "PUT")[n % 5],
+        f"host{n % 50}.example.com",
+        f"/items/{n}?q={n % 13}",
+        status=status,
+        body=b'{"n": %d}' % n,
+    )
+
+
+def build_session(path: Path, flows: list[Flow]) -> Path:
+    """Write ``flows`` to a new session file at ``path``."""
+    store = Store(path)
+    for flow in flows:
+        store.put(flow)
+    store.close()
+    return path
