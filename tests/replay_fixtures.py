@@ -78,3 +78,80 @@ def visible_headers(received: list[tuple[str, str]], drop: tuple[str, ...] = ())
     """Headers an EchoServer received, minus the named ones (compared case-insensitively)."""
     lowered = {d.lower() for d in drop}
     return [(n, v) for n, v in received if n.lower() not in lowered]
+
+
+def record(
+    host: str,
+    port: int,
+    method: str = "GET",
+    path: str = "/",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    request_body: bytes = b"",
+) -> Flow:
+    """Send a request with the standard library's client and record it as a Flow."""
+    import http.client
+
+    fields = [(b"Host", f"{host}:{port}".encode())] + (headers or [])
+    start = time.time()
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in fields:
+            conn.putheader(name, value)
+        conn.endheaders(request_body or None)
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    flow = make_flow(host, port, method, path, fields, request_body, host_header=False)
+    flow.timings.start = start
+    flow.response = Response(
+        status_code=resp.status,
+        reason=resp.reason,
+        headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in resp.getheaders()],
+        body=body(data),
+        timestamp=time.time(),
+    )
+    return flow
+
+
+def write_session(path, flows: list[Flow]) -> None:
+    """A session file holding ``flows`` in order, written by the real Store."""
+    from inspector.store import Store
+
+    store = Store(path)
+    try:
+        for flow in flows:
+            store.put(flow)
+        store.flush()
+    finally:
+        store.close()
+
+
+def read_session(path) -> list[Flow]:
+    from inspector.store import Store
+
+    store = Store(path, readonly=True)
+    try:
+        return list(store.iter_flows())
+    finally:
+        store.close()
+
+
+def run_inspector(*args: str, timeout: float = 60, env: dict | None = None, cwd=None):
+    """``python -m inspector ARGS`` in a subprocess, from the repository root."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    full_env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "inspector", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or root,
+        env=full_env,
+    )

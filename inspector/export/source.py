@@ -28,9 +28,10 @@ def open_session(path: Path, *, readonly: bool = True, create: bool = False) -> 
     if create and not path.parent.is_dir():
         raise ConfigError(f"cannot create {path}: directory {path.parent} does not exist")
     try:
-        return Store(path, readonly=readonly)
+        return Store(path, readonly=readonly and not create)
     except StoreError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        message = str(e)
+        raise ConfigError(message if str(path) in message else f"{path}: {message}") from None
 
 
 def check_filter(expr: str | None) -> None:
