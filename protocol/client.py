@@ -787,6 +787,8 @@ class HTTPConnection:
         method, target = self._head or (b"GET", b"/")
         version = self._http_vsn_str.partition("/")[2].encode("ascii")
         request = Request(method, target, self._fields, http_version=version)
+        if message_body is not None:
+            _check_body_type(message_body)  # before anything goes out
         core = self._ready_socket()
         head = core.send(request)
         declared_length = self._fields.get(b"content-length")
@@ -800,8 +802,8 @@ class HTTPConnection:
             # The core accepted the header, so its first list element is digits.
             length = int(declared_length.split(b",")[0]) if declared_length is not None else 0
             if length:
-                self._user_body_left = length
                 self.send(head)
+                self._user_body_left = length  # later send() calls are the body
             elif codings is not None:
                 self.send(head)
             else:
@@ -949,6 +951,18 @@ class HTTPConnection:
         except BaseException:
             response.close()
             raise
+
+
+def _check_body_type(body: Any) -> None:
+    if hasattr(body, "read") or isinstance(body, bytes | bytearray | memoryview):
+        return
+    if isinstance(body, str) or not isinstance(body, collections.abc.Iterable):
+        try:
+            memoryview(body)
+        except TypeError:
+            raise TypeError(
+                f"message_body should be a bytes-like object or an iterable, got {type(body)!r}"
+            ) from None
 
 
 def _file_length(body: Any) -> int | None:
