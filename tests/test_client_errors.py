@@ -92,7 +92,7 @@ def test_overlong_status_line_is_line_too_long(raw_server):
 
 def test_overlong_header_block_is_refused(raw_server):
     server = raw_server(answering(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n"))
-    with pytest.raises(protocol.HTTPException, match="more than the limit|header line"):
+    with pytest.raises(protocol.HTTPException, match=r"more than the limit|header line"):
         fetch(protocol, server.port)
 
 
