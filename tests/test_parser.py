@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Callable
+
+import httpx
 import pytest
+import requests
 
 from protocol.connection import (
     CLIENT,
@@ -1184,3 +1194,151 @@ def test_states_are_named() -> None:
         "ERROR",
     ]
     assert repr(CLIENT) == "CLIENT" and repr(SERVER) == "SERVER"
+
+
+# ---------------------------------------------------------------- real sockets
+
+
+def _client_exchange(
+    sock: socket.socket, conn: Connection, method: bytes, target: bytes, body: bytes = b""
+) -> tuple[Response, bytes]:
+    """Send one request through ``conn`` over ``sock`` and read the whole response."""
+    headers = [(b"Host", b"127.0.0.1"), (b"Content-Length", b"%d" % len(body))]
+    sock.sendall(conn.send(Request(method, target, Headers(headers))))
+    sock.sendall(conn.send(Data(body)) + conn.send(EndOfMessage()))
+    response, chunks = None, []
+    for _ in range(10_000):
+        event = conn.next_event()
+        if event is NEED_DATA:
+            conn.receive_data(sock.recv(65536))
+        elif type(event) is Response and not event.informational:
+            response = event
+        elif type(event) is Data:
+            chunks.append(event.data)
+        elif type(event) is EndOfMessage:
+            assert response is not None
+            return response, b"".join(chunks)
+    raise AssertionError("response never completed")
+
+
+def test_client_against_stdlib_server_keep_alive(echo_server) -> None:
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        conn = Connection(CLIENT)
+        response, body = _client_exchange(sock, conn, b"POST", b"/echo", b"payload")
+        assert response.status_code == 200 and response.reason == b"OK"
+        echoed = json.loads(body)
+        assert (echoed["method"], echoed["path"], echoed["body"]) == ("POST", "/echo", "payload")
+        conn.start_next_cycle()
+        response, body = _client_exchange(sock, conn, b"GET", b"/chunked/2500")
+        assert response.headers.get("transfer-encoding") == b"chunked"
+        assert body == b"z" * 2500
+        conn.start_next_cycle()
+        response, body = _client_exchange(sock, conn, b"HEAD", b"/bytes/100")
+        assert response.headers.get("content-length") == b"100" and body == b""
+        conn.start_next_cycle()
+        response, body = _client_exchange(sock, conn, b"GET", b"/status/404")
+        assert (response.status_code, body) == (404, b"status 404\n")
+        conn.start_next_cycle()
+        response, body = _client_exchange(sock, conn, b"GET", b"/status/204")
+        assert (response.status_code, body) == (204, b"")
+        assert conn.keep_alive
+
+
+def test_client_against_stdlib_server_read_until_close(echo_server) -> None:
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        conn = Connection(CLIENT)
+        response, body = _client_exchange(sock, conn, b"GET", b"/close/5000")
+        assert response.headers.get("connection") == b"close" and body == b"y" * 5000
+        assert conn.keep_alive is False and conn.their_state is MUST_CLOSE
+        assert conn.next_event() == ConnectionClosed()
+        assert conn.their_state is CLOSED
+
+
+def _serve_one(results: list[object]) -> tuple[socket.socket, threading.Thread]:
+    """A one-shot HTTP server whose parsing is all Connection(SERVER)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def run() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            sock.settimeout(10)
+            conn = Connection(SERVER)
+            body = []
+            for _ in range(10_000):
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    if conn.they_expect_100_continue:
+                        sock.sendall(conn.send(Response(100, Headers())))
+                    conn.receive_data(sock.recv(65536))
+                elif type(event) is Request:
+                    results.append(event)
+                elif type(event) is Data:
+                    body.append(event.data)
+                elif type(event) is EndOfMessage:
+                    results.append(b"".join(body))
+                    results.append(event.trailers)
+                    break
+            reply = [(b"Content-Length", b"2"), (b"Connection", b"close")]
+            sock.sendall(conn.send(Response(200, Headers(reply))) + conn.send(Data(b"ok")))
+            sock.sendall(conn.send(EndOfMessage()))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _run_client(client: Callable[[str], bytes]) -> tuple[Request, bytes, Headers, bytes]:
+    results: list[object] = []
+    listener, thread = _serve_one(results)
+    try:
+        reply = client(f"http://127.0.0.1:{listener.getsockname()[1]}/up?x=1")
+        thread.join(10)
+    finally:
+        listener.close()
+    request, body, trailers = results
+    return request, body, trailers, reply  # type: ignore[return-value]
+
+
+def test_server_parses_urllib() -> None:
+    def client(url: str) -> bytes:
+        with urllib.request.urlopen(url, data=b"form=1&b=2", timeout=5) as response:
+            return response.read()
+
+    request, body, _, reply = _run_client(client)
+    assert (request.method, request.target, body, reply) == (
+        b"POST",
+        b"/up?x=1",
+        b"form=1&b=2",
+        b"ok",
+    )
+    assert request.headers.get("content-type") == b"application/x-www-form-urlencoded"
+
+
+def test_server_parses_requests_chunked_upload() -> None:
+    def client(url: str) -> bytes:
+        return requests.put(url, data=iter([b"part one, ", b"part two"]), timeout=5).content
+
+    request, body, _, reply = _run_client(client)
+    assert request.headers.get("transfer-encoding") == b"chunked"
+    assert (request.method, body, reply) == (b"PUT", b"part one, part two", b"ok")
+
+
+def test_server_parses_httpx() -> None:
+    def client(url: str) -> bytes:
+        return httpx.post(url, content=b"\x00\xffbinary", headers={"X-Test": "yes"}).content
+
+    request, body, _, reply = _run_client(client)
+    assert (body, reply, request.headers.get("x-test")) == (b"\x00\xffbinary", b"ok", b"yes")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_server_parses_curl_with_expect_100_continue() -> None:
+    def client(url: str) -> bytes:
+        cmd = ["curl", "-sS", "--max-time", "5", "-X", "PUT", "--data-binary", "@-"]
+        cmd += ["-H", "Expect: 100-continue", url]
+        return subprocess.run(cmd, input=b"from curl", capture_output=True, check=True).stdout
+
+    request, body, _, reply = _run_client(client)
+    assert request.headers.get("expect") == b"100-continue"
+    assert (body, reply) == (b"from curl", b"ok")
