@@ -12,10 +12,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import trustme
@@ -61,10 +61,8 @@ def minter(ca: CertificateAuthority) -> LeafMinter:
 
 
 @pytest.fixture
-def store(ca: CertificateAuthority) -> Iterator[CertStore]:
-    s = CertStore(ca)
-    yield s
-    s.close()
+def store(ca: CertificateAuthority) -> CertStore:
+    return CertStore(ca)
 
 
 def _answer_ok(conn: socket.socket) -> None:
@@ -615,23 +613,62 @@ def test_concurrent_lookups_of_one_host_mint_once(store: CertStore) -> None:
     assert store.minted == 1
 
 
-def test_leaf_files_live_only_briefly_in_a_private_dir(
-    ca: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+class Loaded(NamedTuple):
+    path: str
+    file_mode: int
+    dir_mode: int
+    content: bytes
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[Loaded]:
+    """Records each PEM file the store hands to OpenSSL, as OpenSSL sees it."""
+    seen: list[Loaded] = []
+    real_load = ssl.SSLContext.load_cert_chain
+
+    def recording_load(ctx: ssl.SSLContext, certfile: str, *args: Any) -> None:
+        path = Path(certfile)
+        modes = (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777)
+        seen.append(Loaded(certfile, *modes, path.read_bytes()))
+        real_load(ctx, certfile, *args)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", recording_load)
+    return seen
+
+
+def _assert_leaf_chain_and_key(store: CertStore, host: str, pem: bytes) -> None:
+    assert pem.startswith(store.leaf_pem(host))
+    assert store.ca.cert_pem in pem and b"-----BEGIN PRIVATE KEY-----" in pem
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no memfd on this platform")
+def test_leaf_pem_passes_through_memory_only_on_linux(
+    ca: CertificateAuthority, loads: list[Loaded]
 ) -> None:
+    store = CertStore(ca)
+    store.server_context("memfd.test")
+    (loaded,) = loads
+    assert loaded.path.startswith("/proc/self/fd/")
+    _assert_leaf_chain_and_key(store, "memfd.test", loaded.content)
+    # The descriptor is closed again (its number may since belong to another file).
+    assert not os.path.exists(loaded.path) or "inspector-leaf" not in os.readlink(loaded.path)
+
+
+def test_without_memfd_the_pem_lives_briefly_in_a_private_dir(
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loads: list[Loaded],
+) -> None:
+    monkeypatch.delattr(os, "memfd_create", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     store = CertStore(ca)
     store.server_context("files.test")
-    (private,) = list(tmp_path.iterdir())
-    assert private.stat().st_mode & 0o777 == 0o700
-    assert list(private.iterdir()) == []
-    store.close()
-    assert list(tmp_path.iterdir()) == []
-    # Contexts already handed out keep working; new hosts still mint after close().
-    assert store.server_context("files.test") is not None
-    store.server_context("after-close.test")
-    assert store.minted == 2
-    store.close()
-    assert list(tmp_path.iterdir()) == []
+    (loaded,) = loads
+    assert Path(loaded.path).parent.parent == tmp_path
+    assert (loaded.file_mode, loaded.dir_mode) == (0o600, 0o700)
+    _assert_leaf_chain_and_key(store, "files.test", loaded.content)
+    assert list(tmp_path.iterdir()) == []  # file and directory are gone
 
 
 # --- real TLS clients --------------------------------------------------------------------------
