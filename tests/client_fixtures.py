@@ -111,3 +111,35 @@ class RecordingServer:
             if not answer:
                 return
             conn.sendall(answer)
+
+
+def connect_forwarder(seen: list[bytes]):
+    """A tiny CONNECT proxy: answers 200 and pipes bytes both ways."""
+
+    def handler(client):
+        head = recv_until(client, b"\r\n\r\n")
+        seen.append(head)
+        target = head.split(b" ")[1].decode()
+        host, _, port = target.rpartition(":")
+        upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+        t.start()
+        pipe(client, upstream)
+        t.join(5)
+        upstream.close()
+
+    return handler

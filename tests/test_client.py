@@ -16,6 +16,7 @@ import protocol
 from protocol import HTTPConnection, HTTPResponse
 from tests.client_fixtures import (
     RecordingServer,
+    connect_forwarder,
     ok_response,
     read_raw_request,
     recv_until,
@@ -782,38 +783,6 @@ def test_expect_continue_silent_server_gets_body_after_bounded_wait(raw_server):
 
 
 # -- tunnels --------------------------------------------------------------------
-
-
-def connect_forwarder(seen: list[bytes]):
-    """A tiny CONNECT proxy: answers 200 and pipes bytes both ways."""
-
-    def handler(client):
-        head = recv_until(client, b"\r\n\r\n")
-        seen.append(head)
-        target = head.split(b" ")[1].decode()
-        host, _, port = target.rpartition(":")
-        upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-        def pipe(src, dst):
-            try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                try:
-                    dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-
-        t = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
-        t.start()
-        pipe(client, upstream)
-        t.join(5)
-        upstream.close()
-
-    return handler
 
 
 def test_set_tunnel_goes_through_connect(raw_server, echo_server):
