@@ -173,23 +173,25 @@ class InspectorApp(App[int]):
                 self.held_ids.discard(flow.id)
                 continue
             index.upsert(flow, self._matches(flow))
-            row = index.rows[flow.id]
-            if event.kind is EventKind.INTERCEPTED:
-                self.held_ids.add(flow.id)
-                self._remember(flow)
-            elif flow.id in self.held_ids and event.kind is not EventKind.UPDATED:
-                self.held_ids.discard(flow.id)
-            row.held = flow.id in self.held_ids
+            self._remember(flow)  # in flight or just finished: not in the store yet
             if event.kind is EventKind.ERROR and flow.id not in self._counted_errors:
                 self.errors += 1
                 errors.append(flow)
-            if event.kind in (EventKind.RESPONSE, EventKind.ERROR):
-                self._remember(flow)
+        self._sync_held()
         if index.sorted:
             index.resort()
         if errors:
             self._add_error_events(errors)
         self.flows_changed(reordered=index.sorted)
+
+    def _sync_held(self) -> None:
+        """Take the held set from the interceptor, the one authority on it."""
+        held = self.session.held_ids()
+        for flow_id in held ^ self.held_ids:
+            row = self.index.rows.get(flow_id)
+            if row is not None:
+                row.held = flow_id in held
+        self.held_ids = held
 
     def _matches(self, flow: Flow) -> bool | None:
         if self._filter is None or self.filter_off:

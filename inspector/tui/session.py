@@ -64,6 +64,11 @@ class Session:
                 return flow
         return None
 
+    def held_ids(self) -> set[str]:
+        if self.interceptor is None:
+            return set()
+        return {flow.id for flow in self.interceptor.held()}  # type: ignore[attr-defined]
+
     def matching_ids(self, expr: str) -> set[str]:
         """Ids of every flow matching ``expr`` (the store's and the in-memory replays)."""
         from inspector.filters import parse
