@@ -34,7 +34,8 @@ class CertStore:
     Every name a leaf covers points at its entry, so a leaf minted with the
     upstream's SANs (say ``*.example.com``) serves its sibling hosts too.
     Thread-safe: one lock guards the cache, so a host is minted once even when
-    several connections ask for it at the same moment.
+    several connections ask for it at the same moment. Make one per process: all
+    its leaves share one key of their own (never the CA's), generated here.
     """
 
     def __init__(

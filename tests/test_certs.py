@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import shutil
@@ -768,3 +769,37 @@ def test_benchmark_script_runs_and_reports_every_figure() -> None:
     assert result.returncode == 0, result.stderr
     for figure in ("hosts/s", "ms/host", "lookup hit:", "handshakes/s", "1 leaf signed"):
         assert figure in result.stdout
+
+
+def test_asyncio_server_upgrades_to_the_context_as_the_proxy_does(
+    ca: CertificateAuthority, store: CertStore
+) -> None:
+    """Plain TCP first, then start_tls with the host's context (CONNECT-style)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = (await reader.readline()).decode().strip()
+        writer.write(b"go\n")
+        await writer.drain()
+        await writer.start_tls(store.server_context(host))
+        writer.write(
+            f"hello {writer.get_extra_info('ssl_object').selected_alpn_protocol()}".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> bytes:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client_ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+        client_ctx.set_alpn_protocols(["http/1.1"])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"tunnel.test\n")
+        assert await reader.readline() == b"go\n"
+        await writer.start_tls(client_ctx, server_hostname="tunnel.test")
+        data = await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return data
+
+    assert asyncio.run(asyncio.wait_for(scenario(), timeout=20)) == b"hello http/1.1"
