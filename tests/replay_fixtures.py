@@ -92,6 +92,9 @@ def record(
     import http.client
 
     fields = [(b"Host", f"{host}:{port}".encode())] + (headers or [])
+    framed = any(n.lower() in (b"content-length", b"transfer-encoding") for n, _ in fields)
+    if request_body and not framed:
+        fields.append((b"Content-Length", str(len(request_body)).encode()))
     start = time.time()
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:

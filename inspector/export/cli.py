@@ -67,22 +67,19 @@ def _curl_script(flows: list[Flow], *, redact: bool, output: Path | None) -> str
         if req.body.truncated:
             lines.append("# note: the body was cut at capture; this sends the recorded part only")
         body_file = None
-        if req.body.data and needs_body_file(req.body.data):
-            body_file = _write_body_file(req.body.data, number, output)
+        if output is not None and req.body.data and needs_body_file(req.body.data):
+            body_file = _write_body_file(req.body.data, number, output.expanduser())
         lines += [curl_command(flow, body_file=body_file), ""]
     return "\n".join(lines)
 
 
-def _write_body_file(body: bytes, number: int, output: Path | None) -> str:
-    """Write a request body next to the output (or in the current directory) for ``@FILE``."""
-    if output is None:
-        directory, stem = Path("."), "inspector-export"
-    else:
-        directory, stem = output.expanduser().parent, output.stem
-    path = directory / f"{stem}.body-{number}.bin"
+def _write_body_file(body: bytes, number: int, output: Path) -> str:
+    """Write a large or binary request body next to the output, for ``--data-binary @FILE``.
+
+    Without an output file (stdout, the clipboard) bodies stay inline in the command.
+    """
+    path = output.parent / f"{output.stem}.body-{number}.bin"
     path.write_bytes(body)
-    if output is None:
-        print(f"inspector: request body {number} written to {path}", file=sys.stderr)
     return str(path)
 
 

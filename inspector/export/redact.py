@@ -8,7 +8,9 @@ what is masked is the same in HAR, curl, raw and pytest output. Masked:
 - any header whose name looks like a credential (``SENSITIVE_NAME``: api key, token,
   secret, password, auth, ...),
 - query parameters and URL-encoded form fields with such names,
-- JSON body fields with such names, at any depth.
+- JSON body fields with such names, at any depth,
+- and then every other occurrence of a value masked above, anywhere in the flow (a
+  server that echoes the request back would otherwise leak the credential in its body).
 """
 
 from __future__ import annotations
@@ -37,17 +39,18 @@ def is_sensitive(name: str) -> bool:
 
 def redact_flow(flow: Flow) -> Flow:
     """A deep copy of ``flow`` with every credential masked."""
+    secrets = _secrets(flow)
     out = copy.deepcopy(flow)
     req = out.request
-    req.path = redact_target(req.path)
-    req.headers = redact_headers(req.headers)
-    req.trailers = redact_headers(req.trailers)
-    req.body, req.headers = _redact_message_body(req.body, req.headers)
+    req.path = _scrub(redact_target(req.path).encode("latin-1"), secrets).decode("latin-1")
+    req.headers = _scrub_headers(redact_headers(req.headers), secrets)
+    req.trailers = _scrub_headers(redact_headers(req.trailers), secrets)
+    req.body, req.headers = _redact_message_body(req.body, req.headers, secrets)
     if out.response is not None:
         resp = out.response
-        resp.headers = redact_headers(resp.headers)
-        resp.trailers = redact_headers(resp.trailers)
-        resp.body, resp.headers = _redact_message_body(resp.body, resp.headers)
+        resp.headers = _scrub_headers(redact_headers(resp.headers), secrets)
+        resp.trailers = _scrub_headers(redact_headers(resp.trailers), secrets)
+        resp.body, resp.headers = _redact_message_body(resp.body, resp.headers, secrets)
     return out
 
 
@@ -99,19 +102,115 @@ def _unquote_name(name: str) -> str:
     return pairs[0][0] if pairs else name
 
 
-def _redact_message_body(body: Body, headers: HeaderPairs) -> tuple[Body, HeaderPairs]:
-    if not body.data or body.truncated:
-        # A cut JSON or form body cannot be parsed; leave it alone rather than guess.
+def _redact_message_body(
+    body: Body, headers: HeaderPairs, secrets: list[bytes]
+) -> tuple[Body, HeaderPairs]:
+    if not body.data:
         return body, headers
+    if body.truncated:
+        # A cut JSON or form body cannot be parsed; known secret values are still masked.
+        scrubbed = _scrub(body.data, secrets)
+        if scrubbed == body.data:
+            return body, headers
+        return Body(data=scrubbed, size=body.size, truncated=True, sha256=None), headers
     h = Headers(headers)
     content_type = h.get("content-type")
     new = redact_body_bytes(body.data, content_type.decode("latin-1") if content_type else None)
+    new = _scrub(new, secrets)
     if new == body.data:
         return body, headers
     if h.get("content-length") is not None:
         # A masked body changes length; the header must tell the truth or the message breaks.
         h.set("Content-Length", str(len(new)))
     return Body(data=new, size=len(new), truncated=False, sha256=None), h.raw
+
+
+# --- known secret values, masked wherever else they appear ---------------------------------
+
+_MIN_SECRET = 4  # shorter values ("1", "yes") would mask unrelated text
+
+
+def _secrets(flow: Flow) -> list[bytes]:
+    """The credential values the rules mask in ``flow``, longest first."""
+    found: set[bytes] = set()
+    messages = [(flow.request.headers, flow.request.body)]
+    if flow.response is not None:
+        messages.append((flow.response.headers, flow.response.body))
+    for headers, body in messages:
+        for name, value in headers:
+            found.update(_header_secrets(name, value))
+        content_type = Headers(headers).get("content-type")
+        if not body.truncated:
+            ctype = content_type.decode("latin-1") if content_type else None
+            found.update(_body_secrets(body.data, ctype))
+    query = flow.request.path.partition("?")[2]
+    found.update(_pair_secrets(query))
+    mask = MASK.encode()
+    return sorted((s for s in found if len(s) >= _MIN_SECRET and s != mask), key=len, reverse=True)
+
+
+def _header_secrets(name: bytes, value: bytes) -> list[bytes]:
+    key = name.lower()
+    if key in _AUTH_HEADERS:
+        return [value, value.partition(b" ")[2].strip()]
+    if key == b"cookie":
+        return [part.partition(b"=")[2].strip() for part in value.split(b";")]
+    if key == b"set-cookie":
+        return [value.partition(b";")[0].partition(b"=")[2].strip()]
+    return [value] if is_sensitive(name.decode("latin-1")) else []
+
+
+def _pair_secrets(query: str) -> list[bytes]:
+    out = []
+    for part in query.split("&"):
+        name, sep, value = part.partition("=")
+        if sep and is_sensitive(_unquote_name(name)):
+            out.append(value.encode("latin-1", errors="replace"))
+            decoded = parse_qsl(f"x={value}", keep_blank_values=True)
+            if decoded:
+                out.append(decoded[0][1].encode("utf-8"))
+    return out
+
+
+def _body_secrets(data: bytes, content_type: str | None) -> list[bytes]:
+    if media_type(content_type) == "application/x-www-form-urlencoded":
+        return _pair_secrets(data.decode("latin-1"))
+    if data.lstrip()[:1] not in (b"{", b"["):
+        return []
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [v.encode("utf-8") for v in _json_secret_values(value)]
+
+
+def _json_secret_values(value: object) -> list[str]:
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            if (
+                is_sensitive(key)
+                and isinstance(item, str | int | float)
+                and not isinstance(item, bool)
+            ):
+                out.append(str(item))
+            else:
+                out += _json_secret_values(item)
+        return out
+    if isinstance(value, list):
+        return [v for item in value for v in _json_secret_values(item)]
+    return []
+
+
+def _scrub(data: bytes, secrets: list[bytes]) -> bytes:
+    for secret in secrets:
+        if secret in data:
+            data = data.replace(secret, MASK.encode())
+    return data
+
+
+def _scrub_headers(headers: HeaderPairs, secrets: list[bytes]) -> HeaderPairs:
+    return [(name, _scrub(value, secrets)) for name, value in headers]
 
 
 def redact_body_bytes(data: bytes, content_type: str | None) -> bytes:
