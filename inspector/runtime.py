@@ -78,7 +78,7 @@ def build(config: Config) -> Runtime:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (it cuts the proxy's CPU per request), unless INSPECTOR_LOOP=asyncio."""
+    """uvloop when installed (less CPU per request), unless INSPECTOR_LOOP=asyncio."""
     choice = os.environ.get(LOOP_ENV, "uvloop").strip().lower()
     if choice == "uvloop":
         try:

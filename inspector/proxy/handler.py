@@ -47,6 +47,11 @@ READ_CHUNK = 65536
 IDLE_TIMEOUT = 60.0  # a keep-alive client may stay silent this long between requests
 HEAD_TIMEOUT = 30.0  # a request head must be complete this long after its first byte
 PEEK_TIMEOUT = 30.0  # a client must start talking inside a CONNECT tunnel within this
+TLS_ON_PLAIN_PORT = (
+    "a TLS handshake arrived on the proxy's plain HTTP port: configure the proxy as "
+    "http://HOST:PORT (not https://); HTTPS sites still work through CONNECT"
+)
+EARLY_HINTS = 103
 MAX_INTERIM = 50  # 1xx responses relayed before a final one; more is a misbehaving upstream
 _VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
@@ -78,6 +83,7 @@ class ClientHandler:
         self.head_start = 0.0
         self.flow: Flow | None = None  # the exchange in progress, for shutdown reporting
         self.responded = False  # a final response head went to the client in this exchange
+        self.up: UpstreamConnection | None = None  # the upstream connection in use, if any
 
     # -- the connection loop ------------------------------------------------------
 
@@ -127,6 +133,8 @@ class ClientHandler:
                     started = True
                     self.head_start = time.time()
                     deadline.reschedule(loop.time() + HEAD_TIMEOUT)
+                    if data[:1] == b"\x16" and self.tls is None:
+                        raise RemoteProtocolError(TLS_ON_PLAIN_PORT)
                 conn.receive_data(data)
                 event = conn.next_event()
         return event  # type: ignore[return-value]
@@ -146,7 +154,8 @@ class ClientHandler:
             self._check_auth(req)
             target = resolve(self.config.mode, req.target, self.tunnel, self.server.listen_text)
         except ClientError as e:
-            keep = self._request_consumed()
+            # Only a 407 keeps the connection: the client retries on it with credentials.
+            keep = e.status == 407 and self._request_consumed()
             await self._send_simple(e.status, str(e), headers=e.headers, close=not keep)
             return keep
         flow = self._new_flow(req, target)
@@ -166,7 +175,22 @@ class ClientHandler:
             return False
         finally:
             self.flow = None
+            if self.up is not None:  # the exchange ended abnormally while upstream was busy
+                self._discard(self.up, abort=True)
         return True
+
+    def _acquired(self, up: UpstreamConnection) -> UpstreamConnection:
+        self.up = up
+        return up
+
+    def _release(self, up: UpstreamConnection) -> None:
+        self.up = None
+        self.server.pool.release(up)
+
+    def _discard(self, up: UpstreamConnection, *, abort: bool = False) -> None:
+        if self.up is up:
+            self.up = None
+            self.server.pool.discard(up, abort=abort)
 
     def _new_flow(self, req: Request, target: Target) -> Flow:
         upgrade = is_upgrade(req.headers.raw)
@@ -205,25 +229,25 @@ class ClientHandler:
             await interceptor.hold(flow, "request")  # type: ignore[union-attr]
             up = await self._send_recorded(flow, key, fresh=False)
         else:
-            up = await pool.acquire(key, flow.timings)
+            up = self._acquired(await pool.acquire(key, flow.timings))
             try:
                 await self._send_streamed(flow, up, recorder)
             except UpstreamError as e:
-                pool.discard(up)
+                self._discard(up)
                 if not self._may_retry(flow, up, e, recorder):
                     raise
                 up = await self._send_recorded(flow, key, fresh=True)
         try:
             response = await self._first_response(flow, up)
         except UpstreamError as e:
-            pool.discard(up)
+            self._discard(up)
             if held or not self._may_retry(flow, up, e, recorder):
                 raise
             up = await self._send_recorded(flow, key, fresh=True)
             try:
                 response = await self._first_response(flow, up)
             except UpstreamError:
-                pool.discard(up)
+                self._discard(up)
                 raise
         await self._respond(flow, up, response)
 
@@ -244,7 +268,7 @@ class ClientHandler:
 
     async def _send_recorded(self, flow: Flow, key, *, fresh: bool) -> UpstreamConnection:  # type: ignore[no-untyped-def]
         """Send the (possibly edited) recorded request on a connection of its own."""
-        up = await self.server.pool.acquire(key, flow.timings, fresh=fresh)
+        up = self._acquired(await self.server.pool.acquire(key, flow.timings, fresh=fresh))
         body = flow.request.body.data
         headers = Headers()
         headers.raw.extend(flow.request.headers)
@@ -258,7 +282,7 @@ class ClientHandler:
             up.send(EndOfMessage())
             await up.drain()
         except (OSError, HTTPException) as e:
-            self.server.pool.discard(up)
+            self._discard(up)
             raise UpstreamError(e, Phase.SEND, _where(flow)) from e
         flow.timings.request_sent = time.time()
         return up
@@ -330,7 +354,7 @@ class ClientHandler:
     # -- response side ----------------------------------------------------------------
 
     async def _first_response(self, flow: Flow, up: UpstreamConnection) -> Response:
-        """The final response head; interim 1xx (but our own 100) go on to the client."""
+        """The final response head; interim 103 Early Hints go on to the client."""
         for _ in range(MAX_INTERIM):
             try:
                 response = await up.receive_head()
@@ -340,7 +364,9 @@ class ClientHandler:
                 flow.timings.response_start = time.time()
             if not response.informational or response.status_code == 101:
                 return response
-            if response.status_code != 100:
+            if response.status_code == EARLY_HINTS:
+                # Only 103 reaches the client: we answer 100 ourselves, and 102 and
+                # unknown 1xx mean nothing to an HTTP/1.1 client.
                 self._write_client(response)
         exc = RemoteProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses")
         raise UpstreamError(exc, Phase.HEADERS, _where(flow))
@@ -365,25 +391,27 @@ class ClientHandler:
         else:
             await self._respond_streamed(flow, up, response)
 
-    def _client_head(self, response: Response) -> Response:
+    def _client_head(self, response: Response, up: UpstreamConnection) -> Response:
         upgrade = response.status_code == 101
-        fields = strip_hop_by_hop(response.headers.raw, upgrade=upgrade)
-        headers = Headers()
-        headers.raw.extend(fields)
+        headers = _wrap(strip_hop_by_hop(response.headers.raw, upgrade=upgrade))
+        if not upgrade and not up.conn.keep_alive:
+            # The upstream closes after this response: so do we, which keeps the
+            # client's view of the connection the same as the server's.
+            headers.raw.append((b"Connection", b"close"))
         return Response(response.status_code, headers, response.reason)
 
     async def _respond_streamed(
         self, flow: Flow, up: UpstreamConnection, response: Response
     ) -> None:
         recorder = BodyRecorder(self.config.body_limit)
-        self._write_client(self._client_head(response))
+        self._write_client(self._client_head(response, up))
         while True:
             try:
                 up.phase = Phase.BODY
                 event = await up.next_body_event()
             except (OSError, TimeoutError, HTTPException) as e:
                 flow.response.body = recorder.body()  # type: ignore[union-attr]
-                self.server.pool.discard(up, abort=True)
+                self._discard(up, abort=True)
                 raise UpstreamError(e, Phase.BODY, _where(flow)) from e
             if type(event) is Data:
                 recorder.add(event.data)
@@ -392,7 +420,7 @@ class ClientHandler:
             else:
                 self._write_client(event)
                 break
-        self.server.pool.release(up)
+        self._release(up)
         flow.response.body = recorder.body()  # type: ignore[union-attr]
         flow.response.trailers = list(event.trailers.raw)  # type: ignore[union-attr]
         await self._drain_client()
@@ -407,14 +435,14 @@ class ClientHandler:
                 up.phase = Phase.BODY
                 event = await up.next_body_event()
             except (OSError, TimeoutError, HTTPException) as e:
-                self.server.pool.discard(up, abort=True)
+                self._discard(up, abort=True)
                 raise UpstreamError(e, Phase.BODY, _where(flow)) from e
             if type(event) is Data:
                 recorder.add(event.data)
             else:
                 trailers = list(event.trailers.raw)  # type: ignore[union-attr]
                 break
-        self.server.pool.release(up)
+        self._release(up)
         assert flow.response is not None
         flow.response.body = recorder.body()
         flow.response.trailers = trailers
@@ -435,7 +463,7 @@ class ClientHandler:
         self, flow: Flow, up: UpstreamConnection, response: Response
     ) -> None:
         """After 101: relay raw bytes both ways, recording WebSocket messages."""
-        self._write_client(self._client_head(response))
+        self._write_client(self._client_head(response, up))
         await self._drain_client()
         client_rest, _ = self.conn.trailing_data
         upstream_rest, _ = up.conn.trailing_data
@@ -455,7 +483,7 @@ class ClientHandler:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.server.pool.discard(up)
+            self._discard(up)
         self._finish(flow)
 
     def _ws_recorder(self, flow: Flow, from_client: bool) -> Callable[[bytes], None]:

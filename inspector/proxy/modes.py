@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -9,6 +10,8 @@ from inspector.config import Endpoint, Mode
 from inspector.proxy.errors import ClientError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+_REG_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?\.?")  # DNS-ish, no userinfo
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9._~-]+)?")
 
 NOT_A_PROXY_REQUEST = (
     "inspector: this is an HTTP proxy, and the request target {target!r} is not an absolute URL.\n"
@@ -58,6 +61,8 @@ def split_authority(text: str, default_port: int) -> tuple[str, int]:
             host, port_text = text, ""
     if not host:
         raise ValueError(f"no host in {text!r}")
+    if not (_IPV6 if text.startswith("[") else _REG_NAME).fullmatch(host):
+        raise ValueError(f"bad host {host!r}")
     if not port_text:
         return host.lower(), default_port
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -66,9 +71,12 @@ def split_authority(text: str, default_port: int) -> tuple[str, int]:
 
 
 def parse_connect_target(target: bytes) -> tuple[str, int]:
-    """The ``host:port`` of a CONNECT request, or ClientError 400."""
+    """The ``host:port`` of a CONNECT request (the port is required), or ClientError 400."""
     try:
-        return split_authority(target.decode("ascii"), 443)
+        host, port = split_authority(target.decode("ascii"), 0)
+        if port == 0:
+            raise ValueError("a port is required, e.g. CONNECT example.com:443")
+        return host, port
     except (ValueError, UnicodeDecodeError) as e:
         raise ClientError(400, f"inspector: bad CONNECT target {target!r}: {e}\n") from None
 
@@ -78,8 +86,10 @@ def _absolute(target: str) -> tuple[str, str, int, str]:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.netloc:
         raise ClientError(400, f"inspector: unsupported URL {target!r}: use http:// or https://\n")
+    if "@" in parts.netloc:
+        raise ClientError(400, f"inspector: credentials in the URL {target!r} are not accepted\n")
     try:
-        host, port = split_authority(parts.netloc.rpartition("@")[2], DEFAULT_PORTS[scheme])
+        host, port = split_authority(parts.netloc, DEFAULT_PORTS[scheme])
     except ValueError as e:
         raise ClientError(400, f"inspector: bad URL {target!r}: {e}\n") from None
     path = parts.path or "/"
@@ -90,7 +100,9 @@ def _absolute(target: str) -> tuple[str, str, int, str]:
 
 def resolve(mode: Mode, raw_target: bytes, tunnel: Tunnel | None, listen: str) -> Target:
     """The upstream target of a request, or ClientError when the request cannot be routed."""
-    target = raw_target.decode("latin-1")
+    if not raw_target.isascii():
+        raise ClientError(400, f"inspector: the request target {raw_target!r} is not ASCII\n")
+    target = raw_target.decode("ascii")
     absolute = not target.startswith("/") and "://" in target
     if mode.kind == "reverse":
         assert mode.target is not None
