@@ -1,8 +1,9 @@
-"""The TUI driven by Pilot over real traffic: a real proxy thread, a real upstream, urllib clients."""
+"""The TUI driven by Pilot over real traffic: a real proxy thread, real upstream, urllib clients."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 import urllib.error
 import urllib.request
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import OptionList, TextArea
 
 from inspector.config import Config
@@ -89,6 +91,13 @@ def table_text(app: InspectorApp) -> list[str]:
     return [table.render_line(y).text for y in range(table.size.height)]
 
 
+def static_text(widget) -> str:
+    """What a Static shows, as plain text (Rich renderables included)."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
 def header_text(app: InspectorApp) -> str:
     return str(app.screen.query_one(HeaderBar).render())
 
@@ -96,7 +105,7 @@ def header_text(app: InspectorApp) -> str:
 async def test_rows_appear_live_with_status_names(live, echo_server: EchoServer):
     app = InspectorApp(live)
     async with app.run_test(size=SIZE) as pilot:
-        assert "Waiting for traffic" in str(app.screen.query_one("#first-run").render())
+        assert "Waiting for traffic" in static_text(app.screen.query_one("#first-run"))
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/status/404")
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/echo")
         await wait_for(pilot, lambda: len(app.index) == 2, "two rows")
@@ -119,6 +128,7 @@ async def test_upstream_failure_shows_in_events_pane_and_jumps(live, raw_server)
     async with app.run_test(size=SIZE) as pilot:
         status, body = await asyncio.to_thread(fetch, live, f"http://127.0.0.1:{port}/x")
         assert status == 502
+        assert b"ConnectionRefusedError" in body
         await wait_for(pilot, lambda: app.errors == 1, "the error event")
         await pilot.pause(0.2)
         assert "1 errors" in header_text(app)
@@ -132,7 +142,7 @@ async def test_upstream_failure_shows_in_events_pane_and_jumps(live, raw_server)
         await wait_for(pilot, lambda: isinstance(app.screen, FlowDetailScreen), "the detail")
         assert app.screen.flow_id == pane.flow_ids[0]
         assert app.screen.query_one("#tabs").active == "error"
-        assert "ConnectionRefusedError" in str(app.screen.query_one("#error-view").render())
+        assert "ConnectionRefusedError" in static_text(app.screen.query_one("#error-view"))
 
 
 async def test_filter_narrows_rows_toggles_and_rejects_bad_input(live, echo_server):

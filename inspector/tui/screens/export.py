@@ -70,7 +70,7 @@ class ExportScreen(ModalScreen[None]):
         flows = [self.app.load_flow(i) for i in self.ids]
         return [f for f in flows if f is not None]
 
-    def _render(self, output: Path | None) -> bytes | None:
+    def _export_bytes(self, output: Path | None) -> bytes | None:
         try:
             return render(
                 self.fmt, self._flows(), redact=self.query_one(Checkbox).value, output=output
@@ -90,7 +90,7 @@ class ExportScreen(ModalScreen[None]):
                 f"directory {path.parent} does not exist"
             )
             return
-        data = self._render(path)
+        data = self._export_bytes(path)
         if data is None:
             return
         try:
@@ -105,7 +105,7 @@ class ExportScreen(ModalScreen[None]):
         self.query_one("#export-error", Static).update(message)
 
     def action_copy(self) -> None:
-        data = self._render(None)
+        data = self._export_bytes(None)
         if data is None:
             return
         self.app.copy_to_clipboard(data.decode("utf-8", errors="replace"))
