@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -72,7 +73,7 @@ def write_session(flows: list[Flow], target: Path) -> None:
             store.flush()
         finally:
             store.close()
-        _remove_side_files(tmp)
+        _checkpoint(tmp)
         if target.exists():
             raise ConfigError(f"{target} appeared while importing: not overwriting it")
         os.replace(tmp, target)
@@ -80,6 +81,18 @@ def write_session(flows: list[Flow], target: Path) -> None:
         tmp.unlink(missing_ok=True)
         _remove_side_files(tmp)
         raise
+
+
+def _checkpoint(db: Path) -> None:
+    """Fold the WAL into the database file so that renaming the file moves everything."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()  # the last connection to close removes the -wal and -shm files
+    for suffix in _SQLITE_SIDE_FILES:
+        if Path(str(db) + suffix).exists():
+            raise ConfigError(f"could not finish writing {db}: {suffix} file left by SQLite")
 
 
 def _remove_side_files(db: Path) -> None:

@@ -298,8 +298,10 @@ def _entry_flow(e: _Entry) -> Flow:
     flow.id = _read_id(e)
     flow.mode = e.get("_mode", str, required=False) or "import"
     flow.replay_of = e.get("_replayOf", str, required=False)
-    error = e.get("_error", dict, required=False)
-    if error is not None:
+    error = e.get("_error", (dict, str), required=False)
+    if isinstance(error, str):  # Chromium writes the network error as a string
+        flow.error = FlowError("BrowserError", error, Phase.STATUS_LINE, start)
+    elif error is not None:
         flow.error = _read_error(e, error, start)
     elif response is None:
         flow.error = FlowError(
@@ -363,6 +365,9 @@ def _read_request(e: _Entry, start: float) -> Request:
     if parts.query:
         path += "?" + parts.query
     headers = _read_headers(e, "request.headers")
+    if not any(name.lower() == b"host" for name, _ in headers):
+        # HTTP/2 browser captures carry :authority instead; HTTP/1.1 needs Host first.
+        headers.insert(0, (b"Host", parts.netloc.rpartition("@")[2].encode("idna")))
     body = b""
     if e.get("request.postData", dict, required=False) is not None:
         body = _read_text(e, "request.postData")
