@@ -4,6 +4,7 @@ Code written for ``http.client`` runs unchanged with ``import protocol as client
 """
 
 from protocol import status as _status
+from protocol.aio import AsyncHTTPConnection
 from protocol.client import (
     HTTP_PORT,
     HTTPS_PORT,
@@ -37,6 +38,7 @@ error = HTTPException
 """``http.client.error``: the old name of ``HTTPException``."""
 
 __all__ = [
+    "AsyncHTTPConnection",
     "HTTPS_PORT",
     "HTTP_PORT",
     "HTTPConnection",

@@ -68,16 +68,41 @@ def read_raw_request(conn: socket.socket, buffered: bytes = b"") -> tuple[RawReq
     head, _, rest = data.partition(b"\r\n\r\n")
     request = RawRequest(head, b"")
     if (request.header("Transfer-Encoding") or "").lower() == "chunked":
-        rest = recv_until(conn, b"0\r\n\r\n", rest)
-        end = rest.index(b"0\r\n\r\n") + 5
-        # a chunk whose data ends in "0" followed by the terminator is still fine:
-        # the test bodies never contain CRLF-0-CRLF-CRLF inside a chunk.
+        end, rest = _chunked_end(conn, rest)
         request.body_wire, rest = rest[:end], rest[end:]
     else:
         length = int(request.header("Content-Length") or 0)
         rest = recv_exactly(conn, length, rest)
         request.body_wire, rest = rest[:length], rest[length:]
     return request, rest
+
+
+def _chunked_end(conn: socket.socket, data: bytes) -> tuple[int, bytes]:
+    """Walk chunk sizes (reading more as needed) to the end of the trailers."""
+    pos = 0
+    while True:
+        while b"\r\n" not in data[pos:]:
+            more = conn.recv(65536)
+            if not more:
+                return len(data), data
+            data += more
+        line_end = data.index(b"\r\n", pos)
+        size = int(data[pos:line_end].split(b";")[0], 16)
+        pos = line_end + 2
+        if size == 0:
+            while True:
+                end = data.find(b"\r\n", pos)
+                if end == pos:
+                    return pos + 2, data
+                if end < 0:
+                    more = conn.recv(65536)
+                    if not more:
+                        return len(data), data
+                    data += more
+                    continue
+                pos = end + 2  # a trailer line
+        data = recv_exactly(conn, pos + size + 2, data)
+        pos += size + 2
 
 
 def ok_response(body: bytes = b"ok", extra: bytes = b"") -> bytes:
