@@ -182,7 +182,7 @@ def test_ipv6_loopback():
     async def main():
         async with AsyncHTTPConnection("::1", server.port) as conn:
             headers = Headers([(b"Host", b"[::1]:%d" % server.port)])
-            response, body = await exchange(conn, b"GET", b"/bytes/4", headers)
+            _response, body = await exchange(conn, b"GET", b"/bytes/4", headers)
             return body
 
     try:
@@ -204,7 +204,7 @@ def test_tls_exchange_and_session_facts(tls_echo_server, client_tls_context):
         )
         await conn.connect()
         assert conn.tls_established
-        response, body = await exchange(conn, b"GET", b"/bytes/3", host_headers(1))
+        _response, body = await exchange(conn, b"GET", b"/bytes/3", host_headers(1))
         facts = (conn.tls_version, conn.cipher, conn.peer_certificate)
         await conn.close()
         return body, facts
@@ -472,7 +472,7 @@ def test_open_tunnel_then_plain_http(raw_server, echo_server):
         async with AsyncHTTPConnection("127.0.0.1", proxy.port) as conn:
             answer = await conn.open_tunnel("127.0.0.1", echo_server.port)
             assert answer.status_code == 200
-            response, body = await exchange(
+            _response, body = await exchange(
                 conn, b"GET", b"/bytes/6", host_headers(echo_server.port)
             )
             return body
@@ -489,7 +489,7 @@ def test_open_tunnel_then_tls(raw_server, tls_echo_server, client_tls_context):
             await conn.open_tunnel("localhost", tls_echo_server.port)
             await conn.start_tls(client_tls_context, "localhost")
             assert conn.tls_established
-            response, body = await exchange(conn, b"GET", b"/bytes/2", host_headers(1))
+            _response, body = await exchange(conn, b"GET", b"/bytes/2", host_headers(1))
             return body
 
     assert run(main()) == b"xx"
