@@ -28,14 +28,17 @@ class Case:
     data: bytes
     expect: frozenset[int]
     forwards: bool = False  # may the upstream see (one) request?
+    half_close: bool = False  # shut down our sending side after the data (client went away)
 
     @property
     def rejects(self) -> bool:
         return not self.forwards
 
 
-def case(name: str, data: bytes, *expect: int, forwards: bool = False) -> Case:
-    return Case(name, data, frozenset(expect), forwards)
+def case(
+    name: str, data: bytes, *expect: int, forwards: bool = False, half_close: bool = False
+) -> Case:
+    return Case(name, data, frozenset(expect), forwards, half_close)
 
 
 def req(head: bytes, body: bytes = b"") -> bytes:
@@ -166,6 +169,7 @@ CORPUS = [
         CLOSED,
         502,
         forwards=True,
+        half_close=True,
     ),
     case(
         "chunk-ext-control",
@@ -358,6 +362,8 @@ def test_hostile_request(hostile: Case, proxy: ProxyProcess, upstream: EchoServe
             s.sendall(_fill(hostile.data, upstream))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the proxy may hang up before reading everything (overlong input)
+        if hostile.half_close:
+            s.shutdown(socket.SHUT_WR)
         status, closed = _status_and_close(s)
     assert status in hostile.expect, f"{hostile.name}: got {status or 'no response'}"
     if status >= 400 or status == CLOSED:
