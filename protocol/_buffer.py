@@ -28,6 +28,8 @@ class ReceiveBuffer:
     def feed(self, data: bytes) -> None:
         """Append ``data`` (keeping a lone ``bytes`` object as is, without copying)."""
         buf = self._buf
+        if type(data) is not bytes:
+            data = bytes(data)  # never alias a caller's reusable buffer
         if self._pos >= len(buf):
             self._buf = data
             self._pos = 0

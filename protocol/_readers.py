@@ -22,11 +22,15 @@ from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import HeaderPairs, Headers
 
 _field_lines = _abnf.header_field_lines_re.findall
-_framing_fields = _abnf.framing_fields_re.findall
 _request_line = _abnf.request_line_re.fullmatch
 _status_line = _abnf.status_line_re.fullmatch
 _chunk_size_line = _abnf.chunk_size_line_re.fullmatch
 _content_length = _abnf.content_length_re.fullmatch
+
+FRAMING_NAMES = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade", b"host"}
+)
+"""The fields that decide framing and connection handling."""
 
 # Transfer-codings in the IANA registry that we recognise but do not decode.
 _KNOWN_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"})
@@ -126,7 +130,7 @@ def read_request_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Request, Fram
     if version[0] != 49:  # b"1"
         raise UnknownProtocol(f"HTTP/{version.decode()}")
     fields = parse_fields(head, eol + 2, limits, "header")
-    framing = request_framing(head, eol + 2, version)
+    framing = request_framing(fields, version)
     return Request(method, target, Headers._trusted(fields), version), framing
 
 
@@ -164,7 +168,7 @@ def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Fr
     if version[0] != 49:
         raise UnknownProtocol(f"HTTP/{version.decode()}")
     fields = parse_fields(head, eol + 2, limits, "header")
-    framing = response_framing(head, eol + 2, version)
+    framing = response_framing(fields, version)
     return Response(int(code), Headers._trusted(fields), reason or b"", version), framing
 
 
@@ -175,14 +179,16 @@ def _head_cap(limits: Limits) -> int:
 # ---------------------------------------------------------------- framing
 
 
-def _scan_framing(head: bytes, start: int, version: bytes) -> tuple[Framing, list[bytes], int]:
+def _scan_framing(fields: HeaderPairs, version: bytes) -> tuple[Framing, list[bytes], int]:
     """Framing fields of a head: (framing, transfer-codings, number of Host fields)."""
     framing = Framing()
     codings: list[bytes] = []
     lengths: list[bytes] = []
     hosts = 0
-    for name, value in _framing_fields(head, start):
+    for name, value in fields:
         key = name.lower()
+        if key not in FRAMING_NAMES:
+            continue
         if key == b"content-length":
             lengths.extend(_abnf.comma_split_re.split(value))
         elif key == b"transfer-encoding":
@@ -253,8 +259,8 @@ def _check_codings(
     framing.chunked = True
 
 
-def request_framing(head: bytes, start: int, version: bytes) -> Framing:
-    framing, codings, hosts = _scan_framing(head, start, version)
+def request_framing(fields: HeaderPairs, version: bytes) -> Framing:
+    framing, codings, hosts = _scan_framing(fields, version)
     if codings:
         _check_codings(codings, framing, version, True)
     if hosts > 1:
@@ -264,8 +270,8 @@ def request_framing(head: bytes, start: int, version: bytes) -> Framing:
     return framing
 
 
-def response_framing(head: bytes, start: int, version: bytes) -> Framing:
-    framing, codings, _ = _scan_framing(head, start, version)
+def response_framing(fields: HeaderPairs, version: bytes) -> Framing:
+    framing, codings, _ = _scan_framing(fields, version)
     if codings:
         _check_codings(codings, framing, version, False)
     return framing

@@ -8,13 +8,13 @@ the caller's data forge headers or whole messages on the wire.
 from __future__ import annotations
 
 from protocol import _abnf
+from protocol._readers import FRAMING_NAMES
 from protocol.errors import LocalProtocolError, quote
 from protocol.events import Request, Response
 from protocol.headers import HeaderPairs
 from protocol.status import responses
 
 _field_lines = _abnf.header_field_lines_re.findall
-_framing_fields = _abnf.framing_fields_re.findall
 _VERSIONS = (b"1.1", b"1.0")
 
 
@@ -69,7 +69,7 @@ def write_request_head(request: Request) -> tuple[bytes, SentFraming]:
     fields = request.headers.raw
     block = field_block(fields)
     head = b"".join([method, b" ", target, b" HTTP/", version, b"\r\n", block, b"\r\n"])
-    return head, sent_framing(block)
+    return head, sent_framing(fields)
 
 
 def write_response_head(response: Response) -> tuple[bytes, SentFraming]:
@@ -85,18 +85,22 @@ def write_response_head(response: Response) -> tuple[bytes, SentFraming]:
             f"invalid reason phrase {quote(reason)}: CR, LF and control characters are not "
             "allowed (response splitting)"
         )
-    block = field_block(response.headers.raw)
+    fields = response.headers.raw
+    block = field_block(fields)
     head = b"".join([b"HTTP/", version, b" %d " % code, reason, b"\r\n", block, b"\r\n"])
-    return head, sent_framing(block)
+    return head, sent_framing(fields)
 
 
-def sent_framing(block: bytes) -> SentFraming:
+def sent_framing(fields: HeaderPairs) -> SentFraming:
     """Read our own framing fields; refuse combinations a peer could misread."""
     framing = SentFraming()
     lengths: list[bytes] = []
     codings: list[bytes] = []
-    for name, value in _framing_fields(block):
+    for name, value in fields:
         key = name.lower()
+        if key not in FRAMING_NAMES:
+            continue
+        value = value.strip(b" \t")
         if key == b"content-length":
             lengths.extend(_abnf.comma_split_re.split(value))
         elif key == b"transfer-encoding":

@@ -1196,6 +1196,42 @@ def test_states_are_named() -> None:
     assert repr(CLIENT) == "CLIENT" and repr(SERVER) == "SERVER"
 
 
+def test_http10_connect_from_python_tunnels_switches() -> None:
+    conn = server_with(b"CONNECT example.com:443 HTTP/1.0\r\n\r\n\x16\x03")
+    assert drain(conn)[1:] == [EndOfMessage(), PAUSED]
+    conn.send(Response(200, Headers(), b"Connection established", b"1.0"))
+    assert conn.our_state is SWITCHED and conn.trailing_data == (b"\x16\x03", False)
+
+
+def test_body_bytes_pass_through_without_copies() -> None:
+    conn = Connection(CLIENT)
+    conn.send(Request(b"GET", b"/", Headers(HOST)))
+    conn.send(EndOfMessage())
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n")
+    assert conn.next_event().status_code == 200
+    chunk = bytes(range(256)) * 400
+    conn.receive_data(chunk)
+    assert conn.next_event().data is chunk  # the received object itself, not a copy
+
+
+def test_reusable_input_buffers_are_not_aliased() -> None:
+    conn = Connection(SERVER)
+    scratch = bytearray(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
+    conn.receive_data(scratch)
+    scratch[:] = b"X" * len(scratch)
+    conn.receive_data(memoryview(b"cd"))
+    events = merge_data(drain(conn))
+    assert events[0].headers.get("host") == b"a"
+    assert events[1:] == [Data(b"abcd"), EndOfMessage(), NEED_DATA]
+
+
+def test_header_value_redos_input_is_refused() -> None:
+    value = b"a " * 20000 + b"\x01"
+    conn = server_with(b"GET / HTTP/1.1\r\nHost: a\r\nX: " + value + b"\r\n\r\n")
+    with pytest.raises(RemoteProtocolError, match="control character"):
+        conn.next_event()
+
+
 # ---------------------------------------------------------------- real sockets
 
 
