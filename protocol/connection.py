@@ -2,8 +2,10 @@
 
 One ``Connection`` serves both ends: ``CLIENT`` (sends requests, reads responses)
 and ``SERVER`` (reads requests, sends responses). Each party moves through
-``IDLE -> SEND_BODY -> DONE`` per message cycle; every state change happens in
-``_advance`` from the ``_TRANSITIONS`` table, so misuse errors fall out of it.
+``IDLE -> SEND_BODY -> DONE`` per message cycle. Every state change happens in
+the "state" section of ``Connection`` (``_advance`` reading the ``_TRANSITIONS``
+table, ``_settle``, ``_fail``, ``start_next_cycle``), so misuse errors fall out of
+the table instead of scattered checks.
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ class Connection:
     ) -> None:
         if role is not CLIENT and role is not SERVER:
             raise ValueError(f"role must be CLIENT or SERVER, not {role!r}")
+        limits = {"max_line": max_line, "max_headers": max_headers}
+        limits["max_header_bytes"] = max_header_bytes
+        for name, limit in limits.items():
+            if type(limit) is not int or limit < 1:
+                raise ValueError(f"{name} must be a positive int, not {limit!r}")
         self.our_role = role
         self.their_role = SERVER if role is CLIENT else CLIENT
         self._limits = Limits(max_line, max_headers, max_header_bytes)
@@ -153,17 +160,21 @@ class Connection:
         self._states[party] = new
         if new is SWITCHED:
             self._states[CLIENT] = SWITCHED
-        if not self._keep_alive:
-            self._advance_done_to_must_close()
+        self._settle()
 
     def _no_keep_alive(self) -> None:
         self._keep_alive = False
-        self._advance_done_to_must_close()
+        self._settle()
 
-    def _advance_done_to_must_close(self) -> None:
-        for role in (CLIENT, SERVER):
-            if self._states[role] is DONE:
-                self._states[role] = MUST_CLOSE
+    def _settle(self) -> None:
+        """Without keep-alive, a party that is DONE can only close next."""
+        if not self._keep_alive:
+            for role in (CLIENT, SERVER):
+                if self._states[role] is DONE:
+                    self._states[role] = MUST_CLOSE
+
+    def _fail(self, party: _Name) -> None:
+        self._states[party] = ERROR
 
     def start_next_cycle(self) -> None:
         """Reset both parties to IDLE for the next request/response on this connection."""
@@ -202,7 +213,7 @@ class Connection:
                 return self._next_head()
             return self._next_between_messages(party, state)
         except HTTPException:
-            self._states[party] = ERROR
+            self._fail(party)
             raise
 
     def _next_body_event(self, party: _Name) -> Event | _Name:

@@ -1167,6 +1167,12 @@ def test_role_must_be_client_or_server() -> None:
         Connection("client")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("limit", ["max_line", "max_headers", "max_header_bytes"])
+def test_limits_must_be_positive(limit: str) -> None:
+    with pytest.raises(ValueError, match=limit):
+        Connection(SERVER, **{limit: 0})
+
+
 def test_keep_alive_cycle_many_times() -> None:
     client, server = Connection(CLIENT), Connection(SERVER)
     for i in range(5):
