@@ -323,6 +323,37 @@ def run_latency(args: argparse.Namespace) -> None:
     )
 
 
+def run_download(args: argparse.Namespace) -> None:
+    """One GET of a big body into a reused buffer; throughput in MB/s (10^6 bytes)."""
+    proxy, target = parse_proxy(args.proxy), Target.parse(args.url)
+    if target.scheme != "http":
+        raise SystemExit("proxy_load: download uses plain http URLs")
+    sock = socket.create_connection(proxy or (target.host, target.port), timeout=30)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    emit("measure_start")
+    start = time.perf_counter()
+    sock.sendall(target.request(absolute=proxy is not None))
+    n = sock.recv_into(buf)
+    head_end = bytes(buf[: min(n, 65536)]).find(b"\r\n\r\n")
+    head = bytes(buf[:head_end]).lower()
+    if head_end < 0 or not head.startswith((b"http/1.1 200", b"http/1.0 200")):
+        raise LoadError(f"unexpected response: {bytes(buf[:100])!r}")
+    marker = head.find(b"\r\ncontent-length:")
+    if marker < 0:
+        raise LoadError("download needs a Content-Length response")
+    length = int(head[marker + 17 :].split(b"\r\n", 1)[0])
+    received = n - head_end - 4
+    while received < length:
+        n = sock.recv_into(view)
+        if not n:
+            raise LoadError(f"connection closed after {received} of {length} body bytes")
+        received += n
+    elapsed = time.perf_counter() - start
+    sock.close()
+    emit("measure_end", bytes=received, elapsed=elapsed, mb_per_s=received / elapsed / 1e6)
+
+
 def raise_nofile_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -358,14 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
     lat = sub.add_parser("latency", parents=[common], help="sequential requests, p50/p99")
     lat.add_argument("--count", type=int, default=2000)
     lat.add_argument("--warmup-requests", type=int, default=100)
+    d = sub.add_parser("download", parents=[common], help="one big body, MB/s")
+    d.set_defaults(ca=None)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     raise_nofile_limit()
-    if args.command == "latency":
-        run_latency(args)
+    if args.command in ("latency", "download"):
+        (run_latency if args.command == "latency" else run_download)(args)
         return 0
     runner = {"keepalive": run_keepalive, "newconn": run_newconn, "idle": run_idle}
     coro = runner[args.command](args)
