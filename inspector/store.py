@@ -21,14 +21,16 @@ Schema (``schema_version`` 1)::
         req_content_type, resp_content_type,
         req_size, resp_size,                    -- body sizes on the wire
         duration REAL, error_class, replay_of, marked INTEGER,
-        req_head_text, resp_head_text,          -- "Name: value" lines, for ~h
+        req_head_text, resp_head_text)          -- "Name: value" lines, for ~h
+    records(seq INTEGER PRIMARY KEY,            -- = flows.seq
         record TEXT)                            -- the whole Flow but bodies, as JSON
     bodies(flow_seq, part, data BLOB)           -- recorded body bytes; part 0 request,
                                                 -- 1 response; no row for an empty body
     flows_fts(url, headers, body)               -- FTS5, rowid = flows.seq
 
-Every column of ``flows`` except ``record`` and ``marked`` is derived from the
-record, for indexes and SQL filters (``inspector.filters`` compiles to them);
+Every column of ``flows`` but ``marked`` is derived from the record, for indexes
+and SQL filters (``inspector.filters`` compiles to them); it is kept narrow so that
+paging and filtering 100,000 flows reads little;
 ``marked`` is only changed by ``set_marked`` (a later ``put`` never clears a mark).
 The record holds header pairs as ``[name, value]`` lists of latin-1 strings and
 WebSocket message heads as latin-1 strings, so every byte survives JSON. Bodies live
@@ -55,7 +57,7 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from inspector.content import looks_textual, media_type
+from inspector.content import media_type
 from inspector.filters import header_text, parse, register_sql_functions
 from inspector.flow import (
     Body,
@@ -73,6 +75,7 @@ SCHEMA_VERSION = 1
 BATCH_SIZE = 200  # flows per transaction at most
 FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
 _PAGE = 200  # flows read per query by iter_flows
+_SNIFF = 4096  # bytes of an unlabelled body looked at to decide whether it is text
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript",
                "application/x-www-form-urlencoded", "application/graphql",
@@ -193,9 +196,20 @@ def _is_text(content_type: str | None, content_encoding: str | None, data: bytes
     if content_encoding and content_encoding.strip().lower() != "identity":
         return False  # compressed bytes are not searchable text
     mt = media_type(content_type)
-    if not mt:
-        return looks_textual(data)
-    return mt.startswith("text/") or mt in _TEXT_TYPES or mt.endswith(("+json", "+xml"))
+    if mt:
+        return mt.startswith("text/") or mt in _TEXT_TYPES or mt.endswith(("+json", "+xml"))
+    return _sniff_utf8(data[:_SNIFF])
+
+
+def _sniff_utf8(sample: bytes) -> bool:
+    """Unlabelled bytes count as text when they are UTF-8 without NUL bytes."""
+    if b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(sample) - 3 and e.reason == "unexpected end of data"
+    return True
 
 
 def _body_text(headers: list[tuple[bytes, bytes]], body: Body) -> str:
@@ -239,9 +253,9 @@ CREATE TABLE flows (
     replay_of TEXT,
     marked INTEGER NOT NULL DEFAULT 0,
     req_head_text TEXT NOT NULL,
-    resp_head_text TEXT,
-    record TEXT NOT NULL
+    resp_head_text TEXT
 );
+CREATE TABLE records (seq INTEGER PRIMARY KEY, record TEXT NOT NULL);
 CREATE INDEX flows_start ON flows(start);
 CREATE INDEX flows_method ON flows(method COLLATE NOCASE);
 CREATE INDEX flows_host ON flows(host);
@@ -260,7 +274,7 @@ CREATE VIRTUAL TABLE flows_fts USING fts5(url, headers, body);
 _COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
             "reason", "req_content_type", "resp_content_type", "req_size", "resp_size",
             "duration", "error_class", "replay_of", "marked", "req_head_text",
-            "resp_head_text", "record")  # fmt: skip
+            "resp_head_text")  # fmt: skip
 _UPSERT = (
     f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
     "ON CONFLICT(id) DO UPDATE SET "
@@ -292,10 +306,15 @@ def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
         _clean(req.header("content-type")), resp_type, req.body.size, resp_size,
         flow.timings.duration, None if flow.error is None else _clean(flow.error.exc_class),
         flow.replay_of, int(flow.marked), _clean(req_head), _clean(resp_head),
-        json.dumps(flow_to_record(flow), separators=(",", ":")),
     )  # fmt: skip
+    # Most flows are put once; only an update has old bodies and index entries to drop.
+    known = conn.execute("SELECT seq FROM flows WHERE id = ?", (flow.id,)).fetchone()
     seq = conn.execute(_UPSERT, values).fetchone()[0]
-    conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
+    record = json.dumps(flow_to_record(flow), separators=(",", ":"))
+    conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (seq, record))
+    if known is not None:
+        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", known)
+        conn.execute("DELETE FROM flows_fts WHERE rowid = ?", known)
     texts = [_body_text(req.headers, req.body)]
     if req.body.data:
         conn.execute("INSERT INTO bodies VALUES (?, 0, ?)", (seq, req.body.data))
@@ -303,7 +322,6 @@ def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
         texts.append(_body_text(resp.headers, resp.body))
         if resp.body.data:
             conn.execute("INSERT INTO bodies VALUES (?, 1, ?)", (seq, resp.body.data))
-    conn.execute("DELETE FROM flows_fts WHERE rowid = ?", (seq,))
     conn.execute(
         "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
         (seq, _clean(req.url), _clean(f"{req_head}\n{resp_head or ''}"),
@@ -317,6 +335,7 @@ def _delete_flows(conn: sqlite3.Connection, ids: list[str]) -> int:
         row = conn.execute("DELETE FROM flows WHERE id = ? RETURNING seq", (flow_id,)).fetchone()
         if row is None:
             continue
+        conn.execute("DELETE FROM records WHERE seq = ?", row)
         conn.execute("DELETE FROM bodies WHERE flow_seq = ?", row)
         conn.execute("DELETE FROM flows_fts WHERE rowid = ?", row)
         deleted += 1
@@ -647,7 +666,8 @@ class Store:
     def get(self, flow_id: str) -> Flow | None:
         conn = self._reader()
         row = conn.execute(
-            "SELECT seq, record, marked FROM flows WHERE id = ?", (flow_id,)
+            "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) WHERE id = ?",
+            (flow_id,),
         ).fetchone()
         if row is None:
             return None
@@ -661,8 +681,8 @@ class Store:
         while True:
             conn = self._reader()
             rows = conn.execute(
-                f"SELECT seq, record, marked FROM flows WHERE seq > ? AND {where} "
-                f"ORDER BY seq LIMIT {_PAGE}",
+                "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) "
+                f"WHERE flows.seq > ? AND {where} ORDER BY flows.seq LIMIT {_PAGE}",
                 [last, *params],
             ).fetchall()
             if not rows:
@@ -696,12 +716,25 @@ class Store:
             raise ValueError(f"unknown sort key {sort!r}: use one of {', '.join(SORT_KEYS)}")
         where, params = self._where(expr)
         direction = "DESC" if descending else "ASC"
-        rows = self._reader().execute(
-            f"SELECT record, marked FROM flows WHERE {where} "
-            f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction} LIMIT ? OFFSET ?",
-            [*params, max(limit, 0), max(offset, 0)],
+        conn = self._reader()
+        # Page over the narrow flows table (or an index) first, then read just those records.
+        seqs = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT seq FROM flows WHERE {where} "
+                f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction} LIMIT ? OFFSET ?",
+                [*params, max(limit, 0), max(offset, 0)],
+            )
+        ]
+        if not seqs:
+            return []
+        rows = conn.execute(
+            "SELECT seq, record, marked FROM flows JOIN records USING (seq) "
+            f"WHERE seq IN ({','.join('?' * len(seqs))})",
+            seqs,
         )
-        return [flow_from_record(json.loads(rec), bool(marked), {}) for rec, marked in rows]
+        flows = {seq: flow_from_record(json.loads(rec), bool(m), {}) for seq, rec, m in rows}
+        return [flows[seq] for seq in seqs if seq in flows]
 
     def search(self, text: str, limit: int = 1000) -> list[str]:
         """Ids of flows whose URL, headers or text bodies contain ``text``, in capture order.

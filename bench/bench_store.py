@@ -1,0 +1,134 @@
+"""Benchmark the data layer: store writes, paged reads, search and filters; bus publish.
+
+    PYTHONPATH=. python bench/bench_store.py [--flows 100000] [--keep FILE]
+
+Prints one line per figure. Flows are small (a few headers, 1 KiB request and
+response bodies, half of them JSON text) so the numbers show the per-flow overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.flow import Body, Flow, Request, Response, Timings
+from inspector.store import Store
+
+BODY = 1024
+
+
+def make_flow(i: int) -> Flow:
+    host = f"host{i % 50}.example.com"
+    text = i % 2 == 0
+    body = (b'{"n": %d, "word": "alpha%d", "pad": "' % (i, i)).ljust(BODY - 2, b"x") + b'"}'
+    resp_body = body if text else bytes((i + k) % 256 for k in range(BODY))
+    flow = Flow(
+        Request(
+            "GET" if i % 3 else "POST",
+            "https",
+            host,
+            443,
+            f"/api/v1/items/{i}?page={i % 10}",
+            headers=[(b"Host", host.encode()), (b"User-Agent", b"bench/1.0"), (b"Accept", b"*/*")],
+            body=Body(body, BODY),
+        ),
+        timings=Timings(start=1_700_000_000.0 + i, end=1_700_000_000.0 + i + (i % 97) / 1000),
+    )
+    flow.response = Response(
+        (200, 201, 304, 404, 500)[i % 5],
+        "",
+        headers=[
+            (b"Content-Type", b"application/json" if text else b"application/octet-stream"),
+            (b"Content-Length", b"1024"),
+            (b"Server", b"bench"),
+        ],
+        body=Body(resp_body, BODY),
+    )
+    return flow
+
+
+def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+    """Median wall time of ``fn()`` in milliseconds."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def bench_writes(path: Path, n: int) -> None:
+    flows = [make_flow(i) for i in range(n)]
+    store = Store(path)
+    t0 = time.perf_counter()
+    for flow in flows:
+        store.put(flow)
+    t_put = time.perf_counter() - t0
+    store.flush()
+    t_all = time.perf_counter() - t0
+    store.close()
+    size = path.stat().st_size
+    print(f"put() caller cost: {t_put / n * 1e6:.2f} us/flow")
+    print(f"write throughput: {n / t_all:,.0f} flows/s ({n:,} flows, {t_all:.1f} s)")
+    print(f"session file: {size / 1e6:.0f} MB ({size / n / 1024:.1f} KiB/flow)")
+
+
+SEARCHES = ("alpha4242", "host7", "bench")
+FILTERS = ("~c 404", "~m POST & ~d host7\\.", "~u items/4242", "~h 'server: bench'", "~b alpha4242")
+
+
+def show(label: str, ms: float) -> None:
+    print(f"{label.ljust(34)}{ms:8.2f} ms")
+
+
+def bench_reads(path: Path, n: int) -> None:
+    store = Store(path, readonly=True)
+    offset = max(0, n - 10_000)
+    show(f"summaries(100 at {offset:,})", timed(lambda: store.summaries(offset, 100)))
+    show("summaries(100 at 0)", timed(lambda: store.summaries(0, 100)))
+    show(
+        f"summaries(100 at {offset:,}) by duration",
+        timed(lambda: store.summaries(offset, 100, sort="duration", descending=True)),
+    )
+    show("count()", timed(store.count))
+    for text in SEARCHES:
+        show(f"search({text!r})", timed(lambda t=text: store.search(t)))
+    for expr in FILTERS:
+        show(f"count({expr!r})", timed(lambda e=expr: store.count(e), repeat=3))
+    show("get(id)", timed(lambda: store.get(make_flow(n // 2).id)))
+    store.close()
+
+
+def bench_bus() -> None:
+    bus = Bus()
+    sinks = [collections.deque(maxlen=1024) for _ in range(3)]
+    for sink in sinks:
+        bus.subscribe(sink.append)
+    event = FlowEvent(EventKind.RESPONSE, make_flow(0))
+    n = 500_000
+    publish = bus.publish
+    t0 = time.perf_counter()
+    for _ in range(n):
+        publish(event)
+    print(f"bus.publish (3 subscribers): {(time.perf_counter() - t0) / n * 1e6:.2f} us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="write the session here and keep it")
+    args = parser.parse_args()
+    bench_bus()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or Path(tmp) / "bench.db"
+        bench_writes(path, args.flows)
+        bench_reads(path, args.flows)
+
+
+if __name__ == "__main__":
+    main()
