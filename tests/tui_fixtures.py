@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from inspector.flow import (
@@ -268,3 +269,75 @@ def build_session(path: Path, flows: list[Flow]) -> Path:
         store.put(flow)
     store.close()
     return path
+
+
+# --- fixed scenes: snapshot tests and the README screenshots ------------------------------
+
+SCREEN_SIZE = (150, 36)
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    live: bool  # a first-run "live" screen rather than a saved session
+    row: int | None = None  # open this row's detail
+    press: tuple[str, ...] = ()
+
+
+SCENES = (
+    Scene("flow_list", live=False),
+    Scene("detail_response", live=False, row=0),
+    Scene("detail_request", live=False, row=1, press=("shift+tab",)),
+    Scene("events_pane", live=False, press=("E",)),
+    Scene("help", live=False, press=("question_mark",)),
+    Scene("first_run", live=True),
+)
+
+
+def scene_app(scene: Scene, tmp: Path):  # -> InspectorApp
+    """The app for ``scene`` over fixed data, with nothing that changes between runs."""
+    from inspector.bus import Bus
+    from inspector.tui.app import InspectorApp
+    from inspector.tui.session import Session, open_saved
+    from inspector.tui.widgets.status_bar import SourceInfo
+
+    if scene.live:
+        info = SourceInfo(
+            session="~/.inspector/sessions/20260101-120000.db",
+            address="http://127.0.0.1:8080",
+            mode="regular",
+            ca_path="~/.inspector/ca.pem",
+        )
+        session = Session(store=Store(tmp / "empty.db"), info=info, bus=Bus())
+    else:
+        session = open_saved(build_session(tmp / "demo.db", sample_flows()))
+        session.info = replace(session.info, session="demo.db")
+    return InspectorApp(session)
+
+
+async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pilot
+    """Wait for the data, then drive the app to the scene's screen."""
+    from textual.widgets import Input, TextArea
+
+    from inspector.tui.widgets.flow_table import FlowTable
+
+    app = pilot.app
+    if not scene.live:
+        for _ in range(200):
+            if len(app.index) == 13:
+                break
+            await pilot.pause(0.02)
+    if scene.row is not None:
+        table = app.screen.query_one(FlowTable)
+        table.follow = False
+        table.cursor = scene.row
+        await pilot.press("enter")
+    await pilot.pause(0.1)
+    if scene.press:
+        await pilot.press(*scene.press)
+    await pilot.pause(0.1)
+    for widget in app.screen.query(TextArea):
+        widget.cursor_blink = False
+    for widget in app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause(0.05)

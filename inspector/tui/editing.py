@@ -43,9 +43,9 @@ def editable_stage(flow: Flow) -> str:
     return "request" if flow.response is None else "response"
 
 
-def message_text(flow: Flow) -> str:
+def message_text(flow: Flow, stage: str | None = None) -> str:
     """The held message as text: the request, or the response once it has arrived."""
-    if flow.response is None:
+    if (stage or editable_stage(flow)) == "request" or flow.response is None:
         req = flow.request
         start = f"{req.method} {req.url} {req.http_version}"
         lines = [start, *_header_lines(req.headers), "", _body_text(req.body)]
@@ -99,11 +99,11 @@ def _fix_length(pairs: list[tuple[bytes, bytes]], old: Body, new: Body) -> None:
             pairs[i] = (name, str(new.size).encode())
 
 
-def apply_text(flow: Flow, text: str) -> None:
+def apply_text(flow: Flow, text: str, stage: str | None = None) -> None:
     """Parse ``text`` and write it into the held message of ``flow`` (EditError if bad)."""
     start, header_lines, body_text = _split(text)
     pairs = _parse_headers(header_lines)
-    if flow.response is None:
+    if (stage or editable_stage(flow)) == "request" or flow.response is None:
         _apply_request(flow.request, start, pairs, body_text)
     else:
         _apply_response(flow.response, start, pairs, body_text)

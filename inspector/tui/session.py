@@ -64,6 +64,12 @@ class Session:
                 return flow
         return None
 
+    def stage_of(self, flow_id: str) -> str | None:
+        """``request`` or ``response`` for a held flow, else None."""
+        if self.interceptor is None:
+            return None
+        return self.interceptor.stage_of(flow_id)  # type: ignore[attr-defined]
+
     def held_ids(self) -> set[str]:
         if self.interceptor is None:
             return set()

@@ -56,9 +56,11 @@ def status_description(code: int, reason: str) -> Text:
     info = describe(code)
     text = Text()
     text.append(f"{code} {info.phrase}", style=f"bold {STATUS_COLOURS.get(code // 100, '')}")
-    text.append(f"   {info.name}", style="cyan")
+    text.append("  (")
+    text.append(info.name, style="cyan")
     if info.reference:
-        text.append(f"   {info.reference}", style="dim")
+        text.append(f", {info.reference}")
+    text.append(")")
     if reason and reason.lower() != info.phrase.lower():
         text.append(f'\nthe server sent the reason phrase "{reason}"', style="yellow")
     return text

@@ -122,7 +122,7 @@ class FlowListScreen(Screen):
         waiting = live and not app.index.rows and not app.filter_expr
         self.query_one("#first-run").display = waiting
         table.display = not waiting
-        self.query_one(EventsPane).sync(list(app.error_events))
+        self.query_one(EventsPane).sync(app.error_events)
         status = self.query_one(StatusLine)
         status.filter_expr = app.filter_expr
         status.filter_off = app.filter_off

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
-from inspector.tui.editing import EditError, apply_text, editable_stage, message_text
+from inspector.tui.editing import EditError, apply_text, message_text
 
 if TYPE_CHECKING:
     from inspector.flow import Flow
@@ -24,22 +24,23 @@ if TYPE_CHECKING:
 def open_editor(app: InspectorApp, flow_id: str) -> None:
     """Edit held flow ``flow_id`` with $EDITOR if set, else in the built-in editor screen."""
     flow = app.session.held_flow(flow_id)
-    if flow is None:
+    stage = app.session.stage_of(flow_id)
+    if flow is None or stage is None:
         app.notify("that flow is no longer held", severity="warning")
         return
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if editor:
-        _edit_externally(app, flow, editor)
+        _edit_externally(app, flow, stage, editor)
     else:
-        app.push_screen(InterceptEditorScreen(flow))
+        app.push_screen(InterceptEditorScreen(flow, stage))
 
 
-def _edit_externally(app: InspectorApp, flow: Flow, editor: str) -> None:
+def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> None:
     fd, name = tempfile.mkstemp(prefix="inspector-edit-", suffix=".http")
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(message_text(flow))
+            f.write(message_text(flow, stage))
         with app.suspend():
             result = subprocess.run([*shlex.split(editor), str(path)], check=False)
         if result.returncode != 0:
@@ -47,13 +48,13 @@ def _edit_externally(app: InspectorApp, flow: Flow, editor: str) -> None:
                 f"{editor} exited with {result.returncode}: nothing changed", severity="warning"
             )
             return
-        apply_text(flow, path.read_text(encoding="utf-8"))
+        apply_text(flow, path.read_text(encoding="utf-8"), stage)
     except EditError as e:
         app.notify(f"not applied: {e}", title="Edit", severity="error", timeout=10)
     except OSError as e:
         app.notify(f"cannot run {editor!r}: {e}", title="Edit", severity="error", timeout=10)
     else:
-        app.notify(f"{editable_stage(flow)} edited: a resumes it", title="Edit")
+        app.notify(f"{stage} edited: a resumes it", title="Edit")
         app.flows_changed()
     finally:
         path.unlink(missing_ok=True)
@@ -70,19 +71,23 @@ class InterceptEditorScreen(Screen):
 
     app: InspectorApp
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, stage: str) -> None:
         super().__init__()
         self.flow = flow
+        self.stage = stage
 
     def compose(self) -> ComposeResult:
-        stage = editable_stage(self.flow)
+        stage = self.stage
         yield Static(
             f"Editing the held {stage} of {self.flow.request.method} {self.flow.request.url}: "
             "start line, headers, a blank line, then the body.",
             id="editor-title",
         )
         yield TextArea(
-            message_text(self.flow), id="editor", show_line_numbers=True, tab_behavior="indent"
+            message_text(self.flow, self.stage),
+            id="editor",
+            show_line_numbers=True,
+            tab_behavior="indent",
         )
         yield Static("", id="editor-error")
         yield Footer()
@@ -97,7 +102,7 @@ class InterceptEditorScreen(Screen):
             )
             return False
         try:
-            apply_text(self.flow, self.query_one(TextArea).text)
+            apply_text(self.flow, self.query_one(TextArea).text, self.stage)
         except EditError as e:
             self._error(f"not applied: {e}")
             return False
@@ -109,7 +114,7 @@ class InterceptEditorScreen(Screen):
     def action_save(self) -> None:
         if self._apply():
             self.app.pop_screen()
-            self.app.notify(f"{editable_stage(self.flow)} edited: a resumes it", title="Edit")
+            self.app.notify(f"{self.stage} edited: a resumes it", title="Edit")
             self.app.flows_changed()
 
     def action_save_resume(self) -> None:

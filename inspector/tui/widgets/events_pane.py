@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -70,11 +71,16 @@ class EventsPane(OptionList):
         self._flow_ids: list[str] = []
         self._last_seq = -1
 
-    def sync(self, events: list[ErrorEvent]) -> None:
+    def sync(self, events: Sequence[ErrorEvent]) -> None:
         """Append the events newer than the last one shown (a batch at a time)."""
-        new = [e for e in events if e.seq > self._last_seq]
-        if not new:
+        if not events or events[-1].seq <= self._last_seq:
             return
+        new: list[ErrorEvent] = []
+        for event in reversed(events):  # newest first: stop at the first one shown
+            if event.seq <= self._last_seq:
+                break
+            new.append(event)
+        new.reverse()
         self._last_seq = new[-1].seq
         at_end = self.highlighted is None or self.highlighted >= self.option_count - 1
         self.add_options([Option(event_text(e)) for e in new])

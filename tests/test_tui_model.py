@@ -1,0 +1,145 @@
+"""The TUI's pure parts: the flow index behind the list, and held-message editing."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.flow import Body, Response
+from inspector.tui.editing import EditError, apply_text, message_text
+from inspector.tui.rows import FlowIndex, FlowRow
+from inspector.tui.widgets.flow_table import cell, fit
+from tests.tui_fixtures import _flow, numbered_flow, sample_flows
+
+
+def ids(index: FlowIndex) -> list[str]:
+    return [index.row_at(i).path for i in range(len(index))]
+
+
+def test_index_upsert_keeps_capture_order_and_updates_rows():
+    index = FlowIndex()
+    a, b = numbered_flow(1), numbered_flow(2)
+    pending = a.response
+    a.response = None
+    assert index.upsert(a, None) is True
+    assert index.row_at(0).status is None
+    a.response = pending
+    assert index.upsert(a, None) is False
+    assert index.upsert(b, None) is True
+    assert ids(index) == ["/items/1?q=1", "/items/2?q=2"]
+    assert index.row_at(0).status == a.response.status_code
+
+
+def test_index_filter_sort_and_remove():
+    index = FlowIndex()
+    flows = [numbered_flow(n) for n in range(10)]
+    for flow in flows:
+        index.upsert(flow, None)
+    not_found = {f.id for f in flows if f.response.status_code == 404}
+    index.set_matching(not_found)
+    assert [index.row_at(i).status for i in range(len(index))] == [404]
+    # a live flow judged by the filter on arrival
+    extra = numbered_flow(11)  # 404 as well
+    index.upsert(extra, True)
+    assert len(index) == 2
+    index.upsert(numbered_flow(12), False)
+    assert len(index) == 2 and len(index.rows) == 12
+    index.set_matching(None)
+    index.set_sort("status", reverse=True)
+    statuses = [index.row_at(i).status for i in range(len(index))]
+    assert statuses == sorted(statuses, reverse=True)
+    assert index.sorted
+    index.remove([flows[0].id, extra.id])
+    assert len(index) == 10 and flows[0].id not in index.rows
+    with pytest.raises(KeyError):
+        index.set_sort("nonsense")
+
+
+def test_rows_and_cells_show_errors_replays_and_marks():
+    flows = {f.request.path: f for f in sample_flows()}
+    failed = FlowRow.from_flow(flows["/slow"], 0)
+    assert cell(failed, "status")[0] == "ConnectionRefusedError"
+    assert cell(failed, "size")[0] == ""
+    replay = FlowRow.from_flow(flows["/v1/users?page=1"], 1)
+    assert cell(replay, "")[0] in ("", "↻")
+    marked = FlowRow.from_flow(flows["/v1/login"], 2)
+    assert cell(marked, "")[0] == "●"
+    assert cell(marked, "status")[0] == "201 Created"
+    assert cell(marked, "duration")[0] == "42 ms"
+    marked.held = True
+    assert cell(marked, "status")[0] == "⏸ held"
+    assert fit("abcdef", 4) == "abc…" and fit("ab", 4, right=True) == "  ab"
+
+
+def test_request_text_round_trips_unchanged():
+    flow = sample_flows()[1]  # POST with a JSON body
+    before = (list(flow.request.headers), flow.request.body)
+    text = message_text(flow, "request")
+    assert text.startswith("POST https://api.example.com/v1/login HTTP/1.1\nHost: api.example.com")
+    apply_text(flow, text, "request")
+    assert (flow.request.headers, flow.request.body) == before
+    assert flow.intercepted
+
+
+def test_request_edit_changes_url_headers_body_and_fixes_length():
+    flow = sample_flows()[1]
+    flow.response = None  # held before the request went upstream
+    text = message_text(flow)
+    text = text.replace("POST https://api.example.com/v1/login", "PUT http://other.test:8080/x?y=1")
+    text = text.replace('"password":"hunter2"', '"password":"longer-secret"')
+    text = text.replace("Accept: */*", "Accept: */*\nX-Debug: 1")
+    apply_text(flow, text)
+    req = flow.request
+    assert (req.method, req.scheme, req.host, req.port, req.path) == (
+        "PUT",
+        "http",
+        "other.test",
+        8080,
+        "/x?y=1",
+    )
+    assert (b"X-Debug", b"1") in req.headers
+    assert (b"Host", b"other.test:8080") in req.headers  # followed the URL
+    assert req.body.data == b'{"user":"ada","password":"longer-secret"}'
+    assert (b"Content-Length", str(len(req.body.data)).encode()) in req.headers
+
+
+def test_binary_bodies_are_kept_behind_a_marker():
+    flow = _flow(1, "POST", "h.test", "/up", req_body=bytes(range(256)), status=None)
+    text = message_text(flow)
+    assert "<binary body of 256 bytes: kept unchanged" in text
+    apply_text(flow, text.replace("/up", "/up2"))
+    assert flow.request.path == "/up2" and flow.request.body.data == bytes(range(256))
+
+
+def test_response_edit():
+    flow = _flow(1, "GET", "h.test", "/", body=b"old")
+    text = message_text(flow)
+    assert text.startswith("HTTP/1.1 200 OK\nContent-Type: application/json")
+    apply_text(flow, text.replace("200 OK", "418 I'm a teapot").replace("\n\nold", "\n\nnew body"))
+    resp = flow.response
+    assert (resp.status_code, resp.reason, resp.body.data) == (418, "I'm a teapot", b"new body")
+    assert (b"Content-Length", b"8") in resp.headers
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "line 1: the start line is missing"),
+        ("GET\nHost: x\n\n", "line 1: expected 'METHOD URL HTTP/1.1'"),
+        ("GET ftp://x/ HTTP/1.1\n\n", "the URL must be http(s)://host/path or /path"),
+        ("GET /a HTTP/1.1\nno colon here\n\n", "line 2: expected 'Name: value'"),
+        ("GET /a HTTP/1.1\nBad Name: v\n\n", "line 2: expected 'Name: value'"),
+        ("GET http://x:99999/ HTTP/1.1\n\n", "bad port"),
+    ],
+)
+def test_bad_edits_say_which_line(text, message):
+    flow = _flow(1, "GET", "h.test", "/", status=None)
+    with pytest.raises(EditError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        apply_text(flow, text)
+    assert flow.request.path == "/"  # nothing applied
+
+
+def test_bad_response_start_line():
+    flow = _flow(1, "GET", "h.test", "/")
+    flow.response = Response(200, "OK", body=Body(b""))
+    with pytest.raises(EditError, match=r"expected 'HTTP/1\.1 CODE REASON'"):
+        apply_text(flow, "HTTP/1.1 OK\n\n")
