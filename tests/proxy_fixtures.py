@@ -117,3 +117,14 @@ def read_responses(sock: socket.socket, count: int = 1) -> list[tuple[int, dict[
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return read_responses(sock, 1)[0]
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """Read a response head byte by byte (nothing after it), e.g. the answer to CONNECT."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectionError(f"closed in a response head: {data!r}")
+        data += byte
+    return data
