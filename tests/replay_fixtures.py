@@ -158,3 +158,12 @@ def run_inspector(*args: str, timeout: float = 60, env: dict | None = None, cwd=
         cwd=cwd or root,
         env=full_env,
     )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, never listened, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -19,7 +19,7 @@ from inspector.replay import (
     replay_flow,
     run_replays,
 )
-from tests.replay_fixtures import body, make_flow
+from tests.replay_fixtures import body, closed_port, make_flow
 from tests.servers import read_request_head
 
 
@@ -80,11 +80,8 @@ def test_replay_over_tls_verifies_with_the_given_ca(tls_echo_server, upstream_ca
     assert insecure.response.status_code == 201
 
 
-def test_connection_refused_is_recorded_as_an_error(raw_server):
-    server = raw_server(lambda conn: None)
-    port = server.port
-    server.close()
-    new = replay_flow(make_flow("127.0.0.1", port), ReplayOptions())
+def test_connection_refused_is_recorded_as_an_error():
+    new = replay_flow(make_flow("127.0.0.1", closed_port()), ReplayOptions())
     assert new.response is None
     assert new.error.exc_class == "ConnectionRefusedError"
     assert new.error.phase == Phase.CONNECT

@@ -17,6 +17,7 @@ import pytest
 
 from tests.replay_fixtures import (
     body,
+    closed_port,
     make_flow,
     read_session,
     record,
@@ -176,13 +177,12 @@ def test_connection_failures_are_reported_and_the_run_continues(tmp_path, echo_s
     fine = make_flow(echo_server.host, echo_server.port, "GET", "/", response_body=b"hello")
     session = tmp_path / "s.db"
     write_session(session, [*flows, cut, tunnel, fine])
-    closed = EchoServer()
-    closed.close()
-    result = run_inspector("replay", session, "--target", f"http://127.0.0.1:{closed.port}")
+    port = closed_port()
+    result = run_inspector("replay", session, "--target", f"http://127.0.0.1:{port}")
     assert result.returncode == 2
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        f"[replay] GET http://127.0.0.1:{closed.port}/n0 -> "
+        f"[replay] GET http://127.0.0.1:{port}/n0 -> "
         "ERROR ConnectionRefusedError: [Errno 111] Connection refused"
     )
     assert lines[2].startswith(
