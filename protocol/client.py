@@ -634,7 +634,10 @@ class HTTPConnection:
         """Start the core's next cycle if the last exchange ended cleanly with keep-alive."""
         core = self._core
         if core is None:
-            return False
+            # A socket the caller assigned to ``sock`` itself (as http.client's
+            # tests do with socket doubles) starts fresh.
+            self._core = Connection(CLIENT)
+            return True
         if core.our_state is IDLE and core.their_state is IDLE:
             return True
         if core.our_state is DONE and core.their_state is DONE and core.keep_alive:

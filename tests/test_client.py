@@ -597,6 +597,34 @@ def test_response_over_a_socket_double_for_head():
     assert r.read() == b""
 
 
+class RecordingSocketDouble(FakeSocket):
+    """A connection-side double: records what is sent, answers canned bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sent = b""
+        self.closed = False
+
+    def sendall(self, data) -> None:
+        self.sent += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_connection_over_an_assigned_socket_double():
+    conn = HTTPConnection("example.test")
+    sock = RecordingSocketDouble(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+    conn.sock = sock
+    conn.request("GET", "/path", headers={"X": "1"})
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (200, b"hi")
+    assert sock.sent == (
+        b"GET /path HTTP/1.1\r\nHost: example.test\r\nAccept-Encoding: identity\r\nX: 1\r\n\r\n"
+    )
+    assert not sock.closed
+
+
 def test_geturl_and_fileno(echo_server):
     conn = HTTPConnection("127.0.0.1", echo_server.port, timeout=5)
     conn.request("GET", "/")
