@@ -117,7 +117,9 @@ def check_replayable(flow: Flow) -> None:
 
 
 def authority(endpoint: Endpoint) -> str:
-    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    """``host[:port]`` for the Host header (IPv6 in brackets, IDNs in their ASCII form)."""
+    host = endpoint.host if endpoint.host.isascii() else endpoint.host.encode("idna").decode()
+    host = f"[{host}]" if ":" in host else host
     default = 443 if endpoint.scheme == "https" else 80
     return host if endpoint.port == default else f"{host}:{endpoint.port}"
 
@@ -150,12 +152,12 @@ def outgoing_headers(request: Request, host: str | None) -> HeaderPairs:
         if key in HOP_BY_HOP or key in named_by_connection:
             continue
         if key == b"host" and host is not None:
-            value = host.encode("idna" if not host.isascii() else "ascii")
+            value = host.encode("ascii")
         out.append((name, value))
     if body and not framed:
         out.append((b"Content-Length", str(len(body)).encode()))
     if host is not None and not any(name.lower() == b"host" for name, _ in out):
-        out.insert(0, (b"Host", host.encode("ascii", errors="replace")))
+        out.insert(0, (b"Host", host.encode("ascii")))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import select
 import signal
 import subprocess
@@ -292,3 +293,59 @@ def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path, echo_server):
     assert b"Traceback" not in err
     stored = [f for f in read_session(session) if f.replay_of]
     assert len(stored) == done
+
+
+def test_https_replay_verifies_with_upstream_ca(tmp_path, tls_echo_server, upstream_ca_file):
+    flow = make_flow("localhost", tls_echo_server.port, "GET", "/", scheme="https")
+    session = tmp_path / "s.db"
+    write_session(session, [flow])
+    trusted = run_inspector("replay", session, "--upstream-ca", upstream_ca_file)
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert trusted.stdout.startswith(
+        f"[replay] GET https://localhost:{tls_echo_server.port}/ -> 200"
+    )
+    untrusted = run_inspector("replay", session)
+    assert untrusted.returncode == 2
+    assert "ERROR SSLCertVerificationError: " in untrusted.stdout
+    insecure = run_inspector("replay", session, "--insecure")
+    assert insecure.returncode == 0
+
+
+def test_progress_goes_to_stderr_only_on_a_tty(tmp_path, echo_server):
+    flows = [
+        record(echo_server.host, echo_server.port, "GET", f"/status/{200 + i}") for i in range(3)
+    ]
+    session = tmp_path / "s.db"
+    write_session(session, flows)
+    root = Path(__file__).parents[1]
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "inspector", "replay", str(session)],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            cwd=root,
+            env=dict(os.environ, PYTHONPATH=str(root)),
+            timeout=60,
+        )
+        os.close(follower)
+        follower = -1
+        tty_text = b""
+        while select.select([leader], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            tty_text += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0
+    assert b"[3/3] replaying" in tty_text
+    assert b"\x1b" not in proc.stdout and b"replaying" not in proc.stdout
+    assert proc.stdout.decode().splitlines()[-1] == "replayed 3 of 3: 3 match, 0 differ, 0 errors"
+    plain = run_inspector("replay", session)
+    assert "replaying" not in plain.stderr

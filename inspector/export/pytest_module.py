@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from inspector.config import Endpoint
 from inspector.export.redact import redact_flow
 from inspector.flow import Flow
-from inspector.replay import ReplayError, check_replayable, outgoing_headers
+from inspector.replay import ReplayError, authority, check_replayable, outgoing_headers
 
 _HEADER = '''\
 """Regression tests captured by http-inspector ({count} exchanges).
@@ -123,7 +124,7 @@ def _exchange_literal(flow: Flow, number: int) -> str:
         "host": req.host,
         "port": req.port,
         "path": req.path,
-        "headers": outgoing_headers(req, req.authority),
+        "headers": outgoing_headers(req, authority(Endpoint(req.scheme, req.host, req.port))),
         "body": req.body.data,
         "status": resp.status_code,
         "response_body": resp.body.data if complete else None,
