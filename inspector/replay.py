@@ -15,10 +15,11 @@ import ssl
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 import protocol
@@ -28,6 +29,9 @@ from inspector.export.source import open_session, selected_ids
 from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings
 from inspector.render import flow_line, human_size, status_text
 from protocol.headers import HeaderPairs, Headers
+
+if TYPE_CHECKING:
+    from inspector.store import Store
 
 # Hop-by-hop fields (RFC 9110 section 7.6.1) and the framing we rebuild from the body.
 HOP_BY_HOP = frozenset(
@@ -217,7 +221,7 @@ def _exchange(flow: Flow, options: ReplayOptions) -> None:
         flow.response = _response_head(resp)
         phase = Phase.BODY
         flow.response.body = _read_body(resp, options.body_limit)
-    except (OSError, ValueError, protocol.HTTPException) as e:
+    except Exception as e:
         phase = _refine_phase(phase, e)
         flow.error = FlowError(type(e).__name__, str(e) or repr(e), phase, time.time())
     finally:
@@ -345,7 +349,15 @@ class Tally:
 class Reporter:
     """Prints one line per flow (and its diff), counts outcomes, shows progress on a TTY."""
 
-    def __init__(self, tally: Tally, *, show_diff: bool, ignore: list[str], out=None, err=None):
+    def __init__(
+        self,
+        tally: Tally,
+        *,
+        show_diff: bool,
+        ignore: list[str],
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
         self.tally = tally
         self.show_diff = show_diff
         self.ignore = ignore
@@ -420,7 +432,7 @@ def run_replays(
     *,
     concurrency: int,
     rate: float | None,
-    on_outcome,
+    on_outcome: Callable[[Outcome], None],
 ) -> bool:
     """Replay ``flows`` on a thread pool, calling ``on_outcome`` in capture order.
 
@@ -485,7 +497,9 @@ def main(args: argparse.Namespace) -> int:
     return tally.exit_code()
 
 
-def _replay_session(source, sink, ids: list[str], options: ReplayOptions, args) -> Tally:
+def _replay_session(
+    source: Store, sink: Store, ids: list[str], options: ReplayOptions, args: argparse.Namespace
+) -> Tally:
     tally = Tally(total=len(ids))
     reporter = Reporter(tally, show_diff=args.diff, ignore=args.ignore_header or [])
 
