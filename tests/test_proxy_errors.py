@@ -1,0 +1,222 @@
+"""Upstream failures and malformed clients: what the client gets, what is recorded, what is printed.
+
+After every failure the same proxy must still serve a normal request.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from inspector.render import flow_line
+from tests.proxy_fixtures import LiveProxy, live_proxy, read_response
+from tests.servers import EchoServer, read_request_head, reset
+
+CLOSED = 0
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    with live_proxy(tmp_path_factory.mktemp("errors"), read_timeout=0.5) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def healthy():  # type: ignore[no-untyped-def]
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+def sends(data: bytes, *, then_reset: bool = False) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        read_request_head(conn)
+        if data:
+            conn.sendall(data)
+        if then_reset:
+            time.sleep(0.05)
+            reset(conn)
+
+    return handle
+
+
+def hangs(conn: socket.socket) -> None:
+    read_request_head(conn)
+    time.sleep(3)
+
+
+def get(proxy: LiveProxy, url: str) -> tuple[int, bytes]:
+    """One GET through the proxy: (status, body), or (CLOSED, partial) when cut short."""
+    host = url.split("/")[2]
+    with proxy.connect() as s:
+        s.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        try:
+            status, headers, body = read_response(s)
+        except (ConnectionError, OSError):
+            return CLOSED, b""
+        if int(headers.get("content-length", len(body))) != len(body):
+            return CLOSED, body
+        if headers.get("transfer-encoding") == "chunked" and not body.endswith(b"0\r\n\r\n"):
+            return CLOSED, body
+        return status, body
+
+
+def last_finished(proxy: LiveProxy, url: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for event in reversed(proxy.events):
+            if event.flow.request.url == url and event.flow.finished:
+                return event.flow
+        time.sleep(0.02)
+    raise AssertionError(f"no finished flow for {url}")
+
+
+FAULTS = [
+    # name, handler, client status, exception class, phase
+    (
+        "reset-before-status",
+        sends(b"", then_reset=True),
+        502,
+        "ConnectionResetError",
+        "status line",
+    ),
+    ("close-before-status", sends(b""), 502, "RemoteDisconnected", "status line"),
+    (
+        "reset-mid-headers",
+        sends(b"HTTP/1.1 200 OK\r\nContent-Le", then_reset=True),
+        502,
+        "ConnectionResetError",
+        "headers",
+    ),
+    (
+        "garbage-status-line",
+        sends(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+        502,
+        "BadStatusLine",
+        "status line",
+    ),
+    (
+        "reset-mid-body",
+        sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", then_reset=True),
+        CLOSED,
+        "ConnectionResetError",
+        "body",
+    ),
+    (
+        "truncated-body",
+        sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly"),
+        CLOSED,
+        "IncompleteRead",
+        "body",
+    ),
+    (
+        "bad-chunk",
+        sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"),
+        CLOSED,
+        "RemoteProtocolError",
+        "body",
+    ),
+    ("read-timeout", hangs, 504, "TimeoutError", "status line"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "handler", "status", "exc_class", "phase"), FAULTS, ids=[f[0] for f in FAULTS]
+)
+def test_upstream_fault(  # type: ignore[no-untyped-def]
+    name, handler, status, exc_class, phase, proxy, healthy, raw_server
+) -> None:
+    peer = raw_server(handler)
+    url = f"{peer.url}/{name}"
+    got, body = get(proxy, url)
+    assert got == status
+    flow = last_finished(proxy, url)
+    assert flow.error is not None
+    assert (flow.error.exc_class, flow.error.phase) == (exc_class, phase)
+    line = flow_line(flow)
+    assert line.startswith(f"GET {url} -> ERROR {exc_class}: ")
+    if status in (502, 504):
+        expected = f"inspector: upstream 127.0.0.1:{peer.port} failed during {phase}: {exc_class}"
+        assert body.decode().startswith(expected)
+    assert get(proxy, f"{healthy.url}/status/200") == (200, b"status 200\n")
+
+
+def test_refused(proxy: LiveProxy, healthy: EchoServer) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+        status, body = get(proxy, url)
+    assert status == 502
+    assert body.startswith(b"inspector: upstream 127.0.0.1:")
+    assert b"failed during connect: ConnectionRefusedError: [Errno 111]" in body
+    flow = last_finished(proxy, url)
+    assert flow_line(flow) == (
+        f"GET {url} -> ERROR ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert get(proxy, f"{healthy.url}/status/200")[0] == 200
+
+
+def test_connect_timeout_gives_504(tmp_path: Path) -> None:
+    # A listening socket whose backlog is full never completes new handshakes.
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        fillers = []
+        for _ in range(8):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(full.getsockname())
+            fillers.append(c)
+        with live_proxy(tmp_path, connect_timeout=0.3) as proxy:
+            url = f"http://127.0.0.1:{full.getsockname()[1]}/"
+            status, body = get(proxy, url)
+            flow = last_finished(proxy, url)
+        for c in fillers:
+            c.close()
+    assert status == 504 and b"TimeoutError" in body
+    assert (flow.error.exc_class, flow.error.phase) == ("TimeoutError", "connect")  # type: ignore[union-attr]
+
+
+def test_the_keep_alive_client_connection_survives_an_upstream_error(
+    proxy: LiveProxy, healthy: EchoServer
+) -> None:
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        bad = f"http://127.0.0.1:{dead.getsockname()[1]}/"
+        good = f"{healthy.url}/status/200"
+        with proxy.connect() as s:
+            s.sendall(f"GET {bad} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert read_response(s)[0] == 502
+            s.sendall(f"GET {good} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert read_response(s)[:1] == (200,)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET http://127.0.0.1:1/ HTTP/1.1\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (
+            b"POST http://127.0.0.1:1/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"GET http://127.0.0.1:1/ HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    ],
+    ids=["bad-header-name", "header-too-big", "cl-and-te", "http2-version"],
+)
+def test_malformed_client_request(
+    data: bytes, status: int, proxy: LiveProxy, healthy: EchoServer
+) -> None:
+    with proxy.connect() as s:
+        s.sendall(data)
+        got, headers, body = read_response(s)
+        assert s.recv(1) == b""  # and the connection is closed
+    assert got == status
+    assert headers["connection"] == "close"
+    assert body.startswith(b"inspector: cannot parse the request: ")
+    assert get(proxy, f"{healthy.url}/status/200")[0] == 200
