@@ -239,9 +239,11 @@ class HTTPResponse(io.BufferedIOBase):
         if self._fields is None:
             raise ResponseNotReady()
         values = self._fields.get_all(name)
-        if not values:
+        if values:
+            return ", ".join(v.decode("latin-1") for v in values)
+        if isinstance(default, str) or not hasattr(default, "__iter__"):
             return default
-        return ", ".join(v.decode("latin-1") for v in values)
+        return ", ".join(default)  # as http.client: an iterable default is joined too
 
     def getheaders(self) -> list[tuple[str, str]]:
         if self._fields is None:
@@ -731,7 +733,9 @@ class HTTPConnection:
         self._validate_method(method)
         url = url or "/"
         self._validate_path(url)
-        self._head = (method.encode("ascii"), url.encode("ascii"))
+        line = self._encode_request(f"{method} {url} {self._http_vsn_str}")
+        method_b, target_b, _ = line.split(b" ", 2)  # neither part may hold a space
+        self._head = (method_b, target_b)
         self._method = method
         self._fields = Headers()
         self._user_body_left = 0
@@ -743,6 +747,10 @@ class HTTPConnection:
             if not skip_accept_encoding:
                 self.putheader("Accept-Encoding", "identity")
 
+    def _encode_request(self, request: str) -> bytes:
+        """The request line as bytes (ASCII); subclasses may choose another encoding."""
+        return request.encode("ascii")
+
     def _host_header(self, url: str) -> bytes:
         netloc = urlsplit(url).netloc if url.startswith("http") else ""
         if netloc:
@@ -751,8 +759,10 @@ class HTTPConnection:
         if self._tunnel_host:
             host, port = self._tunnel_host, self._tunnel_port or self.default_port
         host_enc = _idna_host(host)
-        if ":" in host:  # an IPv6 literal is written in brackets (RFC 3986)
-            host_enc = b"[" + host_enc + b"]"
+        if ":" in host:
+            # An IPv6 literal is written in brackets, without its zone id (RFC 3986;
+            # "%2" names a local interface and means nothing to the server).
+            host_enc = b"[" + host_enc.partition(b"%")[0] + b"]"
         if port == self.default_port:
             return host_enc
         return b"%s:%d" % (host_enc, port)
@@ -788,6 +798,10 @@ class HTTPConnection:
 
     def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
         method, target = self._head or (b"GET", b"/")
+        framing_given = b"content-length" in self._fields or b"transfer-encoding" in self._fields
+        if encode_chunked and message_body is not None and not framing_given:
+            # http.client would chunk the body without saying so; say so.
+            self._fields.add(b"Transfer-Encoding", b"chunked")
         version = self._http_vsn_str.partition("/")[2].encode("ascii")
         request = Request(method, target, self._fields, http_version=version)
         if message_body is not None:

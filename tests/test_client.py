@@ -625,6 +625,45 @@ def test_connection_over_an_assigned_socket_double():
     assert not sock.closed
 
 
+def test_ipv6_zone_id_is_left_out_of_the_host_header():
+    for given, host in (("[fe80::1%2]", b"[fe80::1]"), ("[fe80::1%eth0]:81", b"[fe80::1]:81")):
+        conn = HTTPConnection(given)
+        sock = RecordingSocketDouble(ok_response())
+        conn.sock = sock
+        conn.request("GET", "/")
+        assert b"\r\nHost: " + host + b"\r\n" in sock.sent
+
+
+def test_getheader_joins_an_iterable_default_like_http_client():
+    r = HTTPResponse(FakeSocket(ok_response()))
+    r.begin()
+    assert r.getheader("missing", ["a", "b"]) == "a, b"
+    assert r.getheader("missing", 7) == 7
+
+
+def test_encode_request_hook_can_send_utf8_targets():
+    class Utf8Connection(HTTPConnection):
+        def _encode_request(self, request: str) -> bytes:
+            return request.encode("utf-8")
+
+    conn = Utf8Connection("example.test")
+    conn.sock = sock = RecordingSocketDouble(ok_response())
+    conn.request("GET", "/\u2603")
+    assert sock.sent.startswith("GET /\u2603 HTTP/1.1\r\n".encode())
+    with pytest.raises(UnicodeEncodeError):
+        HTTPConnection("example.test").putrequest("GET", "/\u2603")
+
+
+def test_endheaders_encode_chunked_declares_the_framing():
+    conn = HTTPConnection("example.test")
+    conn.sock = sock = RecordingSocketDouble(ok_response())
+    conn.putrequest("POST", "/")
+    conn.endheaders(iter([b"flesh ", b"wound"]), encode_chunked=True)
+    head, _, body = sock.sent.partition(b"\r\n\r\n")
+    assert b"\r\nTransfer-Encoding: chunked" in head
+    assert body == b"6\r\nflesh \r\n5\r\nwound\r\n0\r\n\r\n"
+
+
 def test_geturl_and_fileno(echo_server):
     conn = HTTPConnection("127.0.0.1", echo_server.port, timeout=5)
     conn.request("GET", "/")
