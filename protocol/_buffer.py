@@ -7,17 +7,23 @@ rescan bytes they already searched.
 
 from __future__ import annotations
 
-from protocol.errors import LineTooLong, RemoteProtocolError
+from protocol.errors import LineTooLong, RemoteProtocolError, quote
 
 
 class ReceiveBuffer:
-    __slots__ = ("_buf", "_pos", "_scanned", "eof")
+    __slots__ = ("_buf", "_line_scanned", "_pos", "_scanned", "eof", "start_line_checked")
 
     def __init__(self) -> None:
         self._buf: bytes | bytearray = b""
         self._pos = 0  # start of the unconsumed bytes in _buf
         self._scanned = 0  # bytes after _pos already searched by the pending search
+        self._line_scanned = 0  # same, for the first line of a pending head
+        self.start_line_checked = False  # the pending head's first line was validated
         self.eof = False  # the peer closed its side
+
+    def _consume_to(self, pos: int) -> None:
+        self._pos = pos
+        self._scanned = self._line_scanned = 0
 
     def __len__(self) -> int:
         return len(self._buf) - self._pos
@@ -59,13 +65,33 @@ class ReceiveBuffer:
         else:
             with memoryview(buf) as view:
                 out = view[pos:end].tobytes()
-        self._pos = end
-        self._scanned = 0
+        self._consume_to(end)
         return out
 
     def skip(self, n: int) -> None:
-        self._pos += n
-        self._scanned = 0
+        self._consume_to(self._pos + n)
+
+    def first_line(self, max_line: int) -> bytes | None:
+        """The first line without its ``CRLF`` if it is complete (nothing is consumed).
+
+        Lets a head's start line be judged before the whole head has arrived.
+        """
+        buf, pos = self._buf, self._pos
+        stop = min(len(buf), pos + max_line + 2)
+        nl = buf.find(b"\n", pos + self._line_scanned, stop)
+        if nl < 0:
+            self._line_scanned = stop - pos
+            return None
+        if nl == pos or buf[nl - 1] != 13:  # 13 is CR
+            raise RemoteProtocolError(
+                f"peer ended its first line {quote(buf[pos : nl + 1])} with a bare LF; HTTP/1.1 "
+                "requires CRLF line endings"
+            )
+        return bytes(buf[pos : nl - 1])
+
+    def prefix(self, n: int) -> bytes:
+        """Up to ``n`` unconsumed bytes (a copy), nothing consumed."""
+        return bytes(self._buf[self._pos : self._pos + n])
 
     def startswith(self, prefix: bytes) -> bool:
         return self._buf.startswith(prefix, self._pos)
@@ -86,8 +112,8 @@ class ReceiveBuffer:
         start = pos + self._scanned - 3 if self._scanned > 3 else pos
         end = buf.find(b"\r\n\r\n", start)
         if end >= 0:
-            self._pos = end + 4
-            self._scanned = 0
+            self._consume_to(end + 4)
+            self.start_line_checked = False
             head = buf[pos : end + 2]
             return head if type(head) is bytes else bytes(head)
         size = len(buf) - pos
@@ -113,11 +139,16 @@ class ReceiveBuffer:
         if end >= 0:
             if end - pos > max_line:
                 raise LineTooLong(line_type, max_line)
-            self._pos = end + 2
-            self._scanned = 0
+            self._consume_to(end + 2)
             return bytes(buf[pos:end])
         size = len(buf) - pos
         self._scanned = size
+        lf = buf.find(b"\n", start)
+        if lf >= 0:
+            raise RemoteProtocolError(
+                f"peer ended a {line_type} line {quote(buf[pos : lf + 1])} with a bare LF; "
+                "HTTP/1.1 requires CRLF line endings"
+            )
         if size > max_line:
             raise LineTooLong(line_type, max_line)
         return None

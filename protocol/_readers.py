@@ -7,6 +7,9 @@ is decided (and refused when ambiguous) before a head is handed out.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from protocol import _abnf
 from protocol._buffer import ReceiveBuffer
 from protocol.errors import (
@@ -119,19 +122,53 @@ def read_request_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Request, Fram
     buf.skip_blank_lines()
     head = buf.take_head(limits.max_line, _head_cap(limits), "request line")
     if head is None:
+        _judge_start_line_early(buf, limits, _request_line_parts, _looks_like_request)
         return None
     eol = head.index(b"\r\n")
     if eol > limits.max_line:
         raise LineTooLong("request line", limits.max_line)
-    m = _request_line(head, 0, eol)
-    if m is None:
-        _explain_request_line(head[:eol])
-    method, target, version = m.groups()
-    if version[0] != 49:  # b"1"
-        raise UnknownProtocol(f"HTTP/{version.decode()}")
+    method, target, version = _request_line_parts(head, eol)
     fields = parse_fields(head, eol + 2, limits, "header")
     framing = request_framing(fields, version)
     return Request(method, target, Headers._trusted(fields), version), framing
+
+
+def _request_line_parts(data: bytes, end: int) -> tuple[bytes, ...]:
+    """(method, target, version) of the request line ``data[:end]``; raises if malformed."""
+    m = _request_line(data, 0, end)
+    if m is None:
+        _explain_request_line(data[:end])
+    method, target, version = m.groups()
+    if version[0] != 49:  # b"1"
+        raise UnknownProtocol(f"HTTP/{version.decode()}")
+    return method, target, version
+
+
+def _looks_like_request(start: bytes) -> bool:
+    return _method_prefix(start) is not None
+
+
+_method_prefix = re.compile(_abnf.TCHAR + rb"*(?: .*)?", re.DOTALL).fullmatch
+
+
+def _judge_start_line_early(
+    buf: ReceiveBuffer,
+    limits: Limits,
+    parts: Callable[[bytes, int], tuple[bytes, ...]],
+    looks_right: Callable[[bytes], bool],
+) -> None:
+    """Refuse a bad start line as soon as it is complete (or its first bytes show it is
+    not HTTP at all) rather than waiting for a head that may never end: an HTTP/0.9
+    line, a TLS handshake on the plain port, binary garbage."""
+    if buf.start_line_checked:
+        return
+    start = buf.prefix(8)
+    if start and start != b"\r" and not looks_right(start):
+        parts(start, len(start))
+    line = buf.first_line(limits.max_line)
+    if line is not None:
+        parts(line, len(line))
+        buf.start_line_checked = True
 
 
 def _explain_request_line(line: bytes) -> None:
@@ -154,22 +191,33 @@ def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Fr
     buf.skip_blank_lines()
     head = buf.take_head(limits.max_line, _head_cap(limits), "status line")
     if head is None:
+        _judge_start_line_early(buf, limits, _status_line_parts, _looks_like_response)
         return None
     eol = head.index(b"\r\n")
     if eol > limits.max_line:
         raise LineTooLong("status line", limits.max_line)
-    m = _status_line(head, 0, eol)
+    version, code, reason = _status_line_parts(head, eol)
+    fields = parse_fields(head, eol + 2, limits, "header")
+    framing = response_framing(fields, version)
+    return Response(int(code), Headers._trusted(fields), reason, version), framing
+
+
+def _status_line_parts(data: bytes, end: int) -> tuple[bytes, ...]:
+    """(version, code, reason) of the status line ``data[:end]``; raises if malformed."""
+    m = _status_line(data, 0, end)
     if m is None:
-        line = head[:eol]
+        line = data[:end]
         if line.startswith(b"HTTP/") and not _abnf.http_version_re.match(line):
             raise UnknownProtocol(line.split(b" ", 1)[0].decode("latin-1"))
         raise BadStatusLine(line.decode("latin-1"))
     version, code, reason = m.groups()
     if version[0] != 49:
         raise UnknownProtocol(f"HTTP/{version.decode()}")
-    fields = parse_fields(head, eol + 2, limits, "header")
-    framing = response_framing(fields, version)
-    return Response(int(code), Headers._trusted(fields), reason or b"", version), framing
+    return version, code, reason or b""
+
+
+def _looks_like_response(start: bytes) -> bool:
+    return b"HTTP/".startswith(start[:5])
 
 
 def _head_cap(limits: Limits) -> int:

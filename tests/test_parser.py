@@ -1238,6 +1238,55 @@ def test_header_value_redos_input_is_refused() -> None:
         conn.next_event()
 
 
+@pytest.mark.parametrize(
+    ("raw", "exc", "fragment"),
+    [
+        (b"GET /\r\n", RemoteProtocolError, "malformed request line"),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n", UnknownProtocol, "HTTP/2.0"),
+        (b"\x16\x03\x01\x00\xa5\x01\x00\x00", RemoteProtocolError, "malformed request line"),
+        (bytes(range(256)), RemoteProtocolError, "malformed request line"),
+        (b"GET / HTTP/1.1\nHost: a", RemoteProtocolError, "bare LF"),
+    ],
+    ids=["http09", "http2", "tls-handshake", "binary", "bare-lf-first-line"],
+)
+def test_bad_request_start_is_refused_before_the_head_ends(
+    raw: bytes, exc: type, fragment: str
+) -> None:
+    conn = server_with(raw)
+    with pytest.raises(exc) as info:
+        conn.next_event()
+    assert fragment in str(info.value) or fragment in repr(info.value.args)
+
+
+def test_good_request_line_waits_for_the_rest_of_the_head() -> None:
+    conn = Connection(SERVER)
+    for piece in [b"\r", b"\n", b"G", b"ET /x HTTP/1.1\r", b"\nHost: a\r\n"]:
+        conn.receive_data(piece)
+        assert conn.next_event() is NEED_DATA
+    conn.receive_data(b"\r\n")
+    assert conn.next_event().target == b"/x"
+
+
+def test_bad_status_line_is_refused_before_the_head_ends() -> None:
+    conn = client_after()
+    conn.receive_data(b"\x15\x03\x03\x00\x02\x02\x28")  # a TLS alert from a TLS-only server
+    with pytest.raises(BadStatusLine):
+        conn.next_event()
+    conn = client_after()
+    conn.receive_data(b"HTTP/1.1 2xx OK\r\nServer: x\r\n")
+    with pytest.raises(BadStatusLine):
+        conn.next_event()
+    conn = client_after()
+    conn.receive_data(b"HTT")
+    assert conn.next_event() is NEED_DATA
+
+
+def test_chunk_size_line_with_bare_lf_is_refused_at_once() -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n"
+    with pytest.raises(RemoteProtocolError, match="bare LF"):
+        drain(server_with(raw))
+
+
 # ---------------------------------------------------------------- real sockets
 
 
