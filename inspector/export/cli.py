@@ -68,7 +68,7 @@ def _curl_script(flows: list[Flow], *, redact: bool, output: Path | None) -> str
             lines.append("# note: the body was cut at capture; this sends the recorded part only")
         body_file = None
         if output is not None and req.body.data and needs_body_file(req.body.data):
-            body_file = _write_body_file(req.body.data, number, output.expanduser())
+            body_file = _write_body_file(req.body.data, number, output.expanduser().resolve())
         lines += [curl_command(flow, body_file=body_file), ""]
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import re
 from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
@@ -63,10 +64,11 @@ def har_entry(flow: Flow) -> dict:
         "response": _response(flow),
         "cache": {},
         "timings": timings,
-        "serverIPAddress": req.host,
         "_id": flow.id,
         "_mode": flow.mode,
     }
+    if _is_ip(req.host):  # the resolved address is not recorded; a literal one is known
+        entry["serverIPAddress"] = req.host
     if flow.replay_of:
         entry["_replayOf"] = flow.replay_of
     notes = _truncation_notes(flow)
@@ -76,6 +78,14 @@ def har_entry(flow: Flow) -> dict:
         err = flow.error
         entry["_error"] = {"class": err.exc_class, "message": err.message, "phase": str(err.phase)}
     return entry
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _iso(epoch: float) -> str:
