@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
 
 from protocol.connection import CLIENT, DONE, Connection
@@ -311,7 +311,7 @@ class AsyncHTTPConnection:
         target: bytes | str,
         headers: Headers,
         *,
-        body: bytes | AsyncIterable[bytes] | None = None,
+        body: bytes | AsyncIterable[bytes] | Iterable[bytes] | None = None,
     ) -> None:
         """Send a whole request; a body without a framing header gets one (on a copy)."""
         framed = b"content-length" in headers or b"transfer-encoding" in headers
@@ -324,8 +324,11 @@ class AsyncHTTPConnection:
         await self.send_head(method, target, headers)
         if isinstance(body, bytes | bytearray | memoryview):
             await self.send_data(bytes(body))
-        elif body is not None:
+        elif hasattr(body, "__aiter__"):
             async for chunk in body:
+                await self.send_data(chunk)
+        elif body is not None:
+            for chunk in body:  # a plain iterable of bytes
                 await self.send_data(chunk)
         await self.send_end()
 

@@ -34,6 +34,7 @@ from protocol.errors import (
     LocalProtocolError,
     NotConnected,
     RemoteDisconnected,
+    RemoteProtocolError,
     ResponseNotReady,
     UnknownProtocol,
 )
@@ -178,7 +179,7 @@ class HTTPResponse(io.BufferedIOBase):
                 return event
             if isinstance(event, ConnectionClosed):
                 raise RemoteDisconnected("Remote end closed connection without response")
-            raise ResponseNotReady(f"expected a response head, got {type(event).__name__}")
+            raise RemoteProtocolError(f"expected a response head, got {type(event).__name__}")
 
     @staticmethod
     def _status_line(event: Response) -> str:
@@ -414,7 +415,7 @@ class HTTPResponse(io.BufferedIOBase):
         return self._pending
 
     def readline(self, limit: int | None = -1) -> bytes:
-        if self._skip_body():
+        if limit == 0 or self._skip_body():
             return b""
         if limit is None:
             limit = -1

@@ -99,6 +99,17 @@ def test_async_iterable_body_is_chunked_byte_for_byte(raw_server):
     assert req.body_wire == b"3\r\none\r\n5\r\nthree\r\n0\r\n\r\n"
 
 
+def test_plain_iterable_body(raw_server):
+    server = RecordingServer(raw_server)
+
+    async def main():
+        async with AsyncHTTPConnection("127.0.0.1", server.port) as conn:
+            await exchange(conn, b"POST", b"/", host_headers(server.port), body=[b"ab", b"c"])
+
+    run(main())
+    assert server.requests[0].body_wire == b"2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"
+
+
 def test_streaming_with_send_head_data_end_and_trailers(raw_server):
     server = RecordingServer(raw_server)
 

@@ -448,6 +448,7 @@ def test_readline_and_iteration(raw_server):
     conn.request("GET", "/")
     r = conn.getresponse()
     assert r.readline() == b"alpha\n"
+    assert r.readline(0) == b""
     assert r.readline(2) == b"be"
     assert list(r) == [b"ta\n", b"\n", b"gamma"]
     conn.request("GET", "/")
