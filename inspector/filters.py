@@ -55,8 +55,8 @@ class FilterError(ValueError):
 
 
 @lru_cache(maxsize=512)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+def _compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | flags)
 
 
 def header_text(pairs: list[tuple[bytes, bytes]]) -> str:
@@ -69,22 +69,43 @@ def _search(pattern: str, text: str | None) -> bool:
 
 
 def _lines_match(pattern: str, text: str | None) -> bool:
+    # One search over all the lines: ^ and $ match at each line's start and end.
     if not text:
         return False
-    search = _compile(pattern).search
-    return any(search(line) is not None for line in text.split("\n"))
+    return _compile(pattern, re.MULTILINE).search(text) is not None
+
+
+# UTF-8 of the characters re.IGNORECASE matches to ASCII letters: dotted and dotless i
+# (U+0130, U+0131), long s (U+017F) and the Kelvin sign (U+212A).
+_FOLDS_TO_ASCII = (b"\xc4\xb0", b"\xc4\xb1", b"\xc5\xbf", b"\xe2\x84\xaa")
+_REGEX_SPECIALS = frozenset(".^$*+?{}[]\\|()")
+
+
+@lru_cache(maxsize=512)
+def _ascii_literal(pattern: str) -> bytes | None:
+    """The lowercased bytes of a pattern with no regex syntax in it, else None."""
+    if pattern.isascii() and _REGEX_SPECIALS.isdisjoint(pattern):
+        return pattern.lower().encode("ascii")
+    return None
 
 
 def _body_matches(pattern: str, data: bytes | None) -> bool:
     # An empty body never matches: the store keeps no row for it.
     if not data:
         return False
-    rx = _compile(pattern)
-    if rx.search(data.decode("latin-1")) is not None:
+    literal = _ascii_literal(pattern)
+    if literal is not None:
+        # The common case, without decoding; the same result as the regex, since only the
+        # UTF-8 of a few letters folds onto ASCII ones under IGNORECASE.
+        if literal in data.lower():
+            return True
+        if not any(seq in data for seq in _FOLDS_TO_ASCII):
+            return False
+    elif _compile(pattern).search(data.decode("latin-1")) is not None:
         return True
     if data.isascii():
         return False  # the UTF-8 reading would be the same text
-    return rx.search(data.decode("utf-8", errors="replace")) is not None
+    return _compile(pattern).search(data.decode("utf-8", errors="replace")) is not None
 
 
 def _same_method(a: str | None, b: str) -> bool:
@@ -165,7 +186,7 @@ class _RegexOperator(_ArgOperator):
     def __init__(self, arg: str) -> None:
         super().__init__(arg)
         try:
-            _compile(arg)
+            _compile(arg, re.MULTILINE)
         except re.error as e:
             raise ValueError(f"bad regex for {self.code}: {e.msg}") from None
 
@@ -249,7 +270,7 @@ def _response_head(resp: Response | None) -> str | None:
 class Header(_RegexOperator):
     __slots__ = ()
     code = "~h"
-    help = "any request or response header, as a 'Name: value' line: ~h '^x-api-key:'"
+    help = "request or response headers as 'Name: value' lines (^ $ match per line): ~h '^x-key:'"
 
     def __call__(self, flow: Flow) -> bool:
         return _lines_match(self.arg, header_text(flow.request.headers)) or _lines_match(
@@ -288,10 +309,8 @@ class ResponseHeader(_RegexOperator):
 
 
 def _body_sql(part: str) -> str:
-    return (
-        "EXISTS (SELECT 1 FROM bodies WHERE bodies.flow_seq = flows.seq"
-        f"{part} AND flt_body(?, bodies.data))"
-    )
+    # One pass over the bodies table, rather than a subquery per flow.
+    return f"flows.seq IN (SELECT flow_seq FROM bodies WHERE flt_body(?, data){part})"
 
 
 class Body(_RegexOperator):
@@ -318,7 +337,7 @@ class RequestBody(_RegexOperator):
         return _body_matches(self.arg, flow.request.body.data)
 
     def sql(self) -> SQL:
-        return _body_sql(" AND bodies.part = 0"), [self.arg]
+        return _body_sql(" AND part = 0"), [self.arg]
 
 
 class ResponseBody(_RegexOperator):
@@ -331,7 +350,7 @@ class ResponseBody(_RegexOperator):
         return resp is not None and _body_matches(self.arg, resp.body.data)
 
     def sql(self) -> SQL:
-        return _body_sql(" AND bodies.part = 1"), [self.arg]
+        return _body_sql(" AND part = 1"), [self.arg]
 
 
 class ContentType(_RegexOperator):

@@ -315,3 +315,30 @@ def test_arbitrary_text_parses_or_raises_filter_error(text: str) -> None:
     assert isinstance(f, Filter)
     f(GET_OK)
     f(REFUSED)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="abcKkSsIi019 -_:=", max_size=6),
+    st.binary(max_size=40)
+    | st.text(max_size=20).map(lambda t: t.encode("utf-8"))
+    | st.text(alphabet="ab kis\u0130\u0131\u017f\u212a\xe9", max_size=12).map(str.encode),
+)
+def test_literal_body_search_equals_the_regex(pattern: str, data: bytes) -> None:
+    import re
+
+    from inspector.filters import _body_matches
+
+    rx = re.compile(pattern, re.IGNORECASE)
+    want = bool(data) and (
+        rx.search(data.decode("latin-1")) is not None
+        or rx.search(data.decode("utf-8", errors="replace")) is not None
+    )
+    assert _body_matches(pattern, data) == want
+
+
+def test_header_regex_anchors_match_per_line() -> None:
+    flow = make_flow(req_headers=[(b"Host", b"a.test"), (b"X-Key", b"secret")])
+    assert parse("~h '^x-key: secret$'")(flow)
+    assert parse("~h '^host: a\\.test$'")(flow)
+    assert not parse("~h '^secret'")(flow)
