@@ -16,7 +16,7 @@ from inspector.flow import Flow
 from inspector.replay import ReplayError, authority, check_replayable, outgoing_headers
 
 _HEADER = '''\
-"""Regression tests captured by http-inspector ({count} exchanges).
+"""Regression tests captured by http-inspector ({count}).
 
 Each test sends one recorded request again with the `protocol` client and checks
 the status and the body against the recording.
@@ -100,7 +100,8 @@ def pytest_module(flows: Iterable[Flow], redact: bool = False) -> str:
             exchanges.append(_exchange_literal(flow, len(exchanges) + 1))
     body = "EXCHANGES = [\n" + "".join(exchanges) + "]\n"
     notes = "\n".join(left_out) + "\n\n" if left_out else ""
-    return _HEADER.format(count=len(exchanges)) + "\n" + notes + body + _FOOTER
+    count = f"{len(exchanges)} exchange{'' if len(exchanges) == 1 else 's'}"
+    return _HEADER.format(count=count) + "\n" + notes + body + _FOOTER
 
 
 def _unusable(flow: Flow) -> str | None:
