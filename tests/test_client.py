@@ -11,6 +11,8 @@ import tracemalloc
 import urllib.request
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import protocol
 from protocol import HTTPConnection, HTTPResponse
@@ -108,7 +110,7 @@ def test_ipv6_loopback_with_bracketed_host_port():
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"),
+    ("address", "expected"),
     [
         ("example.test", ("example.test", 80)),
         ("example.test:8080", ("example.test", 8080)),
@@ -118,9 +120,9 @@ def test_ipv6_loopback_with_bracketed_host_port():
         ("::1", ("::1", 80)),  # an unbracketed IPv6 address: the last part is not a port
     ],
 )
-def test_host_port_splitting(given, expected):
-    conn = HTTPConnection(given)
-    if given == "::1":
+def test_host_port_splitting(address, expected):
+    conn = HTTPConnection(address)
+    if address == "::1":
         # http.client reads "::1" as host ":" and port 1; so do we (same rule).
         assert (conn.host, conn.port) == (":", 1)
     else:
@@ -627,8 +629,8 @@ def test_connection_over_an_assigned_socket_double():
 
 
 def test_ipv6_zone_id_is_left_out_of_the_host_header():
-    for given, host in (("[fe80::1%2]", b"[fe80::1]"), ("[fe80::1%eth0]:81", b"[fe80::1]:81")):
-        conn = HTTPConnection(given)
+    for address, host in (("[fe80::1%2]", b"[fe80::1]"), ("[fe80::1%eth0]:81", b"[fe80::1]:81")):
+        conn = HTTPConnection(address)
         sock = RecordingSocketDouble(ok_response())
         conn.sock = sock
         conn.request("GET", "/")
@@ -1055,4 +1057,82 @@ def test_read_raw_request_helper_round_trip(raw_server):
     conn.request("POST", "/", body=iter([b"abc", b"0", b"defg"]))
     conn.getresponse().read()
     assert results == [b"abc0defg"]
+    conn.close()
+
+
+# -- any split, any read pattern ----------------------------------------------------
+
+
+def chunked_wire(body: bytes, sizes: list[int]) -> bytes:
+    out, pos = b"", 0
+    for size in sizes:
+        piece = body[pos : pos + size]
+        if piece:
+            out += b"%x\r\n%s\r\n" % (len(piece), piece)
+        pos += size
+    if pos < len(body):
+        out += b"%x\r\n%s\r\n" % (len(body) - pos, body[pos:])
+    return out + b"0\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def split_server():
+    """Answers each connection with the pieces queued in ``plans``, one send per piece."""
+    plans: list[list[bytes]] = []
+
+    def handler(sock):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        recv_until(sock, b"\r\n\r\n")
+        for piece in plans.pop(0):
+            sock.sendall(piece)
+
+    from tests.servers import RawServer
+
+    server = RawServer(handler)
+    yield server, plans
+    server.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.binary(max_size=3000),
+    chunked=st.booleans(),
+    chunk_sizes=st.lists(st.integers(1, 700), max_size=8),
+    cuts=st.lists(st.integers(1, 4000), max_size=6),
+    reads=st.lists(st.sampled_from(["read", "read1", "readline", "peek", "readinto"]), max_size=6),
+    amount=st.integers(1, 900),
+)
+def test_body_survives_any_segmenting_and_read_pattern(
+    split_server, body, chunked, chunk_sizes, cuts, reads, amount
+):
+    server, plans = split_server
+    if chunked:
+        wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_wire(
+            body, chunk_sizes
+        )
+    else:
+        wire = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    points = sorted({c for c in cuts if c < len(wire)})
+    plans.append([wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)])
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/")
+    r = conn.getresponse()
+    got = b""
+    for op in reads:
+        if op == "read":
+            got += r.read(amount)
+        elif op == "read1":
+            got += r.read1(amount)
+        elif op == "readline":
+            got += r.readline(amount)
+        elif op == "peek":
+            assert body[len(got) :].startswith(r.peek())
+        else:
+            buf = bytearray(amount)
+            got += bytes(buf[: r.readinto(buf)])
+    got += r.read()
+    assert got == body
+    assert r.isclosed()
     conn.close()
