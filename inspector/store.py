@@ -47,11 +47,13 @@ and each body's bytes (latin-1 string ``data``) inline.
 
 from __future__ import annotations
 
+import atexit
 import json
 import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -75,6 +77,8 @@ SCHEMA_VERSION = 1
 BATCH_SIZE = 200  # flows per transaction at most
 FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
 _PAGE = 200  # flows read per query by iter_flows
+_IDLE_READERS = 4  # read connections kept open for reuse
+BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's lock before failing
 _SNIFF = 4096  # bytes of an unlabelled body looked at to decide whether it is text
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript",
@@ -383,15 +387,16 @@ class Store:
         self.path = Path(path).expanduser()
         self.readonly = readonly
         self._closed = False
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._closing = False  # set under _put_lock: no put may follow the writer's stop
+        self._put_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []  # read connections free for any thread
+        self._pool_lock = threading.Lock()
         self._queue: SimpleQueue[Flow | _Op] = SimpleQueue()
         self._unsaved: dict[str, Flow] = {}  # flows a failed commit must retry
         self._writer: threading.Thread | None = None
         if readonly:
             self._check_readable()
-            self._reader()  # opens and validates now, so errors surface here
+            self._idle.append(self._open_reader())  # validates now, so errors surface here
         else:
             conn = self._open_for_writing()
             self._writer = threading.Thread(
@@ -399,6 +404,7 @@ class Store:
                 daemon=True,
             )  # fmt: skip
             self._writer.start()
+        atexit.register(self._close_at_exit)
 
     # --- opening --------------------------------------------------------------------------
 
@@ -431,7 +437,9 @@ class Store:
             raise self._fail("is a directory, not a session file", "give a session file path")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as e:
             raise self._fail(f"cannot create or open it ({e})", "check the directory") from None
         try:
@@ -496,13 +504,7 @@ class Store:
             conn.execute("ROLLBACK")
             raise
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read-only connection."""
-        if self._closed:
-            raise StoreError(f"{self.path}: the session store is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+    def _open_reader(self) -> sqlite3.Connection:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -514,25 +516,52 @@ class Store:
             ) from None
         if version != SCHEMA_VERSION:
             conn.close()
+            if version is None:
+                raise self._fail("is empty", "pick a session file recorded by inspector")
             raise self._fail(
-                "is empty" if version is None else f"uses the older schema {version}",
-                "open it once without read-only (e.g. record to it) to migrate it"
-                if version is not None
-                else "pick a session file recorded by inspector",
+                f"uses the older schema {version}",
+                "open it once without read-only (e.g. record to it) to migrate it",
             )
         register_sql_functions(conn)
-        self._local.conn = conn
-        with self._readers_lock:
-            self._readers.append(conn)
         return conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for this thread's exclusive use while the block runs.
+
+        SQLite connections must not be used by two threads at once, so readers borrow
+        one from a small pool (one per concurrent reader) and give it back.
+        """
+        with self._pool_lock:
+            if self._closed:
+                raise StoreError(f"{self.path}: the session store is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open_reader()
+        try:
+            conn.execute("BEGIN")  # one snapshot for the whole block
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        finally:
+            with self._pool_lock:
+                keep = not self._closed and len(self._idle) < _IDLE_READERS
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
 
     # --- writing --------------------------------------------------------------------------
 
     def put(self, flow: Flow) -> None:
         """Record (insert or update) a flow; returns at once, the writer thread commits it."""
-        if self._writer is None or self._closed:
-            raise StoreError(f"{self.path}: cannot record to a session opened read-only or closed")
-        self._queue.put(flow)
+        with self._put_lock:
+            if self._writer is None or self._closing:
+                raise StoreError(
+                    f"{self.path}: cannot record to a session opened read-only or closed"
+                )
+            self._queue.put(flow)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every flow put so far is committed (StoreError if it cannot be)."""
@@ -548,10 +577,11 @@ class Store:
     def _call(self, kind: str, *args: Any, timeout: float | None = None) -> Any:
         if self._writer is None:
             raise StoreError(f"{self.path}: the session is open read-only; cannot {kind}")
-        if self._closed:
-            raise StoreError(f"{self.path}: the session store is closed")
         op = _Op(kind, args)
-        self._queue.put(op)
+        with self._put_lock:
+            if self._closing:
+                raise StoreError(f"{self.path}: the session store is closed")
+            self._queue.put(op)
         if not op.done.wait(timeout):
             raise StoreError(f"{self.path}: the writer did not finish {kind} within {timeout} s")
         if op.error is not None:
@@ -560,22 +590,30 @@ class Store:
 
     def close(self) -> None:
         """Flush, stop the writer and close every connection (idempotent)."""
-        if self._closed:
-            return
-        error: StoreError | None = None
-        if self._writer is not None:
+        with self._put_lock:
+            if self._closing:
+                return
+            self._closing = True
             op = _Op("stop")
-            self._queue.put(op)
+            if self._writer is not None:
+                self._queue.put(op)
+        atexit.unregister(self._close_at_exit)
+        if self._writer is not None:
             self._writer.join()
-            if op.error is not None:
-                error = StoreError(f"{self.path}: {op.error}")
-        self._closed = True
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
-        if error is not None:
-            raise error
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        if op.error is not None:
+            raise StoreError(f"{self.path}: {op.error}")
+
+    def _close_at_exit(self) -> None:
+        # A program that forgot close() still gets every flow it put onto disk.
+        try:
+            self.close()
+        except StoreError as e:
+            _report(f"inspector: {e}")
 
     def __enter__(self) -> Store:
         return self
@@ -599,15 +637,14 @@ class Store:
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[Flow | _Op]) -> bool:
         """Apply one batch in one transaction; True when a stop was asked for."""
-        pending = self._unsaved
-        self._unsaved = {}
+        retry, self._unsaved = self._unsaved, {}
+        pending = dict(retry)  # flows put but not yet written, in capture order
         stop = False
         try:
             conn.execute("BEGIN")
             for item in batch:
                 if isinstance(item, Flow):
-                    pending.pop(item.id, None)  # keep capture order of the newest put
-                    pending[item.id] = item
+                    pending[item.id] = item  # a repeated put keeps its first place
                     continue
                 self._write_pending(conn, pending)
                 if item.kind == "delete":
@@ -623,8 +660,13 @@ class Store:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback(conn)
-            self._unsaved = pending  # retried with the next batch; never dropped
-            message = f"could not write {len(pending)} flow(s) to the session: {e}"
+            # Everything of this batch is undone: keep every flow for the next batch.
+            unsaved = retry
+            for item in batch:
+                if isinstance(item, Flow):
+                    unsaved[item.id] = item
+            self._unsaved = unsaved
+            message = f"could not write {len(unsaved)} flow(s) to the session: {e}"
             _report(f"inspector: {self.path}: {message}")
             for op in (i for i in batch if isinstance(i, _Op)):
                 op.error = message
@@ -660,18 +702,18 @@ class Store:
     def count(self, expr: str | None = None) -> int:
         """How many flows (matching the filter expression ``expr``) the session holds."""
         where, params = self._where(expr)
-        conn = self._reader()
-        return conn.execute(f"SELECT count(*) FROM flows WHERE {where}", params).fetchone()[0]
+        with self._reading() as conn:
+            return conn.execute(f"SELECT count(*) FROM flows WHERE {where}", params).fetchone()[0]
 
     def get(self, flow_id: str) -> Flow | None:
-        conn = self._reader()
-        row = conn.execute(
-            "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) WHERE id = ?",
-            (flow_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        bodies = dict(conn.execute("SELECT part, data FROM bodies WHERE flow_seq = ?", row[:1]))
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) WHERE id = ?",
+                (flow_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            bodies = dict(conn.execute("SELECT part, data FROM bodies WHERE flow_seq = ?", row[:1]))
         return flow_from_record(json.loads(row[1]), bool(row[2]), bodies)
 
     def iter_flows(self, expr: str | None = None) -> Iterator[Flow]:
@@ -679,24 +721,33 @@ class Store:
         where, params = self._where(expr)
         last = 0
         while True:
-            conn = self._reader()
-            rows = conn.execute(
-                "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) "
-                f"WHERE flows.seq > ? AND {where} ORDER BY flows.seq LIMIT {_PAGE}",
-                [last, *params],
-            ).fetchall()
+            with self._reading() as conn:
+                rows, bodies = self._page(conn, where, params, last)
             if not rows:
                 return
+            for seq, record, marked in rows:
+                yield flow_from_record(json.loads(record), bool(marked), bodies.get(seq, {}))
+            last = rows[-1][0]
+
+    @staticmethod
+    def _page(
+        conn: sqlite3.Connection, where: str, params: list[object], after: int
+    ) -> tuple[list[tuple[int, str, int]], dict[int, dict[int, bytes]]]:
+        """The next page of matching records after seq ``after``, and their bodies."""
+        rows = conn.execute(
+            "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) "
+            f"WHERE flows.seq > ? AND {where} ORDER BY flows.seq LIMIT {_PAGE}",
+            [after, *params],
+        ).fetchall()
+        bodies: dict[int, dict[int, bytes]] = {}
+        if rows:
             seqs = [r[0] for r in rows]
-            bodies: dict[int, dict[int, bytes]] = {}
             marks = ",".join("?" * len(seqs))
             for seq, part, data in conn.execute(
                 f"SELECT flow_seq, part, data FROM bodies WHERE flow_seq IN ({marks})", seqs
             ):
                 bodies.setdefault(seq, {})[part] = data
-            for seq, record, marked in rows:
-                yield flow_from_record(json.loads(record), bool(marked), bodies.get(seq, {}))
-            last = seqs[-1]
+        return rows, bodies
 
     def summaries(
         self,
@@ -716,25 +767,23 @@ class Store:
             raise ValueError(f"unknown sort key {sort!r}: use one of {', '.join(SORT_KEYS)}")
         where, params = self._where(expr)
         direction = "DESC" if descending else "ASC"
-        conn = self._reader()
-        # Page over the narrow flows table (or an index) first, then read just those records.
-        seqs = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT seq FROM flows WHERE {where} "
-                f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction} LIMIT ? OFFSET ?",
-                [*params, max(limit, 0), max(offset, 0)],
-            )
-        ]
-        if not seqs:
-            return []
-        rows = conn.execute(
-            "SELECT seq, record, marked FROM flows JOIN records USING (seq) "
-            f"WHERE seq IN ({','.join('?' * len(seqs))})",
-            seqs,
-        )
+        with self._reading() as conn:
+            # Page over the narrow flows table (or an index), then read just those records.
+            seqs = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT seq FROM flows WHERE {where} "
+                    f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction} LIMIT ? OFFSET ?",
+                    [*params, max(limit, 0), max(offset, 0)],
+                )
+            ]
+            rows = conn.execute(
+                "SELECT seq, record, marked FROM flows JOIN records USING (seq) "
+                f"WHERE seq IN ({','.join('?' * len(seqs))})",
+                seqs,
+            ).fetchall()
         flows = {seq: flow_from_record(json.loads(rec), bool(m), {}) for seq, rec, m in rows}
-        return [flows[seq] for seq in seqs if seq in flows]
+        return [flows[seq] for seq in seqs]
 
     def search(self, text: str, limit: int = 1000) -> list[str]:
         """Ids of flows whose URL, headers or text bodies contain ``text``, in capture order.
@@ -745,15 +794,16 @@ class Store:
         if not text.strip():
             return []
         query = '"' + text.replace('"', '""') + '" *'
-        try:
-            rows = self._reader().execute(
-                "SELECT flows.id FROM flows_fts JOIN flows ON flows.seq = flows_fts.rowid "
-                "WHERE flows_fts MATCH ? ORDER BY flows_fts.rowid LIMIT ?",
-                (query, limit),
-            )
-            return [r[0] for r in rows]
-        except sqlite3.OperationalError:
-            return []  # nothing searchable in the text (only punctuation)
+        with self._reading() as conn:
+            try:
+                rows = conn.execute(
+                    "SELECT flows.id FROM flows_fts JOIN flows ON flows.seq = flows_fts.rowid "
+                    "WHERE flows_fts MATCH ? ORDER BY flows_fts.rowid LIMIT ?",
+                    (query, limit),
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return []  # nothing searchable in the text (only punctuation)
+        return [r[0] for r in rows]
 
 
 def _id_list(ids: str | Iterable[str]) -> list[str]:

@@ -472,3 +472,83 @@ def test_flushed_flows_survive_sigkill(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
+
+
+def test_write_failure_keeps_flows_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import inspector.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.05)
+    path = tmp_path / "locked.db"
+    store = Store(path)
+    try:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        flows = [make_flow(i) for i in range(3)]
+        store.put(flows[0])
+        with pytest.raises(StoreError, match=r"could not write 1 flow\(s\) to the session"):
+            store.flush()
+        # A batch with an operation in the middle: nothing of it may be lost either.
+        store.put(flows[1])
+        with pytest.raises(StoreError, match="could not write"):
+            store.set_marked(flows[0].id)
+        store.put(flows[2])
+        store.put(flows[1])  # an update keeps the first place
+        with pytest.raises(StoreError, match=r"could not write 3 flow\(s\) to the session"):
+            store.flush()
+        assert "database is locked" in capsys.readouterr().err
+        other.execute("ROLLBACK")
+        other.close()
+        store.flush()  # the kept flows are written with the next batch
+        assert [f.id for f in store.iter_flows()] == [f.id for f in flows]
+    finally:
+        store.close()
+
+
+_FORGETFUL_WRITER = textwrap.dedent(
+    """
+    import sys
+    from tests.test_store import make_flow
+    from inspector.store import Store
+
+    store = Store(sys.argv[1])
+    for i in range(300):
+        store.put(make_flow(i))
+    # no flush(), no close(): the exit handler must still save every flow
+    """
+)
+
+
+def test_flows_are_saved_at_exit_without_close(tmp_path: Path) -> None:
+    path = tmp_path / "atexit.db"
+    subprocess.run(
+        [sys.executable, "-c", _FORGETFUL_WRITER, str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        timeout=60,
+    )
+    with Store(path, readonly=True) as store:
+        assert store.count() == 300
+
+
+def test_many_concurrent_readers_share_a_small_pool(store: Store) -> None:
+    for i in range(20):
+        store.put(make_flow(i))
+    store.flush()
+    barrier = threading.Barrier(10)
+    results: list[int] = []
+
+    def read() -> None:
+        barrier.wait(timeout=30)
+        for _ in range(20):
+            results.append(len(store.summaries(0, 100)) + store.count("~s"))
+
+    threads = [threading.Thread(target=read) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [40] * 200
+    assert len(store._idle) <= 4  # connections beyond the pool size were closed
