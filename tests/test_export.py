@@ -328,6 +328,8 @@ def test_har_round_trip_keeps_the_exchanges():
             assert b.response.headers == a.response.headers
             assert b.response.body.data == a.response.body.data
     assert back[1].error.exc_class == "ConnectionRefusedError"
+    cut = back[2].response.body
+    assert (cut.data, cut.size, cut.truncated) == (b"x" * 10, 100, True)
 
 
 MALFORMED = [

@@ -95,6 +95,15 @@ def _chromium_har(base_url: str) -> dict:
                     },
                 },
                 {
+                    "startedDateTime": "2026-01-02T03:04:06.500Z",
+                    "request": {"method": "GET", "url": f"{base_url}/bytes/5000", "headers": []},
+                    "response": {
+                        "status": 200,
+                        "headers": [{"name": "Content-Encoding", "value": "br"}],
+                        "content": {"size": 5000, "mimeType": "application/octet-stream"},
+                    },
+                },
+                {
                     "startedDateTime": "2026-01-02T03:04:07Z",
                     "request": {
                         "method": "POST",
@@ -120,8 +129,8 @@ def test_import_a_browser_har(tmp_path, echo_server):
     result = run_inspector("import", har, "-o", session)
     assert result.returncode == 0, result.stderr
     flows = read_session(session)
-    assert len(flows) == 3
-    page, post, failed = flows
+    assert len(flows) == 4
+    page, post, left_out, failed = flows
     assert page.request.url == f"{echo_server.url}/echo?lang=en&q=a+b"
     assert page.request.headers == [
         (b"Host", f"127.0.0.1:{echo_server.port}".encode()),
@@ -132,11 +141,15 @@ def test_import_a_browser_har(tmp_path, echo_server):
     # Browsers save decoded content: the Content-Encoding that no longer applies is dropped.
     assert page.response.headers == [(b"content-type", b"text/html; charset=utf-8")]
     assert page.response.body.data == b"<p>hi</p>\n"
+    assert not page.response.body.truncated
     assert page.timings.duration == pytest.approx(0.0125, abs=1e-5)
     assert post.request.body.data == b'{"n": 1}'
     assert post.response.body.data.startswith(b"\x89PNG")
     assert post.response.reason == "Created"
     assert post.request.timestamp == pytest.approx(page.request.timestamp + 0.322 - 3600, abs=1e-5)
+    # A body the browser left out is known by its size only: a cut body, headers kept.
+    assert left_out.response.body.truncated and left_out.response.body.size == 5000
+    assert left_out.response.headers == [(b"Content-Encoding", b"br")]
     assert failed.response is None and failed.error is not None
     assert failed.request.body.data == b"a=1+2&b=x"
     assert {f.mode for f in flows} == {"import"}
@@ -145,7 +158,7 @@ def test_import_a_browser_har(tmp_path, echo_server):
     assert replay.stdout.splitlines()[0].startswith(f"[replay] POST {echo_server.url}/echo -> 200")
     assert echo_server.received[-1].body == b'{"n": 1}'
     export = run_inspector("export", session, "--format", "curl")
-    assert export.returncode == 0 and export.stdout.count("curl --http1.1") == 4  # and the replay
+    assert export.returncode == 0 and export.stdout.count("curl --http1.1") == 5  # and the replay
 
 
 def _entry(**changes) -> dict:

@@ -121,10 +121,21 @@ def _post_data(req: Request) -> dict:
     mime = req.header("content-type") or ""
     data: dict = {"mimeType": mime, "params": []}
     data.update(_content_text(req.body.data, mime))
+    data.update(_body_marks(req.body))
     if media_type(mime) == "application/x-www-form-urlencoded" and "encoding" not in data:
         pairs = parse_qsl(data["text"], keep_blank_values=True)
         data["params"] = [{"name": n, "value": v} for n, v in pairs]
     return data
+
+
+def _body_marks(body: Body) -> dict:
+    """Custom fields that let an import tell a cut body from a whole one."""
+    marks: dict = {}
+    if body.truncated:
+        marks["_truncated"] = True
+    if body.sha256:
+        marks["_sha256"] = body.sha256
+    return marks
 
 
 def _content_text(data: bytes, mime: str) -> dict:
@@ -156,6 +167,7 @@ def _response(flow: Flow) -> dict:
     content: dict = {"size": resp.body.size, "mimeType": mime}
     if resp.body.data:
         content.update(_content_text(resp.body.data, mime))
+    content.update(_body_marks(resp.body))
     if resp.header("content-encoding"):
         content["_encoded"] = True
     return {
@@ -378,9 +390,12 @@ def _read_request(e: _Entry, start: float) -> Request:
     if not any(name.lower() == b"host" for name, _ in headers):
         # HTTP/2 browser captures carry :authority instead; HTTP/1.1 needs Host first.
         headers.insert(0, (b"Host", parts.netloc.rpartition("@")[2].encode("idna")))
-    body = b""
-    if e.get("request.postData", dict, required=False) is not None:
-        body = _read_text(e, "request.postData")
+    size = e.get("request.bodySize", int, required=False)
+    post = e.get("request.postData", dict, required=False)
+    if post is not None:
+        body = _read_body(e, "request.postData", post, size)
+    else:
+        body = _read_body(e, "request.postData", {}, size)
     return Request(
         method=method,
         scheme=parts.scheme,
@@ -389,7 +404,7 @@ def _read_request(e: _Entry, start: float) -> Request:
         path=path,
         http_version=_version(e, "request.httpVersion"),
         headers=headers,
-        body=_body(body),
+        body=body,
         timestamp=start,
     )
 
@@ -432,19 +447,30 @@ def _read_response(e: _Entry) -> Response | None:
     if not 100 <= status <= 999:
         raise e.error("response.status", f"is not an HTTP status code: {status}")
     headers = _read_headers(e, "response.headers")
-    body = b""
-    content = e.get("response.content", dict, required=False)
-    if content is not None:
-        body = _read_text(e, "response.content") if "text" in content else b""
-        if not content.get("_encoded") and body:
-            headers = _drop_content_encoding(headers, len(body))
+    content = e.get("response.content", dict, required=False) or {}
+    size = e.get("response.content.size", int, required=False) if content else None
+    body = _read_body(e, "response.content", content, size)
+    if not content.get("_encoded") and body.data and not body.truncated:
+        headers = _drop_content_encoding(headers, len(body.data))
     return Response(
         status_code=status,
         reason=e.get("response.statusText", str, required=False) or "",
         http_version=_version(e, "response.httpVersion"),
         headers=headers,
-        body=_body(body),
+        body=body,
     )
+
+
+def _read_body(e: _Entry, path: str, fields: dict, size: int | None) -> Body:
+    """A body from ``text``/``params``; cut when marked so or when the text is left out."""
+    has_text = "text" in fields or "params" in fields
+    data = _read_text(e, path) if has_text else b""
+    digest = fields.get("_sha256") if isinstance(fields.get("_sha256"), str) else None
+    if fields.get("_truncated") or (not has_text and size is not None and size > 0):
+        # Browsers leave out the content of large or binary bodies; ours mark cut ones.
+        full = max(size or 0, len(data))
+        return Body(data=data, size=full, truncated=full > len(data), sha256=digest)
+    return _body(data)
 
 
 def _drop_content_encoding(headers: HeaderPairs, size: int) -> HeaderPairs:
