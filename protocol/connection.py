@@ -235,6 +235,11 @@ class Connection:
             )
         if state is SWITCHED:
             return PAUSED
+        if self._buf and state is MUST_CLOSE and not self._switch_proposed:
+            raise RemoteProtocolError(
+                f"peer sent {len(self._buf)} bytes after the last message of a connection that "
+                "is closing (Connection: close or HTTP/1.0); they are in trailing_data"
+            )
         if self._buf:
             return PAUSED  # DONE: a pipelined message waits for start_next_cycle()
         if self._buf.eof:
