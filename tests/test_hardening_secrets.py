@@ -211,7 +211,7 @@ def test_proxy_auth_right_credentials_requests(
     )
 
 
-def test_proxy_auth_401_retry_on_same_connection(
+def test_proxy_auth_407_then_retry_on_the_same_connection(
     auth_proxy: ProxyProcess, auth_upstream: EchoServer
 ) -> None:
     """A 407 keeps the connection, so a client can retry on it with credentials."""
