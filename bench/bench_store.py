@@ -86,11 +86,19 @@ def show(label: str, ms: float) -> None:
     print(f"{label.ljust(34)}{ms:8.2f} ms")
 
 
+def _all_rows(store: Store) -> None:
+    offset = 0
+    while page := store.summary_rows(offset, 5000):
+        offset += len(page)
+
+
 def bench_reads(path: Path, n: int) -> None:
     store = Store(path, readonly=True)
     offset = max(0, n - 10_000)
     show(f"summaries(100 at {offset:,})", timed(lambda: store.summaries(offset, 100)))
     show("summaries(100 at 0)", timed(lambda: store.summaries(0, 100)))
+    show(f"summary_rows(100 at {offset:,})", timed(lambda: store.summary_rows(offset, 100)))
+    show(f"summary_rows: all {n:,} in pages of 5000", timed(lambda: _all_rows(store), repeat=1))
     show(
         f"summaries(100 at {offset:,}) by duration",
         timed(lambda: store.summaries(offset, 100, sort="duration", descending=True)),

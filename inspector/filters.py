@@ -60,7 +60,7 @@ def _compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
 
 
 def header_text(pairs: list[tuple[bytes, bytes]]) -> str:
-    """Header pairs as ``Name: value`` lines (latin-1), the text ``~h`` matches line by line."""
+    """Header pairs as ``Name: value`` lines (latin-1): the text ``~h`` searches."""
     return "\n".join(f"{n.decode('latin-1')}: {v.decode('latin-1')}" for n, v in pairs)
 
 

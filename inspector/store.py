@@ -1,14 +1,21 @@
 """The session store: every flow recorded to one SQLite file as it happens.
 
-Concurrency. One writer thread owns the only write connection: ``put(flow)`` only
-appends to a queue (it never blocks on disk and never drops a flow); the writer
+Writing. One writer thread owns the only write connection: ``put(flow)`` only
+appends to a queue (it never waits for the disk and never drops a flow); the writer
 drains the queue in batches of up to 200 and commits whenever the queue runs dry,
-so under load one commit covers many flows. ``flush()`` returns once everything put
-before it is committed. Reads use one connection per thread (SQLite connections
-cannot be shared across threads), opened read-only; WAL lets them run while the
-writer writes, also from other processes (``Store(path, readonly=True)``).
-Durability: WAL with ``synchronous=NORMAL``, so a committed flow survives the
-process being killed (an OS crash may lose the last commits, never the file).
+so under load one commit covers many flows. A put of a flow already stored updates
+it in place (it keeps its place in capture order). ``flush()`` returns once
+everything put before it is committed. A batch that cannot be committed (disk full,
+a lock held elsewhere) is reported on stderr and kept in memory for the next batch;
+``flush()`` then raises ``StoreError``. ``close()`` (also run at interpreter exit)
+writes what is left.
+
+Reading. Calls borrow a read-only connection from a small pool (SQLite connections
+must not be used by two threads at once) and read one consistent snapshot. WAL lets
+readers run while the writer writes, also from other processes
+(``Store(path, readonly=True)``). Durability: WAL with ``synchronous=NORMAL``, so a
+committed flow survives the process being killed (an OS crash may lose the last
+commits, never the file).
 
 Schema (``schema_version`` 1)::
 
@@ -29,9 +36,9 @@ Schema (``schema_version`` 1)::
     flows_fts(url, headers, body)               -- FTS5, rowid = flows.seq
 
 Every column of ``flows`` but ``marked`` is derived from the record, for indexes
-and SQL filters (``inspector.filters`` compiles to them); it is kept narrow so that
-paging and filtering 100,000 flows reads little;
-``marked`` is only changed by ``set_marked`` (a later ``put`` never clears a mark).
+and SQL filters (``inspector.filters`` compiles to them); the table is kept narrow
+so that paging and filtering 100,000 flows reads little. ``marked`` is changed by
+``set_marked`` (a later ``put`` never clears a mark).
 The record holds header pairs as ``[name, value]`` lists of latin-1 strings and
 WebSocket message heads as latin-1 strings, so every byte survives JSON. Bodies live
 in their own table so listing flows never reads them. Text bodies (``text/*``, JSON,
@@ -57,7 +64,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, NamedTuple
 
 from inspector.content import media_type
 from inspector.filters import header_text, parse, register_sql_functions
@@ -290,6 +297,33 @@ _UPSERT = (
 SORT_KEYS = {"seq": "seq", "start": "start", "method": "method COLLATE NOCASE",
              "host": "host", "status": "status", "size": "resp_size",
              "duration": "duration"}  # fmt: skip
+
+
+class FlowSummary(NamedTuple):
+    """One row of a flow list, read from indexed columns only (no JSON, no bodies)."""
+
+    id: str
+    start: float
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    url: str
+    status: int | None  # None without a response
+    reason: str | None
+    content_type: str | None  # the response's Content-Type header
+    response_size: int | None  # response body size on the wire
+    duration: float | None  # None while unfinished
+    error_class: str | None  # the exception class when the exchange failed
+    replay_of: str | None
+    marked: bool
+
+
+_SUMMARY_COLUMNS = ", ".join(
+    ("id", "start", "method", "scheme", "host", "port", "path", "url", "status", "reason",
+     "resp_content_type", "resp_size", "duration", "error_class", "replay_of", "marked != 0")
+)  # fmt: skip
 
 
 def _response_columns(resp: Response | None) -> tuple[Any, ...]:
@@ -763,17 +797,14 @@ class Store:
         In capture order, or by ``sort`` (a key of ``SORT_KEYS``); ``expr`` filters.
         Use ``get()`` for a flow's bodies.
         """
-        if sort not in SORT_KEYS:
-            raise ValueError(f"unknown sort key {sort!r}: use one of {', '.join(SORT_KEYS)}")
         where, params = self._where(expr)
-        direction = "DESC" if descending else "ASC"
+        order = self._order(sort, descending)
         with self._reading() as conn:
             # Page over the narrow flows table (or an index), then read just those records.
             seqs = [
                 r[0]
                 for r in conn.execute(
-                    f"SELECT seq FROM flows WHERE {where} "
-                    f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction} LIMIT ? OFFSET ?",
+                    f"SELECT seq FROM flows WHERE {where} {order} LIMIT ? OFFSET ?",
                     [*params, max(limit, 0), max(offset, 0)],
                 )
             ]
@@ -784,6 +815,33 @@ class Store:
             ).fetchall()
         flows = {seq: flow_from_record(json.loads(rec), bool(m), {}) for seq, rec, m in rows}
         return [flows[seq] for seq in seqs]
+
+    def summary_rows(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        expr: str | None = None,
+        *,
+        sort: str = "seq",
+        descending: bool = False,
+    ) -> list[FlowSummary]:
+        """Like ``summaries()`` but lightweight ``FlowSummary`` rows: for 100,000-flow lists."""
+        where, params = self._where(expr)
+        order = self._order(sort, descending)
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM flows WHERE {where} {order} LIMIT ? OFFSET ?",
+                [*params, max(limit, 0), max(offset, 0)],
+            ).fetchall()
+        make = FlowSummary._make
+        return [make((*row[:-1], bool(row[-1]))) for row in rows]
+
+    @staticmethod
+    def _order(sort: str, descending: bool) -> str:
+        if sort not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {sort!r}: use one of {', '.join(SORT_KEYS)}")
+        direction = "DESC" if descending else "ASC"
+        return f"ORDER BY {SORT_KEYS[sort]} {direction}, seq {direction}"
 
     def search(self, text: str, limit: int = 1000) -> list[str]:
         """Ids of flows whose URL, headers or text bodies contain ``text``, in capture order.

@@ -552,3 +552,39 @@ def test_many_concurrent_readers_share_a_small_pool(store: Store) -> None:
         t.join(timeout=60)
     assert results == [40] * 200
     assert len(store._idle) <= 4  # connections beyond the pool size were closed
+
+
+def test_summary_rows_are_light_and_agree_with_flows(store: Store) -> None:
+    flows = [make_flow(i, status=200 + (i % 3)) for i in range(12)]
+    flows[3].response = None
+    flows[3].error = FlowError("TimeoutError", "timed out", Phase.STATUS_LINE, 1.0)
+    flows[4].replay_of = flows[0].id
+    for flow in flows:
+        store.put(flow)
+    store.flush()
+    store.set_marked(flows[5].id)
+    rows = store.summary_rows(0, 100)
+    assert [r.id for r in rows] == [f.id for f in flows]
+    for row, flow in zip(rows, flows, strict=True):
+        resp = flow.response
+        assert (row.method, row.scheme, row.host, row.port, row.path, row.url) == (
+            flow.request.method,
+            flow.request.scheme,
+            flow.request.host,
+            flow.request.port,
+            flow.request.path,
+            flow.request.url,
+        )
+        assert row.start == flow.timings.start
+        assert row.duration == flow.timings.duration
+        assert row.status == (resp.status_code if resp else None)
+        assert row.content_type == (resp.header("content-type") if resp else None)
+        assert row.response_size == (resp.body.size if resp else None)
+        assert row.error_class == (flow.error.exc_class if flow.error else None)
+        assert row.replay_of == flow.replay_of
+        assert row.marked is (flow is flows[5])
+    assert [r.id for r in store.summary_rows(2, 3, "~s")] == [flows[2].id, flows[4].id, flows[5].id]
+    slowest = store.summary_rows(0, 1, sort="duration", descending=True)[0]
+    assert slowest.duration == max(f.timings.duration or 0 for f in flows)
+    with pytest.raises(ValueError, match="unknown sort key"):
+        store.summary_rows(sort="url")
