@@ -238,26 +238,31 @@ def _scan_framing(fields: HeaderPairs, version: bytes) -> tuple[Framing, list[by
         if key not in FRAMING_NAMES:
             continue
         if key == b"content-length":
-            lengths.extend(_abnf.comma_split_re.split(value))
-        elif key == b"transfer-encoding":
-            codings.extend(c.lower() for c in _abnf.comma_split_re.split(value) if c)
-            if not value:
-                raise RemoteProtocolError("empty Transfer-Encoding field")
-        elif key == b"connection":
-            for option in _abnf.comma_split_re.split(value.lower()):
-                if option == b"close":
-                    framing.close = True
-                elif option == b"keep-alive":
-                    framing.keep_alive = True
+            lengths += _split_list(value)
         elif key == b"host":
             hosts += 1
+        elif key == b"transfer-encoding":
+            if not value:
+                raise RemoteProtocolError("empty Transfer-Encoding field")
+            codings += [c for c in _split_list(value.lower()) if c]
+        elif key == b"connection":
+            options = _split_list(value.lower())
+            framing.close = framing.close or b"close" in options
+            framing.keep_alive = framing.keep_alive or b"keep-alive" in options
         elif key == b"upgrade":
             framing.upgrade = True
-        elif key == b"expect" and value.lower() == b"100-continue" and version != b"1.0":
+        elif value.lower() == b"100-continue" and version != b"1.0":  # Expect
             framing.expect_continue = True
     if lengths:
         framing.content_length = _parse_content_length(lengths)
     return framing, codings, hosts
+
+
+def _split_list(value: bytes) -> list[bytes]:
+    """The elements of a ``#rule`` list value (RFC 9110 5.6.1); one element needs no regex."""
+    if b"," not in value:
+        return [value]
+    return _abnf.comma_split_re.split(value)
 
 
 def _parse_content_length(values: list[bytes]) -> int:
@@ -267,13 +272,15 @@ def _parse_content_length(values: list[bytes]) -> int:
             raise RemoteProtocolError(
                 f"invalid Content-Length {quote(value)}: expected decimal digits only"
             )
-        if value != first and int(value) != int(first):
+    length = int(first)
+    for value in values:
+        if value != first and int(value) != length:
             shown = b", ".join(values)
             raise RemoteProtocolError(
                 f"conflicting Content-Length values {quote(shown)}: the message length is "
                 "ambiguous (request smuggling risk)"
             )
-    return int(first)
+    return length
 
 
 def _check_codings(
