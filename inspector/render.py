@@ -56,10 +56,10 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
-def status_text(code: int, reason: str = "") -> str:
+def status_text(code: int, reason: str | None = "") -> str:
     """``404 Not Found``; the server's own phrase is added when it differs from the standard."""
     phrase = describe(code).phrase
-    reason = _one_line(reason)
+    reason = _one_line(reason or "")
     if not reason or reason.lower() == phrase.lower():
         return f"{code} {phrase}"
     if phrase.startswith("Unknown"):

@@ -61,6 +61,7 @@ def test_duration_text(seconds: float, text: str) -> None:
     [
         (404, "Not Found", "404 Not Found"),
         (404, "", "404 Not Found"),
+        (404, None, "404 Not Found"),
         (200, "ok", "200 OK"),
         (200, "All good", '200 OK ("All good")'),
         (503, "", "503 Service Unavailable"),
@@ -69,7 +70,7 @@ def test_duration_text(seconds: float, text: str) -> None:
         (200, "line\r\nbreak", '200 OK ("line break")'),
     ],
 )
-def test_status_text_names_the_status(code: int, reason: str, text: str) -> None:
+def test_status_text_names_the_status(code: int, reason: str | None, text: str) -> None:
     assert status_text(code, reason) == text
 
 
