@@ -74,6 +74,8 @@ class ProxyServer:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await handler.run()
+        except asyncio.CancelledError:
+            pass  # shutdown cut this connection; the handler already reported its flow
         except Exception as e:  # a handler must never take the server down
             print(f"inspector: internal error: {e!r}", file=sys.stderr)
         finally:

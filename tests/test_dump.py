@@ -1,0 +1,266 @@
+"""``inspector dump`` as a real subprocess: lines, --filter, -q, clean stops and crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from inspector.store import Store
+from tests.conftest import needs_ipv6
+from tests.proxy_process import ProxyProcess
+from tests.servers import EchoServer
+
+ROOT = Path(__file__).parents[1]
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once closed
+
+
+def fetch(proxy: ProxyProcess, url: str) -> int:
+    return requests.get(url, proxies={"http": proxy.url}, timeout=15).status_code
+
+
+def stored(session: Path) -> list:  # type: ignore[type-arg]
+    with Store(session, readonly=True) as store:
+        return list(store.iter_flows())
+
+
+def test_one_line_per_exchange_and_per_error(tmp_path: Path, echo_server: EchoServer) -> None:
+    proxy = ProxyProcess(tmp_path)
+    port = dead_port()
+    assert fetch(proxy, f"{echo_server.url}/status/404") == 404
+    assert fetch(proxy, f"http://127.0.0.1:{port}/x") == 502
+    out, err = proxy.stop()
+    assert proxy.proc.returncode == 0
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"GET {echo_server.url}/status/404 -> 404 Not Found  11 B  ")
+    assert lines[0].endswith(" ms")
+    assert lines[1] == (
+        f"GET http://127.0.0.1:{port}/x -> ERROR ConnectionRefusedError: "
+        "[Errno 111] Connection refused"
+    )
+    assert f"inspector: proxy listening on http://127.0.0.1:{proxy.port}" in err
+    assert "Traceback" not in err
+
+
+def test_filter_selects_printed_lines_but_everything_is_recorded(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    proxy = ProxyProcess(tmp_path, "--filter", "~c 404 | ~m POST")
+    fetch(proxy, f"{echo_server.url}/status/200")
+    fetch(proxy, f"{echo_server.url}/status/404")
+    requests.post(f"{echo_server.url}/echo", data=b"x", proxies={"http": proxy.url}, timeout=15)
+    out, _ = proxy.stop()
+    assert [ln.split(" -> ")[0] for ln in out.splitlines()] == [
+        f"GET {echo_server.url}/status/404",
+        f"POST {echo_server.url}/echo",
+    ]
+    assert len(stored(proxy.session)) == 3
+
+
+def test_quiet_prints_only_errors(tmp_path: Path, echo_server: EchoServer) -> None:
+    proxy = ProxyProcess(tmp_path, "-q")
+    port = dead_port()
+    fetch(proxy, f"{echo_server.url}/status/200")
+    fetch(proxy, f"http://127.0.0.1:{port}/")
+    out, _ = proxy.stop()
+    assert out.splitlines() == [
+        f"GET http://127.0.0.1:{port}/ -> ERROR ConnectionRefusedError: "
+        "[Errno 111] Connection refused"
+    ]
+    assert len(stored(proxy.session)) == 2
+
+
+def run_dump(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "dump",
+            "--listen-port",
+            "0",
+            "--confdir",
+            str(tmp_path / "conf"),
+            "--session",
+            str(tmp_path / "s.db"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_bad_filter_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_dump(tmp_path, "--filter", "~x nope")
+    assert done.returncode == 2
+    assert done.stderr.startswith("inspector: error: bad --filter expression: ")
+    assert "~x" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_intercept_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_dump(tmp_path, "--intercept", "(~m GET")
+    assert done.returncode == 2
+    assert "bad --intercept expression" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = str(busy.getsockname()[1])
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "inspector",
+                "dump",
+                "--listen-port",
+                port,
+                "--confdir",
+                str(tmp_path / "conf"),
+                "--session",
+                str(tmp_path / "s.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unsafe_ca_key_is_a_clear_error(tmp_path: Path) -> None:
+    ProxyProcess(tmp_path).stop()  # creates the CA
+    key = tmp_path / "conf" / "ca-key.pem"
+    key.chmod(0o644)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "dump",
+            "--listen-port",
+            "0",
+            "--confdir",
+            str(tmp_path / "conf"),
+            "--session",
+            str(tmp_path / "s2.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("inspector: error: ") and "chmod 600" in done.stderr
+
+
+def test_insecure_warns(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "inspector",
+                "dump",
+                "--listen-port",
+                "0",
+                "--insecure",
+                "--confdir",
+                str(tmp_path / "conf"),
+                "--session",
+                str(tmp_path / "s.db"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=ROOT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "warning" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(15)
+    text = log.read_text()
+    assert "inspector: proxy listening on http://127.0.0.1:" in text
+    assert "inspector: warning: --insecure: upstream certificates are not verified" in text
+    assert proc.returncode == 0
+
+
+@needs_ipv6
+def test_ipv6_listen_line_has_brackets(tmp_path: Path, echo_server: EchoServer) -> None:
+    proxy = ProxyProcess(tmp_path, "--listen-host", "::1")
+    assert proxy.host == "::1"
+    status = requests.get(
+        f"{echo_server.url}/status/200", proxies={"http": f"http://[::1]:{proxy.port}"}, timeout=15
+    ).status_code
+    _, err = proxy.stop()
+    assert status == 200
+    assert f"inspector: proxy listening on http://[::1]:{proxy.port}" in err
+
+
+def test_sigint_flushes_every_flow_including_in_flight(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    proxy = ProxyProcess(tmp_path)
+    for i in range(20):
+        fetch(proxy, f"{echo_server.url}/status/{200 + i}")
+    out, _ = proxy.stop(signal.SIGINT)
+    assert proxy.proc.returncode == 0
+    assert len(out.splitlines()) == 20
+    assert sorted(f.response.status_code for f in stored(proxy.session)) == [  # type: ignore[union-attr]
+        200 + i for i in range(20)
+    ]
+
+
+def test_sigterm_is_a_clean_stop_too(tmp_path: Path, echo_server: EchoServer) -> None:
+    proxy = ProxyProcess(tmp_path)
+    fetch(proxy, f"{echo_server.url}/status/200")
+    proxy.stop(signal.SIGTERM)
+    assert proxy.proc.returncode == 0
+    assert len(stored(proxy.session)) == 1
+
+
+@pytest.mark.timeout(60)
+def test_kill_9_keeps_every_finished_flow(tmp_path: Path, echo_server: EchoServer) -> None:
+    proxy = ProxyProcess(tmp_path)
+    for i in range(25):
+        fetch(proxy, f"{echo_server.url}/status/{200 + i}")
+    # Every finished flow reaches the file within a short commit window.
+    deadline = time.monotonic() + 10
+    count = 0
+    while time.monotonic() < deadline and count < 25:
+        with Store(proxy.session, readonly=True) as store:
+            count = store.count()
+        time.sleep(0.05)
+    os.kill(proxy.proc.pid, signal.SIGKILL)
+    proxy.proc.wait(10)
+    assert count == 25
+    conn = sqlite3.connect(proxy.session)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    flows = stored(proxy.session)
+    assert sorted(f.response.status_code for f in flows) == [200 + i for i in range(25)]  # type: ignore[union-attr]
