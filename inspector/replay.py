@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import socket
 import ssl
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -183,10 +185,11 @@ def replay_request(flow: Flow, options: ReplayOptions) -> Request:
     )
 
 
-def replay_flow(flow: Flow, options: ReplayOptions) -> Flow:
+def replay_flow(flow: Flow, options: ReplayOptions, *, in_flight: InFlight | None = None) -> Flow:
     """Send ``flow``'s request again; the new Flow holds the response or the error.
 
     Raises ReplayError (before sending anything) when the flow cannot be replayed.
+    ``in_flight`` lets another thread cut the exchange short (Ctrl-C).
     """
     check_replayable(flow)
     request = replay_request(flow, options)
@@ -194,18 +197,53 @@ def replay_flow(flow: Flow, options: ReplayOptions) -> Flow:
         request=request, mode="replay", replay_of=flow.id, timings=Timings(start=time.time())
     )
     new.request.timestamp = new.timings.start
-    _exchange(new, options)
+    _exchange(new, options, in_flight or InFlight())
     return new
 
 
-def _exchange(flow: Flow, options: ReplayOptions) -> None:
+class InFlight:
+    """The connections replays are using right now, so that Ctrl-C can cut them short."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: set[protocol.HTTPConnection] = set()
+        self.aborted = False
+
+    def add(self, conn: protocol.HTTPConnection) -> None:
+        with self._lock:
+            if self.aborted:
+                raise InterruptedError("replay interrupted")
+            self._conns.add(conn)
+
+    def discard(self, conn: protocol.HTTPConnection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+
+    def abort(self) -> None:
+        """Shut every open connection down; threads blocked on them wake with an error."""
+        with self._lock:
+            self.aborted = True
+            conns = list(self._conns)
+        for conn in conns:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def _exchange(flow: Flow, options: ReplayOptions, in_flight: InFlight) -> None:
     req, timings = flow.request, flow.timings
     phase = Phase.CONNECT
     conn = _connection(req, options)
     try:
+        in_flight.add(conn)
         timings.connect_start = time.time()
         conn.connect()
         timings.connect_end = time.time()
+        if in_flight.aborted:  # Ctrl-C came while connecting: send nothing
+            raise InterruptedError("replay interrupted")
         if req.scheme == "https":
             phase = Phase.TLS
             timings.tls_end = timings.connect_end
@@ -225,6 +263,7 @@ def _exchange(flow: Flow, options: ReplayOptions) -> None:
         phase = _refine_phase(phase, e)
         flow.error = FlowError(type(e).__name__, str(e) or repr(e), phase, time.time())
     finally:
+        in_flight.discard(conn)
         conn.close()
         timings.end = time.time()
 
@@ -287,12 +326,12 @@ class Outcome:
     refused: str | None = None  # why it could not be replayed (ReplayError)
 
 
-def replay_one(flow: Flow, options: ReplayOptions) -> Outcome:
+def replay_one(flow: Flow, options: ReplayOptions, in_flight: InFlight) -> Outcome:
     reason = skip_reason(flow)
     if reason is not None:
         return Outcome(flow, skipped=reason)
     try:
-        return Outcome(flow, new=replay_flow(flow, options))
+        return Outcome(flow, new=replay_flow(flow, options, in_flight=in_flight))
     except ReplayError as e:
         return Outcome(flow, refused=str(e))
 
@@ -439,12 +478,13 @@ def run_replays(
     Returns False when interrupted by Ctrl-C (pending sends are cancelled).
     """
     limiter = RateLimiter(rate)
+    in_flight = InFlight()
     window: deque[Future[Outcome]] = deque()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="replay")
     try:
         for flow in flows:
             limiter.wait()
-            window.append(pool.submit(replay_one, flow, options))
+            window.append(pool.submit(replay_one, flow, options, in_flight))
             while window and (window[0].done() or len(window) > 2 * concurrency):
                 on_outcome(window.popleft().result())
         while window:
@@ -452,7 +492,8 @@ def run_replays(
     except KeyboardInterrupt:
         for future in window:
             future.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        in_flight.abort()  # sends under way end now instead of at their timeout
+        pool.shutdown(wait=True, cancel_futures=True)
         return False
     pool.shutdown(wait=True)
     return True

@@ -25,7 +25,7 @@ from tests.replay_fixtures import (
     run_inspector,
     write_session,
 )
-from tests.servers import EchoServer
+from tests.servers import EchoServer, read_request_head
 
 
 class JsonServer:
@@ -349,3 +349,39 @@ def test_progress_goes_to_stderr_only_on_a_tty(tmp_path, echo_server):
     assert proc.stdout.decode().splitlines()[-1] == "replayed 3 of 3: 3 match, 0 differ, 0 errors"
     plain = run_inspector("replay", session)
     assert "replaying" not in plain.stderr
+
+
+def test_ctrl_c_cuts_a_hung_request_short(tmp_path, raw_server):
+    got_request, release = threading.Event(), threading.Event()
+
+    def hang(conn):
+        read_request_head(conn)
+        got_request.set()
+        release.wait(60)
+
+    server = raw_server(hang)
+    session = tmp_path / "s.db"
+    write_session(session, [make_flow("127.0.0.1", server.port, "GET", f"/h{i}") for i in range(3)])
+    root = Path(__file__).parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "replay", str(session), "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
+    try:
+        assert got_request.wait(30)
+        proc.send_signal(signal.SIGINT)
+        # It ends on the signal, long before the 120 s read timeout would have.
+        out, err = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert out.decode().splitlines() == [
+        "replayed 0 of 3: 0 match, 0 differ, 0 errors; interrupted"
+    ]
+    assert b"Traceback" not in err
