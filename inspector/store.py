@@ -380,14 +380,20 @@ def _delete_flows(conn: sqlite3.Connection, ids: list[str]) -> int:
     return deleted
 
 
+def _create_schema(conn: sqlite3.Connection) -> None:
+    # One statement at a time: executescript() would commit the open transaction.
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     """Version 0 kept each whole flow, bodies included, as one JSON document."""
     conn.execute("ALTER TABLE flows RENAME TO flows_v0")
     conn.execute("DROP TABLE meta")
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    for (text,) in conn.execute("SELECT flow FROM flows_v0 ORDER BY seq").fetchall():
+    _create_schema(conn)
+    # Streamed: writing other tables while this cursor reads flows_v0 is fine in SQLite.
+    for (text,) in conn.execute("SELECT flow FROM flows_v0 ORDER BY seq"):
         rec = json.loads(text)
         marked = bool(rec.pop("marked", False))
         bodies = {0: rec["req"]["body"].pop("data", "").encode("latin-1")}
@@ -523,9 +529,7 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if version is None:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                _create_schema(conn)
             else:
                 for old in range(version, SCHEMA_VERSION):
                     _MIGRATIONS[old](conn)
