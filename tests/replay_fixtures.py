@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings
 
@@ -167,3 +170,127 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class JsonServer:
+    """Answers every request with one JSON document and status (a changed upstream)."""
+
+    def __init__(self, status: int, payload: object, extra_headers=()) -> None:
+        encoded = json.dumps(payload).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in extra_headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(encoded)))
+                self.end_headers()
+                self.wfile.write(encoded)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# --- a hand-written checker of the HAR 1.2 required fields and their types ---------------
+
+NUM = (int, float)
+
+
+def _need(obj: dict, where: str, fields: dict) -> None:
+    assert isinstance(obj, dict), f"{where} must be an object"
+    for name, kind in fields.items():
+        assert name in obj, f"{where}.{name} is required"
+        assert isinstance(obj[name], kind), f"{where}.{name} has type {type(obj[name]).__name__}"
+
+
+def _pairs(items: list, where: str) -> None:
+    for i, item in enumerate(items):
+        _need(item, f"{where}[{i}]", {"name": str, "value": str})
+
+
+def check_har(doc: dict) -> None:
+    """Assert that ``doc`` has every field HAR 1.2 requires, with the right types."""
+    _need(doc, "", {"log": dict})
+    log = doc["log"]
+    _need(log, "log", {"version": str, "creator": dict, "entries": list})
+    assert log["version"] == "1.2"
+    _need(log["creator"], "log.creator", {"name": str, "version": str})
+    for i, e in enumerate(log["entries"]):
+        w = f"entries[{i}]"
+        _need(
+            e,
+            w,
+            {
+                "startedDateTime": str,
+                "time": NUM,
+                "request": dict,
+                "response": dict,
+                "cache": dict,
+                "timings": dict,
+            },
+        )
+        assert "T" in e["startedDateTime"]
+        req, resp = e["request"], e["response"]
+        _need(
+            req,
+            f"{w}.request",
+            {
+                "method": str,
+                "url": str,
+                "httpVersion": str,
+                "cookies": list,
+                "headers": list,
+                "queryString": list,
+                "headersSize": int,
+                "bodySize": int,
+            },
+        )
+        _pairs(req["headers"], f"{w}.request.headers")
+        _pairs(req["queryString"], f"{w}.request.queryString")
+        _pairs(req["cookies"], f"{w}.request.cookies")
+        if "postData" in req:
+            _need(req["postData"], f"{w}.request.postData", {"mimeType": str, "text": str})
+        _need(
+            resp,
+            f"{w}.response",
+            {
+                "status": int,
+                "statusText": str,
+                "httpVersion": str,
+                "cookies": list,
+                "headers": list,
+                "content": dict,
+                "redirectURL": str,
+                "headersSize": int,
+                "bodySize": int,
+            },
+        )
+        _pairs(resp["headers"], f"{w}.response.headers")
+        _pairs(resp["cookies"], f"{w}.response.cookies")
+        _need(resp["content"], f"{w}.response.content", {"size": int, "mimeType": str})
+        _need(
+            e["timings"],
+            f"{w}.timings",
+            {k: NUM for k in ("blocked", "dns", "connect", "ssl", "send", "wait", "receive")},
+        )
+        for key, value in e["timings"].items():
+            assert value >= 0 or value == -1, f"{w}.timings.{key} = {value}"
+        if "serverIPAddress" in e:
+            assert isinstance(e["serverIPAddress"], str)

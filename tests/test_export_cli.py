@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.replay_fixtures import read_session, record, run_inspector, write_session
-from tests.test_export import check_har
-from tests.test_replay_cli import JsonServer
+from tests.replay_fixtures import (
+    JsonServer,
+    check_har,
+    read_session,
+    record,
+    run_inspector,
+    write_session,
+)
 
 ROOT = Path(__file__).parents[1]
 

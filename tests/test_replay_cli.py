@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
@@ -11,12 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.replay_fixtures import (
+    JsonServer,
     body,
     closed_port,
     make_flow,
@@ -26,42 +25,6 @@ from tests.replay_fixtures import (
     write_session,
 )
 from tests.servers import EchoServer, read_request_head
-
-
-class JsonServer:
-    """Answers every request with one JSON document and status (a changed upstream)."""
-
-    def __init__(self, status: int, payload: object, extra_headers=()) -> None:
-        encoded = json.dumps(payload).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in extra_headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
-
-            do_GET = do_POST = _answer
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
