@@ -33,7 +33,7 @@ Schema (``schema_version`` 1)::
         record TEXT)                            -- the whole Flow but bodies, as JSON
     bodies(flow_seq, part, data BLOB)           -- recorded body bytes; part 0 request,
                                                 -- 1 response; no row for an empty body
-    flows_fts(url, headers, body)               -- FTS5, rowid = flows.seq
+    flows_fts(url, headers, body)               -- FTS5, rowid = flows.seq, contentless
 
 Every column of ``flows`` but ``marked`` is derived from the record, for indexes
 and SQL filters (``inspector.filters`` compiles to them); the table is kept narrow
@@ -279,7 +279,7 @@ CREATE TABLE bodies (
     data BLOB NOT NULL,
     PRIMARY KEY (flow_seq, part)
 );
-CREATE VIRTUAL TABLE flows_fts USING fts5(url, headers, body);
+CREATE VIRTUAL TABLE flows_fts USING fts5(url, headers, body, content='');
 """
 
 _COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
@@ -334,48 +334,78 @@ def _response_columns(resp: Response | None) -> tuple[Any, ...]:
             resp.body.size, header_text(resp.headers))  # fmt: skip
 
 
+def _fts_values(flow: Flow) -> tuple[str, str, str]:
+    """The url, headers and body text a flow is indexed under for search()."""
+    req, resp = flow.request, flow.response
+    heads = header_text(req.headers)
+    texts = [_body_text(req.headers, req.body)]
+    if resp is not None:
+        heads += "\n" + header_text(resp.headers)
+        texts.append(_body_text(resp.headers, resp.body))
+    return _clean(req.url), _clean(heads), _clean("\n".join(t for t in texts if t))  # type: ignore[return-value]
+
+
+def _read_flow(conn: sqlite3.Connection, flow_id: str) -> tuple[int, Flow] | None:
+    row = conn.execute(
+        "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) WHERE id = ?",
+        (flow_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    bodies = dict(conn.execute("SELECT part, data FROM bodies WHERE flow_seq = ?", row[:1]))
+    return row[0], flow_from_record(json.loads(row[1]), bool(row[2]), bodies)
+
+
+def _unindex(conn: sqlite3.Connection, seq: int, old: Flow) -> None:
+    # The index keeps no copy of the text (content=''), so removing a row means handing
+    # FTS5 the very values it was indexed under: recomputed from the stored flow, which
+    # round-trips exactly.
+    conn.execute(
+        "INSERT INTO flows_fts (flows_fts, rowid, url, headers, body) "
+        "VALUES ('delete', ?, ?, ?, ?)",
+        (seq, *_fts_values(old)),
+    )
+
+
 def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
     req, resp = flow.request, flow.response
-    req_head = header_text(req.headers)
     status, reason, resp_type, resp_size, resp_head = _response_columns(resp)
     values = (
         flow.id, flow.timings.start, _clean(req.method), _clean(req.scheme), _clean(req.host),
         req.port, _clean(req.path), _clean(req.url), status, reason,
         _clean(req.header("content-type")), resp_type, req.body.size, resp_size,
         flow.timings.duration, None if flow.error is None else _clean(flow.error.exc_class),
-        flow.replay_of, int(flow.marked), _clean(req_head), _clean(resp_head),
+        flow.replay_of, int(flow.marked), _clean(header_text(req.headers)), _clean(resp_head),
     )  # fmt: skip
     # Most flows are put once; only an update has old bodies and index entries to drop.
-    known = conn.execute("SELECT seq FROM flows WHERE id = ?", (flow.id,)).fetchone()
+    known = _read_flow(conn, flow.id)
+    if known is not None:
+        _unindex(conn, *known)
+        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (known[0],))
     seq = conn.execute(_UPSERT, values).fetchone()[0]
     record = json.dumps(flow_to_record(flow), separators=(",", ":"))
     conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (seq, record))
-    if known is not None:
-        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", known)
-        conn.execute("DELETE FROM flows_fts WHERE rowid = ?", known)
-    texts = [_body_text(req.headers, req.body)]
     if req.body.data:
         conn.execute("INSERT INTO bodies VALUES (?, 0, ?)", (seq, req.body.data))
-    if resp is not None:
-        texts.append(_body_text(resp.headers, resp.body))
-        if resp.body.data:
-            conn.execute("INSERT INTO bodies VALUES (?, 1, ?)", (seq, resp.body.data))
+    if resp is not None and resp.body.data:
+        conn.execute("INSERT INTO bodies VALUES (?, 1, ?)", (seq, resp.body.data))
     conn.execute(
         "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
-        (seq, _clean(req.url), _clean(f"{req_head}\n{resp_head or ''}"),
-         _clean("\n".join(t for t in texts if t))),
-    )  # fmt: skip
+        (seq, *_fts_values(flow)),
+    )
 
 
 def _delete_flows(conn: sqlite3.Connection, ids: list[str]) -> int:
     deleted = 0
     for flow_id in ids:
-        row = conn.execute("DELETE FROM flows WHERE id = ? RETURNING seq", (flow_id,)).fetchone()
-        if row is None:
+        known = _read_flow(conn, flow_id)
+        if known is None:
             continue
-        conn.execute("DELETE FROM records WHERE seq = ?", row)
-        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", row)
-        conn.execute("DELETE FROM flows_fts WHERE rowid = ?", row)
+        seq = known[0]
+        _unindex(conn, *known)
+        conn.execute("DELETE FROM flows WHERE seq = ?", (seq,))
+        conn.execute("DELETE FROM records WHERE seq = ?", (seq,))
+        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
         deleted += 1
     return deleted
 
@@ -745,14 +775,8 @@ class Store:
 
     def get(self, flow_id: str) -> Flow | None:
         with self._reading() as conn:
-            row = conn.execute(
-                "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) WHERE id = ?",
-                (flow_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            bodies = dict(conn.execute("SELECT part, data FROM bodies WHERE flow_seq = ?", row[:1]))
-        return flow_from_record(json.loads(row[1]), bool(row[2]), bodies)
+            known = _read_flow(conn, flow_id)
+        return None if known is None else known[1]
 
     def iter_flows(self, expr: str | None = None) -> Iterator[Flow]:
         """Every flow (matching ``expr``), bodies included, in capture order."""

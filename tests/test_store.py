@@ -588,3 +588,24 @@ def test_summary_rows_are_light_and_agree_with_flows(store: Store) -> None:
     assert slowest.duration == max(f.timings.duration or 0 for f in flows)
     with pytest.raises(ValueError, match="unknown sort key"):
         store.summary_rows(sort="url")
+
+
+def test_search_index_follows_updates_and_deletes(store: Store) -> None:
+    flow = make_flow(1, resp_body=b"alpha words", content_type=b"text/plain")
+    keep = make_flow(2, resp_body=b"alpha kept", content_type=b"text/plain")
+    store.put(flow)
+    store.put(keep)
+    store.flush()
+    assert store.search("alpha") == [flow.id, keep.id]
+    flow.response.body = Body(b"beta words", 10)  # type: ignore[union-attr]
+    flow.request.headers.append((b"X-Note", b"gamma"))
+    store.put(flow)
+    store.flush()
+    assert store.search("alpha") == [keep.id]  # the old text is gone from the index
+    assert store.search("beta") == [flow.id]
+    assert store.search("gamma") == [flow.id]
+    store.delete(flow.id)
+    assert store.search("beta") == [] and store.search("words") == []
+    assert store.search("alpha kept") == [keep.id]
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("INSERT INTO flows_fts (flows_fts) VALUES ('integrity-check')")
