@@ -14,6 +14,7 @@ from protocol import _abnf
 from protocol._buffer import ReceiveBuffer
 from protocol.errors import (
     BadStatusLine,
+    HTTPException,
     IncompleteRead,
     LineTooLong,
     RemoteProtocolError,
@@ -366,52 +367,85 @@ class ContentLengthReader:
 
 
 class ChunkedReader:
-    """A chunked body (RFC 9112 7.1): sizes, extensions (ignored), data, trailers."""
+    """A chunked body (RFC 9112 7.1): sizes, extensions (ignored), data, trailers.
 
-    __slots__ = ("_crlf_due", "_limits", "_trailers_due", "remaining")
+    Chunks already in the buffer are handed out together as one ``Data`` (up to
+    ``COALESCE`` bytes): fewer events for the caller to move along.
+    """
+
+    COALESCE = 65536
+
+    __slots__ = ("_crlf_due", "_limits", "_pending", "_trailers_due", "remaining")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self.remaining = 0  # bytes left in the current chunk
         self._crlf_due = False  # the CRLF after a chunk's data
         self._trailers_due = False
+        # what comes after the Data being returned: the end, or an error about later bytes
+        self._pending: EndOfMessage | HTTPException | None = None
 
     def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
-        if self.remaining:
-            if not buf:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if isinstance(pending, HTTPException):
+                raise pending
+            return pending
+        piece = self._next_piece(buf)
+        if type(piece) is not bytes:
+            return piece  # type: ignore[return-value]
+        if not buf or len(piece) >= self.COALESCE:
+            return Data(piece)
+        return Data(self._coalesce(buf, [piece], len(piece)))
+
+    def _coalesce(self, buf: ReceiveBuffer, parts: list[bytes], size: int) -> bytes:
+        try:
+            while buf and size < self.COALESCE:
+                piece = self._next_piece(buf)
+                if type(piece) is not bytes:
+                    self._pending = piece  # type: ignore[assignment]
+                    break
+                parts.append(piece)
+                size += len(piece)
+        except HTTPException as err:
+            self._pending = err  # the valid data first; the error on the next call
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _next_piece(self, buf: ReceiveBuffer) -> bytes | EndOfMessage | None:
+        """The next run of chunk data, the end of the body, or None for more bytes."""
+        while True:
+            if self.remaining:
+                if not buf:
+                    return None
+                data = buf.take(self.remaining)
+                self.remaining -= len(data)
+                if not self.remaining:
+                    self._crlf_due = True
+                return data
+            if self._crlf_due:
+                if len(buf) < 2:
+                    return None
+                if not buf.startswith(b"\r\n"):
+                    raise RemoteProtocolError(
+                        f"chunk data is longer than its size line said: {quote(buf.prefix(20))} "
+                        "follows where CRLF was expected"
+                    )
+                buf.skip(2)
+                self._crlf_due = False
+            if self._trailers_due:
+                return self._read_trailers(buf)
+            line = buf.take_line(self._limits.max_line, "chunk size")
+            if line is None:
                 return None
-            data = buf.take(self.remaining)
-            self.remaining -= len(data)
-            if not self.remaining:
-                self._crlf_due = True
-            return Data(data)
-        if self._crlf_due:
-            if len(buf) < 2:
-                return None
-            if not buf.startswith(b"\r\n"):
+            m = _chunk_size_line(line)
+            if m is None:
                 raise RemoteProtocolError(
-                    f"chunk data is longer than its size line said: {quote(buf.peek(), 20)} "
-                    "follows where CRLF was expected"
+                    f"invalid chunk size line {quote(line)}: expected 1 to 16 hex digits, "
+                    "optionally followed by ;extensions"
                 )
-            buf.skip(2)
-            self._crlf_due = False
-        if self._trailers_due:
-            return self._read_trailers(buf)
-        line = buf.take_line(self._limits.max_line, "chunk size")
-        if line is None:
-            return None
-        m = _chunk_size_line(line)
-        if m is None:
-            raise RemoteProtocolError(
-                f"invalid chunk size line {quote(line)}: expected 1 to 16 hex digits, "
-                "optionally followed by ;extensions"
-            )
-        size = int(m.group(1), 16)
-        if size == 0:
-            self._trailers_due = True
-            return self._read_trailers(buf)
-        self.remaining = size
-        return self(buf)
+            self.remaining = int(m.group(1), 16)
+            self._trailers_due = not self.remaining
 
     def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
         if buf.startswith(b"\r\n"):

@@ -630,6 +630,23 @@ def test_chunk_size_line_too_long() -> None:
         drain(server_with(raw, max_line=100))
 
 
+def test_buffered_chunks_come_out_as_one_data_event() -> None:
+    body = b"".join(b"3\r\n%03d\r\n" % i for i in range(50))
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    events = drain(server_with(raw + b"0\r\n\r\n"))
+    assert events[1:] == [Data(b"".join(b"%03d" % i for i in range(50))), EndOfMessage(), NEED_DATA]
+
+
+def test_valid_chunks_are_delivered_before_a_later_chunk_error() -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    conn = server_with(raw + b"3\r\nabc\r\n2\r\nde\r\nzz\r\n")
+    assert conn.next_event().method == b"POST"
+    assert conn.next_event() == Data(b"abcde")
+    with pytest.raises(RemoteProtocolError, match="invalid chunk size line"):
+        conn.next_event()
+    assert conn.their_state is ERROR
+
+
 # ---------------------------------------------------------------- limits
 
 
