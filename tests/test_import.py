@@ -224,6 +224,14 @@ MALFORMED = [
         {"log": {"entries": [_entry(request__url="http://host:99999/")]}},
         "entry 0: request.url has a bad port",
     ),
+    (
+        {"log": {"entries": [_entry(request__headers=[{"name": "X-A", "value": "a\r\nX-B: b"}])]}},
+        "entry 0: request.headers[0].value contains a line break or NUL",
+    ),
+    (
+        {"log": {"entries": [_entry(response__headers=[{"name": "Bad Name", "value": "v"}])]}},
+        "entry 0: response.headers[0].name is not a valid header name: 'Bad Name'",
+    ),
 ]
 
 

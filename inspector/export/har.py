@@ -34,6 +34,9 @@ _TEXT_TYPES = re.compile(
 )
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: methods, field names
+
+
 class HarError(Exception):
     """A HAR document that cannot be read; the message names the entry and the field."""
 
@@ -364,6 +367,10 @@ def _read_headers(e: _Entry, path: str) -> HeaderPairs:
             raise e.error(f"{where}.value", "is missing")
         if name.startswith(":"):
             continue  # HTTP/2 pseudo-headers in browser HARs; the URL and method carry them
+        if not _TOKEN.fullmatch(name):
+            raise e.error(f"{where}.name", f"is not a valid header name: {name!r}")
+        if any(c in value for c in "\r\n\x00"):
+            raise e.error(f"{where}.value", "contains a line break or NUL")
         try:
             out.append((name.encode("latin-1"), value.encode("latin-1")))
         except UnicodeEncodeError:
@@ -373,7 +380,7 @@ def _read_headers(e: _Entry, path: str) -> HeaderPairs:
 
 def _read_request(e: _Entry, start: float) -> Request:
     method = e.get("request.method", str)
-    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", method):
+    if not _TOKEN.fullmatch(method):
         raise e.error("request.method", f"is not an HTTP method: {method!r}")
     url = e.get("request.url", str)
     parts = urlsplit(url)
@@ -389,13 +396,11 @@ def _read_request(e: _Entry, start: float) -> Request:
     headers = _read_headers(e, "request.headers")
     if not any(name.lower() == b"host" for name, _ in headers):
         # HTTP/2 browser captures carry :authority instead; HTTP/1.1 needs Host first.
-        headers.insert(0, (b"Host", parts.netloc.rpartition("@")[2].encode("idna")))
+        netloc = parts.netloc.rpartition("@")[2]
+        headers.insert(0, (b"Host", netloc.encode("ascii" if netloc.isascii() else "idna")))
     size = e.get("request.bodySize", int, required=False)
-    post = e.get("request.postData", dict, required=False)
-    if post is not None:
-        body = _read_body(e, "request.postData", post, size)
-    else:
-        body = _read_body(e, "request.postData", {}, size)
+    post = e.get("request.postData", dict, required=False) or {}
+    body = _read_body(e, "request.postData", post, size)
     return Request(
         method=method,
         scheme=parts.scheme,
