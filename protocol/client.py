@@ -79,6 +79,23 @@ def _encode(data: str, name: str = "data") -> bytes:
         ) from None
 
 
+_is_token = token_re.fullmatch
+_is_field_value = field_value_re.fullmatch
+
+
+def _field_value(value: str | bytes | int) -> bytes:
+    """A header value as bytes (str as ISO-8859-1), refused if it holds CR, LF or controls."""
+    if isinstance(value, str):
+        raw = value.encode("latin-1")
+    elif isinstance(value, int):
+        raw = str(value).encode("ascii")
+    else:
+        raw = bytes(value)  # type: ignore[arg-type]
+    if not _is_field_value(raw):
+        raise ValueError(f"Invalid header value {raw!r}")
+    return raw
+
+
 def _idna_host(host: str) -> bytes:
     try:
         return host.encode("ascii")
@@ -170,6 +187,9 @@ class HTTPResponse(io.BufferedIOBase):
     def _read_head(self) -> Response:
         core = self._core
         assert core is not None
+        pending, eof = core.trailing_data
+        if not pending and not eof:
+            self._fill()  # nothing buffered: the head can only come from the socket
         while True:
             event = core.next_event()
             if event is NEED_DATA:
@@ -201,26 +221,18 @@ class HTTPResponse(io.BufferedIOBase):
         if self.debuglevel > 0:
             for name, value in event.headers.text_items():
                 print("header:", name + ":", value)
-        codings = event.headers.get_combined(b"transfer-encoding") or b""
-        self.chunked = codings.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+        length, codings, _ = _framing_fields(event.headers)
+        self.chunked = _last_is_chunked(codings)
         self.chunk_left = None
         self.will_close = not self._core.keep_alive  # type: ignore[union-attr]
-        self.length = None if self.chunked else self._declared_length(event.headers)
+        # The core already refused malformed or conflicting lengths; this only
+        # exposes the number as http.client's ``length`` attribute.
+        self.length = None if self.chunked or length is None else int(length.split(b",")[0])
         status = event.status_code
         if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
-
-    @staticmethod
-    def _declared_length(fields: Headers) -> int | None:
-        # The core already refused conflicting or malformed values; this only
-        # exposes the number as http.client's ``length`` attribute.
-        values = fields.get_all(b"content-length")
-        if not values:
-            return None
-        first = values[0].split(b",", 1)[0].strip()
-        return int(first) if first.isdigit() else None
 
     @property
     def headers(self) -> HTTPMessage | None:
@@ -773,22 +785,15 @@ class HTTPConnection:
         if self.__state != _CS_REQ_STARTED:
             raise CannotSendHeader()
         name = header.encode("ascii") if isinstance(header, str) else bytes(header)
-        if not token_re.fullmatch(name):
+        if not _is_token(name):
             raise ValueError(f"Invalid header name {name!r}")
-        encoded = []
-        for value in values:
-            if isinstance(value, str):
-                raw = value.encode("latin-1")
-            elif isinstance(value, int):
-                raw = str(value).encode("ascii")
-            else:
-                raw = bytes(value)
-            if not field_value_re.fullmatch(raw):
-                raise ValueError(f"Invalid header value {raw!r}")
-            encoded.append(raw.strip(b" \t"))
-        # http.client folds several values onto continuation lines; obs-fold is
-        # obsolete (RFC 9112 5.2) and refused by careful servers, so join as a list.
-        self._fields.add(name, b", ".join(encoded))
+        if len(values) == 1:
+            value = _field_value(values[0])
+        else:
+            # http.client folds several values onto continuation lines; obs-fold is
+            # obsolete (RFC 9112 5.2) and refused by careful servers: join as a list.
+            value = b", ".join([_field_value(v) for v in values])
+        self._fields.raw.append((name, value))
 
     def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
         """Send the request head, then ``message_body`` if given."""
@@ -798,49 +803,55 @@ class HTTPConnection:
         self._send_output(message_body, encode_chunked=encode_chunked)
 
     def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        method, target = self._head or (b"GET", b"/")
-        framing_given = b"content-length" in self._fields or b"transfer-encoding" in self._fields
-        if encode_chunked and message_body is not None and not framing_given:
+        length, codings, expect = _framing_fields(self._fields)
+        if encode_chunked and message_body is not None and length is codings is None:
             # http.client would chunk the body without saying so; say so.
             self._fields.add(b"Transfer-Encoding", b"chunked")
-        version = self._http_vsn_str.partition("/")[2].encode("ascii")
-        request = Request(method, target, self._fields, http_version=version)
+            codings = b"chunked"
         if message_body is not None:
             _check_body_type(message_body)  # before anything goes out
         core = self._ready_socket()
-        head = core.send(request)
-        declared_length = self._fields.get(b"content-length")
-        codings = self._fields.get_combined(b"transfer-encoding")
-        chunked = codings is not None and codings.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+        method, target = self._head or (b"GET", b"/")
+        version = self._http_vsn_str.partition("/")[2].encode("ascii")
+        head = core.send(Request(method, target, self._fields, http_version=version))
+        if message_body is None:
+            self._send_head_only(core, head, length, codings)
+            return
         # The core frames the body by the headers we send; a body whose framing
         # the caller does by hand (pre-chunked data, no length at all) goes out
         # raw, and the core never sees its end, so the socket is not reused.
-        through_core = declared_length is not None or (chunked and encode_chunked)
-        if message_body is None:
-            # The core accepted the header, so its first list element is digits.
-            length = int(declared_length.split(b",")[0]) if declared_length is not None else 0
-            if length:
-                self.send(head)
-                self._user_body_left = length  # later send() calls are the body
-            elif codings is not None:
-                self.send(head)
-            else:
-                self.send(head + core.send(EndOfMessage()))
-            return
-        if self._expects_continue():
+        through_core = length is not None or (encode_chunked and _last_is_chunked(codings))
+        if expect is not None and expect.strip().lower() == b"100-continue":
             self.send(head)
+            head = b""
             if not self._await_continue(core):
                 return
-            head = b""
-        if isinstance(message_body, bytes | bytearray) and len(message_body) <= _READ_SIZE:
-            framed = bytes(message_body)
+        self._send_body(core, head, message_body, through_core)
+
+    def _send_head_only(
+        self, core: Connection, head: bytes, length: bytes | None, codings: bytes | None
+    ) -> None:
+        """Send a head whose body (if it declares one) the caller sends with send()."""
+        # The core accepted the header, so its first list element is digits.
+        declared = int(length.split(b",")[0]) if length is not None else 0
+        if declared:
+            self.send(head)
+            self._user_body_left = declared  # later send() calls are the body
+        elif codings is not None:
+            self.send(head)  # pre-chunked data follows, sent raw
+        else:
+            self.send(head + core.send(EndOfMessage()))
+
+    def _send_body(self, core: Connection, head: bytes, body: Any, through_core: bool) -> None:
+        if isinstance(body, bytes | bytearray) and len(body) <= _READ_SIZE:
+            framed = bytes(body)
             if through_core:
                 framed = core.send(Data(framed)) + core.send(EndOfMessage())
             self.send(head + framed)  # one write for a small request
             return
         if head:
             self.send(head)
-        for block in self._blocks(message_body, "message_body"):
+        for block in self._blocks(body, "message_body"):
             if not block:
                 continue  # an empty chunk would end a chunked body early
             self.send(core.send(Data(bytes(block))) if through_core else block)
@@ -848,10 +859,6 @@ class HTTPConnection:
             tail = core.send(EndOfMessage())
             if tail:
                 self.send(tail)
-
-    def _expects_continue(self) -> bool:
-        expect = self._fields.get(b"expect")
-        return expect is not None and expect.strip().lower() == b"100-continue"
 
     def _await_continue(self, core: Connection) -> bool:
         """Wait (bounded) for ``100 Continue``: True to send the body, False on a final answer."""
@@ -969,6 +976,26 @@ class HTTPConnection:
         except BaseException:
             response.close()
             raise
+
+
+_FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding", b"expect"})
+
+
+def _framing_fields(fields: Headers) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """``Content-Length``, ``Transfer-Encoding`` (joined) and ``Expect`` of our request.
+
+    One pass over the fields: this runs for every request.
+    """
+    found: dict[bytes, bytes] = {}
+    for name, value in fields.raw:
+        key = name.lower()
+        if key in _FRAMING_NAMES:
+            found[key] = found[key] + b", " + value if key in found else value
+    return found.get(b"content-length"), found.get(b"transfer-encoding"), found.get(b"expect")
+
+
+def _last_is_chunked(codings: bytes | None) -> bool:
+    return codings is not None and codings.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
 
 
 def _check_body_type(body: Any) -> None:
