@@ -150,7 +150,7 @@ class Connection:
         return self._buf.peek(), self._buf.eof
 
     def _advance(self, party: _Name, kind: str) -> None:
-        """The one place states change."""
+        """Move ``party`` along ``_TRANSITIONS`` for an event of ``kind``; refuse what it lacks."""
         state = self._states[party]
         new = _TRANSITIONS[party].get((state, kind))
         if new is None or (party is SERVER and kind != "closed" and self._states[CLIENT] is IDLE):
