@@ -31,9 +31,9 @@ header_field_lines_re = re.compile(
 """One ``name: value CRLF`` line, anchored at a line start; ``findall`` over a header
 block gives the raw ``(name, value)`` pairs with the value's surrounding whitespace
 dropped. The block is valid only if every ``\\n`` in it ends a match: that refuses
-obs-fold (a line starting with SP/HTAB), whitespace between name and colon (request
-smuggling through parsers that strip it, see CVE-2019-16786 / mitmproxy validate),
-bare LF line endings and every control character."""
+obs-fold (a line starting with SP/HTAB), whitespace between name and colon
+("Transfer-Encoding : chunked" smuggling, CVE-2019-16869), bare LF line endings
+(CVE-2019-16785) and every control character."""
 
 request_line_re = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e\x80-\xff]+) HTTP/(\d\.\d)")
 """``method SP request-target SP HTTP-version``, exactly one SP between parts. A
@@ -51,9 +51,9 @@ _CHUNK_EXT_VALUE = rb"(?:" + TOKEN + rb"|" + _QUOTED_STRING + rb")"
 _CHUNK_EXT = rb"(?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*" + _CHUNK_EXT_VALUE + rb")?)*"
 chunk_size_line_re = re.compile(rb"([0-9A-Fa-f]{1,16})(" + _CHUNK_EXT + rb")")
 """``chunk-size [chunk-ext]`` (RFC 9112 7.1.1). At most 16 hex digits so the size
-fits 64 bits (overflowing sizes desync peers: CVE-2015-3183 class). No sign, no
-leading whitespace, no ``0x``: lenient chunk-size parsing is a smuggling vector
-(CVE-2020-11724, CVE-2022-32213)."""
+fits 64 bits (an overflowing size wraps to a small one in C peers and desyncs
+them). No sign, no leading whitespace, no ``0x``: a size two parsers read
+differently is request smuggling (chunk header parsing, CVE-2015-3183)."""
 
 content_length_re = re.compile(rb"[0-9]{1,18}")
 """``Content-Length = 1*DIGIT``; no sign, no whitespace inside (CL.TE/TE.CL smuggling);

@@ -298,6 +298,8 @@ def _check_codings(
             "Transfer-Encoding in an HTTP/1.0 message: its framing cannot be trusted "
             "(RFC 9112 section 6.1)"
         )
+    # A request TE not ending in chunked must not fall back to Content-Length or to
+    # no body: that is how CVE-2019-16786 smuggled requests (RFC 9112 6.3 says 400).
     if is_request and codings[-1] != b"chunked":
         raise RemoteProtocolError(
             f"request Transfer-Encoding {quote(b', '.join(codings))} does not end in chunked: "
