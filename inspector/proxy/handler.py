@@ -211,7 +211,12 @@ class ClientHandler:
             headers=headers.raw,
             timestamp=time.time(),
         )
-        flow = Flow(request=request, client_addr=self.client_addr, mode=self.server.mode_text)
+        flow = Flow(
+            request=request,
+            id=self.server.new_flow_id(),
+            client_addr=self.client_addr,
+            mode=self.server.mode_text,
+        )
         flow.timings.start = self.head_start
         if self.tls is not None:
             flow.tls = replace(self.tls)
@@ -405,27 +410,31 @@ class ClientHandler:
     async def _respond_streamed(
         self, flow: Flow, up: UpstreamConnection, response: Response
     ) -> None:
+        """Relay the body as it arrives; what is already buffered goes out in one write."""
         recorder = BodyRecorder(self.config.body_limit)
-        self._write_client(self._client_head(response, up))
+        out = [self._encode_client(self._client_head(response, up))]
+        up.phase = Phase.BODY
         while True:
             try:
-                up.phase = Phase.BODY
-                event = await up.next_body_event()
+                event = up.conn.next_event()
+                if event is NEED_DATA:
+                    await self._flush_client(out)
+                    await up.receive()
+                    continue
             except (OSError, TimeoutError, HTTPException) as e:
                 flow.response.body = recorder.body()  # type: ignore[union-attr]
                 self._discard(up, abort=True)
+                await self._flush_client(out)
                 raise UpstreamError(e, Phase.BODY, _where(flow)) from e
+            out.append(self._encode_client(event))  # type: ignore[arg-type]
             if type(event) is Data:
                 recorder.add(event.data)
-                self._write_client(event)
-                await self._drain_client()
             else:
-                self._write_client(event)
                 break
         self._release(up)
         flow.response.body = recorder.body()  # type: ignore[union-attr]
         flow.response.trailers = list(event.trailers.raw)  # type: ignore[union-attr]
-        await self._drain_client()
+        await self._flush_client(out)
         self._finish(flow)
 
     async def _respond_held(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
@@ -500,12 +509,31 @@ class ClientHandler:
 
         return record
 
-    def _write_client(self, event: Response | Data | EndOfMessage) -> None:
+    def _encode_client(self, event: Response | Data | EndOfMessage) -> bytes:
         if type(event) is Response and event.status_code >= 200:
             self.responded = True
         try:
-            self.writer.write(self.conn.send(event))
-        except (OSError, HTTPException) as e:
+            return self.conn.send(event)
+        except HTTPException as e:
+            raise ClientGone(e) from e
+
+    def _write_client(self, event: Response | Data | EndOfMessage) -> None:
+        data = self._encode_client(event)
+        try:
+            self.writer.write(data)
+        except OSError as e:
+            raise ClientGone(e) from e
+
+    async def _flush_client(self, out: list[bytes]) -> None:
+        """Write the queued pieces in one go, then wait for the client to keep up."""
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except OSError as e:
             raise ClientGone(e) from e
 
     async def _drain_client(self) -> None:
@@ -680,7 +708,12 @@ class ClientHandler:
             headers=list(req.headers.raw),
             timestamp=time.time(),
         )
-        flow = Flow(request=request, client_addr=self.client_addr, mode=self.server.mode_text)
+        flow = Flow(
+            request=request,
+            id=self.server.new_flow_id(),
+            client_addr=self.client_addr,
+            mode=self.server.mode_text,
+        )
         flow.timings.start = self.head_start
         self.server.publish(EventKind.STARTED, flow)
         target = Target(

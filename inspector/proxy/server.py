@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 import socket
 import sys
 
@@ -42,6 +44,13 @@ class ProxyServer:
         self.address: tuple[str, int] = ("", 0)
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[None], ClientHandler] = {}
+        # Flow ids: a random per-process prefix and a counter, 32 hex digits like a uuid4
+        # hex, without a getrandom() call per exchange.
+        self._id_prefix = os.urandom(8).hex()
+        self._id_counter = itertools.count(1)
+
+    def new_flow_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_counter):016x}"
 
     def publish(self, kind: EventKind, flow: Flow) -> None:
         self.bus.publish(FlowEvent(kind, flow))

@@ -166,7 +166,7 @@ class UpstreamConnection:
         while True:
             ev = conn.next_event()
             if ev is NEED_DATA:
-                await self._receive()
+                await self.receive()
                 continue
             if isinstance(ev, Response):
                 return ev
@@ -192,11 +192,12 @@ class UpstreamConnection:
         while True:
             ev = conn.next_event()
             if ev is NEED_DATA:
-                await self._receive()
+                await self.receive()
                 continue
             return ev  # type: ignore[return-value]
 
-    async def _receive(self) -> None:
+    async def receive(self) -> None:
+        """Read once (read timeout applies) and feed the parser; b"" feeds EOF."""
         async with asyncio.timeout(self.read_timeout):
             data = await self.reader.read(READ_CHUNK)
         if data and self.phase is Phase.STATUS_LINE and b"\n" in data:
@@ -282,7 +283,7 @@ class UpstreamPool:
         config: Config,
         *,
         max_per_host: int = 256,
-        max_idle_per_host: int = 32,
+        max_idle_per_host: int = 256,
         idle_timeout: float = 30.0,
     ) -> None:
         self.config = config
