@@ -14,6 +14,7 @@ from protocol.aio import AsyncHTTPConnection, TunnelError
 from protocol.headers import Headers
 from tests.client_fixtures import (
     RecordingServer,
+    UnansweredListener,
     connect_forwarder,
     ok_response,
     recv_until,
@@ -280,6 +281,22 @@ def test_refused_connection_is_connect_phase():
             return conn
 
         conn = run(main())
+    assert (conn.phase, conn.tcp_connected) == ("connect", False)
+
+
+def test_connect_timeout_is_timeout_error_in_connect_phase():
+    listener = UnansweredListener()
+
+    async def main():
+        conn = AsyncHTTPConnection("127.0.0.1", listener.port, connect_timeout=0.3)
+        with pytest.raises(TimeoutError, match=r"connecting to 127\.0\.0\.1:"):
+            await conn.connect()
+        return conn
+
+    try:
+        conn = run(main())
+    finally:
+        listener.close()
     assert (conn.phase, conn.tcp_connected) == ("connect", False)
 
 

@@ -10,7 +10,12 @@ import pytest
 
 import protocol
 from protocol import HTTPConnection
-from tests.client_fixtures import RecordingServer, ok_response, recv_until
+from tests.client_fixtures import (
+    RecordingServer,
+    UnansweredListener,
+    ok_response,
+    recv_until,
+)
 from tests.servers import reset
 
 
@@ -231,6 +236,17 @@ def test_stalled_body_times_out(raw_server):
     with pytest.raises(TimeoutError):
         r.read()
     conn.close()
+
+
+def test_connect_timeout():
+    listener = UnansweredListener()
+    try:
+        conn = HTTPConnection("127.0.0.1", listener.port, timeout=0.3)
+        with pytest.raises(TimeoutError):
+            conn.request("GET", "/")
+        assert conn.sock is None
+    finally:
+        listener.close()
 
 
 def test_connection_refused():
