@@ -377,22 +377,29 @@ def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
         flow.timings.duration, None if flow.error is None else _clean(flow.error.exc_class),
         flow.replay_of, int(flow.marked), _clean(header_text(req.headers)), _clean(resp_head),
     )  # fmt: skip
+    # Everything is computed before the first write, so a malformed flow changes nothing.
+    record = json.dumps(flow_to_record(flow), separators=(",", ":"))
+    fts = _fts_values(flow)
+    bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
     # Most flows are put once; only an update has old bodies and index entries to drop.
     known = _read_flow(conn, flow.id)
     if known is not None:
         _unindex(conn, *known)
         conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (known[0],))
     seq = conn.execute(_UPSERT, values).fetchone()[0]
-    record = json.dumps(flow_to_record(flow), separators=(",", ":"))
     conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (seq, record))
-    if req.body.data:
-        conn.execute("INSERT INTO bodies VALUES (?, 0, ?)", (seq, req.body.data))
-    if resp is not None and resp.body.data:
-        conn.execute("INSERT INTO bodies VALUES (?, 1, ?)", (seq, resp.body.data))
+    for part, data in bodies:
+        conn.execute("INSERT INTO bodies VALUES (?, ?, ?)", (seq, part, data))
     conn.execute(
-        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
-        (seq, *_fts_values(flow)),
+        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)", (seq, *fts)
     )
+
+
+def _bodies(flow: Flow) -> list[tuple[int, Body]]:
+    """The flow's bodies by part: 0 the request's, 1 the response's."""
+    if flow.response is None:
+        return [(0, flow.request.body)]
+    return [(0, flow.request.body), (1, flow.response.body)]
 
 
 def _delete_flows(conn: sqlite3.Connection, ids: list[str]) -> int:
@@ -698,8 +705,16 @@ class Store:
                         batch.append(self._queue.get_nowait())
                     except Empty:
                         break
-                if self._write_batch(conn, batch):
-                    return
+                try:
+                    if self._write_batch(conn, batch):
+                        return
+                except Exception as e:  # a bug: report it, and never leave a caller waiting
+                    self._rollback(conn)
+                    _report(f"inspector: {self.path}: session writer error: {e!r}")
+                    for op in batch:
+                        if isinstance(op, _Op):
+                            op.error = f"session writer error: {e!r}"
+                            op.done.set()
         finally:
             conn.close()
 
@@ -748,9 +763,13 @@ class Store:
 
     @staticmethod
     def _write_pending(conn: sqlite3.Connection, pending: dict[str, Flow]) -> None:
-        # Written in place; ``pending`` is cleared only when the whole transaction commits.
         for flow in pending.values():
-            _write_flow(conn, flow)
+            try:
+                _write_flow(conn, flow)
+            except sqlite3.Error:
+                raise  # the whole batch is retried
+            except Exception as e:  # a malformed flow (a bug upstream) can never be stored
+                _report(f"inspector: cannot record flow {flow.id}: {e!r} (please report this bug)")
         pending.clear()
 
     @staticmethod

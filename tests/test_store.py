@@ -609,3 +609,16 @@ def test_search_index_follows_updates_and_deletes(store: Store) -> None:
     assert store.search("alpha kept") == [keep.id]
     with sqlite3.connect(store.path) as conn:
         conn.execute("INSERT INTO flows_fts (flows_fts) VALUES ('integrity-check')")
+
+
+def test_a_malformed_flow_is_reported_and_does_not_block_others(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = make_flow(1)
+    bad = make_flow(2)
+    bad.request.headers = [("Host", "not bytes")]  # type: ignore[list-item]
+    store.put(bad)
+    store.put(good)
+    store.flush()  # returns: the writer is not stuck on the bad flow
+    assert [f.id for f in store.iter_flows()] == [good.id]
+    assert f"cannot record flow {bad.id}" in capsys.readouterr().err
