@@ -30,12 +30,10 @@ from protocol.errors import (
     UnimplementedFileMode,
     UnknownProtocol,
     UnknownTransferEncoding,
+    error,
 )
 from protocol.status import *  # noqa: F403  (one constant per status code, and ``responses``)
 from protocol.status import responses
-
-error = HTTPException
-"""``http.client.error``: the old name of ``HTTPException``."""
 
 __all__ = [
     "AsyncHTTPConnection",
