@@ -101,12 +101,12 @@ class ReceiveBuffer:
         while self._buf.startswith(b"\r\n", self._pos):
             self.skip(2)
 
-    def take_head(self, max_line: int, max_bytes: int, line_type: str) -> bytes | None:
+    def take_head(self, max_bytes: int, what: str) -> bytes | None:
         """Consume a head up to and including its blank line; return it without the
         final ``CRLF`` (so every line, the last too, ends in ``CRLF``), or None.
 
-        Raises ``LineTooLong(line_type)`` when the first line grows past ``max_line``
-        and ``RemoteProtocolError`` (431) when the head grows past ``max_bytes``.
+        Raises ``RemoteProtocolError`` (431) when the head grows past ``max_bytes``
+        and at once when a bare LF shows up where its end should be.
         """
         buf, pos = self._buf, self._pos
         start = pos + self._scanned - 3 if self._scanned > 3 else pos
@@ -120,14 +120,12 @@ class ReceiveBuffer:
         self._scanned = size
         if buf.find(b"\n\n", start) >= 0:
             raise RemoteProtocolError(
-                f"peer ended a {line_type} or header line with a bare LF; HTTP/1.1 "
-                "requires CRLF line endings"
+                f"peer ended a line of its {what} with a bare LF; HTTP/1.1 requires CRLF "
+                "line endings"
             )
-        if size > max_line and buf.find(b"\r\n", pos, pos + max_line + 2) < 0:
-            raise LineTooLong(line_type, max_line)
         if size > max_bytes:
             raise RemoteProtocolError(
-                f"peer's message head is larger than {max_bytes} bytes", status_hint=431
+                f"peer's {what} is larger than {max_bytes} bytes", status_hint=431
             )
         return None
 

@@ -121,9 +121,9 @@ def _field_problem(line: bytes) -> str:
 
 def read_request_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Request, Framing] | None:
     buf.skip_blank_lines()
-    head = buf.take_head(limits.max_line, _head_cap(limits), "request line")
+    head = buf.take_head(_head_cap(limits), "request head")
     if head is None:
-        _judge_start_line_early(buf, limits, _request_line_parts, _looks_like_request)
+        _judge_start_line_early(buf, limits, *_REQUEST_START)
         return None
     eol = head.index(b"\r\n")
     if eol > limits.max_line:
@@ -155,6 +155,7 @@ _method_prefix = re.compile(_abnf.TCHAR + rb"*(?: .*)?", re.DOTALL).fullmatch
 def _judge_start_line_early(
     buf: ReceiveBuffer,
     limits: Limits,
+    line_type: str,
     parts: Callable[[bytes, int], tuple[bytes, ...]],
     looks_right: Callable[[bytes], bool],
 ) -> None:
@@ -170,6 +171,8 @@ def _judge_start_line_early(
     if line is not None:
         parts(line, len(line))
         buf.start_line_checked = True
+    elif len(buf) > limits.max_line + 1:
+        raise LineTooLong(line_type, limits.max_line)
 
 
 def _explain_request_line(line: bytes) -> None:
@@ -190,9 +193,9 @@ def _explain_request_line(line: bytes) -> None:
 
 def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Framing] | None:
     buf.skip_blank_lines()
-    head = buf.take_head(limits.max_line, _head_cap(limits), "status line")
+    head = buf.take_head(_head_cap(limits), "response head")
     if head is None:
-        _judge_start_line_early(buf, limits, _status_line_parts, _looks_like_response)
+        _judge_start_line_early(buf, limits, *_RESPONSE_START)
         return None
     eol = head.index(b"\r\n")
     if eol > limits.max_line:
@@ -219,6 +222,10 @@ def _status_line_parts(data: bytes, end: int) -> tuple[bytes, ...]:
 
 def _looks_like_response(start: bytes) -> bool:
     return b"HTTP/".startswith(start[:5])
+
+
+_REQUEST_START = ("request line", _request_line_parts, _looks_like_request)
+_RESPONSE_START = ("status line", _status_line_parts, _looks_like_response)
 
 
 def _head_cap(limits: Limits) -> int:
@@ -454,7 +461,7 @@ class ChunkedReader:
             buf.skip(2)
             return EndOfMessage()
         limits = self._limits
-        block = buf.take_head(limits.max_line, limits.max_header_bytes, "trailer line")
+        block = buf.take_head(limits.max_header_bytes, "trailer block")
         if block is None:
             return None
         return EndOfMessage(Headers._trusted(parse_fields(block, 0, limits, "trailer")))
