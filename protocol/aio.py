@@ -109,8 +109,8 @@ class _Stream(asyncio.Protocol):
         """Everything received so far (waiting up to ``timeout`` for some); b"" at EOF."""
         if not self._chunks:
             if self._eof:
-                if self._error is not None and not isinstance(self._error, EOFError):
-                    raise self._error
+                if self._error is not None:
+                    raise self._error  # e.g. ConnectionResetError
                 return b""
             await self._wait(timeout, what)
             if not self._chunks:
