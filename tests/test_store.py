@@ -622,3 +622,58 @@ def test_a_malformed_flow_is_reported_and_does_not_block_others(
     store.flush()  # returns: the writer is not stuck on the bad flow
     assert [f.id for f in store.iter_flows()] == [good.id]
     assert f"cannot record flow {bad.id}" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def varied_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, list[Flow]]]:
+    import random
+
+    rng = random.Random(7)
+    flows = _varied_flows()
+    words = [b"alpha", b"Beta", b"caf\xc3\xa9", b"\xff\x00bin", b"K\xe2\x84\xaaelvin", b""]
+    for i in range(30):
+        flow = make_flow(
+            10 + i,
+            method=rng.choice(["GET", "post", "PUT", "DELETE"]),
+            host=rng.choice(["a.test", "shop.test", "127.0.0.1", "::1"]),
+            status=rng.choice([None, 200, 204, 301, 404, 500, 503]),
+            resp_body=b" ".join(rng.sample(words, 2)),
+            content_type=rng.choice([b"text/plain", b"application/json", b"image/png", b""]),
+            error=rng.choice([None, None, "TimeoutError"]),
+        )
+        flow.request.headers.append((b"X-Word", rng.choice(words) or b"none"))
+        flow.marked = rng.random() < 0.2
+        flows.append(flow)
+    store = Store(tmp_path_factory.mktemp("varied") / "varied.db")
+    for flow in flows:
+        store.put(flow)
+    store.flush()
+    yield store, flows
+    store.close()
+
+
+@settings(max_examples=250, deadline=None)
+@given(expr=st.deferred(lambda: _filter_exprs()))
+def test_sql_and_python_filters_agree_on_any_expression(
+    varied_store: tuple[Store, list[Flow]], expr: str
+) -> None:
+    store, flows = varied_store
+    check = parse(expr)
+    assert [f.id for f in store.iter_flows(expr)] == [f.id for f in flows if check(f)]
+
+
+def _filter_exprs() -> st.SearchStrategy[str]:
+    from tests.test_filters import _expr
+
+    words = st.sampled_from(
+        ["alpha", "beta", "caf\u00e9", "\u212aelvin", "kelvin", "^x-word", "test"]
+    )
+    leaf = st.one_of(
+        st.builds(
+            lambda op, w: f"{op} '{w}'",
+            st.sampled_from(["~b", "~bq", "~bs", "~h", "~hq", "~hs", "~u", "~d", "~t"]),
+            words,
+        ),
+        st.sampled_from(["~m get", "~m POST", "~c 2xx", "~c 404", "~e", "~s", "~q", "~marked"]),
+    )
+    return st.one_of(_expr, leaf, st.builds(lambda a, b: f"{a} | !{b}", leaf, leaf))
