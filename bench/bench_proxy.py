@@ -395,7 +395,11 @@ def tool_version(cmd: list[str]) -> str:
     return text[0] if text else "unknown"
 
 
-def environment(mitm: Mitmdump | None, uvloop_in_ours: str) -> list[str]:
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def environment(mitm: Mitmdump | None, uvloop_in_ours: str, load_before: str) -> list[str]:
     try:
         import uvloop
 
@@ -409,6 +413,8 @@ def environment(mitm: Mitmdump | None, uvloop_in_ours: str) -> list[str]:
         f"- mitmproxy: {mitm.version() if mitm else 'not run'}",
         f"- uvloop: {uv}; used by our proxy: {uvloop_in_ours}",
         f"- {tool_version(['nginx', '-v'])}; {tool_version(['wrk', '-v']).split(' [')[0]}",
+        f"- load average before / after the run: {load_before} / {load_average()} "
+        "(other work on the machine inflates every figure, CPU per request least)",
     ]
 
 
@@ -581,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     proxies = [makers[n]() for n in names]
     rows: list[Row] = []
     uvloop_in_ours = "not run"
-    started = time.monotonic()
+    started, load_before = time.monotonic(), load_average()
     try:
         nginx.start()
         print(
@@ -625,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "## Environment",
             "",
-            *environment(mitm, uvloop_in_ours),
+            *environment(mitm, uvloop_in_ours, load_before),
             f"- total benchmark time {time.monotonic() - started:.0f} s",
             "",
             profile,
