@@ -332,3 +332,45 @@ def test_pytest_module_is_valid_python_and_lists_what_it_leaves_out():
     assert source.count("# left out:") == 2
     assert "no response was recorded" in source
     assert "request body was cut at capture" in source
+
+
+_TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_NAMES = st.text(_TOKEN_CHARS, min_size=1, max_size=10)
+_VALUE_BYTES = st.binary(max_size=30).map(
+    lambda b: bytes(c for c in b if c not in (0, 10, 13)).strip(b" \t")
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "M-SEARCH"]),
+    path=st.text(alphabet="abc/%?=&;+:@!$'()*,~-._", max_size=20).map(lambda p: "/" + p),
+    headers=st.lists(
+        st.tuples(st.text(_TOKEN_CHARS, min_size=1, max_size=10), _VALUE_BYTES), max_size=6
+    ),
+    request_body=st.binary(max_size=200),
+    response_body=st.binary(max_size=200) | st.text(max_size=100).map(str.encode),
+    status=st.integers(100, 599),
+)
+def test_har_round_trip_property(method, path, headers, request_body, response_body, status):
+    fields = [(n.encode(), v) for n, v in headers]
+    flow = make_flow(
+        "127.0.0.1",
+        8080,
+        method,
+        path,
+        fields,
+        request_body,
+        status=status,
+        response_headers=fields,
+        response_body=response_body,
+    )
+    doc = json.loads(json.dumps(har_document([flow])))
+    check_har(doc)
+    (back,) = flows_from_har(doc)
+    assert (back.request.method, back.request.path) == (method, path)
+    assert back.request.headers == flow.request.headers
+    assert back.request.body.data == request_body
+    assert back.response.status_code == status
+    assert back.response.headers == fields
+    assert back.response.body.data == response_body

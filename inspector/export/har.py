@@ -390,9 +390,8 @@ def _read_request(e: _Entry, start: float) -> Request:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise e.error("request.url", f"has a bad port: {url!r}") from None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
+    # The target exactly as written after the authority (an empty "?" kept), minus a fragment.
+    path = url.split("://", 1)[1][len(parts.netloc) :].partition("#")[0] or "/"
     headers = _read_headers(e, "request.headers")
     if not any(name.lower() == b"host" for name, _ in headers):
         # HTTP/2 browser captures carry :authority instead; HTTP/1.1 needs Host first.
