@@ -79,6 +79,7 @@ from inspector.flow import (
     TLSInfo,
     WebSocketMessage,
 )
+from protocol.headers import Headers
 
 SCHEMA_VERSION = 1
 BATCH_SIZE = 200  # flows per transaction at most
@@ -223,11 +224,17 @@ def _sniff_utf8(sample: bytes) -> bool:
     return True
 
 
+def _header(pairs: list[tuple[bytes, bytes]], name: str) -> str | None:
+    value = Headers(pairs).get(name)
+    return None if value is None else value.decode("latin-1")
+
+
 def _body_text(headers: list[tuple[bytes, bytes]], body: Body) -> str:
+    """The text of a body that search() should find words in ("" for binary content)."""
     if not body.data:
         return ""
-    view = Request("GET", "http", "", 0, "", headers=headers)
-    if not _is_text(view.header("content-type"), view.header("content-encoding"), body.data):
+    content_type = _header(headers, "content-type")
+    if not _is_text(content_type, _header(headers, "content-encoding"), body.data):
         return ""
     return body.data[:FTS_BODY_LIMIT].decode("utf-8", errors="replace")
 
