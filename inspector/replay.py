@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import socket
 import ssl
 import sys
@@ -481,6 +482,7 @@ def run_replays(
     in_flight = InFlight()
     window: deque[Future[Outcome]] = deque()
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="replay")
+    finished = False
     try:
         for flow in flows:
             limiter.wait()
@@ -489,13 +491,15 @@ def run_replays(
                 on_outcome(window.popleft().result())
         while window:
             on_outcome(window.popleft().result())
+        finished = True
     except KeyboardInterrupt:
-        for future in window:
-            future.cancel()
-        in_flight.abort()  # sends under way end now instead of at their timeout
-        pool.shutdown(wait=True, cancel_futures=True)
         return False
-    pool.shutdown(wait=True)
+    finally:
+        if not finished:  # Ctrl-C, or the output went away: stop everything now
+            for future in window:
+                future.cancel()
+            in_flight.abort()  # sends under way end now instead of at their timeout
+        pool.shutdown(wait=True, cancel_futures=True)
     return True
 
 
@@ -523,6 +527,16 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
 
 def main(args: argparse.Namespace) -> int:
     """``inspector replay``: exit 0 all match, 1 differences, 2 errors, 130 interrupted."""
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): stop quietly, as other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     source = open_session(args.session, readonly=args.into is not None)
     try:

@@ -32,8 +32,12 @@ def main(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     else:
         _write_atomically(output.expanduser(), data)
         print(f"inspector: exported {len(flows)} exchanges to {output}", file=sys.stderr)
