@@ -13,7 +13,7 @@ from certs import CertStore
 from inspector.bus import Bus, EventKind, FlowEvent
 from inspector.config import Config
 from inspector.flow import Flow
-from inspector.proxy.handler import ClientHandler
+from inspector.proxy.handler import READ_CHUNK, ClientHandler
 from inspector.proxy.upstream import UpstreamPool
 
 BACKLOG = 1024
@@ -63,6 +63,7 @@ class ProxyServer:
             self.config.listen_port,
             backlog=BACKLOG,
             reuse_address=True,
+            limit=READ_CHUNK,
         )
         sockname = self._server.sockets[0].getsockname()
         self.address = (str(sockname[0]), int(sockname[1]))

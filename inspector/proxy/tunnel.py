@@ -12,7 +12,7 @@ from dataclasses import dataclass
 TLS_HANDSHAKE = 0x16
 _HTTP_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MAX_CLIENT_HELLO = 16384 + 5
-RELAY_CHUNK = 65536
+RELAY_CHUNK = 262144
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from protocol.errors import BadStatusLine, LineTooLong, RemoteDisconnected, Remo
 from protocol.events import NEED_DATA, Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
 
-READ_CHUNK = 65536
+READ_CHUNK = 262144  # large reads: fewer wake-ups and copies per MiB streamed
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
