@@ -58,6 +58,7 @@ import atexit
 import json
 import sqlite3
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -96,6 +97,10 @@ _TEXT_TYPES = ("application/json", "application/xml", "application/javascript",
 
 class StoreError(Exception):
     """The session file cannot be used; the message names the file and what to do."""
+
+
+class _OldSchema(Exception):
+    """A read-only open found a file of an older schema (it is read via a migrated copy)."""
 
 
 # --- Flow <-> record ----------------------------------------------------------------------
@@ -478,11 +483,16 @@ class Store:
         self._queue: SimpleQueue[Flow | _Op] = SimpleQueue()
         self._unsaved: dict[str, Flow] = {}  # flows a failed commit must retry
         self._writer: threading.Thread | None = None
+        self._db_path = self.path  # the file actually read: a migrated copy for an old file
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if readonly:
             self._check_readable()
-            self._idle.append(self._open_reader())  # validates now, so errors surface here
+            try:
+                self._idle.append(self._open_reader())  # validates now: errors surface here
+            except _OldSchema:
+                self._read_migrated_copy()
         else:
-            conn = self._open_for_writing()
+            conn = self._open_for_writing(self.path)
             self._writer = threading.Thread(
                 target=self._write_loop, args=(conn,), name=f"store-writer {self.path.name}",
                 daemon=True,
@@ -514,15 +524,15 @@ class Store:
                 "pick a session file recorded by inspector, or a new path to record to",
             )
 
-    def _open_for_writing(self) -> sqlite3.Connection:
-        if self.path.exists() and self.path.stat().st_size > 0:
+    def _open_for_writing(self, path: Path) -> sqlite3.Connection:
+        if path.exists() and path.stat().st_size > 0:
             self._check_readable()
-        elif self.path.is_dir():
+        elif path.is_dir():
             raise self._fail("is a directory, not a session file", "give a session file path")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as e:
             raise self._fail(f"cannot create or open it ({e})", "check the directory") from None
@@ -586,8 +596,23 @@ class Store:
             conn.execute("ROLLBACK")
             raise
 
+    def _read_migrated_copy(self) -> None:
+        """Read an old file through a migrated temporary copy, leaving the file untouched."""
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="inspector-migrated-")
+        copy = Path(self._tmpdir.name) / self.path.name
+        source = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        self._open_for_writing(copy).close()  # migrates the copy
+        self._db_path = copy
+        self._idle.append(self._open_reader())
+
     def _open_reader(self) -> sqlite3.Connection:
-        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        uri = f"{self._db_path.resolve().as_uri()}?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             version = self._schema_version(conn)
@@ -600,10 +625,7 @@ class Store:
             conn.close()
             if version is None:
                 raise self._fail("is empty", "pick a session file recorded by inspector")
-            raise self._fail(
-                f"uses the older schema {version}",
-                "open it once without read-only (e.g. record to it) to migrate it",
-            )
+            raise _OldSchema(version)
         register_sql_functions(conn)
         return conn
 
@@ -687,6 +709,8 @@ class Store:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
         if op.error is not None:
             raise StoreError(f"{self.path}: {op.error}")
 
