@@ -46,7 +46,8 @@ XML, JavaScript, forms, or unlabelled bytes that look like UTF-8; not
 Content-Encoded) are indexed for ``search()`` up to ``FTS_BODY_LIMIT`` bytes.
 
 Versions: ``SCHEMA_VERSION`` is the file layout; the record carries the Flow's
-``format_version``. Opening an older file migrates it in place, in one transaction.
+``format_version``. Opening an older file migrates it in place, in one transaction
+(read-only: a migrated temporary copy is read, the file is left as it is).
 Version 0 (the prototype layout) was ``meta`` plus ``flows(id TEXT PRIMARY KEY,
 seq INTEGER, flow TEXT)``, where ``flow`` is the version 1 record with ``marked``
 and each body's bytes (latin-1 string ``data``) inline.
