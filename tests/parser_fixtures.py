@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocol.connection import CLIENT, SERVER, Connection
-from protocol.events import NEED_DATA, PAUSED, ConnectionClosed, EndOfMessage, Request
+from protocol.events import NEED_DATA, PAUSED, ConnectionClosed, Data, EndOfMessage, Request
 from protocol.headers import Headers
 
 HOST = [(b"Host", b"example.com")]
@@ -38,8 +38,6 @@ def client_after(
 
 def merge_data(events: list[object]) -> list[object]:
     """Join consecutive Data events (how bytes are split into Data is not part of the contract)."""
-    from protocol.events import Data
-
     out: list[object] = []
     for event in events:
         if type(event) is Data and out and type(out[-1]) is Data:
