@@ -45,8 +45,7 @@ if TYPE_CHECKING:
     from inspector.proxy.server import ProxyServer
 
 READ_CHUNK = 262144  # large reads: fewer wake-ups and copies per MiB streamed
-IDLE_TIMEOUT = 60.0  # a keep-alive client may stay silent this long between requests
-HEAD_TIMEOUT = 30.0  # a request head must be complete this long after its first byte
+SLOW_HEAD = "inspector: the request head did not arrive in time; the connection is closed\n"
 PEEK_TIMEOUT = 30.0  # a client must start talking inside a CONNECT tunnel within this
 TLS_ON_PLAIN_PORT = (
     "a TLS handshake arrived on the proxy's plain HTTP port: configure the proxy as "
@@ -83,6 +82,7 @@ class ClientHandler:
         self.tls: TLSInfo | None = None
         self.authenticated = server.auth_header is None
         self.head_start = 0.0
+        self.partial_head = False  # some bytes of the next request head have arrived
         self.flow: Flow | None = None  # the exchange in progress, for shutdown reporting
         self.responded = False  # a final response head went to the client in this exchange
         self.up: UpstreamConnection | None = None  # the upstream connection in use, if any
@@ -111,7 +111,9 @@ class ClientHandler:
                 await self._reject_unparseable(e)
                 return
             except TimeoutError:
-                return  # idle keep-alive or a slowloris head: just close
+                if self.partial_head:  # a head that never completes (slowloris): say so
+                    await self._send_simple(408, SLOW_HEAD, close=True)
+                return  # an idle keep-alive client is just closed
             if not isinstance(event, Request):
                 return  # ConnectionClosed: the client is done
             keep = await self._exchange(event)
@@ -127,14 +129,14 @@ class ClientHandler:
             self.head_start = time.time()
             return event  # type: ignore[return-value]
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(IDLE_TIMEOUT) as deadline:
-            started = False
+        self.partial_head = False
+        async with asyncio.timeout(self.server.idle_timeout) as deadline:
             while event is NEED_DATA:
                 data = await self.reader.read(READ_CHUNK)
-                if not started:
-                    started = True
+                if not self.partial_head and data:
+                    self.partial_head = True
                     self.head_start = time.time()
-                    deadline.reschedule(loop.time() + HEAD_TIMEOUT)
+                    deadline.reschedule(loop.time() + self.server.head_timeout)
                     if data[:1] == b"\x16" and self.tls is None:
                         raise RemoteProtocolError(TLS_ON_PLAIN_PORT)
                 conn.receive_data(data)
@@ -337,7 +339,7 @@ class ClientHandler:
                 event = conn.next_event()
                 if event is not NEED_DATA:
                     return event
-                async with asyncio.timeout(IDLE_TIMEOUT):
+                async with asyncio.timeout(self.server.idle_timeout):
                     data = await self.reader.read(READ_CHUNK)
                 conn.receive_data(data)
         except (OSError, TimeoutError, HTTPException) as e:

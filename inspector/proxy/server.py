@@ -17,6 +17,8 @@ from inspector.proxy.handler import READ_CHUNK, ClientHandler
 from inspector.proxy.upstream import UpstreamPool
 
 BACKLOG = 1024
+IDLE_TIMEOUT = 60.0  # a keep-alive client may stay silent this long between requests
+HEAD_TIMEOUT = 30.0  # a request head must be complete this long after its first byte
 
 
 class ProxyServer:
@@ -29,7 +31,11 @@ class ProxyServer:
         certstore: CertStore,
         *,
         interceptor=None,  # inspector.intercept.Interceptor  # type: ignore[no-untyped-def]
+        idle_timeout: float = IDLE_TIMEOUT,
+        head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
+        self.idle_timeout = idle_timeout
+        self.head_timeout = head_timeout
         self.config = config
         self.bus = bus
         self.certstore = certstore

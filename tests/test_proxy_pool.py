@@ -1,0 +1,119 @@
+"""The upstream pool (reuse, idle expiry, per-host limit, retry of a dead pooled
+connection) and the client-side timeouts (idle keep-alive, slow request heads)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import requests
+
+from inspector.config import Config
+from inspector.flow import Timings
+from inspector.proxy.modes import Target
+from inspector.proxy.upstream import UpstreamPool
+from protocol.events import EndOfMessage, Request
+from protocol.headers import Headers
+from tests.proxy_fixtures import live_proxy, read_response
+from tests.servers import EchoServer, read_request_head
+
+
+async def one_request(pool: UpstreamPool, target: Target) -> int:
+    """GET / on a pooled connection, read the whole response, give the connection back."""
+    up = await pool.acquire(pool.key_for(target), Timings())
+    up.send(Request(b"GET", b"/status/200", Headers([(b"Host", b"x")])))
+    up.send(EndOfMessage())
+    await up.drain()
+    head = await up.receive_head()
+    while not isinstance(await up.next_body_event(), EndOfMessage):
+        pass
+    pool.release(up)
+    return head.status_code
+
+
+def test_pool_reuses_and_expires_idle_connections(echo_server: EchoServer) -> None:
+    async def scenario() -> list[int]:
+        pool = UpstreamPool(Config(), idle_timeout=0.3)
+        target = Target("http", "127.0.0.1", echo_server.port, "/")
+        opened = []
+        await one_request(pool, target)
+        await one_request(pool, target)
+        opened.append(pool.opened)  # reused: still one
+        await asyncio.sleep(0.5)
+        await one_request(pool, target)
+        opened.append(pool.opened)  # the idle one expired: a new one
+        await pool.close()
+        return opened
+
+    assert asyncio.run(scenario()) == [1, 2]
+
+
+def test_pool_limits_connections_per_host(echo_server: EchoServer) -> None:
+    async def scenario() -> tuple[int, list[int]]:
+        pool = UpstreamPool(Config(), max_per_host=2)
+        target = Target("http", "127.0.0.1", echo_server.port, "/")
+        statuses = await asyncio.gather(*(one_request(pool, target) for _ in range(8)))
+        await pool.close()
+        return pool.opened, list(statuses)
+
+    opened, statuses = asyncio.run(scenario())
+    assert statuses == [200] * 8
+    assert opened <= 2
+
+
+def test_dead_pooled_connection_is_retried_once(tmp_path: Path, raw_server) -> None:  # type: ignore[no-untyped-def]
+    accepted = []
+
+    def answer_once_then_drop(conn: socket.socket) -> None:
+        accepted.append(conn)
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        read_request_head(conn)  # the next request on this connection...
+        # ...is dropped unanswered, as by a server closing an idle keep-alive connection
+
+    peer = raw_server(answer_once_then_drop)
+    with live_proxy(tmp_path) as proxy, requests.Session() as s:
+        s.proxies = {"http": proxy.url}
+        first = s.get(f"{peer.url}/a", timeout=10)
+        second = s.get(f"{peer.url}/b", timeout=10)
+        flows = proxy.finished(2)
+        opened = proxy.runtime.server.pool.opened
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert all(f.error is None for f in flows)
+    assert opened == 2 and len(accepted) == 2
+
+
+def test_post_on_a_dead_pooled_connection_is_not_retried(tmp_path: Path, raw_server) -> None:  # type: ignore[no-untyped-def]
+    def answer_once_then_drop(conn: socket.socket) -> None:
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        read_request_head(conn)
+
+    peer = raw_server(answer_once_then_drop)
+    with live_proxy(tmp_path) as proxy, requests.Session() as s:
+        s.proxies = {"http": proxy.url}
+        assert s.get(f"{peer.url}/a", timeout=10).status_code == 200
+        assert s.post(f"{peer.url}/b", data=b"once", timeout=10).status_code == 502
+        flows = proxy.finished(2)
+    assert flows[1].error is not None and flows[1].error.phase == "status line"
+
+
+def test_slow_request_head_gets_408(tmp_path: Path) -> None:
+    with live_proxy(tmp_path) as proxy:
+        proxy.runtime.server.head_timeout = 0.3
+        with proxy.connect() as s:
+            s.sendall(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: slow")
+            status, headers, body = read_response(s)
+            assert s.recv(1) == b""
+    assert status == 408 and headers["connection"] == "close"
+    assert b"did not arrive in time" in body
+
+
+def test_idle_keep_alive_client_is_closed(tmp_path: Path, echo_server: EchoServer) -> None:
+    with live_proxy(tmp_path) as proxy:
+        proxy.runtime.server.idle_timeout = 0.3
+        with proxy.connect() as s:
+            s.sendall(f"GET {echo_server.url}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert read_response(s)[0] == 200
+            assert s.recv(1) == b""  # closed without a word once idle too long
