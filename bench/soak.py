@@ -12,11 +12,20 @@ GET, POST and chunked responses, a fifth of them HTTPS through CONNECT), a hosti
 request from the corpus of ``tests/test_hardening_clients.py`` (15%) or a request to a
 failing upstream (15%).
 
-Every normal exchange the client saw complete carries a unique id in its query; after
-the load every one must be in the session store. The proxy's RSS (VmRSS) is sampled
-after warm-up, at peak and after ~5 s idle, and its open file descriptors before and
-after. Prints a markdown table; exits 1 if a normal exchange is missing or failed, if
-descriptors leaked, or if the proxy did not survive and stop cleanly.
+Every normal exchange the client saw complete (body checked) carries a unique id in its
+query; after the load every one must be in the session store, read with
+``inspector.store.Store`` while the proxy still runs and again after its SIGINT. The
+proxy's RSS (VmRSS) is sampled after warm-up + 5 s idle (baseline), every 0.5 s under
+load (peak), after 5 s idle and once its upstream pool has drained. Its descriptors are
+counted at the same points, sockets sorted by peer (upstream, client, other) through
+/proc/PID/net/tcp: idle pooled upstream connections are legitimate until the pool's idle
+timeout, so the leak check is "no upstream or client socket left once drained, and no
+more other descriptors than at baseline".
+
+Prints a markdown table (what each client saw per fault, hostile cases answered
+otherwise than the corpus expects) and exits 1 if a normal exchange failed or is missing
+from the session, if descriptors leaked, or if the proxy did not survive and stop
+cleanly (exit 0 on SIGINT).
 """
 
 from __future__ import annotations
