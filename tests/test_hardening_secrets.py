@@ -253,14 +253,28 @@ def _read_head(sock: socket.socket) -> bytes:
     return head
 
 
-def test_proxy_password_is_not_printed(
+def test_proxy_password_is_not_printed_or_recorded(
     tmp_path: Path, started: list[ProxyProcess], echo_server: EchoServer
 ) -> None:
     proxy = start(started, tmp_path, "--proxy-auth", f"{PROXY_USER}:{PROXY_PASS}")
     curl("-x", proxy.url, f"{echo_server.url}/")
     curl("-x", proxy.url, "--proxy-user", f"{PROXY_USER}:{PROXY_PASS}", f"{echo_server.url}/")
+    wrong = f"http://{PROXY_USER}:hunter2-guess@{proxy.host}:{proxy.port}"
+    with no_env_session(wrong) as session:
+        refused = session.get(f"{echo_server.url}/", timeout=15)
+    assert refused.status_code == 407
+    guess_b64 = base64.b64encode(f"{PROXY_USER}:hunter2-guess".encode()).decode()
+    for leak in ("hunter2-guess", guess_b64):  # a 407 does not echo the attempt back
+        assert leak not in refused.text and leak not in str(refused.headers)
     out, err = stop(proxy)
-    assert PROXY_PASS not in out + err
+    for leak in (PROXY_PASS, "hunter2-guess", guess_b64):
+        assert leak not in out + err
+    # Nor in the session: the proxy's credential is not part of the captured request.
+    with Store(proxy.session, readonly=True) as store:
+        flows = list(store.iter_flows())
+    assert flows and all(
+        name.lower() != b"proxy-authorization" for f in flows for name, _ in f.request.headers
+    )
 
 
 # --- the CA key ----------------------------------------------------------------------------
@@ -276,6 +290,20 @@ def test_first_run_creates_private_ca_key_in_private_confdir(
     assert stat.S_IMODE(confdir.stat().st_mode) == 0o700
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert (confdir / "ca.pem").is_file()
+
+
+def test_ca_command_prints_the_certificate_never_the_key(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "inspector", "ca", "--confdir", str(tmp_path / "conf")],
+        capture_output=True, text=True, timeout=30, check=False,
+        cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "BEGIN CERTIFICATE" in result.stdout
+    key = (tmp_path / "conf" / "ca-key.pem").read_text()
+    body = "".join(key.splitlines()[1:-1])
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    assert body[:40] not in result.stdout.replace("\n", "")
 
 
 def _run_dump(confdir: Path, session: Path) -> subprocess.CompletedProcess[str]:
