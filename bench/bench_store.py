@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
+import resource
 import statistics
 import tempfile
 import time
@@ -62,19 +64,27 @@ def timed(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(samples)
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_writes(path: Path, n: int) -> None:
     flows = [make_flow(i) for i in range(n)]
     store = Store(path)
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     for flow in flows:
         store.put(flow)
     t_put = time.perf_counter() - t0
     store.flush()
     t_all = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     store.close()
     size = path.stat().st_size
     print(f"put() caller cost: {t_put / n * 1e6:.2f} us/flow")
     print(f"write throughput: {n / t_all:,.0f} flows/s ({n:,} flows, {t_all:.1f} s)")
+    print(f"write cost: {n / cpu:,.0f} flows per CPU-second (put + writer thread)")
     print(f"session file: {size / 1e6:.0f} MB ({size / n / 1024:.1f} KiB/flow)")
 
 
@@ -131,6 +141,7 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, help="write the session here and keep it")
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     bench_bus()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.db"

@@ -280,6 +280,7 @@ CREATE TABLE flows (
     resp_head_text TEXT
 );
 CREATE TABLE records (seq INTEGER PRIMARY KEY, record TEXT NOT NULL);
+CREATE INDEX flows_order ON flows(seq);  -- small: paging by offset skips through it
 CREATE INDEX flows_start ON flows(start);
 CREATE INDEX flows_method ON flows(method COLLATE NOCASE);
 CREATE INDEX flows_host ON flows(host);
@@ -876,17 +877,8 @@ class Store:
         In capture order, or by ``sort`` (a key of ``SORT_KEYS``); ``expr`` filters.
         Use ``get()`` for a flow's bodies.
         """
-        where, params = self._where(expr)
-        order = self._order(sort, descending)
         with self._reading() as conn:
-            # Page over the narrow flows table (or an index), then read just those records.
-            seqs = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT seq FROM flows WHERE {where} {order} LIMIT ? OFFSET ?",
-                    [*params, max(limit, 0), max(offset, 0)],
-                )
-            ]
+            seqs = self._page_seqs(conn, offset, limit, expr, sort, descending)
             rows = conn.execute(
                 "SELECT seq, record, marked FROM flows JOIN records USING (seq) "
                 f"WHERE seq IN ({','.join('?' * len(seqs))})",
@@ -905,15 +897,34 @@ class Store:
         descending: bool = False,
     ) -> list[FlowSummary]:
         """Like ``summaries()`` but lightweight ``FlowSummary`` rows: for 100,000-flow lists."""
-        where, params = self._where(expr)
-        order = self._order(sort, descending)
         with self._reading() as conn:
+            seqs = self._page_seqs(conn, offset, limit, expr, sort, descending)
             rows = conn.execute(
-                f"SELECT {_SUMMARY_COLUMNS} FROM flows WHERE {where} {order} LIMIT ? OFFSET ?",
-                [*params, max(limit, 0), max(offset, 0)],
+                f"SELECT seq, {_SUMMARY_COLUMNS} FROM flows "
+                f"WHERE seq IN ({','.join('?' * len(seqs))})",
+                seqs,
             ).fetchall()
         make = FlowSummary._make
-        return [make((*row[:-1], bool(row[-1]))) for row in rows]
+        by_seq = {row[0]: make((*row[1:-1], bool(row[-1]))) for row in rows}
+        return [by_seq[seq] for seq in seqs]
+
+    def _page_seqs(
+        self,
+        conn: sqlite3.Connection,
+        offset: int,
+        limit: int,
+        expr: str | None,
+        sort: str,
+        descending: bool,
+    ) -> list[int]:
+        """The row ids of one page; skipping ``offset`` rows walks an index, not the table."""
+        where, params = self._where(expr)
+        order = self._order(sort, descending)
+        rows = conn.execute(
+            f"SELECT seq FROM flows WHERE {where} {order} LIMIT ? OFFSET ?",
+            [*params, max(limit, 0), max(offset, 0)],
+        )
+        return [r[0] for r in rows]
 
     @staticmethod
     def _order(sort: str, descending: bool) -> str:
