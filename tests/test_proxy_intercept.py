@@ -99,3 +99,27 @@ def test_bad_filter_raises() -> None:
 
     with pytest.raises(FilterError):
         Interceptor("~x")
+
+
+def test_a_held_request_can_be_sent_elsewhere(proxy: LiveProxy, echo_server: EchoServer) -> None:
+    other = EchoServer()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                requests.post,
+                f"{echo_server.url}/held",
+                data=b"original",
+                proxies={"http": proxy.url},
+                timeout=20,
+            )
+            (flow,) = wait_held(proxy, "request")
+            flow.request.port = other.port
+            flow.request.body.data = b"edited body, longer than before"
+            proxy.runtime.interceptor.resume(flow.id)
+            wait_held(proxy, "response")
+            proxy.runtime.interceptor.resume(flow.id)
+            assert pending.result(timeout=10).status_code == 200
+        assert other.received[-1].body == b"edited body, longer than before"
+        assert not echo_server.received
+    finally:
+        other.close()

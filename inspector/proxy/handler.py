@@ -236,6 +236,10 @@ class ClientHandler:
             flow.request.body = recorder.body()
             self.server.publish(EventKind.REQUEST, flow)
             await interceptor.hold(flow, "request")  # type: ignore[union-attr]
+            r = flow.request  # the user may have pointed it elsewhere
+            edited = Target(r.scheme, r.host, r.port, r.path, target.via)
+            same_host = r.host == target.host
+            key = pool.key_for(edited, self.tls.sni if self.tls and same_host else None)
             up = await self._send_recorded(flow, key, fresh=False)
         else:
             up = self._acquired(await pool.acquire(key, flow.timings))
