@@ -7,13 +7,30 @@ rescan bytes they already searched.
 
 from __future__ import annotations
 
+import re
+
 from protocol.errors import LineTooLong, RemoteProtocolError, quote
+
+# A head end where some line ends in a bare LF: "\n\n" or "\n\r\n".
+_LF_HEAD_END = re.compile(rb"\n\r?\n")
+_ANY_EOL = re.compile(rb"\r?\n")
 
 
 class ReceiveBuffer:
-    __slots__ = ("_buf", "_line_scanned", "_pos", "_scanned", "eof", "start_line_checked")
+    __slots__ = (
+        "_buf",
+        "_line_scanned",
+        "_pos",
+        "_scanned",
+        "bare_lf_ok",
+        "eof",
+        "start_line_checked",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, bare_lf_ok: bool = False) -> None:
+        # Bare LF line endings: refused in requests (a smuggling vector), accepted in
+        # responses, whose heads we re-serialise with CRLF before anyone else sees them.
+        self.bare_lf_ok = bare_lf_ok
         self._buf: bytes | bytearray = b""
         self._pos = 0  # start of the unconsumed bytes in _buf
         self._scanned = 0  # bytes after _pos already searched by the pending search
@@ -82,12 +99,14 @@ class ReceiveBuffer:
         if nl < 0:
             self._line_scanned = stop - pos
             return None
-        if nl == pos or buf[nl - 1] != 13:  # 13 is CR
+        if nl > pos and buf[nl - 1] == 13:  # 13 is CR
+            return bytes(buf[pos : nl - 1])
+        if not self.bare_lf_ok:
             raise RemoteProtocolError(
                 f"peer ended its first line {quote(buf[pos : nl + 1])} with a bare LF; HTTP/1.1 "
                 "requires CRLF line endings"
             )
-        return bytes(buf[pos : nl - 1])
+        return bytes(buf[pos:nl])
 
     def prefix(self, n: int) -> bytes:
         """Up to ``n`` unconsumed bytes (a copy), nothing consumed."""
@@ -98,8 +117,26 @@ class ReceiveBuffer:
 
     def skip_blank_lines(self) -> None:
         """Drop empty lines before a message (RFC 9112 2.2 lets us ignore them)."""
-        while self._buf.startswith(b"\r\n", self._pos):
+        while True:
+            if self._buf.startswith(b"\r\n", self._pos):
+                self.skip(2)
+            elif self.bare_lf_ok and self._buf.startswith(b"\n", self._pos):
+                self.skip(1)
+            else:
+                return
+
+    def skip_line_end(self) -> bool | None:
+        """Consume the CRLF (or allowed bare LF) at the front: True, False if something
+        else is there, None if too few bytes have come to tell."""
+        if self.startswith(b"\r\n"):
             self.skip(2)
+            return True
+        if self.bare_lf_ok and self.startswith(b"\n"):
+            self.skip(1)
+            return True
+        if len(self) < 2:
+            return None if not self or self.startswith(b"\r") else False
+        return False
 
     def take_head(self, max_bytes: int, what: str) -> bytes | None:
         """Consume a head up to and including its blank line; return it without the
@@ -111,14 +148,20 @@ class ReceiveBuffer:
         buf, pos = self._buf, self._pos
         start = pos + self._scanned - 3 if self._scanned > 3 else pos
         end = buf.find(b"\r\n\r\n", start)
-        if end >= 0:
+        if end >= 0 and not (self.bare_lf_ok and _has_bare_lf(buf, pos, end)):
             self._consume_to(end + 4)
             self.start_line_checked = False
             head = buf[pos : end + 2]
             return head if type(head) is bytes else bytes(head)
+        if self.bare_lf_ok:
+            m = _LF_HEAD_END.search(buf, start)
+            if m is not None:
+                self._consume_to(m.end())
+                self.start_line_checked = False
+                return _ANY_EOL.sub(b"\r\n", bytes(buf[pos : m.start() + 1]))
         size = len(buf) - pos
         self._scanned = size
-        if buf.find(b"\n\n", start) >= 0:
+        if not self.bare_lf_ok and buf.find(b"\n\n", start) >= 0:
             raise RemoteProtocolError(
                 f"peer ended a line of its {what} with a bare LF; HTTP/1.1 requires CRLF "
                 "line endings"
@@ -133,15 +176,20 @@ class ReceiveBuffer:
         """Consume one line and return it without its ``CRLF``, or None if incomplete."""
         buf, pos = self._buf, self._pos
         start = pos + self._scanned - 1 if self._scanned > 1 else pos
-        end = buf.find(b"\r\n", start)
+        if self.bare_lf_ok:
+            nl = buf.find(b"\n", start)
+            end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        else:
+            end = nl = buf.find(b"\r\n", start)
+            nl += 1
         if end >= 0:
             if end - pos > max_line:
                 raise LineTooLong(line_type, max_line)
-            self._consume_to(end + 2)
+            self._consume_to(nl + 1)
             return bytes(buf[pos:end])
         size = len(buf) - pos
         self._scanned = size
-        lf = buf.find(b"\n", start)
+        lf = -1 if self.bare_lf_ok else buf.find(b"\n", start)
         if lf >= 0:
             raise RemoteProtocolError(
                 f"peer ended a {line_type} line {quote(buf[pos : lf + 1])} with a bare LF; "
@@ -150,3 +198,8 @@ class ReceiveBuffer:
         if size > max_line:
             raise LineTooLong(line_type, max_line)
         return None
+
+
+def _has_bare_lf(buf: bytes | bytearray, start: int, end: int) -> bool:
+    """Whether some LF in ``buf[start:end]`` has no CR before it."""
+    return buf.count(b"\n", start, end) != buf.count(b"\r\n", start, end)

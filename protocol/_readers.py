@@ -433,14 +433,14 @@ class ChunkedReader:
                     self._crlf_due = True
                 return data
             if self._crlf_due:
-                if len(buf) < 2:
+                ended = buf.skip_line_end()
+                if ended is None:
                     return None
-                if not buf.startswith(b"\r\n"):
+                if not ended:
                     raise RemoteProtocolError(
                         f"chunk data is longer than its size line said: {quote(buf.prefix(20))} "
                         "follows where CRLF was expected"
                     )
-                buf.skip(2)
                 self._crlf_due = False
             if self._trailers_due:
                 return self._read_trailers(buf)
@@ -457,9 +457,11 @@ class ChunkedReader:
             self._trailers_due = not self.remaining
 
     def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
-        if buf.startswith(b"\r\n"):
-            buf.skip(2)
+        ended = buf.skip_line_end()
+        if ended:
             return EndOfMessage()
+        if ended is None:
+            return None
         limits = self._limits
         block = buf.take_head(limits.max_header_bytes, "trailer block")
         if block is None:

@@ -118,7 +118,7 @@ class Connection:
         self.our_role = role
         self.their_role = SERVER if role is CLIENT else CLIENT
         self._limits = Limits(max_line, max_headers, max_header_bytes)
-        self._buf = ReceiveBuffer()
+        self._buf = ReceiveBuffer(bare_lf_ok=role is CLIENT)
         self._states = {CLIENT: IDLE, SERVER: IDLE}
         self._reader: BodyReader | None = None
         self._writer: BodyWriter | None = None

@@ -900,11 +900,31 @@ def test_status_line_too_long() -> None:
         conn.next_event()
 
 
-def test_bare_lf_response_is_refused_without_waiting() -> None:
+def test_bare_lf_response_is_accepted_and_normalised() -> None:
     conn = client_after()
-    conn.receive_data(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
-    with pytest.raises(RemoteProtocolError, match="bare LF"):
-        conn.next_event()
+    conn.receive_data(b"HTTP/1.0 200 OK\nContent-Length: 2\nX-Mixed: 1\r\n\nok")
+    assert drain(conn) == [
+        Response(200, Headers([(b"Content-Length", b"2"), (b"X-Mixed", b"1")]), b"OK", b"1.0"),
+        Data(b"ok"),
+        EndOfMessage(),
+        NEED_DATA,
+    ]
+
+
+def test_bare_lf_chunked_response_with_trailers() -> None:
+    conn = client_after()
+    conn.receive_data(
+        b"\nHTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n2;x=y\r\nde\n0\nT: 1\n\n"
+    )
+    events = merge_data(drain(conn))
+    assert events[0].headers.raw == [(b"Transfer-Encoding", b"chunked")]
+    assert events[1:] == [Data(b"abcde"), EndOfMessage(Headers([(b"T", b"1")])), NEED_DATA]
+
+
+def test_crlf_body_after_bare_lf_head_is_not_mistaken_for_the_head_end() -> None:
+    conn = client_after()
+    conn.receive_data(b"HTTP/1.1 200 OK\nContent-Length: 6\n\n\r\n\r\nxx")
+    assert drain(conn)[1:] == [Data(b"\r\n\r\nxx"), EndOfMessage(), NEED_DATA]
 
 
 def test_server_closes_without_response() -> None:

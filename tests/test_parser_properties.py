@@ -35,6 +35,9 @@ RESPONSES = [
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"a\r\n0123456789\r\n3;ext\r\nabc\r\n0\r\n\r\n",
     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    # bare LF line endings, which responses (never requests) may use
+    b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nhi\r\n1\n!\n0\nT: v\n\n",
+    b"HTTP/1.1 200 OK\nContent-Length: 4\r\n\n\r\n\r\n",
 ]
 
 
