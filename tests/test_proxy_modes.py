@@ -40,7 +40,9 @@ def test_reverse_mode_to_a_tls_upstream(
         out = curl(f"{proxy.url}/status/203")
         (flow,) = proxy.finished(1)
     assert out.stdout == b"status 203\n"
-    assert flow.request.scheme == "https" and flow.tls is None  # client side was plain
+    assert flow.request.scheme == "https" and flow.tls is not None
+    assert flow.tls.sni is None and flow.tls.client_version is None  # the client side was plain
+    assert flow.tls.upstream_version and flow.tls.upstream_cert_subject
 
 
 def test_reverse_mode_refuses_connect(tmp_path: Path, echo_server: EchoServer) -> None:

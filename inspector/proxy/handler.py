@@ -272,7 +272,8 @@ class ClientHandler:
         """Send the head upstream, then the client's body as it arrives."""
         self._send_head(flow, up)
         if self.conn.they_expect_100_continue:
-            # We answer 100 ourselves once the upstream is connected (see docs in dump).
+            # The proxy answers 100 itself once the upstream is connected (RFC 9110
+            # 10.1.1 allows it); Expect is still forwarded and the upstream's 100 dropped.
             self.writer.write(self.conn.send(Response(100, Headers(), b"Continue")))
         await self._read_request_body(recorder, up)
         flow.request.body = recorder.body()
@@ -392,8 +393,11 @@ class ClientHandler:
             headers=list(response.headers.raw),
             timestamp=time.time(),
         )
-        if flow.tls is not None:
-            _merge_tls(flow.tls, up.tls_info())
+        upstream_tls = up.tls_info()
+        if upstream_tls is not None:
+            if flow.tls is None:  # plain on the client side, TLS upstream (reverse mode)
+                flow.tls = TLSInfo()
+            _merge_tls(flow.tls, upstream_tls)
         self.server.publish(EventKind.RESPONSE_HEADERS, flow)
         if response.status_code == 101:
             await self._switch_protocols(flow, up, response)
@@ -766,9 +770,7 @@ def _wrap(pairs: list[tuple[bytes, bytes]]) -> Headers:
     return headers
 
 
-def _merge_tls(info: TLSInfo, upstream: TLSInfo | None) -> None:
-    if upstream is None:
-        return
+def _merge_tls(info: TLSInfo, upstream: TLSInfo) -> None:
     info.upstream_version = upstream.upstream_version
     info.upstream_cipher = upstream.upstream_cipher
     info.upstream_alpn = upstream.upstream_alpn
