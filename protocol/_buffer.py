@@ -2,7 +2,9 @@
 
 Consuming only moves an offset, so a body that arrives in its own ``recv()``
 passes through without a copy. Searches remember how far they got and never
-rescan bytes they already searched.
+rescan bytes they already searched. Line endings are CRLF; a buffer made with
+``bare_lf_ok`` (the client side, reading responses) also takes bare LF and hands
+heads out normalised to CRLF.
 """
 
 from __future__ import annotations
