@@ -123,3 +123,23 @@ def test_a_held_request_can_be_sent_elsewhere(proxy: LiveProxy, echo_server: Ech
         assert not echo_server.received
     finally:
         other.close()
+
+
+def test_a_response_too_big_to_hold_is_relayed_unheld(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    with live_proxy(tmp_path, intercept="~u /bytes", body_limit=1000) as proxy:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                requests.get,
+                f"{echo_server.url}/bytes/300000",
+                proxies={"http": proxy.url},
+                timeout=20,
+            )
+            (flow,) = wait_held(proxy, "request")
+            proxy.runtime.interceptor.resume(flow.id)
+            r = pending.result(timeout=10)
+        (done,) = proxy.finished(1)
+    assert r.content == b"x" * 300000
+    assert done.response is not None and done.response.body.size == 300000
+    assert done.response.body.truncated

@@ -418,11 +418,20 @@ class ClientHandler:
         return Response(response.status_code, headers, response.reason)
 
     async def _respond_streamed(
-        self, flow: Flow, up: UpstreamConnection, response: Response
+        self,
+        flow: Flow,
+        up: UpstreamConnection,
+        response: Response,
+        recorder: BodyRecorder | None = None,
+        already: list[bytes] | None = None,
     ) -> None:
-        """Relay the body as it arrives; what is already buffered goes out in one write."""
-        recorder = BodyRecorder(self.config.body_limit)
+        """Relay the body as it arrives; what is already buffered goes out in one write.
+
+        ``recorder`` and ``already`` carry a body that was partly read (and recorded) before.
+        """
+        recorder = recorder or BodyRecorder(self.config.body_limit)
         out = [self._encode_client(self._client_head(response, up))]
+        out.extend(self._encode_client(Data(chunk)) for chunk in already or ())
         up.phase = Phase.BODY
         while True:
             try:
@@ -448,8 +457,14 @@ class ClientHandler:
         self._finish(flow)
 
     async def _respond_held(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
-        """Read the whole response, hold it for the user, then send what they left."""
-        recorder = BodyRecorder(self.config.body_limit)
+        """Read the whole response, hold it for the user, then send what they left.
+
+        A body larger than the body limit cannot be held (it is not kept whole): it is
+        relayed unheld, like any other response.
+        """
+        limit = self.config.body_limit
+        recorder = BodyRecorder(limit)
+        chunks: list[bytes] = []
         trailers: list = []
         while True:
             try:
@@ -458,11 +473,15 @@ class ClientHandler:
             except (OSError, TimeoutError, HTTPException) as e:
                 self._discard(up, abort=True)
                 raise UpstreamError(e, Phase.BODY, _where(flow)) from e
-            if type(event) is Data:
-                recorder.add(event.data)
-            else:
+            if type(event) is not Data:
                 trailers = list(event.trailers.raw)  # type: ignore[union-attr]
                 break
+            recorder.add(event.data)
+            chunks.append(event.data)
+            if recorder.size > limit:
+                await self._respond_streamed(flow, up, response, recorder, chunks)
+                return
+        keep_alive = up.conn.keep_alive
         self._release(up)
         assert flow.response is not None
         flow.response.body = recorder.body()
@@ -471,6 +490,8 @@ class ClientHandler:
         r = flow.response
         headers = _wrap(strip_hop_by_hop(r.headers))
         headers.remove(b"Transfer-Encoding")
+        if not keep_alive:
+            headers.raw.append((b"Connection", b"close"))
         if flow.request.method != "HEAD" and r.status_code not in (204, 304):
             headers.set(b"Content-Length", len(r.body.data))
         self._write_client(Response(r.status_code, headers, r.reason.encode("latin-1")))
