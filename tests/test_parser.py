@@ -647,6 +647,41 @@ def test_valid_chunks_are_delivered_before_a_later_chunk_error() -> None:
     assert conn.their_state is ERROR
 
 
+def test_buffer_compaction_keeps_pipelined_bodies_intact() -> None:
+    bodies = [bytes([65 + i]) * 70_000 for i in range(3)]
+    wire = b"".join(
+        b"PUT /%d HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n%s" % (i, body)
+        for i, body in enumerate(bodies)
+    )
+    conn = Connection(SERVER)
+    conn.receive_data(wire[:30_000])
+    conn.receive_data(wire[30_000:70_100])  # the next request's head starts in here
+    seen: list[tuple[bytes, bytes]] = []
+    current: list[bytes] = []
+    fed = 70_100
+    for _ in range(1000):
+        event = conn.next_event()
+        if type(event) is Request:
+            target = event.target
+        elif type(event) is Data:
+            current.append(event.data)
+        elif type(event) is EndOfMessage:
+            seen.append((target, b"".join(current)))
+            current = []
+        elif event is PAUSED:  # more arrives while the next request waits its turn
+            conn.receive_data(wire[fed : fed + 7000])
+            fed += 7000
+            conn.send(Response(204, Headers()))
+            conn.send(EndOfMessage())
+            conn.start_next_cycle()
+        elif event is NEED_DATA:
+            if fed >= len(wire):
+                break
+            conn.receive_data(wire[fed : fed + 7000])
+            fed += 7000
+    assert seen == [(b"/%d" % i, body) for i, body in enumerate(bodies)]
+
+
 # ---------------------------------------------------------------- limits
 
 
