@@ -104,7 +104,23 @@ class Measured:
     rss_after: int | None
 
 
-def run_load(proxy: Proxy, command: str, *args: str) -> Measured:
+class UpstreamCounter:
+    """Counts the connections nginx accepts between start() and stop()."""
+
+    def __init__(self, nginx: Nginx | None) -> None:
+        self.nginx, self.before = nginx, 0
+
+    def start(self) -> None:
+        if self.nginx is not None:
+            self.before = self.nginx.accepted()
+
+    def stop(self) -> int | None:
+        if self.nginx is None:
+            return None
+        return self.nginx.accepted() - self.before - 1  # minus the first status query
+
+
+def run_load(proxy: Proxy, command: str, *args: str, nginx: Nginx | None = None) -> Measured:
     """Run proxy_load.py on the load core; sample the proxy around the measured part."""
     cmd = [*PIN_LOAD, sys.executable, str(LOAD_SCRIPT), command, "--proxy", proxy.address, *args]
     with tempfile.TemporaryFile("w+") as errfile:
@@ -115,12 +131,16 @@ def run_load(proxy: Proxy, command: str, *args: str) -> Measured:
         live = proxy.proc is not None
         figures: dict | None = None
         cpu = cpu0 = rss0 = rss1 = None
+        counter = UpstreamCounter(nginx)
         for line in proc.stdout:
             event = json.loads(line)
-            if event["event"] == "measure_start" and live:
-                cpu0, rss0 = proxy.cpu_seconds(), proxy.rss_kib()
+            if event["event"] == "measure_start":
+                counter.start()
+                if live:
+                    cpu0, rss0 = proxy.cpu_seconds(), proxy.rss_kib()
             elif event["event"] == "measure_end":
                 figures = event
+                figures["upstream_conns"] = counter.stop()
                 if live and cpu0 is not None:
                     cpu, rss1 = proxy.cpu_seconds() - cpu0, proxy.rss_kib()
                 break
@@ -153,7 +173,9 @@ def parse_wrk(output: str) -> tuple[int, float, int]:
     return int(done.group(1)), float(done.group(2)) * scale, bad
 
 
-def run_wrk(proxy: Proxy, upstream_url: str, connections: int, duration: float) -> Measured:
+def run_wrk(
+    proxy: Proxy, upstream_url: str, connections: int, duration: float, nginx: Nginx | None = None
+) -> Measured:
     env = {**os.environ, "WRK_TARGET_URL": upstream_url}
     if proxy.proc is None:  # no proxy: origin-form straight at nginx
         url, script = upstream_url, []
@@ -161,13 +183,16 @@ def run_wrk(proxy: Proxy, upstream_url: str, connections: int, duration: float) 
         url, script = f"http://{proxy.address}/", ["-s", str(WRK_SCRIPT)]
     base = [*PIN_LOAD, "wrk", "-t1", f"-c{connections}", "--timeout", "10s", *script]
     subprocess.run([*base, "-d1s", url], env=env, capture_output=True, timeout=60)  # warm-up
+    counter = UpstreamCounter(nginx)
+    counter.start()
     cpu0 = proxy.cpu_seconds() if proxy.proc else None
-    out = subprocess.run(
-        [*base, f"-d{duration:g}s", url], env=env, capture_output=True, text=True, timeout=120
-    )
+    seconds = f"-d{max(1, round(duration))}s"  # wrk takes whole seconds
+    out = subprocess.run([*base, seconds, url], env=env, capture_output=True, text=True, timeout=99)
     cpu = proxy.cpu_seconds() - cpu0 if cpu0 is not None else None
-    requests, elapsed, bad = parse_wrk(out.stdout + out.stderr)
-    return Measured({"requests": requests, "elapsed": elapsed, "errors": bad}, cpu, None, None)
+    requests, elapsed, errors = parse_wrk(out.stdout + out.stderr)
+    figures = {"requests": requests, "elapsed": elapsed, "errors": errors}
+    figures["upstream_conns"] = counter.stop()
+    return Measured(figures, cpu, None, None)
 
 
 def note_errors(row: Row, name: str, figures: dict) -> None:
@@ -199,29 +224,33 @@ def scenario_plain_keepalive(proxies: list[Proxy], nginx: Nginx, s: Settings) ->
     title = f"1 plain keep-alive, {s.connections} conns (wrk)"
     rps = Row(title, "requests/s")
     cpu = Row(title, "proxy CPU us/request", "<= 200", lambda ours, _m: ours <= 200)
+    opened = Row(title, UPSTREAM_CONNS_METRIC, digits=1)
     url = f"http://127.0.0.1:{nginx.plain_port}{SMALL_PATH}"
 
     def measure(proxy: Proxy) -> None:
-        m = run_wrk(proxy, url, s.connections, s.duration)
+        m = run_wrk(proxy, url, s.connections, s.duration, nginx)
         record_rate(rps, cpu, proxy.name, m, m.figures["requests"], 1e6)
+        record_upstream_conns(opened, proxy.name, m)
 
     each_proxy(proxies, rps, measure)
-    return [rps, cpu]
+    return [rps, cpu, opened]
 
 
 def scenario_tls_keepalive(proxies: list[Proxy], nginx: Nginx, s: Settings) -> list[Row]:
     title = f"2 intercepted HTTPS keep-alive, {s.connections} conns"
     rps = Row(title, "requests/s")
     cpu = Row(title, "proxy CPU us/request", "<= 200", lambda ours, _m: ours <= 200)
+    opened = Row(title, UPSTREAM_CONNS_METRIC, digits=1)
     url = f"https://127.0.0.1:{nginx.tls_port}{SMALL_PATH}"
 
     def measure(proxy: Proxy) -> None:
         load = ["--url", url, "--ca", str(ca_for(proxy, nginx)), "--duration", str(s.duration)]
-        m = run_load(proxy, "keepalive", *load, "--connections", str(s.connections))
+        m = run_load(proxy, "keepalive", *load, "--connections", str(s.connections), nginx=nginx)
         record_rate(rps, cpu, proxy.name, m, m.figures["requests"], 1e6)
+        record_upstream_conns(opened, proxy.name, m)
 
     each_proxy(proxies, rps, measure)
-    return [rps, cpu]
+    return [rps, cpu, opened]
 
 
 def scenario_new_connections(proxies: list[Proxy], nginx: Nginx, s: Settings) -> list[Row]:
@@ -334,6 +363,16 @@ class running:
 
 def ca_for(proxy: Proxy, nginx: Nginx) -> Path:
     return nginx.ca_file if proxy.proc is None else proxy.ca_file
+
+
+# Keep-alive loads should reuse upstream connections: a high figure means pool churn.
+UPSTREAM_CONNS_METRIC = "upstream conns opened per 1k requests"
+
+
+def record_upstream_conns(row: Row, name: str, m: Measured) -> None:
+    opened, requests = m.figures.get("upstream_conns"), m.figures.get("requests")
+    if opened is not None and requests:
+        row.values[name] = opened / requests * 1000
 
 
 def record_rate(rate: Row, cpu: Row, name: str, m: Measured, count: int, unit: float) -> None:

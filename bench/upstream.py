@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ BIG_PATH = "/big.bin"
 BIG_SIZE = 256 * 1024 * 1024
 # ~200 bytes of body, like a small JSON API answer.
 SMALL_BODY = '{"status":"ok","items":[' + ",".join(f'"item-{i:02d}"' for i in range(16)) + "]}"
+STATUS_PATH = "/nginx-status"
 EXTRA_HOSTS = tuple(f"127.0.0.{i}" for i in range(2, 251))
 
 
@@ -154,6 +156,7 @@ http {{
     keepalive_timeout 600s;
     server {{
         listen 127.0.0.1:{self.plain_port};
+        location = {STATUS_PATH} {{ stub_status; }}
         {locations}
     }}
     server {{
@@ -165,6 +168,14 @@ http {{
     }}
 }}
 """
+
+    def accepted(self) -> int:
+        """nginx's accepted-connections counter (this query's own connection included)."""
+        url = f"http://127.0.0.1:{self.plain_port}{STATUS_PATH}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        # "Active connections: 1\nserver accepts handled requests\n 12 12 40\n..."
+        return int(text.splitlines()[2].split()[0])
 
     def stop(self) -> None:
         if self.proc is None:
