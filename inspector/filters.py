@@ -540,6 +540,7 @@ def quote(arg: str) -> str:
 
 _PUNCT = "()!&|"
 _OPERATOR_NAME = re.compile(r"~[a-zA-Z]*")
+_OPERATOR_START = re.compile(r"~[a-zA-Z]")
 
 
 class _Lexer:
@@ -585,7 +586,7 @@ class _Lexer:
         ch = self.text[self.pos]
         if ch in "\"'":
             return self._quoted(ch)
-        if ch == "~" and _OPERATOR_NAME.match(self.text, self.pos).end() > self.pos + 1:  # type: ignore[union-attr]
+        if _OPERATOR_START.match(self.text, self.pos):
             return None  # an operator, not an argument: quote it to mean the text
         return self._word() or None
 
