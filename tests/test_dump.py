@@ -264,3 +264,19 @@ def test_kill_9_keeps_every_finished_flow(tmp_path: Path, echo_server: EchoServe
     conn.close()
     flows = stored(proxy.session)
     assert sorted(f.response.status_code for f in flows) == [200 + i for i in range(25)]  # type: ignore[union-attr]
+
+
+def test_warning_for_a_non_loopback_address() -> None:
+    import io
+
+    from inspector.config import Config
+    from inspector.runtime import announce
+
+    out = io.StringIO()
+    announce("0.0.0.0", 8080, Config(), out)
+    text = out.getvalue()
+    assert text.startswith("inspector: proxy listening on http://0.0.0.0:8080\n")
+    assert "warning: listening on 0.0.0.0, not loopback" in text
+    quiet = io.StringIO()
+    announce("::1", 8080, Config(), quiet)
+    assert quiet.getvalue() == "inspector: proxy listening on http://[::1]:8080\n"

@@ -13,6 +13,8 @@ import pytest
 import requests
 
 from inspector.bus import EventKind
+from inspector.store import Store
+from tests.conftest import needs_ipv6
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_response, read_responses
 from tests.servers import EchoServer
 
@@ -192,3 +194,26 @@ def test_origin_form_to_the_proxy_explains_itself(proxy: LiveProxy) -> None:
     r = requests.get(f"{proxy.url}/some/page", timeout=10)
     assert r.status_code == 400
     assert "is not an absolute URL" in r.text and "curl -x" in r.text
+
+
+@needs_ipv6
+def test_ipv6_upstream(proxy: LiveProxy) -> None:
+    server = EchoServer(host="::1")
+    try:
+        out = curl(proxy, f"{server.url}/status/200")
+        (flow,) = proxy.finished(1)
+    finally:
+        server.close()
+    assert out.stdout == b"status 200\n", out.stderr
+    assert flow.request.host == "::1" and flow.request.url == f"{server.url}/status/200"
+
+
+def test_stopping_the_proxy_thread_flushes_the_session(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    with live_proxy(tmp_path) as proxy:
+        for i in range(10):
+            curl(proxy, f"{echo_server.url}/status/{200 + i}")
+        proxy.finished(10)
+    with Store(tmp_path / "session.db", readonly=True) as store:
+        assert store.count() == 10
