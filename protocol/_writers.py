@@ -33,12 +33,26 @@ class SentFraming:
 
 def field_block(fields: HeaderPairs) -> bytes:
     """``name: value CRLF`` lines of ``fields``, after checking every name and value."""
-    block = b"".join([name + b": " + value + b"\r\n" for name, value in fields])
+    try:
+        block = b"".join([name + b": " + value + b"\r\n" for name, value in fields])
+    except (TypeError, ValueError):
+        raise LocalProtocolError(
+            f"header fields must be (bytes, bytes) pairs, got {_first_odd(fields)!r}"
+        ) from None
     # Parsing back what we wrote and getting the same pairs proves no value smuggled
     # in a line break and no name hides a colon; anything else gets a precise check.
     if _field_lines(block) != fields or block.count(b"\n") != len(fields):
         _check_fields(fields)
     return block
+
+
+def _first_odd(fields: HeaderPairs) -> object:
+    for field in fields:
+        if not (isinstance(field, tuple) and len(field) == 2 and type(field[0]) is bytes):
+            return field
+        if type(field[1]) is not bytes:
+            return field
+    return fields
 
 
 def _check_fields(fields: HeaderPairs) -> None:

@@ -1093,6 +1093,13 @@ def test_send_refuses_bad_header_fields(name: bytes, value: bytes) -> None:
     assert conn.our_state is IDLE  # nothing was sent; the connection is still usable
 
 
+def test_send_refuses_header_fields_that_are_not_byte_pairs() -> None:
+    headers = Headers(HOST)
+    headers.raw.append(("X-Text", "str"))  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="X-Text"):
+        Connection(CLIENT).send(Request(b"GET", b"/", headers))
+
+
 @pytest.mark.parametrize(
     "target", [b"/a b", b"/a\r\nHost: evil", b"/\x00", b"/a\tb", b"", b"/\x7f"]
 )
