@@ -71,6 +71,8 @@ def _check_fields(fields: HeaderPairs) -> None:
 
 def write_request_head(request: Request) -> tuple[bytes, SentFraming]:
     method, target, version = request.method, request.target, request.http_version
+    if type(method) is not bytes or type(target) is not bytes:
+        raise LocalProtocolError(f"method and target must be bytes, got {method!r} and {target!r}")
     if not _abnf.token_re.fullmatch(method):
         raise LocalProtocolError(f"invalid method {quote(method)}: a method is a token")
     if not _abnf.request_target_re.fullmatch(target):
@@ -94,6 +96,8 @@ def write_response_head(response: Response) -> tuple[bytes, SentFraming]:
         raise LocalProtocolError(f"cannot send HTTP version {quote(version)}; use b'1.1'")
     if not reason:
         reason = responses.get(code, "").encode("ascii")
+    elif type(reason) is not bytes:
+        raise LocalProtocolError(f"reason phrase must be bytes, got {reason!r}")
     elif not _abnf.reason_phrase_re.fullmatch(reason):
         raise LocalProtocolError(
             f"invalid reason phrase {quote(reason)}: CR, LF and control characters are not "

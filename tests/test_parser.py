@@ -1093,6 +1093,15 @@ def test_send_refuses_bad_header_fields(name: bytes, value: bytes) -> None:
     assert conn.our_state is IDLE  # nothing was sent; the connection is still usable
 
 
+def test_send_refuses_text_where_bytes_belong() -> None:
+    with pytest.raises(LocalProtocolError, match="must be bytes"):
+        Connection(CLIENT).send(Request("GET", "/", Headers(HOST)))  # type: ignore[arg-type]
+    conn = server_with(GET)
+    drain(conn)
+    with pytest.raises(LocalProtocolError, match="must be bytes"):
+        conn.send(Response(200, Headers(), "OK"))  # type: ignore[arg-type]
+
+
 def test_send_refuses_header_fields_that_are_not_byte_pairs() -> None:
     headers = Headers(HOST)
     headers.raw.append(("X-Text", "str"))  # type: ignore[arg-type]
