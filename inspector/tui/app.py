@@ -139,12 +139,12 @@ class InspectorApp(App[int]):
             page = self.session.summaries(offset, LOAD_PAGE)
             if not page:
                 break
-            rows = [FlowRow.from_flow(flow, 0) for flow in page]
-            failed = [flow for flow in page if flow.error is not None]
-            self.call_from_thread(self._add_loaded, rows, failed)
+            self.call_from_thread(self._add_loaded, [FlowRow.from_summary(s) for s in page], [])
             offset += len(page)
             if len(page) < LOAD_PAGE:
                 break
+        if offset:
+            self.call_from_thread(self._add_loaded, [], self.session.failed_flows(MAX_EVENTS))
         self._loaded.set()
 
     def _add_loaded(self, rows: list[FlowRow], failed: list[Flow]) -> None:
@@ -152,9 +152,10 @@ class InspectorApp(App[int]):
         for row in rows:
             if row.id not in known:
                 self.index.add(row)
-        # Live events may already have counted a flow the page also holds.
-        failed = [f for f in failed if f.id not in self._counted_errors]
-        self.errors += len(failed)
+                if row.error is not None and row.id not in self._counted_errors:
+                    self._counted_errors.add(row.id)
+                    self.errors += 1
+        # The events pane lists the loaded failures (counted above) once their details come.
         self._add_error_events(failed)
         self.flows_changed(reordered=self.index.sorted)
 

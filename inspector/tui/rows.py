@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from inspector.content import media_type
 from inspector.flow import Flow
+from inspector.store import FlowSummary
 
 SORT_KEYS: dict[str, Callable[[FlowRow], object]] = {}
 
@@ -54,6 +55,30 @@ class FlowRow:
         )
         row.update(flow)
         return row
+
+    @classmethod
+    def from_summary(cls, s: FlowSummary) -> FlowRow:
+        """A row from the store's indexed columns (no JSON, no bodies)."""
+        default = 443 if s.scheme == "https" else 80
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        return cls(
+            id=s.id,
+            seq=0,
+            start=s.start,
+            method=s.method,
+            scheme=s.scheme,
+            authority=host if s.port == default else f"{host}:{s.port}",
+            path=s.path if s.method != "CONNECT" else s.url,
+            status=s.status,
+            reason=s.reason or "",
+            error=s.error_class,
+            content_type=media_type(s.content_type),
+            size=s.response_size,
+            duration=s.duration,
+            marked=s.marked,
+            replay_of=s.replay_of,
+            finished=s.duration is not None,
+        )
 
     def update(self, flow: Flow) -> None:
         """Refresh the parts of a row that change while an exchange progresses."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from inspector.bus import Bus
 from inspector.config import Config
 from inspector.flow import Flow
-from inspector.store import Store, StoreError
+from inspector.store import FlowSummary, Store, StoreError
 from inspector.tui.widgets.status_bar import SourceInfo
 
 FILTER_PAGE = 20000  # flows per store query when collecting a filter's matches
@@ -42,9 +42,14 @@ class Session:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def summaries(self, offset: int, limit: int) -> list[Flow]:
-        """A page of flows in capture order, without bodies."""
-        return self.store.summaries(offset, limit)
+    def summaries(self, offset: int, limit: int) -> list[FlowSummary]:
+        """A page of list rows in capture order (indexed columns only)."""
+        return self.store.summary_rows(offset, limit)
+
+    def failed_flows(self, limit: int) -> list[Flow]:
+        """The newest ``limit`` flows with an exception (without bodies), oldest first."""
+        total = self.store.count("~e")
+        return self.store.summaries(max(0, total - limit), limit, "~e")
 
     def get(self, flow_id: str) -> Flow | None:
         flow = self._memory.get(flow_id)
@@ -83,7 +88,7 @@ class Session:
             self.store.flush()
         ids: set[str] = set()
         while True:
-            page = self.store.summaries(len(ids), FILTER_PAGE, expr)
+            page = self.store.summary_rows(len(ids), FILTER_PAGE, expr)
             ids.update(f.id for f in page)
             if len(page) < FILTER_PAGE:
                 break

@@ -1,0 +1,213 @@
+"""TUI benchmark: key-press latency over a big session while flows keep arriving.
+
+Builds a session of --flows flows (default 100,000), runs the app headless with
+``App.run_test`` while a thread publishes --rate new flows per second on the bus
+(recorded to the store as the proxy does), and measures how long the UI takes to
+handle a key press: moving the cursor, opening a flow's detail, applying a filter
+(the key press, and until the filtered list is shown). Prints p50/p99 and memory.
+
+    PYTHONPATH=. python bench/bench_tui.py [--flows 100000] [--rate 1000] [--presses 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual import events
+from textual.screen import Screen
+from textual.widgets import Input
+
+from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.store import Store
+from inspector.tui.app import InspectorApp
+from inspector.tui.session import Session
+from inspector.tui.widgets.filter_bar import FilterBar
+from inspector.tui.widgets.flow_table import FlowTable
+from inspector.tui.widgets.status_bar import SourceInfo
+from tests.tui_fixtures import numbered_flow
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def build(path: Path, n: int) -> float:
+    start = time.perf_counter()
+    store = Store(path)
+    for i in range(n):
+        store.put(numbered_flow(i))
+    store.close()
+    return time.perf_counter() - start
+
+
+class Publisher(threading.Thread):
+    """Publishes ``rate`` finished flows per second, as the proxy thread would."""
+
+    def __init__(self, bus: Bus, first: int, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.bus, self.next, self.rate = bus, first, rate
+        self.stop = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        period = 0.01  # publish in 10 ms slices
+        per_slice = max(1, round(self.rate * period))
+        deadline = time.perf_counter()
+        while not self.stop.is_set():
+            for _ in range(per_slice):
+                flow = numbered_flow(self.next)
+                flow.id = f"live{self.next:028x}"
+                self.next += 1
+                self.bus.publish(FlowEvent(EventKind.STARTED, flow))
+                self.bus.publish(FlowEvent(EventKind.RESPONSE, flow))
+                self.sent += 1
+            deadline += period
+            time.sleep(max(0.0, deadline - time.perf_counter()))
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def report(name: str, values: list[float]) -> None:
+    print(
+        f"{name:<34} n={len(values):<4} p50 {pct(values, 0.5):7.1f} ms   "
+        f"p99 {pct(values, 0.99):7.1f} ms   max {max(values) * 1000:7.1f} ms"
+    )
+
+
+class Frames:
+    """Counts screen repaints and their cost, by wrapping the screen's compositor refresh."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.costs: list[float] = []
+        original = Screen._compositor_refresh
+
+        def refresh(screen: Screen) -> None:
+            start = time.perf_counter()
+            original(screen)
+            self.costs.append(time.perf_counter() - start)
+            self.count += 1
+
+        Screen._compositor_refresh = refresh  # type: ignore[method-assign]
+
+
+async def key_latency(app: InspectorApp, frames: Frames, key: str, done) -> float:
+    """Seconds from a key press until its effect (``done()``) is painted on screen.
+
+    Pilot.press waits for the whole process to go idle, which never happens while flows
+    keep arriving, so the key goes to the driver and the effect is polled for.
+    """
+    start = time.perf_counter()
+    char = {"enter": "\r", "escape": "\x1b"}.get(key, key if len(key) == 1 else None)
+    app._driver.send_message(events.Key(key, char))
+    while not done():
+        await asyncio.sleep(0.0005)
+    seen = frames.count
+    while frames.count == seen:  # the next repaint shows the effect
+        await asyncio.sleep(0.0005)
+    return time.perf_counter() - start
+
+
+async def run(args: argparse.Namespace, path: Path) -> None:
+    store = Store(path)
+    bus = Bus()
+    bus.subscribe(lambda e: e.kind is EventKind.RESPONSE and store.put(e.flow))
+    info = SourceInfo(session=str(path), address="http://127.0.0.1:8080")
+    app = InspectorApp(Session(store=store, info=info, bus=bus))
+    frames = Frames()
+    before = rss_mb()
+    async with app.run_test(size=(160, 50)) as pilot:
+        start = time.perf_counter()
+        while len(app.index.rows) < args.flows:
+            await pilot.pause(0.05)
+        load = time.perf_counter() - start
+        await pilot.pause(0.2)
+        print(f"loaded {len(app.index.rows)} flows into the list in {load:.2f} s")
+        print(f"RSS {before:.0f} MB before load, {rss_mb():.0f} MB after")
+        publisher = Publisher(bus, args.flows, args.rate)
+        publisher.start()
+        table = app.screen.query_one(FlowTable)
+        list_screen = app.screen
+        await pilot.press("home")
+        frames.costs.clear()
+        moves = []
+        for i in range(args.presses):
+            before_cursor = table.cursor
+            key = "up" if i % 2 else "down"
+            moves.append(
+                await key_latency(app, frames, key, lambda b=before_cursor: table.cursor != b)
+            )
+        opens, backs = [], []
+        for i in range(max(1, args.presses // 10)):
+            table.follow = False
+            table.cursor = (i * 7919) % len(app.index)
+            await asyncio.sleep(0.05)
+            opens.append(
+                await key_latency(app, frames, "enter", lambda: app.screen is not list_screen)
+            )
+            await asyncio.sleep(0.05)
+            backs.append(
+                await key_latency(app, frames, "escape", lambda: app.screen is list_screen)
+            )
+        keys, results = [], []
+        for i in range(max(1, args.presses // 20)):
+            expr = "~c 404" if i % 2 else "~m PUT & ~d host1"
+            await key_latency(app, frames, "f", lambda: bool(app.screen.query(FilterBar)))
+            app.screen.query_one(FilterBar).query_one(Input).value = expr
+            start = time.perf_counter()
+            keys.append(
+                await key_latency(app, frames, "enter", lambda: not app.screen.query(FilterBar))
+            )
+            while (
+                app.filter_expr != expr
+                or app.index.matching is None
+                or any(w.group == "filter" and not w.is_finished for w in app.workers)
+            ):
+                await asyncio.sleep(0.001)
+            results.append(time.perf_counter() - start)
+            await asyncio.sleep(0.1)
+        publisher.stop.set()
+        publisher.join()
+        await pilot.pause(0.3)
+        print(f"published {publisher.sent} live flows meanwhile ({args.rate:.0f}/s)")
+        report("move (up/down) to painted", moves)
+        report("open detail (enter) to painted", opens)
+        report("back to list (escape) to painted", backs)
+        report("filter (enter) to painted", keys)
+        report("filter until the list is filtered", results)
+        report("screen repaint cost", frames.costs)
+        print(f"RSS at the end {rss_mb():.0f} MB for {len(app.index.rows)} flows")
+    store.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="live flows per second")
+    parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--session", type=Path, help="reuse/build the session here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.session or Path(tmp) / "bench.db"
+        if not path.exists():
+            print(f"building a {args.flows}-flow session: {build(path, args.flows):.1f} s")
+        asyncio.run(run(args, path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
