@@ -167,3 +167,16 @@ def test_connect_then_garbage_is_relayed_raw(proxy: LiveProxy, raw_server) -> No
         assert s.recv(100) == b"\x00\x01NOT HTTP AT ALL"
     (flow,) = proxy.finished(1)
     assert flow.request.method == "CONNECT"
+
+
+def test_a_client_refusing_our_certificate_is_recorded(
+    proxy: LiveProxy, tls_echo_server: EchoServer
+) -> None:
+    url = f"https://localhost:{tls_echo_server.port}/"
+    out = curl(proxy, url)  # the system trust store does not know the inspector CA
+    assert out.returncode != 0
+    (flow,) = proxy.finished(1)
+    assert flow.request.method == "CONNECT" and flow.error is not None
+    assert flow.error.phase == "client" and "SSL" in flow.error.exc_class
+    assert "does it trust the inspector CA" in flow.error.message
+    assert flow.tls is not None and flow.tls.sni == "localhost"

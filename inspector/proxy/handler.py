@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -691,7 +692,11 @@ class ClientHandler:
         if not first:
             return False
         if hello is not None:
-            await self._start_client_tls(host, hello)
+            try:
+                await self._start_client_tls(host, hello)
+            except ClientGone as e:
+                self._report_client_tls_failure(req, host, port, hello, e.exc)
+                return False
             self.tunnel = Tunnel("https", host, port)
         elif looks_like_http(first):
             transport.resume_reading()
@@ -726,10 +731,21 @@ class ClientHandler:
             client_version=sslobj.version() if sslobj is not None else None,
         )
 
-    async def _raw_tunnel(
-        self, req: Request, host: str, port: int, *, answered: bool = False
-    ) -> bool:
-        """Relay a tunnel untouched (--ignore-hosts, or not HTTP inside); recorded as CONNECT."""
+    def _report_client_tls_failure(
+        self, req: Request, host: str, port: int, hello: ClientHello, exc: BaseException
+    ) -> None:
+        """A client that refuses our certificate is the commonest set-up problem: record it."""
+        flow = self._connect_flow(req, host, port)
+        flow.tls = TLSInfo(sni=hello.sni, client_alpn=",".join(hello.alpn or ()) or None)
+        self.server.publish(EventKind.STARTED, flow)
+        if isinstance(exc, ssl.SSLError):
+            exc = type(exc)(
+                f"{exc} (the client refused the TLS handshake: does it trust the inspector CA? "
+                "see `inspector ca`)"
+            )
+        self._finish_error(flow, exc, Phase.CLIENT)
+
+    def _connect_flow(self, req: Request, host: str, port: int) -> Flow:
         request = model.Request(
             method="CONNECT",
             scheme="https" if port == 443 else "http",
@@ -746,6 +762,13 @@ class ClientHandler:
             mode=self.server.mode_text,
         )
         flow.timings.start = self.head_start
+        return flow
+
+    async def _raw_tunnel(
+        self, req: Request, host: str, port: int, *, answered: bool = False
+    ) -> bool:
+        """Relay a tunnel untouched (--ignore-hosts, or not HTTP inside); recorded as CONNECT."""
+        flow = self._connect_flow(req, host, port)
         self.server.publish(EventKind.STARTED, flow)
         target = Target(
             "tcp",
