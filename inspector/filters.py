@@ -77,7 +77,7 @@ def _lines_match(pattern: str, text: str | None) -> bool:
 
 # UTF-8 of the characters re.IGNORECASE matches to ASCII letters: dotted and dotless i
 # (U+0130, U+0131), long s (U+017F) and the Kelvin sign (U+212A).
-_FOLDS_TO_ASCII = (b"\xc4\xb0", b"\xc4\xb1", b"\xc5\xbf", b"\xe2\x84\xaa")
+_FOLDS_TO_ASCII = {"i": (b"\xc4\xb0", b"\xc4\xb1"), "s": (b"\xc5\xbf",), "k": (b"\xe2\x84\xaa",)}
 _REGEX_SPECIALS = frozenset(".^$*+?{}[]\\|()")
 
 
@@ -87,6 +87,13 @@ def _ascii_literal(pattern: str) -> bytes | None:
     if pattern.isascii() and _REGEX_SPECIALS.isdisjoint(pattern):
         return pattern.lower().encode("ascii")
     return None
+
+
+@lru_cache(maxsize=512)
+def _folds(literal: bytes) -> tuple[bytes, ...]:
+    """The UTF-8 sequences that IGNORECASE would match to one of the literal's letters."""
+    text = literal.decode("ascii")
+    return tuple(seq for letter, seqs in _FOLDS_TO_ASCII.items() if letter in text for seq in seqs)
 
 
 def _body_matches(pattern: str, data: bytes | None) -> bool:
@@ -99,7 +106,7 @@ def _body_matches(pattern: str, data: bytes | None) -> bool:
         # UTF-8 of a few letters folds onto ASCII ones under IGNORECASE.
         if literal in data.lower():
             return True
-        if not any(seq in data for seq in _FOLDS_TO_ASCII):
+        if not any(seq in data for seq in _folds(literal)):
             return False
     elif _compile(pattern).search(data.decode("latin-1")) is not None:
         return True
@@ -308,9 +315,21 @@ class ResponseHeader(_RegexOperator):
         return "flt_lines(?, flows.resp_head_text)", [self.arg]
 
 
-def _body_sql(part: str) -> str:
-    # One pass over the bodies table, rather than a subquery per flow.
-    return f"flows.seq IN (SELECT flow_seq FROM bodies WHERE flt_body(?, data){part})"
+def _body_sql(pattern: str, part: str) -> SQL:
+    """One pass over the bodies table (rather than a subquery per flow)."""
+    literal = _ascii_literal(pattern)
+    if literal is None:
+        test, params = "flt_body(?, data)", [pattern]
+    else:
+        # _body_matches' literal case in SQLite's own code: lower() folds ASCII only, as
+        # bytes.lower() does, and the rare bodies with folding letters go to Python.
+        test, params = "instr(lower(data), ?) > 0", [literal.decode("ascii")]
+        folds = _folds(literal)
+        if folds:
+            found = " OR ".join(f"instr(data, x'{seq.hex()}') > 0" for seq in folds)
+            test = f"({test} OR (({found}) AND flt_body(?, data)))"
+            params.append(pattern)
+    return f"flows.seq IN (SELECT flow_seq FROM bodies WHERE {test}{part})", params
 
 
 class Body(_RegexOperator):
@@ -325,7 +344,7 @@ class Body(_RegexOperator):
         )
 
     def sql(self) -> SQL:
-        return _body_sql(""), [self.arg]
+        return _body_sql(self.arg, "")
 
 
 class RequestBody(_RegexOperator):
@@ -337,7 +356,7 @@ class RequestBody(_RegexOperator):
         return _body_matches(self.arg, flow.request.body.data)
 
     def sql(self) -> SQL:
-        return _body_sql(" AND part = 0"), [self.arg]
+        return _body_sql(self.arg, " AND part = 0")
 
 
 class ResponseBody(_RegexOperator):
@@ -350,7 +369,7 @@ class ResponseBody(_RegexOperator):
         return resp is not None and _body_matches(self.arg, resp.body.data)
 
     def sql(self) -> SQL:
-        return _body_sql(" AND part = 1"), [self.arg]
+        return _body_sql(self.arg, " AND part = 1")
 
 
 class ContentType(_RegexOperator):
