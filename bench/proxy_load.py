@@ -394,18 +394,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    raise_nofile_limit()
+def run(args: argparse.Namespace) -> None:
     if args.command in ("latency", "download"):
         (run_latency if args.command == "latency" else run_download)(args)
-        return 0
+        return
     runner = {"keepalive": run_keepalive, "newconn": run_newconn, "idle": run_idle}
     coro = runner[args.command](args)
     if uvloop is not None:
         uvloop.run(coro)
     else:
         asyncio.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    raise_nofile_limit()
+    try:
+        run(args)
+    except (OSError, LoadError, asyncio.IncompleteReadError, ValueError) as e:
+        where = "the proxy" if args.proxy != "none" else "the upstream"
+        print(f"proxy_load: {args.command} failed talking to {where}: {e!r}", file=sys.stderr)
+        return 1
     return 0
 
 
