@@ -512,6 +512,15 @@ class Memory:
     fds_after: Fds = field(default_factory=Fds)
     fds_drained: Fds = field(default_factory=Fds)
     drain_seconds: float = 0.0
+    samples: list[tuple[float, int, int]] = field(default_factory=list)  # (s, KiB, exchanges)
+
+    def trend(self) -> str:
+        """RSS at each quarter of the load, with the exchanges done by then: a leak grows."""
+        if not self.samples:
+            return "no samples"
+        picks = [self.samples[min(len(self.samples) - 1, len(self.samples) * q // 4)]
+                 for q in (0, 1, 2, 3, 4)]  # fmt: skip
+        return ", ".join(f"{t:.0f} s: {mib(kib)} / {n} exchanges" for t, kib, n in picks)
 
 
 async def load(seconds: float, clients: int, proxy: SoakProxy, ports: Ports,
@@ -522,12 +531,15 @@ async def load(seconds: float, clients: int, proxy: SoakProxy, ports: Ports,
     tasks = [
         asyncio.create_task(client(n, deadline, address, ports, ctx, tally)) for n in range(clients)
     ]
+    started = time.monotonic()
     while not all(t.done() for t in tasks):
         if not proxy.alive():
             for t in tasks:
                 t.cancel()
             raise ProxyDied(f"the proxy exited with status {proxy.process.proc.returncode}")
-        memory.peak_kib = max(memory.peak_kib, proxy.rss_kib())
+        rss = proxy.rss_kib()
+        memory.peak_kib = max(memory.peak_kib, rss)
+        memory.samples.append((time.monotonic() - started, rss, len(tally.finished)))
         await asyncio.wait(tasks, timeout=0.5)
 
 
@@ -558,6 +570,7 @@ async def soak(args: argparse.Namespace, proxy: SoakProxy, ports: Ports, tally: 
     await asyncio.sleep(IDLE_AFTER)
     memory.baseline_kib, memory.fds_baseline = proxy.rss_kib(), proxy.fds(ports)
     memory.peak_kib = memory.baseline_kib
+    memory.samples.clear()  # the trend is the measured load's only
     print(f"soak: {args.clients} clients for {args.seconds:g} s", file=sys.stderr)
     await load(args.seconds, args.clients, proxy, ports, ctx, tally, memory)
     await asyncio.sleep(IDLE_AFTER)
@@ -612,6 +625,7 @@ def report(args: argparse.Namespace, tally: Tally, memory: Memory, found: int,
         ("exception lines printed by dump", str(proxy.error_lines)),
         ("RSS baseline (after warm-up)", mib(memory.baseline_kib)),
         ("RSS peak", mib(memory.peak_kib)),
+        ("RSS during the load", memory.trend()),
         (f"RSS after {IDLE_AFTER:g} s idle", f"{mib(memory.after_kib)} "
          f"({(memory.after_kib - memory.baseline_kib) / 1024:+.1f} MiB vs baseline)"),
         (f"RSS after {memory.drain_seconds:.0f} s idle (pool drained)",
