@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import trustme
-from inspector.store import Store
 
+from inspector.store import Store
 from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer, RawServer, read_request_head, reset
 
