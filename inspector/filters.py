@@ -53,6 +53,8 @@ class FilterError(ValueError):
 
 # --- matching helpers shared by Python and SQL evaluation ---------------------------------
 
+SQL = tuple[str, list[object]]
+
 
 @lru_cache(maxsize=512)
 def _compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
@@ -64,20 +66,9 @@ def header_text(pairs: list[tuple[bytes, bytes]]) -> str:
     return "\n".join(f"{n.decode('latin-1')}: {v.decode('latin-1')}" for n, v in pairs)
 
 
-def _search(pattern: str, text: str | None) -> bool:
-    return text is not None and _compile(pattern).search(text) is not None
-
-
-def _lines_match(pattern: str, text: str | None) -> bool:
-    # One search over all the lines: ^ and $ match at each line's start and end.
-    if not text:
-        return False
-    return _compile(pattern, re.MULTILINE).search(text) is not None
-
-
-# UTF-8 of the characters re.IGNORECASE matches to ASCII letters: dotted and dotless i
-# (U+0130, U+0131), long s (U+017F) and the Kelvin sign (U+212A).
-_FOLDS_TO_ASCII = {"i": (b"\xc4\xb0", b"\xc4\xb1"), "s": (b"\xc5\xbf",), "k": (b"\xe2\x84\xaa",)}
+# re.IGNORECASE matches these letters to ASCII ones: dotted and dotless i (U+0130,
+# U+0131), long s (U+017F) and the Kelvin sign (U+212A). Nothing else folds onto ASCII.
+_FOLDS_TO_ASCII = {"i": "\u0130\u0131", "s": "\u017f", "k": "\u212a"}
 _REGEX_SPECIALS = frozenset(".^$*+?{}[]\\|()")
 
 
@@ -90,29 +81,74 @@ def _ascii_literal(pattern: str) -> bytes | None:
 
 
 @lru_cache(maxsize=512)
-def _folds(literal: bytes) -> tuple[bytes, ...]:
-    """The UTF-8 sequences that IGNORECASE would match to one of the literal's letters."""
+def _folds(literal: bytes) -> tuple[str, ...]:
+    """The characters IGNORECASE would match to one of the literal's letters."""
     text = literal.decode("ascii")
-    return tuple(seq for letter, seqs in _FOLDS_TO_ASCII.items() if letter in text for seq in seqs)
+    return tuple(ch for letter, chars in _FOLDS_TO_ASCII.items() if letter in text for ch in chars)
+
+
+def _literal_verdict(pattern: str, data: bytes) -> bool | None:
+    """The regex's verdict on UTF-8 ``data`` when ``pattern`` is a plain word, else None.
+
+    ASCII case folding (``bytes.lower``, SQLite's ``lower``) finds what IGNORECASE finds,
+    unless the text holds one of the few letters that fold onto ASCII: then None too.
+    """
+    literal = _ascii_literal(pattern)
+    if literal is None:
+        return None
+    if literal in data.lower():
+        return True
+    if any(ch.encode() in data for ch in _folds(literal)):
+        return None
+    return False
+
+
+def _search(pattern: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    verdict = _literal_verdict(pattern, text.encode("utf-8", "surrogatepass"))
+    if verdict is not None:
+        return verdict
+    return _compile(pattern).search(text) is not None
+
+
+def _lines_match(pattern: str, text: str | None) -> bool:
+    # One search over all the lines: ^ and $ match at each line's start and end.
+    if text is None:
+        return False
+    verdict = _literal_verdict(pattern, text.encode("utf-8", "surrogatepass"))
+    if verdict is not None:
+        return verdict
+    return _compile(pattern, re.MULTILINE).search(text) is not None
 
 
 def _body_matches(pattern: str, data: bytes | None) -> bool:
     # An empty body never matches: the store keeps no row for it.
     if not data:
         return False
-    literal = _ascii_literal(pattern)
-    if literal is not None:
-        # The common case, without decoding; the same result as the regex, since only the
-        # UTF-8 of a few letters folds onto ASCII ones under IGNORECASE.
-        if literal in data.lower():
-            return True
-        if not any(seq in data for seq in _folds(literal)):
-            return False
-    elif _compile(pattern).search(data.decode("latin-1")) is not None:
+    verdict = _literal_verdict(pattern, data)  # as UTF-8; latin-1 only adds no ASCII folds
+    if verdict is not None:
+        return verdict
+    if _compile(pattern).search(data.decode("latin-1")) is not None:
         return True
     if data.isascii():
         return False  # the UTF-8 reading would be the same text
     return _compile(pattern).search(data.decode("utf-8", errors="replace")) is not None
+
+
+def _text_sql(pattern: str, column: str, function: str) -> SQL:
+    """``function(pattern, column)`` as SQL, done by SQLite itself for a plain word."""
+    literal = _ascii_literal(pattern)
+    if literal is None:
+        return f"{function}(?, {column})", [pattern]
+    test = f"ifnull(instr(lower({column}), ?), 0) > 0"
+    params: list[object] = [literal.decode("ascii")]
+    folds = _folds(literal)
+    if folds:
+        found = " OR ".join(f"instr({column}, ?) > 0" for _ in folds)
+        test = f"{test} OR (({found}) AND {function}(?, {column}))"
+        params += [*folds, pattern]
+    return f"({test})", params
 
 
 def _same_method(a: str | None, b: str) -> bool:
@@ -131,8 +167,6 @@ def register_sql_functions(conn: sqlite3.Connection) -> None:
 
 
 # --- the filter classes -------------------------------------------------------------------
-
-SQL = tuple[str, list[object]]
 
 
 class Filter:
@@ -220,7 +254,7 @@ class Domain(_RegexOperator):
         return _search(self.arg, flow.request.host)
 
     def sql(self) -> SQL:
-        return "flt_search(?, flows.host)", [self.arg]
+        return _text_sql(self.arg, "flows.host", "flt_search")
 
 
 class Url(_RegexOperator):
@@ -232,7 +266,7 @@ class Url(_RegexOperator):
         return _search(self.arg, flow.request.url)
 
     def sql(self) -> SQL:
-        return "flt_search(?, flows.url)", [self.arg]
+        return _text_sql(self.arg, "flows.url", "flt_search")
 
 
 _CODE_RE = re.compile(r"[1-9][0-9]{2}")
@@ -270,6 +304,10 @@ class Code(_ArgOperator):
         ]
 
 
+def _either(a: SQL, b: SQL) -> SQL:
+    return f"({a[0]} OR {b[0]})", [*a[1], *b[1]]
+
+
 def _response_head(resp: Response | None) -> str | None:
     return None if resp is None else header_text(resp.headers)
 
@@ -285,9 +323,9 @@ class Header(_RegexOperator):
         )
 
     def sql(self) -> SQL:
-        return (
-            "(flt_lines(?, flows.req_head_text) OR flt_lines(?, flows.resp_head_text))",
-            [self.arg, self.arg],
+        return _either(
+            _text_sql(self.arg, "flows.req_head_text", "flt_lines"),
+            _text_sql(self.arg, "flows.resp_head_text", "flt_lines"),
         )
 
 
@@ -300,7 +338,7 @@ class RequestHeader(_RegexOperator):
         return _lines_match(self.arg, header_text(flow.request.headers))
 
     def sql(self) -> SQL:
-        return "flt_lines(?, flows.req_head_text)", [self.arg]
+        return _text_sql(self.arg, "flows.req_head_text", "flt_lines")
 
 
 class ResponseHeader(_RegexOperator):
@@ -312,23 +350,12 @@ class ResponseHeader(_RegexOperator):
         return _lines_match(self.arg, _response_head(flow.response))
 
     def sql(self) -> SQL:
-        return "flt_lines(?, flows.resp_head_text)", [self.arg]
+        return _text_sql(self.arg, "flows.resp_head_text", "flt_lines")
 
 
 def _body_sql(pattern: str, part: str) -> SQL:
     """One pass over the bodies table (rather than a subquery per flow)."""
-    literal = _ascii_literal(pattern)
-    if literal is None:
-        test, params = "flt_body(?, data)", [pattern]
-    else:
-        # _body_matches' literal case in SQLite's own code: lower() folds ASCII only, as
-        # bytes.lower() does, and the rare bodies with folding letters go to Python.
-        test, params = "instr(lower(data), ?) > 0", [literal.decode("ascii")]
-        folds = _folds(literal)
-        if folds:
-            found = " OR ".join(f"instr(data, x'{seq.hex()}') > 0" for seq in folds)
-            test = f"({test} OR (({found}) AND flt_body(?, data)))"
-            params.append(pattern)
+    test, params = _text_sql(pattern, "data", "flt_body")
     return f"flows.seq IN (SELECT flow_seq FROM bodies WHERE {test}{part})", params
 
 
@@ -384,9 +411,9 @@ class ContentType(_RegexOperator):
         )
 
     def sql(self) -> SQL:
-        return (
-            "(flt_search(?, flows.req_content_type) OR flt_search(?, flows.resp_content_type))",
-            [self.arg, self.arg],
+        return _either(
+            _text_sql(self.arg, "flows.req_content_type", "flt_search"),
+            _text_sql(self.arg, "flows.resp_content_type", "flt_search"),
         )
 
 

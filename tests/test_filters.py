@@ -342,3 +342,18 @@ def test_header_regex_anchors_match_per_line() -> None:
     assert parse("~h '^x-key: secret$'")(flow)
     assert parse("~h '^host: a\\.test$'")(flow)
     assert not parse("~h '^secret'")(flow)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="abcKkSsIi019 -_:=/", max_size=6),
+    st.text(max_size=20) | st.text(alphabet="ab kis:\n\u0130\u0131\u017f\u212a\xe9", max_size=12),
+)
+def test_literal_text_search_equals_the_regex(pattern: str, text: str) -> None:
+    import re
+
+    from inspector.filters import _lines_match, _search
+
+    assert _search(pattern, text) == (re.search(pattern, text, re.IGNORECASE) is not None)
+    multiline = re.search(pattern, text, re.IGNORECASE | re.MULTILINE) is not None
+    assert _lines_match(pattern, text) == multiline
