@@ -4,7 +4,10 @@
 ``Filter``: callable on a ``Flow``, printable back to equivalent text, and compilable to
 an SQL ``WHERE`` fragment (``Filter.sql()``) so the store can filter 100,000 flows
 without loading them. Both evaluations call the same matching helpers, so a filter
-selects the same flows in memory and in a session file.
+selects the same flows in memory and in a session file. Regexes ignore case; a pattern
+without regex syntax (a plain word, the common case) is found by ASCII-case-folded
+substring search, in SQL by SQLite's own ``instr``/``lower``, giving exactly the
+regex's answer (the few letters that fold onto ASCII send a value to the regex).
 
 Grammar (``!`` binds tighter than ``&``, which binds tighter than ``|``; whitespace
 between two terms means ``&``)::
