@@ -129,19 +129,23 @@ class ClientHandler:
         if event is not NEED_DATA:
             self.head_start = time.time()
             return event  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
+        deadlines, reader = self.server.deadlines, self.reader
         self.partial_head = False
-        async with asyncio.timeout(self.server.idle_timeout) as deadline:
+        deadlines.arm(reader, self.server.idle_timeout)
+        try:
             while event is NEED_DATA:
-                data = await self.reader.read(READ_CHUNK)
+                data = await reader.read(READ_CHUNK)
                 if not self.partial_head and data:
+                    # From the first byte on, the whole head has head_timeout to arrive.
                     self.partial_head = True
                     self.head_start = time.time()
-                    deadline.reschedule(loop.time() + self.server.head_timeout)
+                    deadlines.arm(reader, self.server.head_timeout)
                     if data[:1] == b"\x16" and self.tls is None:
                         raise RemoteProtocolError(TLS_ON_PLAIN_PORT)
                 conn.receive_data(data)
                 event = conn.next_event()
+        finally:
+            deadlines.disarm(reader)
         return event  # type: ignore[return-value]
 
     async def _reject_unparseable(self, exc: HTTPException) -> None:
@@ -345,8 +349,12 @@ class ClientHandler:
                 event = conn.next_event()
                 if event is not NEED_DATA:
                     return event
-                async with asyncio.timeout(self.server.idle_timeout):
+                deadlines = self.server.deadlines
+                deadlines.arm(self.reader, self.server.idle_timeout)
+                try:
                     data = await self.reader.read(READ_CHUNK)
+                finally:
+                    deadlines.disarm(self.reader)
                 conn.receive_data(data)
         except (OSError, TimeoutError, HTTPException) as e:
             raise ClientGone(e) from e

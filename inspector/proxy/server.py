@@ -13,6 +13,7 @@ from certs import CertStore
 from inspector.bus import Bus, EventKind, FlowEvent
 from inspector.config import Config
 from inspector.flow import Flow
+from inspector.proxy.deadlines import ReadDeadlines
 from inspector.proxy.handler import READ_CHUNK, ClientHandler
 from inspector.proxy.upstream import UpstreamPool
 
@@ -45,7 +46,8 @@ class ProxyServer:
         if config.proxy_auth is not None:
             user, password = config.proxy_auth
             self.auth_header = f"{user}:{password}".encode()
-        self.pool = UpstreamPool(config)
+        self.deadlines = ReadDeadlines()
+        self.pool = UpstreamPool(config, deadlines=self.deadlines)
         self.listen_text = ""
         self.address: tuple[str, int] = ("", 0)
         self._server: asyncio.Server | None = None

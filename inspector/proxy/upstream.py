@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from inspector.config import Config, Endpoint
 from inspector.flow import Phase, Timings, TLSInfo
+from inspector.proxy.deadlines import ReadDeadlines
 from inspector.proxy.errors import UpstreamError
 from inspector.proxy.modes import Target
 from protocol.connection import CLIENT, DONE, Connection
@@ -59,6 +60,7 @@ class UpstreamConnection:
     __slots__ = (
         "_tls_info",
         "conn",
+        "deadlines",
         "idle_since",
         "key",
         "phase",
@@ -70,8 +72,14 @@ class UpstreamConnection:
     )
 
     def __init__(
-        self, key: PoolKey, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rt: float
+        self,
+        key: PoolKey,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        rt: float,
+        deadlines: ReadDeadlines,
     ) -> None:
+        self.deadlines = deadlines
         self.key = key
         self.reader = reader
         self.writer = writer
@@ -87,7 +95,12 @@ class UpstreamConnection:
 
     @classmethod
     async def open(
-        cls, key: PoolKey, tls: ssl.SSLContext, config: Config, timings: Timings
+        cls,
+        key: PoolKey,
+        tls: ssl.SSLContext,
+        config: Config,
+        timings: Timings,
+        deadlines: ReadDeadlines,
     ) -> UpstreamConnection:
         """Connect (through the upstream proxy if any) and do TLS; UpstreamError on failure."""
         where = _where(key)
@@ -99,7 +112,7 @@ class UpstreamConnection:
         except (OSError, TimeoutError) as e:
             raise UpstreamError(e, Phase.CONNECT, where) from e
         timings.connect_end = time.time()
-        up = cls(key, reader, writer, config.read_timeout)
+        up = cls(key, reader, writer, config.read_timeout, deadlines)
         try:
             if key.via is not None and key.via.scheme == "https":
                 await up._start_tls(tls, key.via.host, config.connect_timeout)
@@ -198,8 +211,11 @@ class UpstreamConnection:
 
     async def receive(self) -> None:
         """Read once (read timeout applies) and feed the parser; b"" feeds EOF."""
-        async with asyncio.timeout(self.read_timeout):
+        self.deadlines.arm(self.reader, self.read_timeout)
+        try:
             data = await self.reader.read(READ_CHUNK)
+        finally:
+            self.deadlines.disarm(self.reader)
         if data and self.phase is Phase.STATUS_LINE and b"\n" in data:
             self.phase = Phase.HEADERS
         self.received += len(data)
@@ -285,8 +301,10 @@ class UpstreamPool:
         max_per_host: int = 256,
         max_idle_per_host: int = 256,
         idle_timeout: float = 30.0,
+        deadlines: ReadDeadlines | None = None,
     ) -> None:
         self.config = config
+        self.deadlines = deadlines or ReadDeadlines()
         self.tls = make_upstream_context(config)
         self.max_per_host = max_per_host
         self.max_idle = max_idle_per_host
@@ -324,7 +342,7 @@ class UpstreamPool:
                     return up
             if self._sweeper is None:
                 self._sweeper = asyncio.ensure_future(self._sweep())
-            up = await UpstreamConnection.open(key, self.tls, self.config, timings)
+            up = await UpstreamConnection.open(key, self.tls, self.config, timings, self.deadlines)
             self.opened += 1
             up.start_cycle()
             return up
@@ -383,6 +401,7 @@ class UpstreamPool:
                     del self._hosts[key]
 
     async def close(self) -> None:
+        await self.deadlines.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -396,4 +415,4 @@ class UpstreamPool:
 async def open_raw(target: Target, pool: UpstreamPool, timings: Timings) -> UpstreamConnection:
     """A plain TCP stream to ``target`` (through the upstream proxy's CONNECT if any), unpooled."""
     key = PoolKey("tcp", target.host, target.port, None, target.via)
-    return await UpstreamConnection.open(key, pool.tls, pool.config, timings)
+    return await UpstreamConnection.open(key, pool.tls, pool.config, timings, pool.deadlines)
