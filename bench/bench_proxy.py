@@ -647,7 +647,11 @@ def main(argv: list[str] | None = None) -> int:
         if ours is not None and ours.uses_uvloop is not None:
             uvloop_in_ours = "yes" if ours.uses_uvloop else "no"
         profile = ""
-        if args.profile and ours is not None:
+        if args.profile and ours is None:
+            notes.append("--profile skipped: it profiles our proxy, add ours to --proxies")
+        elif args.profile and shutil.which("py-spy") is None:
+            notes.append("--profile skipped: py-spy is not on PATH (pip install py-spy)")
+        elif args.profile and ours is not None:
             profile = profile_ours(ours, nginx, settings, args.profile)
     finally:
         for proxy in proxies:
