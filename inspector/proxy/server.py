@@ -8,6 +8,7 @@ import itertools
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from certs import CertStore
 from inspector.bus import Bus, EventKind, FlowEvent
@@ -16,6 +17,9 @@ from inspector.flow import Flow
 from inspector.proxy.deadlines import ReadDeadlines
 from inspector.proxy.handler import READ_CHUNK, ClientHandler
 from inspector.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from inspector.intercept import Interceptor
 
 BACKLOG = 1024
 IDLE_TIMEOUT = 60.0  # a keep-alive client may stay silent this long between requests
@@ -31,7 +35,7 @@ class ProxyServer:
         bus: Bus,
         certstore: CertStore,
         *,
-        interceptor=None,  # inspector.intercept.Interceptor  # type: ignore[no-untyped-def]
+        interceptor: Interceptor | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
