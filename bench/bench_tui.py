@@ -132,7 +132,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
     before = rss_mb()
     async with app.run_test(size=(160, 50)) as pilot:
         start = time.perf_counter()
-        while len(app.index.rows) < args.flows:
+        while not app.loaded:
             await pilot.pause(0.05)
         load = time.perf_counter() - start
         await pilot.pause(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -120,10 +121,15 @@ async def test_rows_appear_live_with_status_names(live, echo_server: EchoServer)
         assert app.screen.query_one(FlowTable).cursor_row.path == "/echo"
 
 
-async def test_upstream_failure_shows_in_events_pane_and_jumps(live, raw_server):
-    dead = raw_server(lambda conn: None)
-    port = dead.port
-    dead.close()  # nothing listens there any more: connection refused
+def refused_port() -> int:
+    """A loopback port nothing listens on (bound, never listened, closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_upstream_failure_shows_in_events_pane_and_jumps(live):
+    port = refused_port()
     app = InspectorApp(live)
     async with app.run_test(size=SIZE) as pilot:
         status, body = await asyncio.to_thread(fetch, live, f"http://127.0.0.1:{port}/x")

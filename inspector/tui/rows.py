@@ -196,6 +196,14 @@ class FlowIndex:
         self.resort()
 
     def resort(self) -> None:
+        """Rebuild the view from every row, the filter and the sort order."""
+        if not self.sorted:
+            # ``rows`` keeps insertion order, which is capture order: no sort needed.
+            matching = self.matching
+            self.view = (
+                list(self.rows) if matching is None else [i for i in self.rows if i in matching]
+            )
+            return
         rows = self.rows.values()
         if self.matching is not None:
             rows = [r for r in rows if r.id in self.matching]

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
@@ -29,25 +29,27 @@ def open_editor(app: InspectorApp, flow_id: str) -> None:
         app.notify("that flow is no longer held", severity="warning")
         return
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-    if editor:
-        _edit_externally(app, flow, stage, editor)
-    else:
+    if not editor or not _edit_externally(app, flow, stage, editor):
         app.push_screen(InterceptEditorScreen(flow, stage))
 
 
-def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> None:
+def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> bool:
+    """Edit in ``editor`` with the app suspended; False when the terminal cannot be handed over."""
     fd, name = tempfile.mkstemp(prefix="inspector-edit-", suffix=".http")
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(message_text(flow, stage))
-        with app.suspend():
-            result = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        try:
+            with app.suspend():
+                result = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except SuspendNotSupported:  # headless or web driver: use the built-in editor
+            return False
         if result.returncode != 0:
             app.notify(
                 f"{editor} exited with {result.returncode}: nothing changed", severity="warning"
             )
-            return
+            return True
         apply_text(flow, path.read_text(encoding="utf-8"), stage)
     except EditError as e:
         app.notify(f"not applied: {e}", title="Edit", severity="error", timeout=10)
@@ -58,6 +60,7 @@ def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> 
         app.flows_changed()
     finally:
         path.unlink(missing_ok=True)
+    return True
 
 
 class InterceptEditorScreen(Screen):

@@ -41,7 +41,7 @@ COLUMNS = (
     Column("status", "Status", 24),
     Column("type", "Type", 18),
     Column("size", "Size", 9, right=True),
-    Column("duration", "Time", 8, right=True),
+    Column("duration", "Duration", 8, right=True),
 )
 MIN_PATH_WIDTH = 12
 
