@@ -28,22 +28,47 @@ from inspector.tui.rows import FlowIndex, FlowRow
 class Column:
     key: str  # also the sort key in rows.SORT_KEYS ("" for the marker column)
     title: str
-    width: int  # 0: takes the width left over
+    width: int  # preferred width; 0: the path, which takes what is left
+    minimum: int = 0  # narrowest it may get on a small terminal (0: cannot shrink)
     right: bool = False
 
 
 COLUMNS = (
     Column("", "", 2),
-    Column("time", "Time", 9),
-    Column("method", "Method", 8),
-    Column("host", "Host", 24),
+    Column("time", "Time", 8),
+    Column("method", "Method", 7),
+    Column("host", "Host", 24, minimum=14),
     Column("path", "Path", 0),
-    Column("status", "Status", 24),
-    Column("type", "Type", 18),
-    Column("size", "Size", 9, right=True),
+    Column("status", "Status", 26, minimum=16),
+    Column("type", "Type", 18, minimum=10),
+    Column("size", "Size", 8, right=True),
     Column("duration", "Duration", 8, right=True),
 )
-MIN_PATH_WIDTH = 12
+MIN_PATH_WIDTH = 24
+# On a narrow terminal these give up width first, then drop out (in this order).
+SHRINK_ORDER = ("type", "host", "status")
+DROP_ORDER = ("type", "time", "duration")
+
+
+def column_widths(width: int) -> tuple[int, ...]:
+    """Each column's width for a table ``width`` cells wide (0: the column is hidden)."""
+    widths = {c.key: c.width for c in COLUMNS}
+
+    def path_width() -> int:
+        shown = [k for k, w in widths.items() if w and k != "path"]
+        return width - 1 - sum(widths[k] + 1 for k in shown) - 1
+
+    for key in SHRINK_ORDER:
+        column = next(c for c in COLUMNS if c.key == key)
+        lack = MIN_PATH_WIDTH - path_width()
+        if lack > 0:
+            widths[key] = max(column.minimum, widths[key] - lack)
+    for key in DROP_ORDER:
+        if path_width() < MIN_PATH_WIDTH:
+            widths[key] = 0
+    widths["path"] = max(8, path_width())
+    return tuple(widths[c.key] for c in COLUMNS)
+
 
 STATUS_STYLES = {
     1: Style(color="blue"),
@@ -188,9 +213,7 @@ class FlowTable(ScrollView, can_focus=True):
 
     def _column_widths(self, width: int) -> tuple[int, ...]:
         if width != self._widths_for:
-            fixed = sum(c.width + 1 for c in COLUMNS if c.width) + 1
-            path = max(MIN_PATH_WIDTH, width - fixed)
-            self._widths = tuple(c.width or path for c in COLUMNS)
+            self._widths = column_widths(width)
             self._widths_for = width
         return self._widths
 
@@ -208,6 +231,8 @@ class FlowTable(ScrollView, can_focus=True):
             base = base + self.get_component_rich_style("flow-table--cursor")
         segments = [Segment(" ", base)]
         for column, w in zip(COLUMNS, widths, strict=True):
+            if not w:
+                continue
             text, style = cell(row, column.key)
             segments.append(Segment(fit(text, w, column.right), base + style))
             segments.append(Segment(" ", base))
@@ -218,6 +243,8 @@ class FlowTable(ScrollView, can_focus=True):
         sorted_style = style + self.get_component_rich_style("flow-table--sorted")
         segments = [Segment(" ", style)]
         for column, w in zip(COLUMNS, widths, strict=True):
+            if not w:
+                continue
             title = column.title
             is_sorted = column.key and column.key == self.index.sort_key
             if is_sorted:
@@ -295,6 +322,8 @@ class FlowTable(ScrollView, can_focus=True):
     def _sort_by_click(self, x: int) -> None:
         left = 1
         for column, w in zip(COLUMNS, self._widths, strict=False):
+            if not w:
+                continue
             if left <= x < left + w and column.key:
                 self.post_message(self.SortRequested(column.key))
                 return
