@@ -140,19 +140,23 @@ async def run(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve on the running loop until SIGINT/SIGTERM (or ``stop``), then shut down cleanly."""
-    runtime = await start(config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Handlers first: a signal sent the moment the listening line appears must stop
+    # the proxy cleanly, not kill it with the session left open.
     installed = _install_signals(loop, stop)
     try:
-        if on_ready is not None:
-            on_ready(runtime)
-        await runtime.server.serve_until(stop)
+        runtime = await start(config)
+        try:
+            if on_ready is not None:
+                on_ready(runtime)
+            await runtime.server.serve_until(stop)
+        finally:
+            await runtime.server.shutdown(SHUTDOWN_GRACE)
+            runtime.close_store()
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-        await runtime.server.shutdown(SHUTDOWN_GRACE)
-        runtime.close_store()
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
