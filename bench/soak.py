@@ -78,6 +78,7 @@ POST_SIZE = 1024
 CLIENT_TIMEOUT = 30.0  # a normal exchange that takes longer counts as failed
 FD_MARGIN = 4  # "other" descriptors the proxy may hold beyond baseline
 IDLE_AFTER = 5.0
+RSS_PARTS = ("RssAnon", "RssFile", "RssShmem")
 # The proxy keeps idle upstream connections for 30 s (its pool sweeps every 15 s): after
 # that long with no traffic every upstream connection must be gone, or it leaked.
 DRAIN_LIMIT = 60.0
@@ -218,12 +219,16 @@ class SoakProxy:
     def alive(self) -> bool:
         return self.process.proc.poll() is None
 
-    def rss_kib(self) -> int:
+    def rss_kib(self, part: str = "VmRSS") -> int:
+        """VmRSS, or one of its parts (RssAnon: heap; RssFile; RssShmem: SQLite's -shm)."""
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{part}:"):
                     return int(line.split()[1])
-        raise RuntimeError("no VmRSS in /proc status")
+        raise RuntimeError(f"no {part} in /proc/{self.pid}/status")
+
+    def rss_parts(self) -> str:
+        return ", ".join(f"{p[3:].lower()} {mib(self.rss_kib(p))}" for p in RSS_PARTS)
 
     def fds(self, ports: Ports) -> Fds:
         """The proxy's open descriptors, sockets sorted by the TCP peer they lead to."""
@@ -508,6 +513,8 @@ class Memory:
     peak_kib: int = 0
     after_kib: int = 0
     drained_kib: int = 0
+    baseline_parts: str = ""
+    drained_parts: str = ""
     fds_baseline: Fds = field(default_factory=Fds)
     fds_after: Fds = field(default_factory=Fds)
     fds_drained: Fds = field(default_factory=Fds)
@@ -569,6 +576,7 @@ async def soak(args: argparse.Namespace, proxy: SoakProxy, ports: Ports, tally: 
     await load(args.warmup, args.clients, proxy, ports, ctx, tally, memory)
     await asyncio.sleep(IDLE_AFTER)
     memory.baseline_kib, memory.fds_baseline = proxy.rss_kib(), proxy.fds(ports)
+    memory.baseline_parts = proxy.rss_parts()
     memory.peak_kib = memory.baseline_kib
     memory.samples.clear()  # the trend is the measured load's only
     print(f"soak: {args.clients} clients for {args.seconds:g} s", file=sys.stderr)
@@ -583,7 +591,7 @@ async def soak(args: argparse.Namespace, proxy: SoakProxy, ports: Ports, tally: 
             break
         await asyncio.sleep(1)
     memory.drain_seconds = IDLE_AFTER + time.monotonic() - started
-    memory.drained_kib = proxy.rss_kib()
+    memory.drained_kib, memory.drained_parts = proxy.rss_kib(), proxy.rss_parts()
 
 
 def mib(kib: int) -> str:
@@ -623,14 +631,15 @@ def report(args: argparse.Namespace, tally: Tally, memory: Memory, found: int,
          "answered as the corpus expects"),
         *[(f"failing upstream: {f}", _fault_cell(tally, f)) for f in FAULTS],
         ("exception lines printed by dump", str(proxy.error_lines)),
-        ("RSS baseline (after warm-up)", mib(memory.baseline_kib)),
+        ("RSS baseline (after warm-up)", f"{mib(memory.baseline_kib)} ({memory.baseline_parts})"),
         ("RSS peak", mib(memory.peak_kib)),
         ("RSS during the load", memory.trend()),
         (f"RSS after {IDLE_AFTER:g} s idle", f"{mib(memory.after_kib)} "
          f"({(memory.after_kib - memory.baseline_kib) / 1024:+.1f} MiB vs baseline)"),
         (f"RSS after {memory.drain_seconds:.0f} s idle (pool drained)",
          f"{mib(memory.drained_kib)} "
-         f"({(memory.drained_kib - memory.baseline_kib) / 1024:+.1f} MiB vs baseline)"),
+         f"({(memory.drained_kib - memory.baseline_kib) / 1024:+.1f} MiB vs baseline; "
+         f"{memory.drained_parts})"),
         ("open fds baseline (after warm-up)", str(memory.fds_baseline)),
         (f"open fds after {IDLE_AFTER:g} s idle", str(memory.fds_after)),
         (f"open fds after {memory.drain_seconds:.0f} s idle", str(memory.fds_drained)),

@@ -162,7 +162,9 @@ class LagProbe:
         self._thread.join(10)
 
     def max_lag(self, finished: dict[str, float]) -> float:
-        return max(self.seen[i] - t for i, t in finished.items() if i in self.seen)
+        lags = [self.seen[i] - t for i, t in finished.items() if i in self.seen]
+        assert lags, "the probe never saw a flow in the session while the traffic ran"
+        return max(lags)
 
 
 @pytest.fixture

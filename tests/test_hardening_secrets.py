@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from inspector.store import Store
+from tests.conftest import needs_ipv6
 from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer
 
@@ -109,19 +110,36 @@ def test_default_listen_address_is_loopback_without_warning(
     assert "warning" not in err.lower()
 
 
+@pytest.mark.parametrize(
+    ("any_address", "via"),
+    [("0.0.0.0", "127.0.0.1"), pytest.param("::", "[::1]", marks=needs_ipv6)],
+    ids=["ipv4-any", "ipv6-any"],
+)
 def test_listening_on_all_interfaces_warns_and_suggests_proxy_auth(
-    tmp_path: Path, started: list[ProxyProcess], echo_server: EchoServer
-) -> None:
-    proxy = start(started, tmp_path, "--listen-host", "0.0.0.0")
-    assert proxy.host == "0.0.0.0"
+    tmp_path: Path, started: list[ProxyProcess], echo_server: EchoServer, any_address: str,
+    via: str,
+) -> None:  # fmt: skip
+    proxy = start(started, tmp_path, "--listen-host", any_address)
+    assert proxy.host == any_address
     # Only bound: the test reaches it through loopback.
-    result = curl("-x", f"http://127.0.0.1:{proxy.port}", f"{echo_server.url}/status/200")
+    result = curl("-x", f"http://{via}:{proxy.port}", f"{echo_server.url}/status/200")
     assert curl_status(result) == 200
     _, err = stop(proxy)
     warning = next(line for line in err.splitlines() if "warning" in line)
-    assert "0.0.0.0" in warning and "not loopback" in warning
+    assert f"listening on {any_address}," in warning and "not loopback" in warning
     assert "anyone who can reach" in warning  # reachable from other machines
     assert "--proxy-auth" in warning
+
+
+@pytest.mark.parametrize(
+    "loopback", ["localhost", "127.0.0.2", pytest.param("::1", marks=needs_ipv6)]
+)
+def test_other_loopback_addresses_do_not_warn(
+    tmp_path: Path, started: list[ProxyProcess], loopback: str
+) -> None:
+    proxy = start(started, tmp_path, "--listen-host", loopback)
+    _, err = stop(proxy)
+    assert "warning" not in err.lower()
 
 
 # --- proxy authentication ------------------------------------------------------------------
