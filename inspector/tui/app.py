@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from inspector.bus import EventKind, FlowEvent
+from inspector.config import Config
 from inspector.filters import FilterError
 from inspector.filters import parse as parse_filter
 from inspector.flow import Flow
@@ -422,7 +423,7 @@ class InspectorApp(App[int]):
             self.push_screen(FlowDetailScreen(message.flow_id))
 
 
-def run_live(config) -> int:  # type: ignore[no-untyped-def]
+def run_live(config: Config) -> int:
     """``inspector``: the proxy in a background thread and the UI in this one."""
     try:
         session = open_live(config)

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.bus import Bus
-from inspector.config import Config
+from inspector.config import DEFAULT_BODY_LIMIT, Config
 from inspector.flow import Flow
+from inspector.intercept import Interceptor
 from inspector.store import FlowSummary, Store, StoreError
 from inspector.tui.widgets.status_bar import SourceInfo
+
+if TYPE_CHECKING:
+    from inspector.runtime import ProxyThread
 
 FILTER_PAGE = 20000  # flows per store query when collecting a filter's matches
 
@@ -28,11 +33,11 @@ class Session:
     store: Store
     info: SourceInfo
     bus: Bus | None = None
-    interceptor: object | None = None  # inspector.intercept.Interceptor when live
-    runtime: object | None = None  # inspector.runtime.ProxyThread when live
+    interceptor: Interceptor | None = None  # when live
+    runtime: ProxyThread | None = None  # when live: stopped by close()
     insecure: bool = False
     upstream_ca: Path | None = None
-    body_limit: int = 4 * 1024 * 1024
+    body_limit: int = DEFAULT_BODY_LIMIT
     intercept_expr: str | None = None
     _memory: dict[str, Flow] = field(default_factory=dict)  # replays of a read-only session
 
@@ -64,7 +69,7 @@ class Session:
     def held_flow(self, flow_id: str) -> Flow | None:
         if self.interceptor is None:
             return None
-        for flow in self.interceptor.held():  # type: ignore[attr-defined]
+        for flow in self.interceptor.held():
             if flow.id == flow_id:
                 return flow
         return None
@@ -73,12 +78,12 @@ class Session:
         """``request`` or ``response`` for a held flow, else None."""
         if self.interceptor is None:
             return None
-        return self.interceptor.stage_of(flow_id)  # type: ignore[attr-defined]
+        return self.interceptor.stage_of(flow_id)
 
     def held_ids(self) -> set[str]:
         if self.interceptor is None:
             return set()
-        return {flow.id for flow in self.interceptor.held()}  # type: ignore[attr-defined]
+        return {flow.id for flow in self.interceptor.held()}
 
     def matching_ids(self, expr: str) -> set[str]:
         """Ids of every flow matching ``expr`` (the store's and the in-memory replays)."""
@@ -128,20 +133,20 @@ class Session:
     def set_intercept(self, expr: str | None) -> None:
         if self.interceptor is None:
             raise SessionError("intercepting needs a live proxy (not `inspector show`)")
-        self.interceptor.set_filter(expr)  # type: ignore[attr-defined]
+        self.interceptor.set_filter(expr)
         self.intercept_expr = expr
 
     def resume(self, flow_id: str) -> None:
         if self.interceptor is not None:
-            self.interceptor.resume(flow_id)  # type: ignore[attr-defined]
+            self.interceptor.resume(flow_id)
 
     def kill(self, flow_id: str) -> None:
         if self.interceptor is not None:
-            self.interceptor.kill(flow_id)  # type: ignore[attr-defined]
+            self.interceptor.kill(flow_id)
 
     def close(self) -> None:
         if self.runtime is not None:
-            self.runtime.stop()  # type: ignore[attr-defined]
+            self.runtime.stop()
         else:
             self.store.close()
 

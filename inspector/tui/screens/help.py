@@ -39,8 +39,10 @@ def bindings_table(title: str, bindings: list[BindingType]) -> Table:
 def help_renderable() -> Group:
     """The whole help text (also what the README shows)."""
     from inspector.tui.app import InspectorApp
+    from inspector.tui.screens.export import ExportScreen
     from inspector.tui.screens.flow_detail import FlowDetailScreen
     from inspector.tui.screens.flow_list import FlowListScreen
+    from inspector.tui.screens.intercept_editor import InterceptEditorScreen
     from inspector.tui.widgets.flow_table import FlowTable
 
     return Group(
@@ -50,6 +52,10 @@ def help_renderable() -> Group:
         Text(),
         bindings_table("Everywhere", [*InspectorApp.BINDINGS, PALETTE]),
         Text(),
+        bindings_table("Intercept editor", InterceptEditorScreen.BINDINGS),
+        Text(),
+        bindings_table("Export dialog", ExportScreen.BINDINGS),
+        Text(),
         Text("Filters (f, i, --intercept)", style="bold"),
         Text(FILTER_HELP),
     )
@@ -58,7 +64,7 @@ def help_renderable() -> Group:
 class HelpScreen(ModalScreen[None]):
     """Keys of every screen, and the filter language."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", show=False)]
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", show=False)]
 
     def __init__(self, under: Screen | None = None) -> None:
         super().__init__()
@@ -70,5 +76,5 @@ class HelpScreen(ModalScreen[None]):
             body.border_subtitle = "esc closes"
             yield Static(help_renderable())
 
-    def action_dismiss(self) -> None:  # type: ignore[override]
+    def action_close(self) -> None:
         self.dismiss(None)
