@@ -79,6 +79,7 @@ class InspectorApp(App[int]):
         self._error_seq = 0
         self._counted_errors: set[str] = set()
         self._live_matches: set[str] = set()
+        self._filter_pending = False
         self._last_resort = 0.0
         self._frozen_rows = 0
 
@@ -235,10 +236,11 @@ class InspectorApp(App[int]):
             verdict = bool(self._filter(flow))
         except Exception:  # a filter on a half-built flow must not break the drain
             verdict = False
-        if verdict:
-            self._live_matches.add(flow.id)
-        else:
-            self._live_matches.discard(flow.id)
+        if self._filter_pending:  # remember verdicts the store query may not have seen
+            if verdict:
+                self._live_matches.add(flow.id)
+            else:
+                self._live_matches.discard(flow.id)
         return verdict
 
     def _remember(self, flow: Flow) -> None:
@@ -310,6 +312,7 @@ class InspectorApp(App[int]):
         self.filter_expr = expr or None
         self.filter_off = False
         self._live_matches = set()
+        self._filter_pending = True
         self._run_filter(self.filter_expr)
 
     def toggle_filter(self) -> bool:
@@ -318,6 +321,7 @@ class InspectorApp(App[int]):
             return False
         self.filter_off = not self.filter_off
         self._live_matches = set()
+        self._filter_pending = True
         self._run_filter(None if self.filter_off else self.filter_expr)
         return True
 
@@ -335,6 +339,8 @@ class InspectorApp(App[int]):
         if message.ids is not None:
             # Flows that arrived while the store was queried were judged as they came in.
             message.ids |= self._live_matches & self.index.rows.keys()
+        self._filter_pending = False
+        self._live_matches = set()
         self.index.set_matching(message.ids)
         self.flows_changed(reordered=True)
 
