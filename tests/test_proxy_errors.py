@@ -220,3 +220,18 @@ def test_malformed_client_request(
     assert headers["connection"] == "close"
     assert body.startswith(b"inspector: cannot parse the request: ")
     assert get(proxy, f"{healthy.url}/status/200")[0] == 200
+
+
+def test_broken_request_body_gets_400(proxy: LiveProxy, healthy: EchoServer) -> None:
+    url = f"{healthy.url}/echo"
+    with proxy.connect() as s:
+        s.sendall(
+            f"POST {url} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\nzz\r\n".encode()
+        )
+        status, headers, body = read_response(s)
+        assert s.recv(1) == b""
+    assert status == 400 and headers["connection"] == "close"
+    assert body.startswith(b"inspector: cannot parse the request: ")
+    flow = last_finished(proxy, url)
+    assert flow.error is not None and flow.error.phase == "client"

@@ -181,6 +181,8 @@ class ClientHandler:
             return await self._fail(flow, e, Phase.INTERCEPT, errors.BAD_GATEWAY, body)
         except ClientGone as e:
             self._finish_error(flow, e.exc, Phase.CLIENT)
+            if isinstance(e.exc, HTTPException) and not self.responded:
+                await self._reject_unparseable(e.exc)  # e.g. a broken chunked request body
             return False
         finally:
             self.flow = None
