@@ -128,3 +128,26 @@ def test_proxy_auth_for_connect(
         ok = curl("-x", proxy.url, "--proxy-user", "bob:pw", "--cacert", str(proxy.ca_file), url)
     assert denied.returncode != 0 and b"407" in denied.stderr
     assert ok.stdout == b"status 200\n", ok.stderr
+
+
+def test_upstream_mode_tunnels_ignored_hosts_through_the_upstream_proxy(
+    tmp_path: Path, tls_echo_server: EchoServer, upstream_ca_file: Path
+) -> None:
+    import re
+
+    with live_proxy(tmp_path / "b", upstream_ca=upstream_ca_file) as second:
+        mode = Mode.parse(f"upstream:{second.url}")
+        with live_proxy(tmp_path / "a", mode=mode, ignore_hosts=re.compile("localhost")) as first:
+            # The first proxy relays the tunnel untouched: the client sees the second's CA.
+            out = curl(
+                "-x",
+                first.url,
+                "--cacert",
+                str(second.ca_file),
+                f"https://localhost:{tls_echo_server.port}/status/200",
+            )
+            (tunnel,) = first.finished(1)
+        (inner,) = second.finished(1)
+    assert out.stdout == b"status 200\n", out.stderr
+    assert tunnel.request.method == "CONNECT" and tunnel.error is None
+    assert inner.request.url == f"https://localhost:{tls_echo_server.port}/status/200"
