@@ -290,16 +290,14 @@ def _blocked_writing(pid: int) -> bool:
         return "pipe_write" in f.read()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: run() prints the listening line (announce() in start()) before "
-    "_install_signals(), so a SIGTERM/SIGINT sent as soon as the line appears gets the "
-    "default disposition: killed by SIGTERM (-15) or exit 130 with a KeyboardInterrupt, "
-    "the session never closed. Fix: install the handlers before start() announces.",
-)
 def test_sigterm_as_soon_as_the_listening_line_appears_stops_cleanly(tmp_path: Path) -> None:
-    # The proxy's stderr is a full pipe, so it blocks inside the write of the listening
-    # line: that pins the signal deterministically into the window after the line.
+    """A supervisor that signals as soon as it reads the listening line gets a clean stop.
+
+    Regression test: the line used to be printed before the SIGINT/SIGTERM handlers were
+    installed, so such a signal killed the proxy (-15) or exited 130 with the session open.
+    The proxy's stderr is a full pipe, so it blocks inside the write of the listening
+    line: that pins the signal deterministically into the window after the line.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -52,7 +52,7 @@ def no_env_session(proxy_url: str | None = None) -> requests.Session:
 
 
 def wait_serving(proxy: ProxyProcess) -> None:
-    """Return once the proxy's loop answers a request (its signal handlers are installed)."""
+    """Return once the proxy answers a request (a cheap 400, or 407 when auth is on)."""
     with socket.create_connection((proxy.host, proxy.port), timeout=10) as s:
         s.sendall(b"OPTIONS * HTTP/1.1\r\nHost: probe\r\n\r\n")  # cheap 400/407, not recorded
         assert s.recv(64).startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 407 "))
@@ -61,9 +61,8 @@ def wait_serving(proxy: ProxyProcess) -> None:
 def stop(proxy: ProxyProcess, timeout: float = 15.0) -> tuple[str, str]:
     """SIGINT the proxy, expect a clean exit, and return (stdout, whole stderr).
 
-    The probe first: the listening line is printed just before SIGINT/SIGTERM handlers
-    are installed, so a signal sent the moment it appears may still hit Python's
-    default handler (exit 130). Not ``ProxyProcess.stop()``: its ``communicate()``
+    The probe first, so every test also shows the proxy still serving at its end.
+    Not ``ProxyProcess.stop()``: its ``communicate()``
     reads the raw pipe and loses lines the buffered reader already took in after the
     listening line (the warnings printed right after it).
     """
