@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import resource
@@ -146,32 +147,59 @@ async def open_exchange_stream(
     return reader, writer, False
 
 
+class Warmup:
+    """Set once every connection has had its first response (or failed)."""
+
+    def __init__(self, connections: int) -> None:
+        self.left = connections
+        self.done = asyncio.Event()
+
+    def one_ready(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.done.set()
+
+
 async def keepalive_worker(
-    proxy, target: Target, ctx, stop_at: list[float], counts: dict[str, int]
+    proxy, target: Target, ctx, stop_at: list[float], counts: dict[str, int], warm: Warmup
 ) -> None:
-    reader, writer, absolute = await open_exchange_stream(proxy, target, ctx)
-    request = target.request(absolute=absolute)
+    first = True
     try:
-        while time.monotonic() < stop_at[0]:
-            writer.write(request)
-            counts["bytes"] += await read_response(reader)
-            counts["requests"] += 1
+        reader, writer, absolute = await open_exchange_stream(proxy, target, ctx)
+        request = target.request(absolute=absolute)
+        try:
+            while time.monotonic() < stop_at[0]:
+                writer.write(request)
+                counts["bytes"] += await read_response(reader)
+                counts["requests"] += 1
+                if first:
+                    first = False
+                    warm.one_ready()
+        finally:
+            writer.close()
     finally:
-        writer.close()
+        if first:
+            warm.one_ready()
 
 
 async def run_keepalive(args: argparse.Namespace) -> None:
     proxy, target = parse_proxy(args.proxy), Target.parse(args.url)
     ctx = client_context(args.ca) if target.scheme == "https" else None
-    stop_at = [time.monotonic() + args.warmup + args.duration]
+    stop_at = [float("inf")]  # set when the measured part starts
     counts = {"requests": 0, "bytes": 0}
+    warm = Warmup(args.connections)
     workers = [
-        asyncio.create_task(keepalive_worker(proxy, target, ctx, stop_at, counts))
+        asyncio.create_task(keepalive_worker(proxy, target, ctx, stop_at, counts, warm))
         for _ in range(args.connections)
     ]
+    # Measure only once every connection is set up (CONNECT, TLS, upstream connection
+    # opened): on a busy machine the warm-up time alone may not be enough.
     await asyncio.sleep(args.warmup)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(warm.done.wait(), timeout=60)
     emit("measure_start")
     start, before = time.monotonic(), counts["requests"]
+    stop_at[0] = start + args.duration
     results = await asyncio.gather(*workers, return_exceptions=True)
     elapsed = time.monotonic() - start
     errors = [r for r in results if isinstance(r, BaseException)]
