@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from sys import intern  # hosts, types and reasons repeat: one string each saves memory
 
 from inspector.content import media_type
 from inspector.flow import Flow
@@ -46,9 +47,9 @@ class FlowRow:
             id=flow.id,
             seq=seq,
             start=flow.timings.start,
-            method=req.method,
-            scheme=req.scheme,
-            authority=req.authority,
+            method=intern(req.method),
+            scheme=intern(req.scheme),
+            authority=intern(req.authority),
             path=req.path if req.method != "CONNECT" else req.url,
             replay_of=flow.replay_of,
             marked=flow.marked,
@@ -65,14 +66,14 @@ class FlowRow:
             id=s.id,
             seq=0,
             start=s.start,
-            method=s.method,
-            scheme=s.scheme,
-            authority=host if s.port == default else f"{host}:{s.port}",
+            method=intern(s.method),
+            scheme=intern(s.scheme),
+            authority=intern(host if s.port == default else f"{host}:{s.port}"),
             path=s.path if s.method != "CONNECT" else s.url,
             status=s.status,
-            reason=s.reason or "",
+            reason=intern(s.reason or ""),
             error=s.error_class,
-            content_type=media_type(s.content_type),
+            content_type=intern(media_type(s.content_type)),
             size=s.response_size,
             duration=s.duration,
             marked=s.marked,
@@ -85,8 +86,8 @@ class FlowRow:
         resp = flow.response
         if resp is not None:
             self.status = resp.status_code
-            self.reason = resp.reason
-            self.content_type = media_type(resp.header("content-type"))
+            self.reason = intern(resp.reason)
+            self.content_type = intern(media_type(resp.header("content-type")))
             self.size = resp.body.size
         self.error = flow.error.exc_class if flow.error is not None else None
         self.duration = flow.timings.duration
