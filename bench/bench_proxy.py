@@ -14,6 +14,7 @@ printed and written to bench/results/proxy.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -347,18 +348,14 @@ SCENARIOS = {
 }
 
 
-class running:
-    """Context manager: a fresh proxy process for one measurement."""
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-
-    def __enter__(self) -> Proxy:
-        self.proxy.start()
-        return self.proxy
-
-    def __exit__(self, *exc: object) -> None:
-        self.proxy.stop()
+@contextlib.contextmanager
+def running(proxy: Proxy) -> Iterator[Proxy]:
+    """A fresh proxy process for one measurement."""
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 def ca_for(proxy: Proxy, nginx: Nginx) -> Path:
