@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -223,17 +224,36 @@ def test_ipv6_listen_line_has_brackets(tmp_path: Path, echo_server: EchoServer) 
 
 
 def test_sigint_flushes_every_flow_including_in_flight(
-    tmp_path: Path, echo_server: EchoServer
-) -> None:
+    tmp_path: Path, echo_server: EchoServer, raw_server
+) -> None:  # type: ignore[no-untyped-def]
+    arrived = threading.Event()
+
+    def never_answers(conn: socket.socket) -> None:
+        conn.recv(65536)
+        arrived.set()
+        time.sleep(8)
+
+    hanging = raw_server(never_answers)
     proxy = ProxyProcess(tmp_path)
     for i in range(20):
         fetch(proxy, f"{echo_server.url}/status/{200 + i}")
+    stuck = socket.create_connection((proxy.host, proxy.port), timeout=15)
+    stuck.sendall(f"GET {hanging.url}/stuck HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert arrived.wait(10)  # the request is in flight upstream
     out, _ = proxy.stop(signal.SIGINT)
+    stuck.close()
     assert proxy.proc.returncode == 0
-    assert len(out.splitlines()) == 20
-    assert sorted(f.response.status_code for f in stored(proxy.session)) == [  # type: ignore[union-attr]
-        200 + i for i in range(20)
-    ]
+    lines = out.splitlines()
+    assert len(lines) == 21
+    assert lines[-1] == (
+        f"GET {hanging.url}/stuck -> ERROR ProxyShutdown: "
+        "the proxy shut down before the exchange finished"
+    )
+    flows = stored(proxy.session)
+    done = sorted(f.response.status_code for f in flows if f.response)  # type: ignore[union-attr]
+    assert done == [200 + i for i in range(20)]
+    (cut,) = [f for f in flows if f.error is not None]
+    assert (cut.error.exc_class, cut.error.phase) == ("ProxyShutdown", "status line")
 
 
 def test_sigterm_is_a_clean_stop_too(tmp_path: Path, echo_server: EchoServer) -> None:

@@ -17,6 +17,13 @@ class FlowKilled(Exception):
         super().__init__(message)
 
 
+class ProxyShutdown(Exception):
+    """The proxy stopped (SIGINT/SIGTERM) before an exchange could finish."""
+
+    def __init__(self) -> None:
+        super().__init__("the proxy shut down before the exchange finished")
+
+
 class ClientError(Exception):
     """The client's request cannot be served; ``status`` and the message go back to it."""
 

@@ -95,11 +95,7 @@ class ClientHandler:
             await self._serve()
         except (ConnectionError, TimeoutError, ClientGone, OSError):
             pass  # the client went away; its exchange (if any) was already reported
-        except asyncio.CancelledError:
-            self._fail_in_flight(asyncio.CancelledError("proxy shut down"), Phase.CLIENT)
-            raise
         except Exception as e:  # never let one connection take the server down
-            self._fail_in_flight(e, Phase.CLIENT)
             print(f"inspector: internal error on a client connection: {e!r}", file=sys.stderr)
         finally:
             self.writer.close()
@@ -184,6 +180,13 @@ class ClientHandler:
             if isinstance(e.exc, HTTPException) and not self.responded:
                 await self._reject_unparseable(e.exc)  # e.g. a broken chunked request body
             return False
+        except asyncio.CancelledError:
+            phase = self.up.phase if self.up is not None else Phase.CLIENT
+            self._finish_error(flow, errors.ProxyShutdown(), phase)
+            raise
+        except Exception as e:  # unexpected: the flow still ends, run() contains the rest
+            self._finish_error(flow, e, Phase.CLIENT)
+            raise
         finally:
             self.flow = None
             if self.up is not None:  # the exchange ended abnormally while upstream was busy
@@ -596,11 +599,6 @@ class ClientHandler:
         flow.error = errors.flow_error(exc, phase)
         flow.timings.end = time.time()
         self.server.publish(EventKind.ERROR, flow)
-
-    def _fail_in_flight(self, exc: BaseException, phase: Phase) -> None:
-        if self.flow is not None:
-            self._finish_error(self.flow, exc, phase)
-            self.flow = None
 
     async def _fail(
         self, flow: Flow, exc: BaseException, phase: Phase, status: int, body: bytes
