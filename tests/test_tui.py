@@ -282,10 +282,10 @@ async def test_follow_mark_delete_and_clear(live, echo_server):
         await pilot.press("d")  # deletes both marked flows
         await wait_for(pilot, lambda: len(app.index) == 2, "deleted")
         assert [app.index.row_at(i).path for i in range(2)] == ["/n2", "/n3"]
-        assert await asyncio.to_thread(live.store.count) == 2
+        await wait_for(pilot, lambda: live.store.count() == 2, "deleted from the session")
         await pilot.press("z", "y")
         await wait_for(pilot, lambda: len(app.index) == 0, "cleared")
-        assert await asyncio.to_thread(live.store.count) == 0
+        await wait_for(pilot, lambda: live.store.count() == 0, "cleared from the session")
 
 
 async def test_global_search_lists_and_opens_flows(live, echo_server):

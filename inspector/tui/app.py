@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textual import on, work
@@ -27,6 +27,7 @@ from inspector.filters import FilterError
 from inspector.filters import parse as parse_filter
 from inspector.flow import Flow
 from inspector.replay import ReplayError, ReplayOptions, replay_flow
+from inspector.store import StoreError
 from inspector.tui.messages import FilterApplied, FlowsChanged, JumpToFlow, ReplayFinished
 from inspector.tui.rows import FlowIndex, FlowRow
 from inspector.tui.session import Session, SessionError, open_live, open_saved
@@ -143,17 +144,24 @@ class InspectorApp(App[int]):
     def _load_saved(self) -> None:
         """Read the session's existing flows page by page (metadata only)."""
         offset = 0
-        while True:
-            page = self.session.summaries(offset, LOAD_PAGE)
-            if not page:
-                break
-            self.call_from_thread(self._add_loaded, [FlowRow.from_summary(s) for s in page], [])
-            offset += len(page)
-            if len(page) < LOAD_PAGE:
-                break
-        if offset:
-            self.call_from_thread(self._add_loaded, [], self.session.failed_flows(MAX_EVENTS))
-        self._loaded.set()
+        try:
+            while True:
+                page = self.session.summaries(offset, LOAD_PAGE)
+                if not page:
+                    break
+                rows = [FlowRow.from_summary(s) for s in page]
+                self.call_from_thread(self._add_loaded, rows, [])
+                offset += len(page)
+                if len(page) < LOAD_PAGE:
+                    break
+            if offset:
+                self.call_from_thread(self._add_loaded, [], self.session.failed_flows(MAX_EVENTS))
+        except StoreError as e:
+            self.call_from_thread(
+                self.notify, f"could not read the session: {e}", severity="error", timeout=30
+            )
+        finally:
+            self._loaded.set()
         self.call_from_thread(self._freeze_rows)
 
     @property
@@ -289,7 +297,7 @@ class InspectorApp(App[int]):
             row = self.index.rows.get(flow_id)
             if row is not None:
                 row.marked = marked
-        self.session.set_marked(ids, marked)
+        self._write_store("mark", self.session.set_marked, ids, marked)
         self.flows_changed()
 
     def delete_flows(self, ids: list[str]) -> None:
@@ -297,8 +305,18 @@ class InspectorApp(App[int]):
         self.held_ids.difference_update(ids)
         for flow_id in ids:
             self._recent.pop(flow_id, None)
-        self.session.delete(ids)
+        self._write_store("delete", self.session.delete, ids)
         self.flows_changed(reordered=True)
+
+    @work(thread=True, group="store")
+    def _write_store(self, what: str, write: Callable[..., object], *args: object) -> None:
+        """Store writes wait for the writer thread: never on the UI thread."""
+        try:
+            write(*args)
+        except StoreError as e:
+            self.call_from_thread(
+                self.notify, f"could not {what}: {e}", title="Session", severity="error"
+            )
 
     # --- filter ---------------------------------------------------------------------------
 
@@ -328,7 +346,13 @@ class InspectorApp(App[int]):
     @work(thread=True, exclusive=True, group="filter")
     def _run_filter(self, expr: str | None) -> None:
         self._loaded.wait()
-        ids = None if expr is None else self.session.matching_ids(expr)
+        try:
+            ids = None if expr is None else self.session.matching_ids(expr)
+        except (StoreError, FilterError) as e:
+            self.call_from_thread(
+                self.notify, f"filter failed: {e}", title="Filter", severity="error"
+            )
+            return
         self.post_message(FilterApplied(expr, ids))
 
     @on(FilterApplied)
@@ -384,16 +408,21 @@ class InspectorApp(App[int]):
         done: list[Flow] = []
         failures: list[str] = []
         for flow_id in ids:
-            original = self.session.get(flow_id) or self._recent.get(flow_id)
-            if original is None:
-                failures.append(f"{flow_id}: no longer in the session")
-                continue
+            original: Flow | None = None
             try:
+                original = self.load_flow(flow_id)
+                if original is None:
+                    failures.append(f"{flow_id}: no longer in the session")
+                    continue
                 done.append(replay_flow(original, options))
-            except ReplayError as e:
-                failures.append(f"{original.request.method} {original.request.url}: {e}")
+            except (ReplayError, StoreError, OSError, ValueError) as e:
+                what = f"{original.request.method} {original.request.url}" if original else flow_id
+                failures.append(f"{what}: {e}")
         for flow in done:
-            self.session.record(flow)
+            try:
+                self.session.record(flow)
+            except StoreError as e:
+                failures.append(f"replay of {flow.request.url} not recorded: {e}")
         self.post_message(ReplayFinished(done, failures))
 
     @on(ReplayFinished)
