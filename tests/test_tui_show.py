@@ -239,3 +239,26 @@ async def test_help_lists_every_key_and_palette_has_them(saved: Path):
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Replay", "Filter", "Intercept", "Export", "Events", "Help"} <= titles
         await asyncio.sleep(0)
+
+
+async def test_sort_by_key_and_by_clicking_a_column_title(saved: Path):
+    app = InspectorApp(open_saved(saved))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.index) == 13, "loaded")
+        await pilot.press("o")  # time -> method
+        methods = [app.index.row_at(i).method for i in range(13)]
+        assert methods == sorted(methods)
+        await pilot.press("O")
+        methods = [app.index.row_at(i).method for i in range(13)]
+        assert methods == sorted(methods, reverse=True)
+        table = app.screen.query_one(FlowTable)
+        header = table.render_line(0).text
+        assert "Method ▼" in header
+        await pilot.click(FlowTable, offset=(header.index("Status") + 1, 0))
+        await pilot.pause(0.05)
+        codes = [app.index.row_at(i).status for i in range(13)]
+        assert codes[:11] == sorted(c for c in codes if c is not None)
+        assert "Status ▲" in table.render_line(0).text
+        await pilot.click(FlowTable, offset=(header.index("Status") + 1, 0))
+        await pilot.pause(0.05)
+        assert app.index.row_at(0).status == 500  # the same title again reverses

@@ -36,7 +36,7 @@ class Column:
 COLUMNS = (
     Column("", "", 2),
     Column("time", "Time", 8),
-    Column("method", "Method", 7),
+    Column("method", "Method", 8),
     Column("host", "Host", 24, minimum=14),
     Column("path", "Path", 0),
     Column("status", "Status", 26, minimum=16),
