@@ -38,6 +38,7 @@ import random
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -254,7 +255,7 @@ class SoakProxy:
             proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout)
-        except Exception:
+        except subprocess.TimeoutExpired:  # hung on shutdown: that shows as -9
             proc.kill()
             proc.wait()
         for t in self._drains:
@@ -666,6 +667,23 @@ def _fault_cell(tally: Tally, fault: str) -> str:
     return f"{text or 'none'} (expected {EXPECTED_FAULT[fault]})"
 
 
+def start_upstreams(ca: trustme.CA) -> tuple[multiprocessing.Process, Ports]:
+    """The upstreams' child process (forked: nothing to pickle) and their ports."""
+    leaf = ca.issue_cert("127.0.0.1")
+    fork = multiprocessing.get_context("fork")
+    parent, child = fork.Pipe()
+    process = fork.Process(
+        target=upstreams_main,
+        args=(child, leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes()),
+        daemon=True,
+    )
+    process.start()
+    if not parent.poll(30):
+        process.terminate()
+        raise SystemExit("soak: the upstream servers did not start within 30 s")
+    return process, Ports(*parent.recv(), closed=closed_port())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=180.0, help="load time (default 180)")
@@ -675,20 +693,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.clients <= 0 or args.warmup < 0:
         parser.error("--seconds and --clients must be positive, --warmup not negative")
     ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    parent, child = multiprocessing.get_context("fork").Pipe()
-    upstreams = multiprocessing.get_context("fork").Process(
-        target=upstreams_main,
-        args=(child, leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes()),
-        daemon=True,
-    )
-    upstreams.start()
+    upstreams, ports = start_upstreams(ca)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         ca_file = Path(tmp, "upstream-ca.pem")
         ca.cert_pem.write_to_path(str(ca_file))
-        if not parent.poll(30):
-            raise SystemExit("soak: the upstreams did not start")
-        ports = Ports(*parent.recv(), closed=closed_port())
         proxy = SoakProxy(Path(tmp), ca_file)
         tally, memory = Tally(), Memory()
         try:
@@ -697,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
             found_running = len(stored_ids(proxy.process.session) & tally.finished.keys())
         except ProxyDied as e:
             failures = [str(e)]
+        except KeyboardInterrupt:
+            print("soak: interrupted; nothing to report", file=sys.stderr)
+            return 130
         else:
             failures = []
         finally:
