@@ -13,7 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ import requests
 from inspector.store import Store
 from tests.conftest import needs_ipv6
 from tests.proxy_process import ProxyProcess
-from tests.servers import EchoServer
+from tests.servers import EchoServer, RawServer, read_request_head
 
 SECRET_TOKEN = "SECRET123"
 SECRET_COOKIE = "SECRET456"
@@ -435,6 +435,29 @@ def test_error_pages_do_not_echo_request_headers(
     for secret in (SECRET_TOKEN, SECRET_COOKIE):  # ...and nothing the client sent
         assert secret not in r.text
         assert all(secret not in v for v in r.headers.values())
+
+
+def test_504_page_does_not_echo_request_headers(
+    tmp_path: Path, started: list[ProxyProcess], raw_server: Callable[..., RawServer]
+) -> None:
+    def silent(conn: socket.socket) -> None:
+        read_request_head(conn)
+        conn.recv(1)  # until the proxy gives up and closes
+
+    upstream = raw_server(silent)
+    proxy = start(started, tmp_path, "--read-timeout", "0.5")
+    with no_env_session(proxy.url) as session:
+        r = session.get(
+            f"{upstream.url}/slow",
+            headers={"Authorization": f"Bearer {SECRET_TOKEN}", "Cookie": f"s={SECRET_COOKIE}"},
+            timeout=15,
+        )
+    assert r.status_code == 504
+    assert "TimeoutError" in r.text  # the body names the exception, nothing the client sent
+    for secret in (SECRET_TOKEN, SECRET_COOKIE):
+        assert secret not in r.text and all(secret not in v for v in r.headers.values())
+    out, err = stop(proxy)
+    assert SECRET_TOKEN not in out + err and SECRET_COOKIE not in out + err
 
 
 def test_400_page_does_not_echo_request_headers(
