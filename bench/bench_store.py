@@ -1,6 +1,6 @@
 """Benchmark the data layer: store writes, paged reads, search and filters; bus publish.
 
-    PYTHONPATH=. python bench/bench_store.py [--flows 100000] [--keep FILE]
+    PYTHONPATH=. python bench/bench_store.py [--flows 100000] [--keep FILE] [--cpu-only]
 
 Prints one line per figure. Flows are small (a few headers, 1 KiB request and
 response bodies, half of them JSON text) so the numbers show the per-flow overhead.
@@ -88,6 +88,41 @@ def bench_writes(path: Path, n: int) -> None:
     print(f"session file: {size / 1e6:.0f} MB ({size / n / 1024:.1f} KiB/flow)")
 
 
+def _paced_puts(store: Store, flows: list[Flow], rate: float) -> None:
+    """Put ``flows`` one at a time, ``rate`` per second, on a fixed schedule."""
+    t0 = time.perf_counter()
+    for i, flow in enumerate(flows):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        store.put(flow)
+
+
+def bench_write_cpu(directory: Path, n: int, rate: float, trickled: int) -> None:
+    """Process CPU per flow (put + writer thread): back to back, then trickled at ``rate``."""
+    flows = [make_flow(i) for i in range(n)]
+    with Store(directory / "cpu-batched.db") as store:
+        cpu0 = time.process_time()
+        for flow in flows:
+            store.put(flow)
+        store.flush()
+        cpu = time.process_time() - cpu0
+    print(f"CPU us per flow, put back to back: {cpu / n * 1e6:.0f} ({n:,} flows)")
+    flows = flows[:trickled]
+    with Store(directory / "cpu-trickled.db") as store:
+        cpu0 = time.process_time()
+        producer0 = time.thread_time()
+        _paced_puts(store, flows, rate)
+        producer = time.thread_time() - producer0
+        store.flush()
+        cpu = time.process_time() - cpu0
+    print(
+        f"CPU us per flow at {rate:,.0f} flows/s arriving 1 at a time: "
+        f"{(cpu - producer) / len(flows) * 1e6:.0f} "
+        f"(+{producer / len(flows) * 1e6:.0f} in the pacing thread; {len(flows):,} flows)"
+    )
+
+
 SEARCHES = ("alpha4242", "host7", "bench")
 FILTERS = ("~c 404", "~m POST & ~d host7\\.", "~u items/4242", "~h 'server: bench'", "~b alpha4242")
 
@@ -140,8 +175,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, help="write the session here and keep it")
+    parser.add_argument("--cpu-flows", type=int, default=5000, help="flows for the CPU figures")
+    parser.add_argument("--rate", type=float, default=1000.0, help="flows/s of the trickle")
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU-per-flow figures")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_write_cpu(Path(tmp), args.cpu_flows, args.rate, min(args.cpu_flows, 2000))
+    if args.cpu_only:
+        return
     bench_bus()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.db"
