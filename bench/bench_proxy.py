@@ -579,7 +579,7 @@ def select(text: str, allowed, what: str) -> list[str]:
 def check_tools(names: list[str], mitmdump: Path) -> list[str]:
     """Drop what cannot run, with a note; exit if a required tool is missing."""
     notes = []
-    for tool in (NGINX, "taskset", "curl", "wrk"):
+    for tool in (NGINX, "taskset", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench_proxy: {tool} is required and not on PATH")
     if "mitmdump" in names and not os.access(mitmdump, os.X_OK):
