@@ -1,11 +1,13 @@
 """The session store: every flow recorded to one SQLite file as it happens.
 
 Writing. One writer thread owns the only write connection: ``put(flow)`` only
-appends to a queue (it never waits for the disk and never drops a flow); the writer
-drains the queue in batches of up to 200 and commits whenever the queue runs dry,
-so under load one commit covers many flows. A put of a flow already stored updates
-it in place (it keeps its place in capture order). ``flush()`` returns once
-everything put before it is committed. A batch that cannot be committed (disk full,
+appends to a queue (it never waits for the disk and never drops a flow). The writer
+wakes on the first queued flow, gathers more for up to ``COMMIT_DELAY`` (50 ms; at
+once when a batch is full or a caller waits), and writes up to ``BATCH_SIZE`` flows in
+one transaction, new ones with one statement per table: a finished flow is committed
+within about ``COMMIT_DELAY`` plus the time to write one batch. A put of a flow
+already stored updates it in place (it keeps its place in capture order). ``flush()``
+returns once everything put before it is committed. A batch that cannot be committed (disk full,
 a lock held elsewhere) is reported on stderr and kept in memory for the next batch;
 ``flush()`` then raises ``StoreError``. ``close()`` (also run at interpreter exit)
 writes what is left.
@@ -85,6 +87,7 @@ from protocol.headers import Headers
 
 SCHEMA_VERSION = 1
 BATCH_SIZE = 200  # flows per transaction at most
+COMMIT_DELAY = 0.05  # seconds the writer gathers a trickle of flows before writing them
 FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
 _PAGE = 200  # flows read per query by iter_flows
 _IDLE_READERS = 4  # read connections kept open for reuse
@@ -300,11 +303,12 @@ _COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "s
             "reason", "req_content_type", "resp_content_type", "req_size", "resp_size",
             "duration", "error_class", "replay_of", "marked", "req_head_text",
             "resp_head_text")  # fmt: skip
-_UPSERT = (
-    f"INSERT INTO flows ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-    "ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("id", "marked"))
-    + ", marked = max(flows.marked, excluded.marked) RETURNING seq"
+_INSERT = f"INSERT INTO flows (seq, {', '.join(_COLUMNS)}) VALUES (?{', ?' * len(_COLUMNS)})"
+_MARKED = _COLUMNS.index("marked")
+_UPDATE = (
+    "UPDATE flows SET "
+    + ", ".join(f"{c} = ?" for c in _COLUMNS if c not in ("id", "marked"))
+    + ", marked = max(marked, ?) WHERE seq = ?"
 )
 
 # Sort keys summaries() accepts, each backed by an index (seq is the capture order).
@@ -381,31 +385,86 @@ def _unindex(conn: sqlite3.Connection, seq: int, old: Flow) -> None:
     )
 
 
-def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
+class _Rows(NamedTuple):
+    """Everything written for one flow, computed before the first write."""
+
+    flow_id: str
+    columns: tuple[Any, ...]  # the values of _COLUMNS
+    record: str
+    bodies: list[tuple[int, bytes]]  # (part, data) of each non-empty body
+    fts: tuple[str, str, str]
+
+
+def _flow_rows(flow: Flow) -> _Rows:
     req, resp = flow.request, flow.response
     status, reason, resp_type, resp_size, resp_head = _response_columns(resp)
-    values = (
+    columns = (
         flow.id, flow.timings.start, _clean(req.method), _clean(req.scheme), _clean(req.host),
         req.port, _clean(req.path), _clean(req.url), status, reason,
         _clean(req.header("content-type")), resp_type, req.body.size, resp_size,
         flow.timings.duration, None if flow.error is None else _clean(flow.error.exc_class),
         flow.replay_of, int(flow.marked), _clean(header_text(req.headers)), _clean(resp_head),
     )  # fmt: skip
-    # Everything is computed before the first write, so a malformed flow changes nothing.
     record = json.dumps(flow_to_record(flow), separators=(",", ":"))
-    fts = _fts_values(flow)
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
-    # Most flows are put once; only an update has old bodies and index entries to drop.
-    known = _read_flow(conn, flow.id)
+    return _Rows(flow.id, columns, record, bodies, _fts_values(flow))
+
+
+def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
+    _write_rows(conn, [_flow_rows(flow)])
+
+
+def _known_seqs(conn: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
+    """The seq of each of ``ids`` already stored (one indexed query per 500 ids)."""
+    known: dict[str, int] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        known.update(conn.execute(f"SELECT id, seq FROM flows WHERE id IN ({marks})", chunk))
+    return known
+
+
+def _write_rows(conn: sqlite3.Connection, rows: list[_Rows]) -> None:
+    """Insert new flows (in order, one statement per table) and update known ones in place."""
+    known = _known_seqs(conn, [r.flow_id for r in rows])
+    fresh = [r for r in rows if r.flow_id not in known]
+    for r in rows:
+        if r.flow_id in known:
+            _update_rows(conn, known[r.flow_id], r)
+    if not fresh:
+        return
+    # The writer holds the write lock (BEGIN IMMEDIATE), so max(seq) cannot move under it.
+    first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM flows").fetchone()[0]
+    numbered = list(enumerate(fresh, start=first))
+    conn.executemany(_INSERT, [(seq, *r.columns) for seq, r in numbered])
+    conn.executemany(
+        "INSERT OR REPLACE INTO records VALUES (?, ?)",
+        [(seq, r.record) for seq, r in numbered],
+    )
+    conn.executemany(
+        "INSERT INTO bodies VALUES (?, ?, ?)",
+        [(seq, part, data) for seq, r in numbered for part, data in r.bodies],
+    )
+    conn.executemany(
+        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
+        [(seq, *r.fts) for seq, r in numbered],
+    )
+
+
+def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows) -> None:
+    """Replace a stored flow's columns, record, bodies and index entry (a mark stays)."""
+    known = _read_flow(conn, rows.flow_id)
     if known is not None:
         _unindex(conn, *known)
-        conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (known[0],))
-    seq = conn.execute(_UPSERT, values).fetchone()[0]
-    conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (seq, record))
-    for part, data in bodies:
-        conn.execute("INSERT INTO bodies VALUES (?, ?, ?)", (seq, part, data))
+    conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
+    values = [v for c, v in zip(_COLUMNS, rows.columns, strict=True) if c not in ("id", "marked")]
+    conn.execute(_UPDATE, (*values, rows.columns[_MARKED], seq))
+    conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?)", (seq, rows.record))
+    conn.executemany(
+        "INSERT INTO bodies VALUES (?, ?, ?)", [(seq, part, data) for part, data in rows.bodies]
+    )
     conn.execute(
-        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)", (seq, *fts)
+        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)", (seq, *rows.fts)
     )
 
 
@@ -483,6 +542,7 @@ class Store:
         self._idle: list[sqlite3.Connection] = []  # read connections free for any thread
         self._pool_lock = threading.Lock()
         self._queue: SimpleQueue[Flow | _Op] = SimpleQueue()
+        self._urgent = threading.Event()  # a caller waits on the writer: skip the delay
         self._unsaved: dict[str, Flow] = {}  # flows a failed commit must retry
         self._writer: threading.Thread | None = None
         self._db_path = self.path  # the file actually read: a migrated copy for an old file
@@ -688,6 +748,7 @@ class Store:
             if self._closing:
                 raise StoreError(f"{self.path}: the session store is closed")
             self._queue.put(op)
+            self._urgent.set()
         if not op.done.wait(timeout):
             raise StoreError(f"{self.path}: the writer did not finish {kind} within {timeout} s")
         if op.error is not None:
@@ -703,6 +764,7 @@ class Store:
             op = _Op("stop")
             if self._writer is not None:
                 self._queue.put(op)
+                self._urgent.set()
         atexit.unregister(self._close_at_exit)
         if self._writer is not None:
             self._writer.join()
@@ -732,12 +794,7 @@ class Store:
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
             while True:
-                batch: list[Flow | _Op] = [self._queue.get()]
-                while len(batch) < BATCH_SIZE:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except Empty:
-                        break
+                batch = self._next_batch()
                 try:
                     if self._write_batch(conn, batch):
                         return
@@ -751,13 +808,33 @@ class Store:
         finally:
             conn.close()
 
+    def _next_batch(self) -> list[Flow | _Op]:
+        """Wait for work, then gather for up to COMMIT_DELAY (group commit).
+
+        One commit per flow costs more than the flow itself, and every wake of this
+        thread takes the GIL from the proxy's event loop, so a trickle of flows is
+        collected for a short while and written together. A waiting caller (flush,
+        delete, mark, close) sets ``_urgent`` to cut the wait short; a full batch or a
+        backlog is written at once.
+        """
+        batch: list[Flow | _Op] = [self._queue.get()]
+        if isinstance(batch[0], Flow) and self._queue.qsize() < BATCH_SIZE:
+            self._urgent.wait(COMMIT_DELAY)
+        self._urgent.clear()  # before draining: an op queued after this sets it again
+        while len(batch) < BATCH_SIZE:
+            try:
+                batch.append(self._queue.get_nowait())
+            except Empty:
+                break
+        return batch
+
     def _write_batch(self, conn: sqlite3.Connection, batch: list[Flow | _Op]) -> bool:
         """Apply one batch in one transaction; True when a stop was asked for."""
         retry, self._unsaved = self._unsaved, {}
         pending = dict(retry)  # flows put but not yet written, in capture order
         stop = False
         try:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")  # _write_rows numbers new flows from max(seq)
             for item in batch:
                 if isinstance(item, Flow):
                     pending[item.id] = item  # a repeated put keeps its first place
@@ -796,14 +873,15 @@ class Store:
 
     @staticmethod
     def _write_pending(conn: sqlite3.Connection, pending: dict[str, Flow]) -> None:
+        rows = []
         for flow in pending.values():
             try:
-                _write_flow(conn, flow)
-            except sqlite3.Error:
-                raise  # the whole batch is retried
+                rows.append(_flow_rows(flow))
             except Exception as e:  # a malformed flow (a bug upstream) can never be stored
                 _report(f"inspector: cannot record flow {flow.id}: {e!r} (please report this bug)")
         pending.clear()
+        if rows:
+            _write_rows(conn, rows)  # an sqlite3.Error retries the whole batch
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
