@@ -20,10 +20,12 @@ from certs import CAError, CertificateAuthority, CertStore
 from inspector.bus import Bus, EventKind, FlowEvent
 from inspector.config import Config, ConfigError
 from inspector.filters import FilterError
+from inspector.flow import Flow
 from inspector.intercept import Interceptor
 from inspector.proxy import ProxyServer
 from inspector.store import Store, StoreError
 
+FEED_DELAY = 0.005  # seconds finished flows wait to reach the store together
 SHUTDOWN_GRACE = 2.0  # seconds in-flight exchanges get to finish on SIGINT/SIGTERM
 LOOP_ENV = "INSPECTOR_LOOP"  # "uvloop" or "asyncio": which event loop implementation to run
 
@@ -38,7 +40,7 @@ class Runtime:
     bus: Bus
     interceptor: Interceptor
     server: ProxyServer
-    unsubscribe_store: Callable[[], None]
+    unsubscribe_store: Callable[[], None]  # stops recording after putting what is gathered
 
     @property
     def address(self) -> tuple[str, int]:
@@ -68,13 +70,53 @@ def build(config: Config) -> Runtime:
     except (StoreError, OSError) as e:
         raise ConfigError(f"cannot record to session {path}: {e}") from None
 
-    def record(event: FlowEvent) -> None:
-        if event.kind is EventKind.RESPONSE or event.kind is EventKind.ERROR:
-            store.put(event.flow)
+    recorder = StoreFeeder(store)
+    unsubscribe = bus.subscribe(recorder.on_event)
 
-    unsubscribe = bus.subscribe(record)
+    def stop_recording() -> None:
+        unsubscribe()
+        recorder.flush()
+
     server = ProxyServer(config, bus, CertStore(ca), interceptor=interceptor)
-    return Runtime(config, server.certstore, store, bus, interceptor, server, unsubscribe)
+    return Runtime(config, server.certstore, store, bus, interceptor, server, stop_recording)
+
+
+class StoreFeeder:
+    """Hands every finished flow to the store, a few milliseconds' worth at a time.
+
+    Put one by one, each flow wakes the store's writer thread, which then competes
+    with the event loop for the GIL (and, with the proxy on one core, for the core)
+    in the middle of the next exchange. Flows finished on the event loop are gathered
+    for ``delay`` seconds and put together; anything published off the loop is put at
+    once. Nothing is dropped.
+    """
+
+    def __init__(self, store: Store, delay: float = FEED_DELAY) -> None:
+        self.store = store
+        self.delay = delay
+        self._pending: list[Flow] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def on_event(self, event: FlowEvent) -> None:
+        if event.kind is not EventKind.RESPONSE and event.kind is not EventKind.ERROR:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.store.put(event.flow)
+            return
+        self._pending.append(event.flow)
+        if self._timer is None:
+            self._timer = loop.call_later(self.delay, self.flush)
+
+    def flush(self) -> None:
+        """Put what is gathered (called by the timer, and when recording stops)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, []
+        for flow in pending:
+            self.store.put(flow)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

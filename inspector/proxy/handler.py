@@ -117,6 +117,8 @@ class ClientHandler:
             conn = self.conn
             if not keep or conn.our_state is not DONE or conn.their_state is not DONE:
                 return
+            if self.server.closing:
+                return  # shutting down: the exchange in flight was the last one
             conn.start_next_cycle()
 
     async def _read_request_head(self) -> Request | ConnectionClosed:
@@ -425,9 +427,9 @@ class ClientHandler:
     def _client_head(self, response: Response, up: UpstreamConnection) -> Response:
         upgrade = response.status_code == 101
         headers = _wrap(strip_hop_by_hop(response.headers.raw, upgrade=upgrade))
-        if not upgrade and not up.conn.keep_alive:
-            # The upstream closes after this response: so do we, which keeps the
-            # client's view of the connection the same as the server's.
+        if not upgrade and (not up.conn.keep_alive or self.server.closing):
+            # The upstream closes after this response (or the proxy is stopping): so do
+            # we, which keeps the client's view of the connection the same as the server's.
             headers.raw.append((b"Connection", b"close"))
         return Response(response.status_code, headers, response.reason)
 

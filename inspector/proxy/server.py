@@ -41,6 +41,7 @@ class ProxyServer:
     ) -> None:
         self.idle_timeout = idle_timeout
         self.head_timeout = head_timeout
+        self.closing = False  # shutting down: finish exchanges in flight, start no new ones
         self.config = config
         self.bus = bus
         self.certstore = certstore
@@ -113,6 +114,7 @@ class ProxyServer:
 
     async def shutdown(self, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight exchanges finish for ``grace`` seconds, then cut."""
+        self.closing = True
         if self._server is not None:
             self._server.close()
         for task, handler in list(self._tasks.items()):
