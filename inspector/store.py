@@ -83,7 +83,6 @@ from inspector.flow import (
     TLSInfo,
     WebSocketMessage,
 )
-from protocol.headers import Headers
 
 SCHEMA_VERSION = 1
 BATCH_SIZE = 200  # flows per transaction at most
@@ -233,17 +232,21 @@ def _sniff_utf8(sample: bytes) -> bool:
     return True
 
 
-def _header(pairs: list[tuple[bytes, bytes]], name: str) -> str | None:
-    value = Headers(pairs).get(name)
-    return None if value is None else value.decode("latin-1")
+def _content_headers(pairs: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The first Content-Type and Content-Encoding values (latin-1), in one pass."""
+    content_type = content_encoding = None
+    for name, value in pairs:
+        low = name.lower()
+        if low == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+        elif low == b"content-encoding" and content_encoding is None:
+            content_encoding = value.decode("latin-1")
+    return content_type, content_encoding
 
 
-def _body_text(headers: list[tuple[bytes, bytes]], body: Body) -> str:
+def _body_text(content_type: str | None, content_encoding: str | None, body: Body) -> str:
     """The text of a body that search() should find words in ("" for binary content)."""
-    if not body.data:
-        return ""
-    content_type = _header(headers, "content-type")
-    if not _is_text(content_type, _header(headers, "content-encoding"), body.data):
+    if not body.data or not _is_text(content_type, content_encoding, body.data):
         return ""
     return body.data[:FTS_BODY_LIMIT].decode("utf-8", errors="replace")
 
@@ -344,23 +347,36 @@ _SUMMARY_COLUMNS = ", ".join(
 )  # fmt: skip
 
 
-def _response_columns(resp: Response | None) -> tuple[Any, ...]:
-    """status, reason, content type, body size and header text of a response (or NULLs)."""
-    if resp is None:
-        return None, None, None, None, None
-    return (resp.status_code, _clean(resp.reason), _clean(resp.header("content-type")),
-            resp.body.size, header_text(resp.headers))  # fmt: skip
+class _Texts(NamedTuple):
+    """The header-derived texts of a flow, each computed once per write."""
+
+    req_type: str | None  # Content-Type values as sent
+    req_heads: str  # header_text() of the request
+    resp_type: str | None
+    resp_heads: str | None  # None without a response
+    fts: tuple[str, str, str]  # the url, headers and body text search() indexes
+
+
+def _texts(flow: Flow) -> _Texts:
+    req, resp = flow.request, flow.response
+    req_type, req_encoding = _content_headers(req.headers)
+    req_heads = header_text(req.headers)
+    bodies = [_body_text(req_type, req_encoding, req.body)]
+    heads = req_heads
+    resp_type = resp_heads = None
+    if resp is not None:
+        resp_type, resp_encoding = _content_headers(resp.headers)
+        resp_heads = header_text(resp.headers)
+        heads += "\n" + resp_heads
+        bodies.append(_body_text(resp_type, resp_encoding, resp.body))
+    body = "\n".join(t for t in bodies if t)
+    fts = (_clean(req.url), _clean(heads), _clean(body))
+    return _Texts(req_type, req_heads, resp_type, resp_heads, fts)  # type: ignore[arg-type]
 
 
 def _fts_values(flow: Flow) -> tuple[str, str, str]:
     """The url, headers and body text a flow is indexed under for search()."""
-    req, resp = flow.request, flow.response
-    heads = header_text(req.headers)
-    texts = [_body_text(req.headers, req.body)]
-    if resp is not None:
-        heads += "\n" + header_text(resp.headers)
-        texts.append(_body_text(resp.headers, resp.body))
-    return _clean(req.url), _clean(heads), _clean("\n".join(t for t in texts if t))  # type: ignore[return-value]
+    return _texts(flow).fts
 
 
 def _read_flow(conn: sqlite3.Connection, flow_id: str) -> tuple[int, Flow] | None:
@@ -397,17 +413,20 @@ class _Rows(NamedTuple):
 
 def _flow_rows(flow: Flow) -> _Rows:
     req, resp = flow.request, flow.response
-    status, reason, resp_type, resp_size, resp_head = _response_columns(resp)
+    texts = _texts(flow)
+    status = reason = resp_size = None
+    if resp is not None:
+        status, reason, resp_size = resp.status_code, _clean(resp.reason), resp.body.size
     columns = (
         flow.id, flow.timings.start, _clean(req.method), _clean(req.scheme), _clean(req.host),
-        req.port, _clean(req.path), _clean(req.url), status, reason,
-        _clean(req.header("content-type")), resp_type, req.body.size, resp_size,
-        flow.timings.duration, None if flow.error is None else _clean(flow.error.exc_class),
-        flow.replay_of, int(flow.marked), _clean(header_text(req.headers)), _clean(resp_head),
+        req.port, _clean(req.path), _clean(req.url), status, reason, _clean(texts.req_type),
+        _clean(texts.resp_type), req.body.size, resp_size, flow.timings.duration,
+        None if flow.error is None else _clean(flow.error.exc_class), flow.replay_of,
+        int(flow.marked), _clean(texts.req_heads), _clean(texts.resp_heads),
     )  # fmt: skip
     record = json.dumps(flow_to_record(flow), separators=(",", ":"))
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
-    return _Rows(flow.id, columns, record, bodies, _fts_values(flow))
+    return _Rows(flow.id, columns, record, bodies, texts.fts)
 
 
 def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
