@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 _LISTENING = re.compile(r"inspector: proxy listening on http://(\[[^\]]+\]|[^:]+):(\d+)")
 
 
 class ProxyProcess:
-    """``python -m inspector dump`` on a free port, with its own confdir and session."""
+    """``python -m inspector dump`` on a free port, with its own confdir and session.
+
+    A thread collects stderr line by line for the whole run, so nothing the proxy
+    prints after the listening line is lost.
+    """
 
     def __init__(self, tmp: Path, *args: str, startup_timeout: float = 30.0) -> None:
         self.confdir = tmp / "conf"
         self.session = tmp / "session.db"
         cmd = [
-            sys.executable,
-            "-m",
-            "inspector",
-            "dump",
-            "--listen-port",
-            "0",
-            "--confdir",
-            str(self.confdir),
-            "--session",
-            str(self.session),
-            *args,
-        ]
+            sys.executable, "-m", "inspector", "dump", "--listen-port", "0",
+            "--confdir", str(self.confdir), "--session", str(self.session), *args,
+        ]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             cmd,
@@ -42,39 +36,40 @@ class ProxyProcess:
             cwd=Path(__file__).parents[1],
         )
         self.stderr_lines: list[str] = []
-        self.host, self.port = self._wait_listening(startup_timeout)
+        self._address: tuple[str, int] | None = None
+        self._listening = threading.Event()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+        if not self._listening.wait(startup_timeout) or self._address is None:
+            self.proc.kill()
+            self._stderr_reader.join(5)
+            raise RuntimeError(f"proxy did not start: {''.join(self.stderr_lines)}")
+        self.host, self.port = self._address
 
-    def _wait_listening(self, timeout: float) -> tuple[str, int]:
+    def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if ready:
-                line = self.proc.stderr.readline().decode(errors="replace")
-                if not line and self.proc.poll() is not None:
-                    break
-                self.stderr_lines.append(line)
-                m = _LISTENING.search(line)
-                if m:
-                    return m.group(1).strip("[]"), int(m.group(2))
-            elif self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        raise RuntimeError(f"proxy did not start: {''.join(self.stderr_lines)}")
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace")
+            self.stderr_lines.append(line)
+            m = _LISTENING.search(line)
+            if m and self._address is None:
+                self._address = (m.group(1).strip("[]"), int(m.group(2)))
+                self._listening.set()
+        self._listening.set()  # the process ended: stop waiting
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> tuple[str, str]:
-        """Signal the proxy, wait for it, and return (stdout, rest of stderr)."""
+        """Signal the proxy, wait for it, and return (stdout, everything on stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+        assert self.proc.stdout is not None
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-        return out.decode(errors="replace"), "".join(self.stderr_lines) + err.decode(
-            errors="replace"
-        )
+            out, _ = self.proc.communicate()
+        self._stderr_reader.join(5)
+        return out.decode(errors="replace"), "".join(self.stderr_lines)
