@@ -19,9 +19,10 @@ readers run while the writer writes, also from other processes
 committed flow survives the process being killed (an OS crash may lose the last
 commits, never the file).
 
-Schema (``schema_version`` 1)::
+Schema (``schema_version`` 2)::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)      -- schema_version, created_by
+    meta(key TEXT PRIMARY KEY, value TEXT)      -- schema_version, created_by,
+                                                -- fts_indexed (see Search)
     flows(
         seq INTEGER PRIMARY KEY,                -- capture order (first put)
         id TEXT UNIQUE,                         -- Flow.id
@@ -47,9 +48,18 @@ in their own table so listing flows never reads them. Text bodies (``text/*``, J
 XML, JavaScript, forms, or unlabelled bytes that look like UTF-8; not
 Content-Encoded) are indexed for ``search()`` up to ``FTS_BODY_LIMIT`` bytes.
 
+Search. Writing a flow does not index it for ``search()`` (indexing costs about as
+much as the rest of the write): flows are indexed in capture order, in chunks, when
+no flow has come for ``INDEX_IDLE`` seconds, or a chunk per batch once more than
+``MAX_BACKLOG`` wait. ``meta.fts_indexed`` is the seq up to which every flow is
+indexed. ``search()`` has the writer index everything first; a read-only store (or
+a search racing new flows) matches flows past the watermark through a temporary
+in-memory index, so results are always complete.
+
 Versions: ``SCHEMA_VERSION`` is the file layout; the record carries the Flow's
 ``format_version``. Opening an older file migrates it in place, in one transaction
 (read-only: a migrated temporary copy is read, the file is left as it is).
+Version 1 had no ``fts_indexed`` (every flow was indexed as it was written).
 Version 0 (the prototype layout) was ``meta`` plus ``flows(id TEXT PRIMARY KEY,
 seq INTEGER, flow TEXT)``, where ``flow`` is the version 1 record with ``marked``
 and each body's bytes (latin-1 string ``data``) inline.
@@ -84,9 +94,12 @@ from inspector.flow import (
     WebSocketMessage,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH_SIZE = 200  # flows per transaction at most
 COMMIT_DELAY = 0.05  # seconds the writer gathers a trickle of flows before writing them
+INDEX_IDLE = 1.0  # seconds without new flows before the writer indexes flows for search
+INDEX_CHUNK = 500  # flows indexed per transaction
+MAX_BACKLOG = 50_000  # flows left unindexed at most: beyond, a chunk is indexed per batch
 FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
 _PAGE = 200  # flows read per query by iter_flows
 _IDLE_READERS = 4  # read connections kept open for reuse
@@ -300,6 +313,7 @@ CREATE TABLE bodies (
     PRIMARY KEY (flow_seq, part)
 );
 CREATE VIRTUAL TABLE flows_fts USING fts5(url, headers, body, content='');
+INSERT INTO meta VALUES ('fts_indexed', '0');
 """
 
 _COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
@@ -348,35 +362,41 @@ _SUMMARY_COLUMNS = ", ".join(
 
 
 class _Texts(NamedTuple):
-    """The header-derived texts of a flow, each computed once per write."""
+    """The header-derived column texts of a flow, each computed once per write."""
 
     req_type: str | None  # Content-Type values as sent
     req_heads: str  # header_text() of the request
     resp_type: str | None
     resp_heads: str | None  # None without a response
-    fts: tuple[str, str, str]  # the url, headers and body text search() indexes
 
 
 def _texts(flow: Flow) -> _Texts:
     req, resp = flow.request, flow.response
-    req_type, req_encoding = _content_headers(req.headers)
-    req_heads = header_text(req.headers)
-    bodies = [_body_text(req_type, req_encoding, req.body)]
-    heads = req_heads
-    resp_type = resp_heads = None
-    if resp is not None:
-        resp_type, resp_encoding = _content_headers(resp.headers)
-        resp_heads = header_text(resp.headers)
-        heads += "\n" + resp_heads
-        bodies.append(_body_text(resp_type, resp_encoding, resp.body))
-    body = "\n".join(t for t in bodies if t)
-    fts = (_clean(req.url), _clean(heads), _clean(body))
-    return _Texts(req_type, req_heads, resp_type, resp_heads, fts)  # type: ignore[arg-type]
+    req_type = _content_headers(req.headers)[0]
+    if resp is None:
+        return _Texts(req_type, header_text(req.headers), None, None)
+    resp_type = _content_headers(resp.headers)[0]
+    return _Texts(req_type, header_text(req.headers), resp_type, header_text(resp.headers))
 
 
 def _fts_values(flow: Flow) -> tuple[str, str, str]:
     """The url, headers and body text a flow is indexed under for search()."""
-    return _texts(flow).fts
+    req, resp = flow.request, flow.response
+    heads = header_text(req.headers)
+    bodies = [_body_text(*_content_headers(req.headers), req.body)]
+    if resp is not None:
+        heads += "\n" + header_text(resp.headers)
+        bodies.append(_body_text(*_content_headers(resp.headers), resp.body))
+    body = "\n".join(t for t in bodies if t)
+    return _clean(req.url), _clean(heads), _clean(body)  # type: ignore[return-value]
+
+
+def _index(conn: sqlite3.Connection, entries: list[tuple[int, Flow]], table: str) -> None:
+    """Add each (seq, flow) to the full-text index ``table``."""
+    conn.executemany(
+        f"INSERT INTO {table} (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
+        [(seq, *_fts_values(flow)) for seq, flow in entries],
+    )
 
 
 def _read_flow(conn: sqlite3.Connection, flow_id: str) -> tuple[int, Flow] | None:
@@ -408,7 +428,7 @@ class _Rows(NamedTuple):
     columns: tuple[Any, ...]  # the values of _COLUMNS
     record: str
     bodies: list[tuple[int, bytes]]  # (part, data) of each non-empty body
-    fts: tuple[str, str, str]
+    flow: Flow
 
 
 def _flow_rows(flow: Flow) -> _Rows:
@@ -426,11 +446,11 @@ def _flow_rows(flow: Flow) -> _Rows:
     )  # fmt: skip
     record = json.dumps(flow_to_record(flow), separators=(",", ":"))
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
-    return _Rows(flow.id, columns, record, bodies, texts.fts)
+    return _Rows(flow.id, columns, record, bodies, flow)
 
 
-def _write_flow(conn: sqlite3.Connection, flow: Flow) -> None:
-    _write_rows(conn, [_flow_rows(flow)])
+def _write_flow(conn: sqlite3.Connection, flow: Flow, indexed: int) -> None:
+    _write_rows(conn, [_flow_rows(flow)], indexed)
 
 
 def _known_seqs(conn: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
@@ -443,15 +463,20 @@ def _known_seqs(conn: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
     return known
 
 
-def _write_rows(conn: sqlite3.Connection, rows: list[_Rows]) -> None:
-    """Insert new flows (in order, one statement per table) and update known ones in place."""
+def _write_rows(conn: sqlite3.Connection, rows: list[_Rows], indexed: int) -> int:
+    """Insert new flows (in order, one statement per table) and update known ones in place.
+
+    New flows are not indexed for search here (see ``_index_backlog``); an update of a
+    flow at or below the ``indexed`` watermark replaces its index entry. Returns the
+    last new seq (0 when every flow was known).
+    """
     known = _known_seqs(conn, [r.flow_id for r in rows])
     fresh = [r for r in rows if r.flow_id not in known]
     for r in rows:
         if r.flow_id in known:
-            _update_rows(conn, known[r.flow_id], r)
+            _update_rows(conn, known[r.flow_id], r, known[r.flow_id] <= indexed)
     if not fresh:
-        return
+        return 0
     # The writer holds the write lock (BEGIN IMMEDIATE), so max(seq) cannot move under it.
     first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM flows").fetchone()[0]
     numbered = list(enumerate(fresh, start=first))
@@ -464,17 +489,15 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Rows]) -> None:
         "INSERT INTO bodies VALUES (?, ?, ?)",
         [(seq, part, data) for seq, r in numbered for part, data in r.bodies],
     )
-    conn.executemany(
-        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
-        [(seq, *r.fts) for seq, r in numbered],
-    )
+    return numbered[-1][0]
 
 
-def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows) -> None:
+def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows, indexed: bool) -> None:
     """Replace a stored flow's columns, record, bodies and index entry (a mark stays)."""
-    known = _read_flow(conn, rows.flow_id)
-    if known is not None:
-        _unindex(conn, *known)
+    if indexed:
+        known = _read_flow(conn, rows.flow_id)
+        if known is not None:
+            _unindex(conn, *known)
     conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
     values = [v for c, v in zip(_COLUMNS, rows.columns, strict=True) if c not in ("id", "marked")]
     conn.execute(_UPDATE, (*values, rows.columns[_MARKED], seq))
@@ -482,9 +505,8 @@ def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows) -> None:
     conn.executemany(
         "INSERT INTO bodies VALUES (?, ?, ?)", [(seq, part, data) for part, data in rows.bodies]
     )
-    conn.execute(
-        "INSERT INTO flows_fts (rowid, url, headers, body) VALUES (?, ?, ?, ?)", (seq, *rows.fts)
-    )
+    if indexed:
+        _index(conn, [(seq, rows.flow)], "flows_fts")
 
 
 def _bodies(flow: Flow) -> list[tuple[int, Body]]:
@@ -494,14 +516,13 @@ def _bodies(flow: Flow) -> list[tuple[int, Body]]:
     return [(0, flow.request.body), (1, flow.response.body)]
 
 
-def _delete_flows(conn: sqlite3.Connection, ids: list[str]) -> int:
+def _delete_flows(conn: sqlite3.Connection, ids: list[str], indexed: int) -> int:
     deleted = 0
-    for flow_id in ids:
-        known = _read_flow(conn, flow_id)
-        if known is None:
-            continue
-        seq = known[0]
-        _unindex(conn, *known)
+    for flow_id, seq in _known_seqs(conn, ids).items():
+        if seq <= indexed:
+            known = _read_flow(conn, flow_id)
+            if known is not None:
+                _unindex(conn, *known)
         conn.execute("DELETE FROM flows WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM records WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
@@ -528,11 +549,54 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
         bodies = {0: rec["req"]["body"].pop("data", "").encode("latin-1")}
         if rec["resp"] is not None:
             bodies[1] = rec["resp"]["body"].pop("data", "").encode("latin-1")
-        _write_flow(conn, flow_from_record(rec, marked, bodies))
+        _write_flow(conn, flow_from_record(rec, marked, bodies), indexed=0)
     conn.execute("DROP TABLE flows_v0")
 
 
-_MIGRATIONS = {0: _migrate_0_to_1}
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 indexed every flow as it was written: all of them are indexed."""
+    conn.execute(
+        "INSERT OR IGNORE INTO meta SELECT 'fts_indexed', coalesce(max(seq), 0) FROM flows"
+    )
+
+
+_MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+
+
+def _watermark(conn: sqlite3.Connection) -> int:
+    """The seq up to which every flow is in the search index."""
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0])
+
+
+def _backlog(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, Flow]]:
+    """Up to ``limit`` stored flows past seq ``after``, in capture order, bodies included."""
+    rows = conn.execute(
+        "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) "
+        "WHERE flows.seq > ? ORDER BY flows.seq LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    bodies: dict[int, dict[int, bytes]] = {}
+    if rows:
+        for seq, part, data in conn.execute(
+            "SELECT flow_seq, part, data FROM bodies WHERE flow_seq BETWEEN ? AND ?",
+            (rows[0][0], rows[-1][0]),
+        ):
+            bodies.setdefault(seq, {})[part] = data
+    return [
+        (seq, flow_from_record(json.loads(rec), bool(m), bodies.get(seq, {})))
+        for seq, rec, m in rows
+    ]
+
+
+def _index_backlog(conn: sqlite3.Connection, indexed: int, limit: int) -> int:
+    """Index up to ``limit`` flows past the watermark ``indexed``; returns the new watermark."""
+    entries = _backlog(conn, indexed, limit)
+    if not entries:
+        return indexed
+    _index(conn, entries, "flows_fts")
+    indexed = entries[-1][0]
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'fts_indexed'", (str(indexed),))
+    return indexed
 
 
 # --- the writer ---------------------------------------------------------------------------
@@ -542,7 +606,7 @@ _MIGRATIONS = {0: _migrate_0_to_1}
 class _Op:
     """A request to the writer thread; the caller waits on ``done``."""
 
-    kind: str  # "flush", "delete", "mark", "stop"
+    kind: str  # "flush", "delete", "mark", "index", "stop"
     args: tuple[Any, ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
@@ -574,6 +638,8 @@ class Store:
                 self._read_migrated_copy()
         else:
             conn = self._open_for_writing(self.path)
+            self._indexed = _watermark(conn)  # writer state: flows up to here are indexed
+            self._last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM flows").fetchone()[0]
             self._writer = threading.Thread(
                 target=self._write_loop, args=(conn,), name=f"store-writer {self.path.name}",
                 daemon=True,
@@ -813,7 +879,7 @@ class Store:
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
             while True:
-                batch = self._next_batch()
+                batch = self._next_batch(conn)
                 try:
                     if self._write_batch(conn, batch):
                         return
@@ -827,7 +893,7 @@ class Store:
         finally:
             conn.close()
 
-    def _next_batch(self) -> list[Flow | _Op]:
+    def _next_batch(self, conn: sqlite3.Connection) -> list[Flow | _Op]:
         """Wait for work, then gather for up to COMMIT_DELAY (group commit).
 
         One commit per flow costs more than the flow itself, and every wake of this
@@ -836,7 +902,7 @@ class Store:
         delete, mark, close) sets ``_urgent`` to cut the wait short; a full batch or a
         backlog is written at once.
         """
-        batch: list[Flow | _Op] = [self._queue.get()]
+        batch: list[Flow | _Op] = [self._wait_for_work(conn)]
         if isinstance(batch[0], Flow) and self._queue.qsize() < BATCH_SIZE:
             self._urgent.wait(COMMIT_DELAY)
         self._urgent.clear()  # before draining: an op queued after this sets it again
@@ -847,20 +913,47 @@ class Store:
                 break
         return batch
 
+    def _wait_for_work(self, conn: sqlite3.Connection) -> Flow | _Op:
+        """The next queued item; while none comes for INDEX_IDLE, index the search backlog."""
+        while self._indexed < self._last_seq:
+            try:
+                return self._queue.get(timeout=INDEX_IDLE)
+            except Empty:
+                self._index_idle(conn)
+        return self._queue.get()
+
+    def _index_idle(self, conn: sqlite3.Connection) -> None:
+        """Index one chunk of unindexed flows in its own transaction."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            indexed = _index_backlog(conn, self._indexed, INDEX_CHUNK)
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback(conn)
+            _report(f"inspector: {self.path}: could not index flows for search: {e}")
+            self._last_seq = self._indexed  # retried after the next write
+            return
+        if indexed == self._indexed:  # nothing left (the backlog was deleted)
+            self._last_seq = indexed
+        self._indexed = indexed
+
     def _write_batch(self, conn: sqlite3.Connection, batch: list[Flow | _Op]) -> bool:
         """Apply one batch in one transaction; True when a stop was asked for."""
         retry, self._unsaved = self._unsaved, {}
         pending = dict(retry)  # flows put but not yet written, in capture order
         stop = False
+        indexed, last_seq = self._indexed, self._last_seq  # kept only if this commits
         try:
             conn.execute("BEGIN IMMEDIATE")  # _write_rows numbers new flows from max(seq)
             for item in batch:
                 if isinstance(item, Flow):
                     pending[item.id] = item  # a repeated put keeps its first place
                     continue
-                self._write_pending(conn, pending)
+                last_seq = max(last_seq, self._write_pending(conn, pending, indexed))
                 if item.kind == "delete":
-                    item.result = _delete_flows(conn, item.args[0])
+                    item.result = _delete_flows(conn, item.args[0], indexed)
+                elif item.kind == "index":
+                    indexed = self._index_all(conn, indexed)
                 elif item.kind == "mark":
                     ids, value = item.args
                     conn.executemany(
@@ -868,7 +961,9 @@ class Store:
                     )
                 elif item.kind == "stop":
                     stop = True
-            self._write_pending(conn, pending)
+            last_seq = max(last_seq, self._write_pending(conn, pending, indexed))
+            if last_seq - indexed > MAX_BACKLOG:  # never idle for long: index as we go
+                indexed = _index_backlog(conn, indexed, INDEX_CHUNK)
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback(conn)
@@ -885,13 +980,21 @@ class Store:
                 op.done.set()
                 stop = stop or op.kind == "stop"
             return stop
+        self._indexed, self._last_seq = indexed, last_seq
         for item in batch:
             if isinstance(item, _Op):
                 item.done.set()
         return stop
 
     @staticmethod
-    def _write_pending(conn: sqlite3.Connection, pending: dict[str, Flow]) -> None:
+    def _index_all(conn: sqlite3.Connection, indexed: int) -> int:
+        while (caught_up := _index_backlog(conn, indexed, INDEX_CHUNK)) != indexed:
+            indexed = caught_up
+        return indexed
+
+    @staticmethod
+    def _write_pending(conn: sqlite3.Connection, pending: dict[str, Flow], indexed: int) -> int:
+        """Write the pending flows; returns the last new seq (0 if none was new)."""
         rows = []
         for flow in pending.values():
             try:
@@ -899,8 +1002,8 @@ class Store:
             except Exception as e:  # a malformed flow (a bug upstream) can never be stored
                 _report(f"inspector: cannot record flow {flow.id}: {e!r} (please report this bug)")
         pending.clear()
-        if rows:
-            _write_rows(conn, rows)  # an sqlite3.Error retries the whole batch
+        # An sqlite3.Error retries the whole batch.
+        return _write_rows(conn, rows, indexed) if rows else 0
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -1034,21 +1137,49 @@ class Store:
         """Ids of flows whose URL, headers or text bodies contain ``text``, in capture order.
 
         Words match whole, the last one also as a prefix ("exam" finds "example");
-        case and punctuation are ignored.
+        case and punctuation are ignored. Flows are indexed for search when the writer
+        is idle; a search first has the writer catch up, and flows still unindexed
+        (another process is recording) are matched through a temporary index.
         """
         if not text.strip():
             return []
+        if self._writer is not None:
+            self._call("index")
         query = '"' + text.replace('"', '""') + '" *'
         with self._reading() as conn:
+            indexed = _watermark(conn)
             try:
-                rows = conn.execute(
-                    "SELECT flows.id FROM flows_fts JOIN flows ON flows.seq = flows_fts.rowid "
-                    "WHERE flows_fts MATCH ? ORDER BY flows_fts.rowid LIMIT ?",
-                    (query, limit),
-                ).fetchall()
+                ids = self._match(conn, "flows_fts", query, limit)
+                if len(ids) < limit:
+                    ids += self._match_backlog(conn, indexed, query, limit - len(ids))
             except sqlite3.OperationalError:
                 return []  # nothing searchable in the text (only punctuation)
+        return ids
+
+    @staticmethod
+    def _match(conn: sqlite3.Connection, table: str, query: str, limit: int) -> list[str]:
+        rows = conn.execute(
+            f"SELECT flows.id FROM {table} JOIN flows ON flows.seq = {table}.rowid "
+            f"WHERE {table} MATCH ? ORDER BY {table}.rowid LIMIT ?",
+            (query, limit),
+        )
         return [r[0] for r in rows]
+
+    @staticmethod
+    def _match_backlog(conn: sqlite3.Connection, indexed: int, query: str, limit: int) -> list[str]:
+        """Search the flows past the watermark through a temporary in-memory index."""
+        entries = _backlog(conn, indexed, sys.maxsize)
+        if not entries:
+            return []
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.backlog_fts "
+            "USING fts5(url, headers, body, content='')"
+        )
+        try:
+            _index(conn, entries, "temp.backlog_fts")
+            return Store._match(conn, "backlog_fts", query, limit)
+        finally:
+            conn.execute("INSERT INTO backlog_fts (backlog_fts) VALUES ('delete-all')")
 
 
 def _id_list(ids: str | Iterable[str]) -> list[str]:

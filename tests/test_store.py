@@ -423,7 +423,8 @@ def test_version_0_file_is_migrated(tmp_path: Path) -> None:
     with Store(path, readonly=True) as store:
         assert store.count() == 5
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
 
@@ -680,3 +681,161 @@ def _filter_exprs() -> st.SearchStrategy[str]:
         st.sampled_from(["~m get", "~m POST", "~c 2xx", "~c 404", "~e", "~s", "~q", "~marked"]),
     )
     return st.one_of(_expr, leaf, st.builds(lambda a, b: f"{a} | !{b}", leaf, leaf))
+
+
+# --- group commit and search indexing in idle time -------------------------------------
+
+
+def _meta(path: Path, key: str) -> str | None:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _fts_rowids(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO flows_fts (flows_fts) VALUES ('integrity-check')")
+        return [r[0] for r in conn.execute("SELECT rowid FROM flows_fts ORDER BY rowid")]
+
+
+def test_flush_and_close_cut_the_commit_delay_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("inspector.store.COMMIT_DELAY", 3600.0)
+    path = tmp_path / "s.db"
+    flows = [make_flow(i) for i in range(3)]
+    store = Store(path)
+    store.put(flows[0])
+    store.flush(timeout=10)  # the writer does not sit out the hour
+    assert store.count() == 1
+    store.put(flows[1])
+    store.delete(flows[0].id)  # any waiting caller cuts it short
+    store.put(flows[2])
+    store.close()
+    with Store(path, readonly=True) as reader:
+        assert [f.id for f in reader.iter_flows()] == [flows[1].id, flows[2].id]
+
+
+def test_a_trickle_is_committed_without_flush(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        flows = [make_flow(i) for i in range(3)]
+        for flow in flows:
+            store.put(flow)
+        ids = [f.id for f in flows]
+        with Store(path, readonly=True) as reader:
+            for _ in range(500):  # bounded: 500 x 10 ms
+                if reader.count() == 3:
+                    break
+                threading.Event().wait(0.01)
+            assert [f.id for f in reader.iter_flows()] == ids
+
+
+def test_new_flows_are_indexed_when_the_writer_is_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("inspector.store.INDEX_IDLE", 0.05)
+    monkeypatch.setattr("inspector.store.INDEX_CHUNK", 2)
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        flows = [make_flow(i) for i in range(5)]
+        for flow in flows:
+            store.put(flow)
+        store.flush()
+        for _ in range(500):  # bounded: 500 x 10 ms
+            if _meta(path, "fts_indexed") == "5":
+                break
+            threading.Event().wait(0.01)
+        assert _meta(path, "fts_indexed") == "5"
+        assert _fts_rowids(path) == [1, 2, 3, 4, 5]
+        assert store.search("items") == [f.id for f in flows]
+
+
+def test_search_indexes_what_is_unindexed_first(store: Store) -> None:
+    flows = [make_flow(i, resp_body=b"word%d shared" % i, content_type=b"text/plain")
+             for i in range(4)]  # fmt: skip
+    for flow in flows:
+        store.put(flow)
+    store.flush()
+    assert _meta(store.path, "fts_indexed") == "0"  # nothing indexed on the write path
+    assert store.search("word2") == [flows[2].id]
+    assert _meta(store.path, "fts_indexed") == "4"
+    assert _fts_rowids(store.path) == [1, 2, 3, 4]
+    assert store.search("shared") == [f.id for f in flows]
+
+
+def test_updates_and_deletes_of_unindexed_flows_index_each_flow_once(store: Store) -> None:
+    indexed = make_flow(1, resp_body=b"alpha one", content_type=b"text/plain")
+    store.put(indexed)
+    store.flush()
+    assert store.search("alpha") == [indexed.id]  # flow 1 is indexed now
+    fresh = [make_flow(i, resp_body=b"alpha %d" % i, content_type=b"text/plain")
+             for i in (2, 3, 4)]  # fmt: skip
+    for flow in fresh:
+        store.put(flow)
+    store.flush()
+    fresh[0].response.body = Body(b"beta", 4)  # type: ignore[union-attr]
+    store.put(fresh[0])  # an update before it was ever indexed
+    store.delete(fresh[1].id)  # a delete before it was ever indexed
+    indexed.response.body = Body(b"gamma", 5)  # type: ignore[union-attr]
+    store.put(indexed)  # an update of an indexed flow
+    store.flush()
+    assert store.search("alpha") == [fresh[2].id]
+    assert store.search("beta") == [fresh[0].id]
+    assert store.search("gamma") == [indexed.id]
+    assert _fts_rowids(store.path) == [1, 2, 4]
+
+
+def test_a_big_backlog_is_indexed_while_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("inspector.store.INDEX_IDLE", 3600.0)
+    monkeypatch.setattr("inspector.store.MAX_BACKLOG", 3)
+    monkeypatch.setattr("inspector.store.INDEX_CHUNK", 2)
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        for i in range(8):
+            store.put(make_flow(i))
+            store.flush()  # one batch per flow
+        # Each batch past a backlog of 3 indexes 2 more: the backlog stays bounded.
+        assert 8 - int(_meta(path, "fts_indexed") or 0) <= 4
+    assert _fts_rowids(path) == list(range(1, int(_meta(path, "fts_indexed") or 0) + 1))
+
+
+def test_read_only_search_finds_flows_another_process_has_not_indexed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    flows = [make_flow(i, resp_body=b"needle %d" % i, content_type=b"text/plain")
+             for i in range(3)]  # fmt: skip
+    with Store(path) as writer:
+        writer.put(flows[0])
+        writer.flush()
+        assert writer.search("needle") == [flows[0].id]  # flow 1 indexed
+        writer.put(flows[1])
+        writer.put(flows[2])
+        writer.flush()  # flows 2 and 3 are not indexed yet
+        with Store(path, readonly=True) as reader:
+            assert reader.search("needle") == [f.id for f in flows]
+            assert reader.search("needle", limit=2) == [flows[0].id, flows[1].id]
+            assert reader.search("needle 2") == [flows[2].id]
+            assert reader.search("absent") == []
+        assert _meta(path, "fts_indexed") == "1"  # a reader never writes the file
+
+
+def test_version_1_file_is_migrated_as_fully_indexed(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    flows = [make_flow(i) for i in range(3)]
+    with Store(path) as store:
+        for flow in flows:
+            store.put(flow)
+        store.flush()
+        store.search("items")  # version 1 indexed every flow as it was written
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'fts_indexed'")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with Store(path, readonly=True) as reader:  # through a migrated copy
+        assert reader.search("items") == [f.id for f in flows]
+    with Store(path) as store:
+        assert store.search("items") == [f.id for f in flows]
+    assert _meta(path, "fts_indexed") == "3"
+    assert _meta(path, "schema_version") == str(SCHEMA_VERSION)
+    assert _fts_rowids(path) == [1, 2, 3]  # indexed once, not again
