@@ -245,23 +245,31 @@ def _sniff_utf8(sample: bytes) -> bool:
     return True
 
 
-def _content_headers(pairs: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
-    """The first Content-Type and Content-Encoding values (latin-1), in one pass."""
-    content_type = content_encoding = None
+def _content_type(pairs: list[tuple[bytes, bytes]]) -> str | None:
+    """The first Content-Type value (latin-1), without building a Headers object."""
     for name, value in pairs:
-        low = name.lower()
-        if low == b"content-type" and content_type is None:
-            content_type = value.decode("latin-1")
-        elif low == b"content-encoding" and content_encoding is None:
-            content_encoding = value.decode("latin-1")
-    return content_type, content_encoding
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return None
 
 
-def _body_text(content_type: str | None, content_encoding: str | None, body: Body) -> str:
+def _head_value(head_text: str, name: str) -> str | None:
+    """The first value of header ``name`` (lowercase) in ``header_text()`` lines."""
+    if name not in head_text.lower():
+        return None
+    for line in head_text.split("\n"):
+        field, sep, value = line.partition(": ")
+        if sep and field.lower() == name:
+            return value
+    return None
+
+
+def _body_text(content_type: str | None, head_text: str, data: bytes) -> str:
     """The text of a body that search() should find words in ("" for binary content)."""
-    if not body.data or not _is_text(content_type, content_encoding, body.data):
+    encoding = _head_value(head_text, "content-encoding")
+    if not data or not _is_text(content_type, encoding, data):
         return ""
-    return body.data[:FTS_BODY_LIMIT].decode("utf-8", errors="replace")
+    return data[:FTS_BODY_LIMIT].decode("utf-8", errors="replace")
 
 
 def _clean(text: str | None) -> str | None:
@@ -372,30 +380,65 @@ class _Texts(NamedTuple):
 
 def _texts(flow: Flow) -> _Texts:
     req, resp = flow.request, flow.response
-    req_type = _content_headers(req.headers)[0]
+    req_type = _content_type(req.headers)
     if resp is None:
         return _Texts(req_type, header_text(req.headers), None, None)
-    resp_type = _content_headers(resp.headers)[0]
-    return _Texts(req_type, header_text(req.headers), resp_type, header_text(resp.headers))
+    return _Texts(
+        req_type, header_text(req.headers), _content_type(resp.headers), header_text(resp.headers)
+    )
 
 
-def _fts_values(flow: Flow) -> tuple[str, str, str]:
-    """The url, headers and body text a flow is indexed under for search()."""
-    req, resp = flow.request, flow.response
-    heads = header_text(req.headers)
-    bodies = [_body_text(*_content_headers(req.headers), req.body)]
-    if resp is not None:
-        heads += "\n" + header_text(resp.headers)
-        bodies.append(_body_text(*_content_headers(resp.headers), resp.body))
-    body = "\n".join(t for t in bodies if t)
-    return _clean(req.url), _clean(heads), _clean(body)  # type: ignore[return-value]
+# The search index is computed from these columns and the bodies, never from the record:
+# indexing then needs no JSON, and unindexing recomputes exactly what was indexed.
+_FTS_SOURCE = "SELECT seq, url, req_head_text, resp_head_text, req_content_type, resp_content_type"
+
+FtsEntry = tuple[int, str, str, str]  # rowid, url, headers, body
 
 
-def _index(conn: sqlite3.Connection, entries: list[tuple[int, Flow]], table: str) -> None:
-    """Add each (seq, flow) to the full-text index ``table``."""
+def _fts_entries(
+    rows: list[tuple[Any, ...]], bodies: dict[int, dict[int, bytes]]
+) -> list[FtsEntry]:
+    """The index entries of ``_FTS_SOURCE`` rows, given their bodies by seq and part."""
+    entries = []
+    for seq, url, req_heads, resp_heads, req_type, resp_type in rows:
+        parts = bodies.get(seq, {})
+        texts = [_body_text(req_type, req_heads, parts.get(0, b""))]
+        heads = req_heads
+        if resp_heads is not None:
+            heads += "\n" + resp_heads
+            texts.append(_body_text(resp_type, resp_heads, parts.get(1, b"")))
+        entries.append((seq, url, heads, _clean("\n".join(t for t in texts if t))))
+    return entries  # type: ignore[return-value]
+
+
+def _bodies_between(conn: sqlite3.Connection, first: int, last: int) -> dict[int, dict[int, bytes]]:
+    bodies: dict[int, dict[int, bytes]] = {}
+    for seq, part, data in conn.execute(
+        "SELECT flow_seq, part, data FROM bodies WHERE flow_seq BETWEEN ? AND ?", (first, last)
+    ):
+        bodies.setdefault(seq, {})[part] = data
+    return bodies
+
+
+def _entries_of(conn: sqlite3.Connection, seq: int) -> list[FtsEntry]:
+    rows = conn.execute(f"{_FTS_SOURCE} FROM flows WHERE seq = ?", (seq,)).fetchall()
+    return _fts_entries(rows, _bodies_between(conn, seq, seq))
+
+
+def _backlog(conn: sqlite3.Connection, after: int, limit: int) -> list[FtsEntry]:
+    """The index entries of up to ``limit`` flows past seq ``after``, in capture order."""
+    rows = conn.execute(
+        f"{_FTS_SOURCE} FROM flows WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ).fetchall()
+    if not rows:
+        return []
+    # Every flow between the first and last seq is in ``rows``: one range read.
+    return _fts_entries(rows, _bodies_between(conn, rows[0][0], rows[-1][0]))
+
+
+def _index(conn: sqlite3.Connection, entries: list[FtsEntry], table: str) -> None:
     conn.executemany(
-        f"INSERT INTO {table} (rowid, url, headers, body) VALUES (?, ?, ?, ?)",
-        [(seq, *_fts_values(flow)) for seq, flow in entries],
+        f"INSERT INTO {table} (rowid, url, headers, body) VALUES (?, ?, ?, ?)", entries
     )
 
 
@@ -410,14 +453,13 @@ def _read_flow(conn: sqlite3.Connection, flow_id: str) -> tuple[int, Flow] | Non
     return row[0], flow_from_record(json.loads(row[1]), bool(row[2]), bodies)
 
 
-def _unindex(conn: sqlite3.Connection, seq: int, old: Flow) -> None:
+def _unindex(conn: sqlite3.Connection, seq: int) -> None:
     # The index keeps no copy of the text (content=''), so removing a row means handing
-    # FTS5 the very values it was indexed under: recomputed from the stored flow, which
-    # round-trips exactly.
-    conn.execute(
+    # FTS5 the very values it was indexed under: recomputed from the same columns.
+    conn.executemany(
         "INSERT INTO flows_fts (flows_fts, rowid, url, headers, body) "
         "VALUES ('delete', ?, ?, ?, ?)",
-        (seq, *_fts_values(old)),
+        _entries_of(conn, seq),
     )
 
 
@@ -428,7 +470,6 @@ class _Rows(NamedTuple):
     columns: tuple[Any, ...]  # the values of _COLUMNS
     record: str
     bodies: list[tuple[int, bytes]]  # (part, data) of each non-empty body
-    flow: Flow
 
 
 def _flow_rows(flow: Flow) -> _Rows:
@@ -446,7 +487,7 @@ def _flow_rows(flow: Flow) -> _Rows:
     )  # fmt: skip
     record = json.dumps(flow_to_record(flow), separators=(",", ":"))
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
-    return _Rows(flow.id, columns, record, bodies, flow)
+    return _Rows(flow.id, columns, record, bodies)
 
 
 def _write_flow(conn: sqlite3.Connection, flow: Flow, indexed: int) -> None:
@@ -495,9 +536,7 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Rows], indexed: int) -> in
 def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows, indexed: bool) -> None:
     """Replace a stored flow's columns, record, bodies and index entry (a mark stays)."""
     if indexed:
-        known = _read_flow(conn, rows.flow_id)
-        if known is not None:
-            _unindex(conn, *known)
+        _unindex(conn, seq)
     conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
     values = [v for c, v in zip(_COLUMNS, rows.columns, strict=True) if c not in ("id", "marked")]
     conn.execute(_UPDATE, (*values, rows.columns[_MARKED], seq))
@@ -506,7 +545,7 @@ def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows, indexed: bool)
         "INSERT INTO bodies VALUES (?, ?, ?)", [(seq, part, data) for part, data in rows.bodies]
     )
     if indexed:
-        _index(conn, [(seq, rows.flow)], "flows_fts")
+        _index(conn, _entries_of(conn, seq), "flows_fts")
 
 
 def _bodies(flow: Flow) -> list[tuple[int, Body]]:
@@ -518,11 +557,9 @@ def _bodies(flow: Flow) -> list[tuple[int, Body]]:
 
 def _delete_flows(conn: sqlite3.Connection, ids: list[str], indexed: int) -> int:
     deleted = 0
-    for flow_id, seq in _known_seqs(conn, ids).items():
+    for seq in _known_seqs(conn, ids).values():
         if seq <= indexed:
-            known = _read_flow(conn, flow_id)
-            if known is not None:
-                _unindex(conn, *known)
+            _unindex(conn, seq)
         conn.execute("DELETE FROM flows WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM records WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM bodies WHERE flow_seq = ?", (seq,))
@@ -566,26 +603,6 @@ _MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
 def _watermark(conn: sqlite3.Connection) -> int:
     """The seq up to which every flow is in the search index."""
     return int(conn.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0])
-
-
-def _backlog(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, Flow]]:
-    """Up to ``limit`` stored flows past seq ``after``, in capture order, bodies included."""
-    rows = conn.execute(
-        "SELECT flows.seq, record, marked FROM flows JOIN records USING (seq) "
-        "WHERE flows.seq > ? ORDER BY flows.seq LIMIT ?",
-        (after, limit),
-    ).fetchall()
-    bodies: dict[int, dict[int, bytes]] = {}
-    if rows:
-        for seq, part, data in conn.execute(
-            "SELECT flow_seq, part, data FROM bodies WHERE flow_seq BETWEEN ? AND ?",
-            (rows[0][0], rows[-1][0]),
-        ):
-            bodies.setdefault(seq, {})[part] = data
-    return [
-        (seq, flow_from_record(json.loads(rec), bool(m), bodies.get(seq, {})))
-        for seq, rec, m in rows
-    ]
 
 
 def _index_backlog(conn: sqlite3.Connection, indexed: int, limit: int) -> int:
