@@ -199,9 +199,9 @@ class FlowDetailScreen(Screen):
         Binding("n", "find_next", "Next match", show=False),
         Binding("N", "find_previous", "Previous match", show=False),
         Binding("r", "replay", "Replay"),
-        Binding("e", "edit", "Edit held"),
-        Binding("a", "resume", "Resume"),
-        Binding("x", "kill", "Kill"),
+        Binding("e", "edit", "Edit held", show=False),
+        Binding("a", "resume", "Resume", show=False),
+        Binding("x", "kill", "Kill", show=False),
         Binding("m", "mark", "Mark", show=False),
         Binding("w", "export", "Export"),
     ]
