@@ -314,3 +314,24 @@ async def test_quit_asks_first(live):
         await pilot.press("q", "y")
         await pilot.pause(0.1)
     assert app.return_code == 0
+
+
+async def test_insecure_warning_and_first_run_help(tmp_path: Path):
+    config = Config(
+        listen_port=0, confdir=tmp_path / "conf", session=tmp_path / "s.db", insecure=True
+    )
+    session = open_live(config)
+    try:
+        app = InspectorApp(session)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.1)
+            status = str(app.screen.query_one("#status").render())
+            assert "⚠ --insecure: upstream certificates are NOT verified" in status
+            first_run = static_text(app.screen.query_one("#first-run"))
+            address = session.info.address
+            ca = str(tmp_path / "conf" / "ca.pem")
+            assert f"curl -x {address} --cacert {ca} https://example.com" in first_run
+            assert f"HTTPS_PROXY={address}" in first_run and f"SSL_CERT_FILE={ca}" in first_run
+            assert Path(ca).is_file()  # the CA the text points at exists
+    finally:
+        session.close()
