@@ -1,12 +1,12 @@
-"""One flow in detail: tabs for the request, response, timing, TLS, WebSocket and error."""
+"""One flow in detail: tabs for the request, response, timing, TLS, WebSocket and error.
+
+What each tab shows is built in ``inspector.tui.views``; this screen lays it out and
+handles the keys."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -16,175 +16,27 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from inspector import content
-from inspector.flow import Body, Flow
-from inspector.render import duration_text, flow_line, human_size
+from inspector.flow import Flow
+from inspector.render import flow_line
 from inspector.tui.messages import FlowsChanged
+from inspector.tui.views import (
+    error_view,
+    initial_tab,
+    request_head,
+    response_head,
+    timing_view,
+    tls_view,
+    truncation_notice,
+    websocket_view,
+)
 from inspector.tui.widgets.body_viewer import BodyViewer
 from inspector.tui.widgets.filter_bar import FilterBar
 from inspector.tui.widgets.status_bar import HeaderBar
-from protocol.status import describe
 
 if TYPE_CHECKING:
     from inspector.tui.app import InspectorApp
-    from protocol.headers import HeaderPairs
 
 TABS = ("request", "response", "timing", "tls", "websocket", "error")
-STATUS_COLOURS = {1: "blue", 2: "green", 3: "cyan", 4: "yellow", 5: "red"}
-OPCODES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
-
-
-def headers_text(pairs: HeaderPairs) -> Text:
-    """Header fields in their original order and case."""
-    text = Text()
-    for name, value in pairs:
-        text.append(name.decode("latin-1"), style="bold cyan")
-        text.append(": ")
-        text.append(value.decode("latin-1"))
-        text.append("\n")
-    return text
-
-
-def truncation_notice(body: Body) -> tuple[str, ...]:
-    if not body.truncated:
-        return ()
-    digest = f", sha256 {body.sha256}" if body.sha256 else ""
-    return (f"⚠ recorded {human_size(len(body.data))} of {human_size(body.size)}{digest}",)
-
-
-def status_description(code: int, reason: str) -> Text:
-    """``404 NOT_FOUND  Not Found  (RFC 9110, Section 15.5.5)`` and the server's own phrase."""
-    info = describe(code)
-    text = Text()
-    text.append(f"{code} {info.phrase}", style=f"bold {STATUS_COLOURS.get(code // 100, '')}")
-    text.append("  (")
-    text.append(info.name, style="cyan")
-    if info.reference:
-        text.append(f", {info.reference}")
-    text.append(")")
-    if reason and reason.lower() != info.phrase.lower():
-        text.append(f'\nthe server sent the reason phrase "{reason}"', style="yellow")
-    return text
-
-
-def request_head(flow: Flow) -> Text:
-    req = flow.request
-    text = Text()
-    text.append(req.url, style="bold underline")
-    text.append("\n\n")
-    text.append(f"{req.method} ", style="bold")
-    text.append(req.path)
-    text.append(f" {req.http_version}\n", style="dim")
-    text.append_text(headers_text(req.headers))
-    if req.trailers:
-        text.append("\ntrailers:\n", style="dim")
-        text.append_text(headers_text(req.trailers))
-    return text
-
-
-def response_head(flow: Flow) -> Text:
-    resp = flow.response
-    if resp is None:
-        return Text("no response" + (" (see the Error tab)" if flow.error else " yet"), style="dim")
-    text = status_description(resp.status_code, resp.reason)
-    text.append("\n\n")
-    text.append(f"{resp.http_version} ", style="dim")
-    text.append(f"{resp.status_code} {resp.reason}\n", style="bold")
-    text.append_text(headers_text(resp.headers))
-    if resp.trailers:
-        text.append("\ntrailers:\n", style="dim")
-        text.append_text(headers_text(resp.trailers))
-    return text
-
-
-def timing_table(flow: Flow) -> Table:
-    t = flow.timings
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    table.add_column("step")
-    table.add_column("at", justify="right")
-    table.add_column("took", justify="right")
-    steps = [
-        ("request received", t.start, None),
-        ("connect", t.connect_end, (t.connect_start, t.connect_end)),
-        ("TLS handshake", t.tls_end, (t.connect_end, t.tls_end)),
-        ("request sent", t.request_sent, None),
-        ("waiting (first byte)", t.response_start, (t.request_sent, t.response_start)),
-        ("response done" if flow.error is None else "failed", t.end, (t.response_start, t.end)),
-    ]
-    for name, at, span in steps:
-        if at is None:
-            table.add_row(name, "-", "", style="dim")
-            continue
-        took = ""
-        if span is not None and span[0] is not None and span[1] is not None:
-            took = duration_text(span[1] - span[0])
-        table.add_row(name, "+" + duration_text(at - t.start), took)
-    total = "in progress" if t.duration is None else duration_text(t.duration)
-    table.add_row(Text("total", style="bold"), "", Text(total, style="bold"))
-    return table
-
-
-def timing_view(flow: Flow) -> Group:
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(flow.timings.start))
-    return Group(Text(f"started {started}\n", style="dim"), timing_table(flow))
-
-
-def tls_view(flow: Flow) -> Text:
-    tls = flow.tls
-    if tls is None:
-        return Text("not a TLS connection", style="dim")
-    fields = [
-        ("client SNI", tls.sni),
-        ("client ALPN", tls.client_alpn),
-        ("client TLS version", tls.client_version),
-        ("upstream TLS version", tls.upstream_version),
-        ("upstream cipher", tls.upstream_cipher),
-        ("upstream ALPN", tls.upstream_alpn),
-        ("upstream certificate subject", tls.upstream_cert_subject),
-        ("upstream certificate issuer", tls.upstream_cert_issuer),
-    ]
-    text = Text()
-    for name, value in fields:
-        text.append(f"{name:<30}", style="bold")
-        text.append(f"{value if value is not None else '-'}\n")
-    return text
-
-
-def websocket_view(flow: Flow) -> Text:
-    if not flow.websocket:
-        return Text("no WebSocket messages", style="dim")
-    text = Text()
-    for msg in flow.websocket:
-        when = time.strftime("%H:%M:%S", time.localtime(msg.timestamp))
-        arrow = "→ server" if msg.from_client else "← client"
-        text.append(f"{when}  {arrow}  ", style="dim")
-        text.append(f"{OPCODES.get(msg.opcode, str(msg.opcode)):<8}", style="bold")
-        text.append(f" {human_size(msg.size):>9}  ")
-        preview = msg.head.decode("utf-8", "replace") if msg.opcode == 1 else msg.head.hex(" ")
-        text.append(" ".join(preview.split())[:120])
-        text.append("\n")
-    return text
-
-
-def error_view(flow: Flow) -> Text:
-    err = flow.error
-    if err is None:
-        return Text("no error", style="dim")
-    text = Text()
-    text.append(err.exc_class, style="bold magenta")
-    text.append(f"\n\n{err.message}\n\n")
-    text.append("phase: ", style="bold")
-    text.append(f"{err.phase}\n")
-    if err.timestamp:
-        text.append("at: ", style="bold")
-        text.append(time.strftime("%H:%M:%S", time.localtime(err.timestamp)))
-        text.append(f" (+{duration_text(err.timestamp - flow.timings.start)})\n")
-    return text
-
-
-def initial_tab(flow: Flow) -> str:
-    if flow.response is not None:
-        return "response"
-    return "error" if flow.error is not None else "request"
 
 
 class FlowDetailScreen(Screen):
@@ -240,12 +92,8 @@ class FlowDetailScreen(Screen):
         self.query_one("#prompt").display = False
         self.query_one(HeaderBar).counts = self.app.counts
         self.reload()
-        flow = self.flow
-        if flow is not None:
-            initial = (
-                "response" if flow.response is not None else "error" if flow.error else "request"
-            )
-            self.query_one(TabbedContent).active = initial
+        if self.flow is not None:
+            self.query_one(TabbedContent).active = initial_tab(self.flow)
 
     # --- content --------------------------------------------------------------------------
 
