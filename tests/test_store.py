@@ -839,3 +839,30 @@ def test_version_1_file_is_migrated_as_fully_indexed(tmp_path: Path) -> None:
     assert _meta(path, "fts_indexed") == "3"
     assert _meta(path, "schema_version") == str(SCHEMA_VERSION)
     assert _fts_rowids(path) == [1, 2, 3]  # indexed once, not again
+
+
+def _indexes(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
+
+def test_a_sort_index_is_created_when_first_sorted_by(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    flows = [make_flow(i, status=(500, 200, 404)[i % 3]) for i in range(6)]
+    with Store(path) as store:
+        for flow in flows:
+            store.put(flow)
+        store.flush()
+        assert _indexes(path) == {"flows_order"}  # writes pay for no sort index yet
+        with Store(path, readonly=True) as reader:  # sorts without the index
+            by_status = [f.id for f in reader.summary_rows(sort="status", descending=True)]
+        assert _indexes(path) == {"flows_order"}
+        assert [f.id for f in store.summary_rows(sort="status", descending=True)] == by_status
+        assert _indexes(path) == {"flows_order", "flows_status"}
+        store.summaries(0, 2, sort="size")
+        assert _indexes(path) == {"flows_order", "flows_status", "flows_resp_size"}
+    expected = sorted(flows, key=lambda f: (f.response.status_code, flows.index(f)), reverse=True)  # type: ignore[union-attr]
+    assert by_status == [f.id for f in expected]
