@@ -520,6 +520,7 @@ class Memory:
     fds_after: Fds = field(default_factory=Fds)
     fds_drained: Fds = field(default_factory=Fds)
     drain_seconds: float = 0.0
+    max_backlog: int = 0  # normal exchanges finished but not yet in the session, at most
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # (s, KiB, exchanges)
 
     def trend(self) -> str:
@@ -540,15 +541,39 @@ async def load(seconds: float, clients: int, proxy: SoakProxy, ports: Ports,
         asyncio.create_task(client(n, deadline, address, ports, ctx, tally)) for n in range(clients)
     ]
     started = time.monotonic()
-    while not all(t.done() for t in tasks):
-        if not proxy.alive():
-            for t in tasks:
-                t.cancel()
-            raise ProxyDied(f"the proxy exited with status {proxy.process.proc.returncode}")
-        rss = proxy.rss_kib()
-        memory.peak_kib = max(memory.peak_kib, rss)
-        memory.samples.append((time.monotonic() - started, rss, len(tally.finished)))
-        await asyncio.wait(tasks, timeout=0.5)
+    backlog = asyncio.create_task(watch_backlog(proxy.process.session, tally, memory))
+    try:
+        while not all(t.done() for t in tasks):
+            if not proxy.alive():
+                for t in tasks:
+                    t.cancel()
+                raise ProxyDied(f"the proxy exited with status {proxy.process.proc.returncode}")
+            rss = proxy.rss_kib()
+            memory.peak_kib = max(memory.peak_kib, rss)
+            memory.samples.append((time.monotonic() - started, rss, len(tally.finished)))
+            await asyncio.wait(tasks, timeout=0.5)
+    finally:
+        backlog.cancel()
+
+
+async def watch_backlog(session: Path, tally: Tally, memory: Memory) -> None:
+    """Every 2 s: normal exchanges the clients saw finish that the session does not hold yet.
+
+    That is what a crash at that moment would lose; an upper bound, as the clients'
+    count is taken before the store is read.
+    """
+    store = None
+    try:
+        while True:
+            await asyncio.sleep(2)
+            if store is None:
+                store = Store(session, readonly=True)
+            seen = len(tally.finished)
+            stored = await asyncio.to_thread(store.count, "~u soak=")
+            memory.max_backlog = max(memory.max_backlog, seen - stored)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def closed_port() -> int:
@@ -626,6 +651,7 @@ def report(args: argparse.Namespace, tally: Tally, memory: Memory, found: int,
         ("normal exchanges completed", f"{expected} ({https} over HTTPS), "
          f"{expected / (args.warmup + args.seconds):.0f}/s"),
         ("normal exchanges failed", str(sum(tally.normal_failures.values()))),
+        ("not yet in the session under load (max, sampled every 2 s)", str(memory.max_backlog)),
         ("in the session store, proxy running (idle)", f"{found_running} / {expected}"),
         ("in the session store, after SIGINT", f"{found} / {expected}"),
         ("hostile requests (corpus)", f"{hostile_total}, {tally.hostile['as expected']} "
