@@ -20,6 +20,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import get_current_worker
 
 from inspector.bus import EventKind, FlowEvent
 from inspector.config import Config
@@ -346,8 +347,13 @@ class InspectorApp(App[int]):
     @work(thread=True, exclusive=True, group="filter")
     def _run_filter(self, expr: str | None) -> None:
         self._loaded.wait()
+        worker = get_current_worker()
         try:
-            ids = None if expr is None else self.session.matching_ids(expr)
+            ids = None
+            if expr is not None:
+                ids = self.session.matching_ids(expr, lambda: worker.is_cancelled)
+                if ids is None:
+                    return  # superseded by a newer filter
         except (StoreError, FilterError) as e:
             self.call_from_thread(
                 self.notify, f"filter failed: {e}", title="Filter", severity="error"

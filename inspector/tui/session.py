@@ -7,6 +7,7 @@ export.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,14 +86,21 @@ class Session:
             return set()
         return {flow.id for flow in self.interceptor.held()}
 
-    def matching_ids(self, expr: str) -> set[str]:
-        """Ids of every flow matching ``expr`` (the store's and the in-memory replays)."""
+    def matching_ids(
+        self, expr: str, cancelled: Callable[[], bool] = lambda: False
+    ) -> set[str] | None:
+        """Ids of every flow matching ``expr`` (the store's and the in-memory replays).
+
+        None when ``cancelled()`` turned true between pages (a newer filter was typed).
+        """
         from inspector.filters import parse
 
         if not self.readonly:
             self.store.flush()
         ids: set[str] = set()
         while True:
+            if cancelled():
+                return None
             page = self.store.summary_rows(len(ids), FILTER_PAGE, expr)
             ids.update(f.id for f in page)
             if len(page) < FILTER_PAGE:
