@@ -109,3 +109,19 @@ def test_bad_option_is_a_clear_error_without_starting_the_ui(tmp_path: Path):
     finally:
         term.kill()
     assert b"Traceback" not in term.output
+
+
+def test_show_browses_a_saved_session(tmp_path: Path):
+    from tests.tui_fixtures import build_session, sample_flows
+
+    path = build_session(tmp_path / "saved.db", sample_flows())
+    term = Terminal(["show", str(path)])
+    try:
+        term.read_until(rb"404 Not Found \(\"Nope\"\)")
+        term.read_until(b"ConnectionRefusedError")
+        term.send(b"q")
+        term.read_until(b"Quit\\?")
+        term.send(b"y")
+        assert term.wait() == 0
+    finally:
+        term.kill()
