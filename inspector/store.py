@@ -1200,19 +1200,42 @@ class Store:
 
     @staticmethod
     def _match_backlog(conn: sqlite3.Connection, indexed: int, query: str, limit: int) -> list[str]:
-        """Search the flows past the watermark through a temporary in-memory index."""
-        entries = _backlog(conn, indexed, sys.maxsize)
-        if not entries:
+        """Search the flows past the watermark through this connection's temporary index.
+
+        The temporary index lives as long as the reader connection and grows with the
+        session, so repeated searches index each unindexed flow once. It assumes flows
+        past the watermark are not changed by another process meanwhile (a writer's
+        own ``search()`` moves the watermark first, which starts it afresh).
+        """
+        if conn.execute("SELECT 1 FROM flows WHERE seq > ? LIMIT 1", (indexed,)).fetchone() is None:
             return []
-        conn.execute(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.backlog_fts "
-            "USING fts5(url, headers, body, content='')"
-        )
+        top = _temp_index_top(conn, indexed)
         try:
-            _index(conn, entries, "temp.backlog_fts")
-            return Store._match(conn, "backlog_fts", query, limit)
-        finally:
-            conn.execute("INSERT INTO backlog_fts (backlog_fts) VALUES ('delete-all')")
+            while entries := _backlog(conn, top, INDEX_CHUNK):
+                _index(conn, entries, "temp.backlog_fts")
+                top = entries[-1][0]
+                conn.execute("UPDATE temp.backlog_state SET top = ?", (top,))
+        except BaseException:
+            conn.execute("DELETE FROM temp.backlog_state")  # rebuilt by the next search
+            raise
+        return Store._match(conn, "backlog_fts", query, limit)
+
+
+def _temp_index_top(conn: sqlite3.Connection, indexed: int) -> int:
+    """The last seq in the connection's temporary index of flows past ``indexed``."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.backlog_fts "
+        "USING fts5(url, headers, body, content='')"
+    )
+    conn.execute("CREATE TABLE IF NOT EXISTS temp.backlog_state (base INTEGER, top INTEGER)")
+    row = conn.execute("SELECT base, top FROM temp.backlog_state").fetchone()
+    if row is not None and row[0] == indexed:
+        return row[1]
+    # The watermark moved (or first use): what the temporary index holds is now indexed.
+    conn.execute("INSERT INTO temp.backlog_fts (backlog_fts) VALUES ('delete-all')")
+    conn.execute("DELETE FROM temp.backlog_state")
+    conn.execute("INSERT INTO temp.backlog_state VALUES (?, ?)", (indexed, indexed))
+    return indexed
 
 
 def _id_list(ids: str | Iterable[str]) -> list[str]:

@@ -818,7 +818,13 @@ def test_read_only_search_finds_flows_another_process_has_not_indexed(tmp_path: 
             assert reader.search("needle", limit=2) == [flows[0].id, flows[1].id]
             assert reader.search("needle 2") == [flows[2].id]
             assert reader.search("absent") == []
-        assert _meta(path, "fts_indexed") == "1"  # a reader never writes the file
+            more = make_flow(9, resp_body=b"needle 9", content_type=b"text/plain")
+            writer.put(more)
+            writer.flush()  # its temporary index grows by the new flow only
+            assert reader.search("needle") == [f.id for f in [*flows, more]]
+            assert _meta(path, "fts_indexed") == "1"  # a reader never writes the file
+            assert writer.search("needle 9") == [more.id]  # the watermark moves...
+            assert reader.search("needle") == [f.id for f in [*flows, more]]  # ...no doubles
 
 
 def test_version_1_file_is_migrated_as_fully_indexed(tmp_path: Path) -> None:
