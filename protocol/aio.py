@@ -1,18 +1,25 @@
-"""The asyncio client: one upstream connection over the same sans-IO core as the sync client.
+"""The asyncio client: one HTTP/1.1 connection over the same sans-IO core as the sync client.
 
-Bytes arrive through a small ``asyncio.Protocol`` (large reads, no per-line awaits)
-and are fed to ``protocol.connection.Connection``; writes wait on the transport's
-flow control. ``phase`` always names the step in progress ("connect", "tls", "send",
-"status line", "headers", "body"), so an exception can be placed without guessing.
+Bytes come from an ``asyncio.StreamReader`` in large reads and are fed to
+``protocol.connection.Connection``; writes go to the ``StreamWriter`` and wait on its
+flow control. Streams (rather than a private ``asyncio.Protocol``) because after a
+``101`` or a ``CONNECT`` the raw byte stream is handed over as is (``detach()``).
+
+``phase`` always names the step in progress ("connect", "tls", "send", "status line",
+"headers", "body"), so an exception can be placed without guessing.
+
+Read timeouts: by default each read that has to wait runs under ``asyncio.timeout``.
+A server holding thousands of connections passes a shared ``watchdog`` (``arm(reader,
+seconds)`` / ``disarm(reader)``, failing an expired read with ``reader.set_exception``)
+so that no timer is scheduled and cancelled per read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl as _ssl
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.connection import CLIENT, DONE, Connection
 from protocol.errors import (
@@ -23,13 +30,25 @@ from protocol.errors import (
     RemoteProtocolError,
     UnknownProtocol,
 )
-from protocol.events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, Request, Response
+from protocol.events import NEED_DATA, Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
 
-_HIGH_WATER = 256 * 1024
-"""Received-but-unread bytes above which the socket stops being read (backpressure)."""
+READ_CHUNK = 262144
+"""Largest read, and the reader's limit: it stops reading the socket past twice this."""
 
-_LOW_WATER = 64 * 1024
+MAX_INTERIM = 50
+"""1xx responses accepted before the final one; more is a misbehaving server."""
+
+CONNECT, TLS, SEND = "connect", "tls", "send"
+STATUS_LINE, HEADERS, BODY = "status line", "headers", "body"
+
+
+class ReadWatchdog(Protocol):
+    """A shared keeper of read deadlines (e.g. the proxy's ``ReadDeadlines``)."""
+
+    def arm(self, reader: asyncio.StreamReader, seconds: float) -> None: ...
+
+    def disarm(self, reader: asyncio.StreamReader) -> None: ...
 
 
 class TunnelError(OSError):
@@ -40,123 +59,35 @@ class TunnelError(OSError):
         self.response = response
 
 
-class _Stream(asyncio.Protocol):
-    """Receive buffer with read-side backpressure, and a drain for write-side flow control."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.transport: asyncio.Transport | None = None
-        self._chunks: deque[bytes] = deque()
-        self._size = 0
-        self._eof = False
-        self._error: BaseException | None = None
-        self._reading_paused = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-
-    # -- asyncio.Protocol callbacks ---------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._size > _HIGH_WATER and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        self._wake()
-        return False  # close our side too: HTTP/1.1 has no use for a half-open connection
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
-        self._error = exc
-        self._wake()
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- used by the connection ------------------------------------------------
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def unread(self, data: bytes) -> None:
-        """Put bytes back in front (what a tunnel's CONNECT answer carried past its head)."""
-        self._chunks.appendleft(data)
-        self._size += len(data)
-
-    async def read(self, timeout: float | None, what: str) -> bytes:
-        """Everything received so far (waiting up to ``timeout`` for some); b"" at EOF."""
-        if not self._chunks:
-            if self._eof:
-                if self._error is not None:
-                    raise self._error  # e.g. ConnectionResetError
-                return b""
-            await self._wait(timeout, what)
-            if not self._chunks:
-                return await self.read(timeout, what)
-        data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        self._size = 0
-        if self._reading_paused and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def _wait(self, timeout: float | None, what: str) -> None:
-        waiter = self._waiter = self._loop.create_future()
-        timer = None
-        if timeout is not None:
-            timer = self._loop.call_later(timeout, _expire, waiter, timeout, what)
-        try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._waiter = None
-
-    async def drain(self) -> None:
-        if self._error is not None:
-            raise ConnectionResetError(f"connection lost: {self._error}")
-        if self.transport is None or self.transport.is_closing():
-            raise ConnectionResetError("connection is closed")
-        if self._write_paused:
-            waiter = self._drain_waiter = self._loop.create_future()
-            await waiter
-
-
-def _expire(waiter: asyncio.Future[None], timeout: float, what: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError(f"no data for {timeout:g} s while waiting for {what}"))
-
-
 class AsyncHTTPConnection:
     """One HTTP/1.1 connection driven from asyncio.
 
     Use: ``await connect()``, ``await send_request(...)`` (or ``send_head`` /
     ``send_data`` / ``send_end``), ``await receive_response()``, ``async for chunk
-    in iter_body()``, then ``start_next_cycle()`` while ``reusable``.
+    in iter_body()``, then ``await start_next_cycle()`` while ``reusable``.
     """
+
+    __slots__ = (
+        "_core",
+        "_limits",
+        "_reader",
+        "_watchdog",
+        "_writer",
+        "connect_timeout",
+        "host",
+        "on_informational",
+        "phase",
+        "port",
+        "read_timeout",
+        "received",
+        "response",
+        "server_hostname",
+        "source_address",
+        "ssl",
+        "tcp_connected",
+        "tls_established",
+        "trailers",
+    )
 
     def __init__(
         self,
@@ -172,6 +103,7 @@ class AsyncHTTPConnection:
         max_header_bytes: int = 65536,
         source_address: tuple[str, int] | None = None,
         on_informational: Callable[[Response], Any] | None = None,
+        watchdog: ReadWatchdog | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -181,17 +113,19 @@ class AsyncHTTPConnection:
         self.read_timeout = read_timeout
         self.source_address = source_address
         self.on_informational = on_informational
+        self._watchdog = watchdog
         self._limits = {
             "max_line": max_line,
             "max_headers": max_headers,
             "max_header_bytes": max_header_bytes,
         }
         self._core = Connection(CLIENT, **self._limits)
-        self._stream: _Stream | None = None
-        self._transport: asyncio.Transport | None = None
-        self.phase = "connect"
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.phase = CONNECT
         self.tcp_connected = False
         self.tls_established = False
+        self.received = 0  # bytes received in the current exchange
         self.response: Response | None = None
         self.trailers: Headers | None = None
 
@@ -199,18 +133,16 @@ class AsyncHTTPConnection:
 
     async def connect(self) -> None:
         """TCP, then TLS when ``ssl`` was given; ``phase`` says which one failed."""
-        loop = asyncio.get_running_loop()
-        self.phase = "connect"
+        self.phase = CONNECT
         try:
             async with asyncio.timeout(self.connect_timeout):
-                transport, stream = await loop.create_connection(
-                    lambda: _Stream(loop), self.host, self.port, local_addr=self.source_address
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, limit=READ_CHUNK, local_addr=self.source_address
                 )
         except TimeoutError:
             raise TimeoutError(
                 f"connecting to {self._where} took longer than {self.connect_timeout:g} s"
             ) from None
-        self._transport, self._stream = transport, stream
         self.tcp_connected = True
         if self.ssl is not None:
             await self.start_tls(self.ssl, self.server_hostname or self.host)
@@ -222,88 +154,102 @@ class AsyncHTTPConnection:
 
     async def start_tls(self, context: _ssl.SSLContext, hostname: str | None) -> None:
         """Upgrade the open connection to TLS (after ``connect`` or ``open_tunnel``)."""
-        loop = asyncio.get_running_loop()
-        self.phase = "tls"
-        transport = self._require_transport()
+        self.phase = TLS
+        writer = self._require_writer()
+        if self._core.trailing_data[0]:
+            writer.transport.abort()
+            raise RemoteProtocolError(
+                f"{self._where} sent bytes before the TLS handshake started", status_hint=502
+            )
         try:
             async with asyncio.timeout(self.connect_timeout):
-                new = await loop.start_tls(
-                    transport,
-                    self._stream,
-                    context,
-                    server_hostname=hostname,  # type: ignore[arg-type]
-                )
+                await writer.start_tls(context, server_hostname=hostname)
         except TimeoutError:
-            transport.abort()
+            writer.transport.abort()
             raise TimeoutError(
                 f"TLS handshake with {self._where} took longer than {self.connect_timeout:g} s"
             ) from None
         except BaseException:
-            transport.abort()
+            writer.transport.abort()
             raise
-        if new is None:
-            raise ConnectionResetError(f"{self._where} closed the connection during TLS")
-        self._transport = new  # type: ignore[assignment]
-        self._stream.transport = new  # type: ignore[union-attr]
         self._core = Connection(CLIENT, **self._limits)
         self.tls_established = True
 
     async def open_tunnel(self, host: str, port: int, headers: Headers | None = None) -> Response:
-        """``CONNECT host:port`` through the proxy we are connected to; 2xx or TunnelError."""
+        """``CONNECT host:port`` through the proxy we are connected to; 2xx or TunnelError.
+
+        Afterwards the connection talks to ``host:port``: HTTP, ``start_tls``, or ``detach``.
+        """
         name = f"[{host}]" if ":" in host else host
         authority = f"{name}:{port}".encode("idna")
         fields = Headers([(b"Host", authority)])
         for key, value in headers or ():
             fields.add(key, value)
-        await self.send_head(b"CONNECT", authority, fields)
-        await self.send_end()
-        response = await self.receive_response()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self.send_head(b"CONNECT", authority, fields)
+                await self.send_end()
+                response = await self.receive_response()
+        except TimeoutError:
+            self.phase = CONNECT
+            raise TimeoutError(
+                f"the proxy {self._where} did not answer CONNECT {authority.decode()} "
+                f"within {self.connect_timeout:g} s"
+            ) from None
+        except BaseException:
+            self.phase = CONNECT
+            raise
+        self.phase = CONNECT
         if not 200 <= response.status_code < 300:
             raise TunnelError(
-                f"Tunnel connection failed: {response.status_code} "
-                f"{response.reason.decode('latin-1')}",
+                f"the proxy {self._where} answered CONNECT {authority.decode()} with "
+                f"{response.status_code} {response.reason.decode('latin-1')}",
                 response,
             )
         leftover, _ = self._core.trailing_data
-        if leftover:
-            self._stream.unread(leftover)  # type: ignore[union-attr]
         self._core = Connection(CLIENT, **self._limits)
+        if leftover:  # bytes from the far end that came with the proxy's answer
+            self._core.receive_data(leftover)
         self.response = None
-        self.phase = "connect"
+        self.received = 0
         return response
 
-    def _require_transport(self) -> asyncio.Transport:
-        if self._transport is None or self._stream is None:
+    def _require_writer(self) -> asyncio.StreamWriter:
+        if self._writer is None:
             raise ConnectionError("not connected: call connect() first")
-        return self._transport
+        return self._writer
 
     # -- sending ---------------------------------------------------------------
 
-    async def _write(self, data: bytes) -> None:
-        transport = self._require_transport()
-        if transport.is_closing():
-            raise ConnectionResetError(f"connection to {self._where} is closed")
-        if data:
-            transport.write(data)
-        await self._stream.drain()  # type: ignore[union-attr]
-
     async def send_head(self, method: bytes | str, target: bytes | str, headers: Headers) -> None:
         """Send the request line and headers; the body follows with send_data/send_end."""
-        self.phase = "send"
+        self.phase = SEND
         self.response = self.trailers = None
+        writer = self._writer
+        if writer is None or writer.transport.is_closing():
+            self._require_writer()
+            raise ConnectionResetError(f"connection to {self._where} is closed")
         if isinstance(method, str):
             method = method.encode("ascii")
         if isinstance(target, str):
             target = target.encode("ascii")
-        await self._write(self._core.send(Request(method, target, headers)))
+        # The head is small and a body or send_end follows: their drain covers it.
+        writer.write(self._core.send(Request(method, target, headers)))
 
     async def send_data(self, data: bytes) -> None:
         """Send a piece of body (chunk-framed when the request is chunked); waits for drain."""
         if data:
-            await self._write(self._core.send(Data(data)))
+            writer = self._require_writer()
+            writer.write(self._core.send(Data(data)))
+            await writer.drain()
 
     async def send_end(self, trailers: Headers | None = None) -> None:
-        await self._write(self._core.send(EndOfMessage(trailers or Headers())))
+        """Finish the request (last chunk and trailers when chunked); waits for drain."""
+        writer = self._require_writer()
+        data = self._core.send(EndOfMessage(trailers or Headers()))
+        if data:
+            writer.write(data)
+        await writer.drain()
 
     async def send_request(
         self,
@@ -325,113 +271,180 @@ class AsyncHTTPConnection:
         if isinstance(body, bytes | bytearray | memoryview):
             await self.send_data(bytes(body))
         elif hasattr(body, "__aiter__"):
-            async for chunk in body:
+            async for chunk in body:  # type: ignore[union-attr]
                 await self.send_data(chunk)
         elif body is not None:
-            for chunk in body:  # a plain iterable of bytes
+            for chunk in body:  # type: ignore[union-attr]
                 await self.send_data(chunk)
         await self.send_end()
 
     # -- receiving ---------------------------------------------------------------
 
-    async def _next_event(self) -> Any:
-        core, stream = self._core, self._stream
+    async def read_more(self) -> None:
+        """Read once (the read timeout applies) and feed the parser; EOF feeds ``b""``."""
+        reader = self._reader
+        if reader is None:
+            raise ConnectionError("not connected: call connect() first")
+        timeout = self.read_timeout
+        try:
+            if timeout is None:
+                data = await reader.read(READ_CHUNK)
+            elif self._watchdog is not None:
+                self._watchdog.arm(reader, timeout)
+                try:
+                    data = await reader.read(READ_CHUNK)
+                finally:
+                    self._watchdog.disarm(reader)
+            else:
+                async with asyncio.timeout(timeout):
+                    data = await reader.read(READ_CHUNK)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no data for {timeout:g} s while waiting for the {self.phase} from {self._where}"
+            ) from None
+        if data and self.phase == STATUS_LINE and b"\n" in data:
+            self.phase = HEADERS
+        self.received += len(data)
+        self._core.receive_data(data)
+
+    async def _next_head(self) -> Response:
+        core = self._core
         while True:
             event = core.next_event()
-            if event is not NEED_DATA:
+            if event is NEED_DATA:
+                await self.read_more()
+                continue
+            if type(event) is Response:
                 return event
-            data = await stream.read(  # type: ignore[union-attr]
-                self.read_timeout, f"the {self.phase} from {self._where}"
-            )
-            if self.phase == "status line" and b"\n" in data:
-                self.phase = "headers"
-            core.receive_data(data)
+            raise RemoteDisconnected("Remote end closed connection without response")
 
-    async def receive_response(self) -> Response:
-        """The final response head; 1xx answers go to ``on_informational``."""
-        self._require_transport()
-        self.phase = "status line"
+    async def receive_response(
+        self, on_informational: Callable[[Response], Any] | None = None
+    ) -> Response:
+        """The final response head (a 101 counts as final); 1xx answers go to
+        ``on_informational`` (this call's, else the connection's)."""
+        notify = on_informational or self.on_informational
+        self.phase = STATUS_LINE
         try:
-            while True:
-                event = await self._next_event()
-                if isinstance(event, ConnectionClosed):
-                    raise RemoteDisconnected("Remote end closed connection without response")
-                if not isinstance(event, Response):
-                    raise RemoteProtocolError(
-                        f"expected a response head, got {type(event).__name__}"
-                    )
-                if event.informational and event.status_code != 101:
-                    if self.on_informational is not None:
-                        self.on_informational(event)
-                    self.phase = "status line"
-                    continue
-                break
+            for _ in range(MAX_INTERIM + 1):
+                response = await self._next_head()
+                if not response.informational or response.status_code == 101:
+                    self.phase = BODY
+                    self.response = response
+                    return response
+                if notify is not None:
+                    notify(response)
+                self.phase = STATUS_LINE
         except (BadStatusLine, UnknownProtocol) as exc:
-            if not isinstance(exc, RemoteDisconnected) or self.phase == "status line":
-                self.phase = "status line"
+            # RemoteDisconnected is a BadStatusLine too: it belongs to the headers
+            # phase when part of the head had already arrived.
+            if not isinstance(exc, RemoteDisconnected) or self.received == 0:
+                self.phase = STATUS_LINE
             raise
         except LineTooLong as exc:
-            self.phase = "status line" if exc.line_type == "status line" else "headers"
+            self.phase = STATUS_LINE if exc.line_type == "status line" else HEADERS
             raise
-        self.phase = "body"
-        self.response = event
-        return event
+        self.phase = HEADERS
+        raise RemoteProtocolError(
+            f"{self._where} sent more than {MAX_INTERIM} interim (1xx) responses", status_hint=502
+        )
+
+    def body_event_nowait(self) -> Data | EndOfMessage | None:
+        """The next body event from what is already received, or None: ``read_more`` first.
+
+        For callers that batch their own writes until they would have to wait.
+        """
+        event = self._core.next_event()
+        if event is NEED_DATA:
+            return None
+        if type(event) is EndOfMessage:
+            self.trailers = event.trailers
+        return event  # type: ignore[return-value]
+
+    async def next_body_event(self) -> Data | EndOfMessage:
+        """The next body event, reading as needed; after a 101 there is no body."""
+        while True:
+            event = self.body_event_nowait()
+            if event is not None:
+                return event
+            await self.read_more()
 
     async def iter_body(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (the read timeout applies to each wait), then trailers."""
         if self.response is None:
             raise RemoteProtocolError("iter_body() needs receive_response() first")
+        if self.response.status_code == 101:
+            return  # after a protocol switch there is no HTTP body: see detach()
         while True:
-            event = await self._next_event()
-            if isinstance(event, Data):
-                if event.data:
-                    yield event.data
-            elif isinstance(event, EndOfMessage):
-                self.trailers = event.trailers
+            event = await self.next_body_event()
+            if type(event) is not Data:
                 return
-            else:  # after a protocol switch (101, CONNECT) there is no HTTP body
-                return
+            if event.data:
+                yield event.data
 
     async def read_body(self) -> bytes:
         """The whole body at once (for small answers)."""
         return b"".join([chunk async for chunk in self.iter_body()])
 
+    def detach(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+        """Hand over the raw byte stream (after a 101 or a tunnel): reader, writer, and the
+        bytes already received but not parsed. The caller owns and closes the writer."""
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None:
+            raise ConnectionError("not connected: call connect() first")
+        leftover, _ = self._core.trailing_data
+        self._reader = self._writer = None
+        return reader, writer, leftover
+
     # -- state -----------------------------------------------------------------
 
     @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another exchange after this one."""
+        return self._core.keep_alive
+
+    @property
     def reusable(self) -> bool:
-        """Both sides finished this exchange, keep-alive holds and the socket is open."""
+        """Both sides finished this exchange, keep-alive holds and the server has not closed."""
         core = self._core
+        writer, reader = self._writer, self._reader
         return (
             core.our_state is DONE
             and core.their_state is DONE
             and core.keep_alive
-            and self._transport is not None
-            and not self._transport.is_closing()
+            and writer is not None
+            and not writer.transport.is_closing()
+            and not reader.at_eof()  # type: ignore[union-attr]
         )
 
     async def start_next_cycle(self) -> None:
+        """Ready the connection for the next exchange (LocalProtocolError if not reusable)."""
         self._core.start_next_cycle()
         self.response = self.trailers = None
-        self.phase = "send"
+        self.received = 0
+        self.phase = SEND
+
+    def close_nowait(self) -> None:
+        """Close the connection (there is nothing to wait for: ``close`` is this, awaitable)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     async def close(self) -> None:
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.close()
+        self.close_nowait()
 
     def abort(self) -> None:
         """Close at once with a reset (a body half sent or received cannot be finished)."""
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.abort()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.transport.abort()
 
     # -- connection facts ---------------------------------------------------------
 
     def _ssl_object(self) -> _ssl.SSLObject | None:
-        if self._transport is None:
+        if self._writer is None:
             return None
-        return self._transport.get_extra_info("ssl_object")
+        return self._writer.get_extra_info("ssl_object")
 
     @property
     def peer_certificate(self) -> bytes | None:
@@ -458,11 +471,11 @@ class AsyncHTTPConnection:
     @property
     def sock_info(self) -> dict[str, Any]:
         """``{"sockname": ..., "peername": ...}`` of the TCP connection (empty when closed)."""
-        if self._transport is None:
+        if self._writer is None:
             return {}
         return {
-            "sockname": self._transport.get_extra_info("sockname"),
-            "peername": self._transport.get_extra_info("peername"),
+            "sockname": self._writer.get_extra_info("sockname"),
+            "peername": self._writer.get_extra_info("peername"),
         }
 
     async def __aenter__(self) -> AsyncHTTPConnection:
@@ -470,4 +483,4 @@ class AsyncHTTPConnection:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        self.close_nowait()

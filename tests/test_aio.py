@@ -477,7 +477,7 @@ def test_upload_waits_for_drain_against_a_slow_reader(raw_server):
         block = b"u" * (1 << 20)
         for _ in range(16):
             await conn.send_data(block)
-            high = max(high, conn._transport.get_write_buffer_size())
+            high = max(high, conn._writer.transport.get_write_buffer_size())
         await conn.send_end()
         response = await conn.receive_response()
         await conn.read_body()

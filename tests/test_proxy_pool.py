@@ -13,7 +13,6 @@ from inspector.config import Config
 from inspector.flow import Timings
 from inspector.proxy.modes import Target
 from inspector.proxy.upstream import UpstreamPool
-from protocol.events import EndOfMessage, Request
 from protocol.headers import Headers
 from tests.proxy_fixtures import live_proxy, read_response
 from tests.servers import EchoServer, read_request_head
@@ -22,12 +21,9 @@ from tests.servers import EchoServer, read_request_head
 async def one_request(pool: UpstreamPool, target: Target) -> int:
     """GET / on a pooled connection, read the whole response, give the connection back."""
     up = await pool.acquire(pool.key_for(target), Timings())
-    up.send(Request(b"GET", b"/status/200", Headers([(b"Host", b"x")])))
-    up.send(EndOfMessage())
-    await up.drain()
-    head = await up.receive_head()
-    while not isinstance(await up.next_body_event(), EndOfMessage):
-        pass
+    await up.send_request(b"GET", b"/status/200", Headers([(b"Host", b"x")]))
+    head = await up.receive_response()
+    assert await up.read_body() == b"status 200\n"
     pool.release(up)
     return head.status_code
 

@@ -33,6 +33,7 @@ from protocol.connection import DONE, IDLE, SERVER, SWITCHED, Connection
 from protocol.errors import HTTPException, RemoteProtocolError
 from protocol.events import (
     NEED_DATA,
+    PAUSED,
     ConnectionClosed,
     Data,
     EndOfMessage,
@@ -54,7 +55,6 @@ TLS_ON_PLAIN_PORT = (
 )
 STAND_IN_REQUEST = b"GET / HTTP/1.1\r\nHost: inspector\r\nConnection: close\r\n\r\n"
 EARLY_HINTS = 103
-MAX_INTERIM = 50  # 1xx responses relayed before a final one; more is a misbehaving upstream
 _VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 
 
@@ -183,7 +183,7 @@ class ClientHandler:
                 await self._reject_unparseable(e.exc)  # e.g. a broken chunked request body
             return False
         except asyncio.CancelledError:
-            phase = self.up.phase if self.up is not None else Phase.CLIENT
+            phase = Phase(self.up.phase) if self.up is not None else Phase.CLIENT
             self._finish_error(flow, errors.ProxyShutdown(), phase)
             raise
         except Exception as e:  # unexpected: the flow still ends, run() contains the rest
@@ -282,7 +282,7 @@ class ClientHandler:
         self, flow: Flow, up: UpstreamConnection, recorder: BodyRecorder
     ) -> None:
         """Send the head upstream, then the client's body as it arrives."""
-        self._send_head(flow, up)
+        await self._send_head(flow, up)
         if self.conn.they_expect_100_continue:
             # The proxy answers 100 itself once the upstream is connected (RFC 9110
             # 10.1.1 allows it); Expect is still forwarded and the upstream's 100 dropped.
@@ -302,25 +302,23 @@ class ClientHandler:
             headers.set(b"Content-Length", len(body))
         flow.request.headers = headers.raw
         try:
-            self._send_head(flow, up)
-            if body:
-                up.send(Data(body))
-            up.send(EndOfMessage())
-            await up.drain()
+            await self._send_head(flow, up)
+            await up.send_data(body)
+            await up.send_end()
         except (OSError, HTTPException) as e:
             self._discard(up)
             raise UpstreamError(e, Phase.SEND, _where(flow)) from e
         flow.timings.request_sent = time.time()
         return up
 
-    def _send_head(self, flow: Flow, up: UpstreamConnection) -> None:
+    async def _send_head(self, flow: Flow, up: UpstreamConnection) -> None:
         r = flow.request
         target = r.path
         if up.key.via is not None and up.key.scheme == "http":
             target = r.url  # an upstream proxy takes absolute-form
-        head = Request(r.method.encode("latin-1"), target.encode("latin-1"), _wrap(r.headers))
+        method, path = r.method.encode("latin-1"), target.encode("latin-1")
         try:
-            up.send(head)
+            await up.send_head(method, path, _wrap(r.headers))
         except (OSError, HTTPException) as e:
             raise UpstreamError(e, Phase.SEND, _where(flow)) from e
 
@@ -334,15 +332,13 @@ class ClientHandler:
                 recorder.add(event.data)
                 if up is not None:
                     try:
-                        up.send(event)
-                        await up.drain()
+                        await up.send_data(event.data)
                     except (OSError, HTTPException) as e:
                         raise UpstreamError(e, Phase.SEND, _where_up(up)) from e
             elif type(event) is EndOfMessage:
                 if up is not None:
                     try:
-                        up.send(event)
-                        await up.drain()
+                        await up.send_end(event.trailers)
                     except (OSError, HTTPException) as e:
                         raise UpstreamError(e, Phase.SEND, _where_up(up)) from e
                 return
@@ -385,21 +381,22 @@ class ClientHandler:
 
     async def _first_response(self, flow: Flow, up: UpstreamConnection) -> Response:
         """The final response head; interim 103 Early Hints go on to the client."""
-        for _ in range(MAX_INTERIM):
-            try:
-                response = await up.receive_head()
-            except (OSError, TimeoutError, HTTPException) as e:
-                raise UpstreamError(e, up.phase, _where(flow)) from e
+
+        def interim(response: Response) -> None:
             if flow.timings.response_start is None:
                 flow.timings.response_start = time.time()
-            if not response.informational or response.status_code == 101:
-                return response
             if response.status_code == EARLY_HINTS:
                 # Only 103 reaches the client: we answer 100 ourselves, and 102 and
                 # unknown 1xx mean nothing to an HTTP/1.1 client.
                 self._write_client(response)
-        exc = RemoteProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses")
-        raise UpstreamError(exc, Phase.HEADERS, _where(flow))
+
+        try:
+            response = await up.receive_response(interim)
+        except (OSError, TimeoutError, HTTPException) as e:
+            raise UpstreamError(e, Phase(up.phase), _where(flow)) from e
+        if flow.timings.response_start is None:
+            flow.timings.response_start = time.time()
+        return response
 
     async def _respond(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
         flow.response = model.Response(
@@ -427,7 +424,12 @@ class ClientHandler:
     def _client_head(self, response: Response, up: UpstreamConnection) -> Response:
         upgrade = response.status_code == 101
         headers = _wrap(strip_hop_by_hop(response.headers.raw, upgrade=upgrade))
-        if not upgrade and (not up.conn.keep_alive or self.server.closing):
+        dechunk = self.conn.their_http_version == b"1.0" and b"transfer-encoding" in headers
+        if dechunk:
+            # RFC 9112 6.1: an HTTP/1.0 client cannot read chunked; it gets the body
+            # de-chunked, delimited by closing the connection.
+            headers.remove(b"Transfer-Encoding")
+        if not upgrade and (not up.keep_alive or self.server.closing or dechunk):
             # The upstream closes after this response (or the proxy is stopping): so do
             # we, which keeps the client's view of the connection the same as the server's.
             headers.raw.append((b"Connection", b"close"))
@@ -448,29 +450,35 @@ class ClientHandler:
         recorder = recorder or BodyRecorder(self.config.body_limit)
         out = [self._encode_client(self._client_head(response, up))]
         out.extend(self._encode_client(Data(chunk)) for chunk in already or ())
-        up.phase = Phase.BODY
         while True:
             try:
-                event = up.conn.next_event()
-                if event is NEED_DATA:
+                event = up.body_event_nowait()
+                if event is None:
                     await self._flush_client(out)
-                    await up.receive()
+                    await up.read_more()
                     continue
             except (OSError, TimeoutError, HTTPException) as e:
                 flow.response.body = recorder.body()  # type: ignore[union-attr]
                 self._discard(up, abort=True)
                 await self._flush_client(out)
                 raise UpstreamError(e, Phase.BODY, _where(flow)) from e
-            out.append(self._encode_client(event))  # type: ignore[arg-type]
             if type(event) is Data:
+                out.append(self._encode_client(event))
                 recorder.add(event.data)
             else:
+                out.append(self._encode_client(self._client_end(event)))
                 break
         self._release(up)
         flow.response.body = recorder.body()  # type: ignore[union-attr]
         flow.response.trailers = list(event.trailers.raw)  # type: ignore[union-attr]
         await self._flush_client(out)
         self._finish(flow)
+
+    def _client_end(self, end: EndOfMessage) -> EndOfMessage:
+        """The end of a relayed response: trailers only reach a client that gets chunks."""
+        if end.trailers and self.conn.their_http_version == b"1.0":
+            return EndOfMessage()  # recorded on the flow, but HTTP/1.0 has no trailers
+        return end
 
     async def _respond_held(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
         """Read the whole response, hold it for the user, then send what they left.
@@ -484,7 +492,6 @@ class ClientHandler:
         trailers: list = []
         while True:
             try:
-                up.phase = Phase.BODY
                 event = await up.next_body_event()
             except (OSError, TimeoutError, HTTPException) as e:
                 self._discard(up, abort=True)
@@ -497,7 +504,7 @@ class ClientHandler:
             if recorder.size > limit:
                 await self._respond_streamed(flow, up, response, recorder, chunks)
                 return
-        keep_alive = up.conn.keep_alive
+        keep_alive = up.keep_alive
         self._release(up)
         assert flow.response is not None
         flow.response.body = recorder.body()
@@ -524,24 +531,25 @@ class ClientHandler:
         self._write_client(self._client_head(response, up))
         await self._drain_client()
         client_rest, _ = self.conn.trailing_data
-        upstream_rest, _ = up.conn.trailing_data
+        up_reader, up_writer, upstream_rest = up.detach()
         websocket = (flow.request.header("Upgrade") or "").lower() == "websocket"
         to_up = self._ws_recorder(flow, True) if websocket else None
         to_client = self._ws_recorder(flow, False) if websocket else None
-        if client_rest:
-            to_up and to_up(client_rest)
-            up.writer.write(client_rest)
-        if upstream_rest:
-            to_client and to_client(upstream_rest)
-            self.writer.write(upstream_rest)
         try:
+            if client_rest:
+                to_up and to_up(client_rest)
+                up_writer.write(client_rest)
+            if upstream_rest:
+                to_client and to_client(upstream_rest)
+                self.writer.write(upstream_rest)
             await relay(
-                self.reader, self.writer, up.reader, up.writer, a_to_b=to_up, b_to_a=to_client
+                self.reader, self.writer, up_reader, up_writer, a_to_b=to_up, b_to_a=to_client
             )
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            self._discard(up)
+            up_writer.close()
+            self._discard(up)  # frees its pool slot; the streams were handed over
         self._finish(flow)
 
     def _ws_recorder(self, flow: Flow, from_client: bool) -> Callable[[bytes], None]:
@@ -620,7 +628,9 @@ class ClientHandler:
         try:
             while conn.their_state is not DONE:
                 event = conn.next_event()
-                if event is NEED_DATA or type(event) is ConnectionClosed:
+                # PAUSED: the request ended but the connection cannot go on (an HTTP/1.0
+                # CONNECT followed by tunnel bytes): nothing more will come out of it.
+                if event is NEED_DATA or event is PAUSED or type(event) is ConnectionClosed:
                     return False
         except HTTPException:
             return False
@@ -801,8 +811,10 @@ class ClientHandler:
             await self._drain_client()
         flow.response = model.Response(200, "Connection established", timestamp=time.time())
         self.server.publish(EventKind.RESPONSE_HEADERS, flow)
-        up_reader, up_writer = up.reader, up.writer
+        up_reader, up_writer, early = up.detach()
         rest, _ = self.conn.trailing_data
+        if early:  # the far end spoke first, and it came with the upstream proxy's answer
+            self.writer.write(early)
         if rest:
             up_writer.write(rest)
         try:

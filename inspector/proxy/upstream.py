@@ -1,9 +1,9 @@
-"""Connections to upstream servers: open (TCP, TLS, via an upstream proxy), talk, pool, expire.
+"""Connections to upstream servers for the proxy: open (TCP, TLS, via an upstream proxy),
+pool, expire.
 
-The proxy drives the sans-IO ``protocol.connection.Connection(CLIENT)`` directly over
-asyncio streams instead of going through ``protocol.aio``: after a ``101`` or a
-tunnel it needs the raw streams, it needs to know the exact phase an error
-happened in, and the hot path stays one buffer deep.
+The per-connection I/O is ``protocol.aio.AsyncHTTPConnection``; this module adds the
+pool (keys, limits, idle expiry), the proxy's error tagging (``UpstreamError`` with the
+flow phase) and the TLS facts recorded on a flow.
 """
 
 from __future__ import annotations
@@ -20,17 +20,10 @@ from inspector.flow import Phase, Timings, TLSInfo
 from inspector.proxy.deadlines import ReadDeadlines
 from inspector.proxy.errors import UpstreamError
 from inspector.proxy.modes import Target
-from protocol.connection import CLIENT, DONE, Connection
-from protocol.errors import BadStatusLine, LineTooLong, RemoteDisconnected, RemoteProtocolError
-from protocol.events import NEED_DATA, Data, EndOfMessage, Request, Response
-from protocol.headers import Headers
+from protocol.aio import AsyncHTTPConnection
+from protocol.errors import HTTPException
 
-READ_CHUNK = 262144  # large reads: fewer wake-ups and copies per MiB streamed
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-
-
-class TunnelRefused(RemoteProtocolError):
-    """The upstream proxy answered our CONNECT with something other than 2xx."""
 
 
 def make_upstream_context(config: Config) -> ssl.SSLContext:
@@ -54,44 +47,24 @@ class PoolKey:
     via: Endpoint | None
 
 
-class UpstreamConnection:
-    """One upstream connection: streams plus the sans-IO client state machine."""
+class UpstreamConnection(AsyncHTTPConnection):
+    """A pooled ``protocol.aio`` connection: its pool key, use count and idle time."""
 
-    __slots__ = (
-        "_tls_info",
-        "conn",
-        "deadlines",
-        "idle_since",
-        "key",
-        "phase",
-        "read_timeout",
-        "reader",
-        "received",
-        "uses",
-        "writer",
-    )
+    __slots__ = ("_tls_info", "idle_since", "key", "uses")
 
-    def __init__(
-        self,
-        key: PoolKey,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        rt: float,
-        deadlines: ReadDeadlines,
-    ) -> None:
-        self.deadlines = deadlines
+    def __init__(self, key: PoolKey, config: Config, deadlines: ReadDeadlines) -> None:
+        host, port = (key.via.host, key.via.port) if key.via else (key.host, key.port)
+        super().__init__(
+            host,
+            port,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            watchdog=deadlines,
+        )
         self.key = key
-        self.reader = reader
-        self.writer = writer
-        self.conn = Connection(CLIENT)
-        self.read_timeout = rt
-        self.phase = Phase.SEND
         self.uses = 0
-        self.received = 0  # bytes received in the current cycle
         self.idle_since = 0.0
         self._tls_info: TLSInfo | None = None
-
-    # -- opening ---------------------------------------------------------------
 
     @classmethod
     async def open(
@@ -103,154 +76,28 @@ class UpstreamConnection:
         deadlines: ReadDeadlines,
     ) -> UpstreamConnection:
         """Connect (through the upstream proxy if any) and do TLS; UpstreamError on failure."""
-        where = _where(key)
-        host, port = (key.via.host, key.via.port) if key.via else (key.host, key.port)
+        up = cls(key, config, deadlines)
         timings.connect_start = time.time()
         try:
-            async with asyncio.timeout(config.connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_CHUNK)
-        except (OSError, TimeoutError) as e:
-            raise UpstreamError(e, Phase.CONNECT, where) from e
-        timings.connect_end = time.time()
-        up = cls(key, reader, writer, config.read_timeout, deadlines)
-        try:
+            await up.connect()
+            timings.connect_end = time.time()
             if key.via is not None and key.via.scheme == "https":
-                await up._start_tls(tls, key.via.host, config.connect_timeout)
+                await up.start_tls(tls, key.via.host)
             if key.via is not None and key.scheme != "http":
-                await up._open_tunnel(config.connect_timeout)
+                await up.open_tunnel(key.host, key.port)
             if key.scheme == "https":
-                await up._start_tls(tls, key.sni or key.host, config.connect_timeout)
+                await up.start_tls(tls, key.sni or key.host)
                 timings.tls_end = time.time()
-        except UpstreamError:
-            up.close()
-            raise
+        except (OSError, TimeoutError, ssl.SSLError, HTTPException) as e:
+            up.abort()
+            raise UpstreamError(e, Phase(up.phase), _where(key)) from e
         return up
-
-    async def _start_tls(self, tls: ssl.SSLContext, hostname: str, timeout: float) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                await self.writer.start_tls(tls, server_hostname=hostname)
-        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as e:
-            raise UpstreamError(e, Phase.TLS, _where(self.key)) from e
-
-    async def _open_tunnel(self, timeout: float) -> None:
-        """CONNECT through the upstream proxy; the connection is then a raw tunnel."""
-        authority = f"[{self.key.host}]" if ":" in self.key.host else self.key.host
-        authority = f"{authority}:{self.key.port}".encode()
-        head = Request(b"CONNECT", authority, Headers([(b"Host", authority)]))
-        self.phase = Phase.CONNECT
-        try:
-            async with asyncio.timeout(timeout):
-                self.writer.write(self.conn.send(head))
-                response = await self._read_head()
-            if not 200 <= response.status_code < 300:
-                raise TunnelRefused(
-                    f"upstream proxy {self.key.via.url if self.key.via else ''} answered "
-                    f"CONNECT {authority.decode()} with {response.status_code} "
-                    f"{response.reason.decode('latin-1')}",
-                    status_hint=502,
-                )
-        except (OSError, TimeoutError, RemoteProtocolError, Exception) as e:
-            if isinstance(e, UpstreamError):
-                raise
-            raise UpstreamError(e, Phase.CONNECT, _where(self.key)) from e
-        leftover, _ = self.conn.trailing_data
-        if leftover:
-            self.reader.feed_data(leftover)  # never happens with a well-behaved proxy
-        self.conn = Connection(CLIENT)
-
-    # -- talking -----------------------------------------------------------------
-
-    def start_cycle(self) -> None:
-        self.uses += 1
-        self.received = 0
-        self.phase = Phase.SEND
-
-    def send(self, event: Request | Data | EndOfMessage) -> None:
-        """Serialise an event and queue it (call ``drain`` for backpressure)."""
-        self.writer.write(self.conn.send(event))
-
-    async def drain(self) -> None:
-        await self.writer.drain()
-
-    async def _read_head(self) -> Response:
-        """The next response head (1xx included), parsing as bytes arrive."""
-        conn = self.conn
-        while True:
-            ev = conn.next_event()
-            if ev is NEED_DATA:
-                await self.receive()
-                continue
-            if isinstance(ev, Response):
-                return ev
-            raise RemoteDisconnected("Remote end closed connection without response")
-
-    async def receive_head(self) -> Response:
-        """The next response head; exceptions carry the phase they happened in."""
-        self.phase = Phase.STATUS_LINE
-        try:
-            return await self._read_head()
-        except BadStatusLine as e:
-            # RemoteDisconnected is a BadStatusLine too: it belongs to the headers
-            # phase when part of the head had already arrived.
-            if not isinstance(e, ConnectionResetError) or self.received == 0:
-                self.phase = Phase.STATUS_LINE
-            raise
-        except LineTooLong as e:
-            self.phase = Phase.STATUS_LINE if e.line_type == "status line" else Phase.HEADERS
-            raise
-
-    async def next_body_event(self) -> Data | EndOfMessage:
-        conn = self.conn
-        while True:
-            ev = conn.next_event()
-            if ev is NEED_DATA:
-                await self.receive()
-                continue
-            return ev  # type: ignore[return-value]
-
-    async def receive(self) -> None:
-        """Read once (read timeout applies) and feed the parser; b"" feeds EOF."""
-        self.deadlines.arm(self.reader, self.read_timeout)
-        try:
-            data = await self.reader.read(READ_CHUNK)
-        finally:
-            self.deadlines.disarm(self.reader)
-        if data and self.phase is Phase.STATUS_LINE and b"\n" in data:
-            self.phase = Phase.HEADERS
-        self.received += len(data)
-        self.conn.receive_data(data)
-
-    # -- state -----------------------------------------------------------------
-
-    @property
-    def reusable(self) -> bool:
-        """Both sides finished this exchange and keep-alive holds."""
-        conn = self.conn
-        return (
-            conn.keep_alive
-            and conn.our_state is DONE
-            and conn.their_state is DONE
-            and not self.writer.is_closing()
-        )
-
-    def alive_for_reuse(self) -> bool:
-        """Cheap check before handing out an idle connection: no EOF or unread bytes seen."""
-        return not (self.writer.is_closing() or self.reader.at_eof())
 
     def tls_info(self) -> TLSInfo | None:
         """What the upstream TLS session looks like (computed once per connection)."""
         if self._tls_info is None and self.key.scheme == "https":
-            self._tls_info = _describe_tls(self.writer.get_extra_info("ssl_object"))
+            self._tls_info = _describe_tls(self)
         return self._tls_info
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.transport.abort()
 
 
 def _where(key: PoolKey) -> str:
@@ -258,15 +105,10 @@ def _where(key: PoolKey) -> str:
     return f"{host}:{key.port}"
 
 
-def _describe_tls(sslobj: ssl.SSLObject | None) -> TLSInfo:
-    info = TLSInfo()
-    if sslobj is None:
-        return info
-    info.upstream_version = sslobj.version()
-    cipher = sslobj.cipher()
-    info.upstream_cipher = cipher[0] if cipher else None
-    info.upstream_alpn = sslobj.selected_alpn_protocol()
-    der = sslobj.getpeercert(binary_form=True)
+def _describe_tls(up: AsyncHTTPConnection) -> TLSInfo:
+    info = TLSInfo(upstream_version=up.tls_version, upstream_cipher=up.cipher)
+    info.upstream_alpn = up.alpn
+    der = up.peer_certificate
     if der:
         from cryptography import x509
 
@@ -338,13 +180,14 @@ class UpstreamPool:
             if not fresh:
                 up = self._take_idle(slots)
                 if up is not None:
-                    up.start_cycle()
+                    await up.start_next_cycle()
+                    up.uses += 1
                     return up
             if self._sweeper is None:
                 self._sweeper = asyncio.ensure_future(self._sweep())
             up = await UpstreamConnection.open(key, self.tls, self.config, timings, self.deadlines)
             self.opened += 1
-            up.start_cycle()
+            up.uses = 1
             return up
         except BaseException:
             self._free_slot(slots)
@@ -354,30 +197,29 @@ class UpstreamPool:
         deadline = time.monotonic() - self.idle_timeout
         while slots.idle:
             up = slots.idle.pop()  # most recently used: the warmest
-            if up.idle_since >= deadline and up.alive_for_reuse():
+            if up.idle_since >= deadline and up.reusable:  # reusable: no EOF seen meanwhile
                 return up
-            up.close()
+            up.close_nowait()
         return None
 
     def release(self, up: UpstreamConnection) -> None:
         """Give a connection back: kept idle if it can carry another request, else closed."""
         slots = self._hosts.get(up.key)
         if slots is None:
-            up.close()
+            up.close_nowait()
             return
         self._free_slot(slots)
         if up.reusable and len(slots.idle) < self.max_idle:
-            up.conn.start_next_cycle()
             up.idle_since = time.monotonic()
             slots.idle.append(up)
         else:
-            up.close()
+            up.close_nowait()
 
     def discard(self, up: UpstreamConnection, *, abort: bool = False) -> None:
         slots = self._hosts.get(up.key)
         if slots is not None:
             self._free_slot(slots)
-        up.abort() if abort else up.close()
+        up.abort() if abort else up.close_nowait()
 
     def _free_slot(self, slots: _HostSlots) -> None:
         slots.active -= 1
@@ -395,7 +237,7 @@ class UpstreamPool:
                 keep = deque(u for u in slots.idle if u.idle_since >= deadline)
                 for up in slots.idle:
                     if up.idle_since < deadline:
-                        up.close()
+                        up.close_nowait()
                 slots.idle = keep
                 if not keep and not slots.active and not slots.waiters:
                     del self._hosts[key]
@@ -408,7 +250,7 @@ class UpstreamPool:
                 await self._sweeper
         for slots in self._hosts.values():
             for up in slots.idle:
-                up.close()
+                up.close_nowait()
         self._hosts.clear()
 
 
