@@ -198,10 +198,8 @@ class SoakProxy:
         self.process = ProxyProcess(tmp, *args)
         self.pid = self.process.proc.pid
         self.error_lines = 0
-        self.stderr_tail: list[str] = []
         self._drains = [
             threading.Thread(target=self._drain_stdout, daemon=True),
-            threading.Thread(target=self._drain_stderr, daemon=True),
         ]
         for t in self._drains:
             t.start()
@@ -211,11 +209,6 @@ class SoakProxy:
         for line in self.process.proc.stdout:
             if b" -> ERROR " in line:
                 self.error_lines += 1
-
-    def _drain_stderr(self) -> None:
-        assert self.process.proc.stderr is not None
-        for line in self.process.proc.stderr:
-            self.stderr_tail = [*self.stderr_tail[-19:], line.decode(errors="replace")]
 
     def alive(self) -> bool:
         return self.process.proc.poll() is None
@@ -745,8 +738,9 @@ def main(argv: list[str] | None = None) -> int:
             failures = report(args, tally, memory, found, found_running, exit_status, proxy)
         else:
             print(f"soak: FAIL: {failures[0]}", file=sys.stderr)
-    if failures and proxy.stderr_tail:
-        print("\nproxy stderr (last lines):\n" + "".join(proxy.stderr_tail), file=sys.stderr)
+    if failures and proxy.process.stderr_lines:
+        tail = "".join(proxy.process.stderr_lines[-20:])
+        print("\nproxy stderr (last lines):\n" + tail, file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -62,22 +62,10 @@ def stop(proxy: ProxyProcess, timeout: float = 15.0) -> tuple[str, str]:
     """SIGINT the proxy, expect a clean exit, and return (stdout, whole stderr).
 
     The probe first, so every test also shows the proxy still serving at its end.
-    Not ``ProxyProcess.stop()``: its ``communicate()``
-    reads the raw pipe and loses lines the buffered reader already took in after the
-    listening line (the warnings printed right after it).
     """
     wait_serving(proxy)
-    proc = proxy.proc
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout)  # output is a few lines: the pipes cannot fill up
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    assert proc.stdout is not None and proc.stderr is not None
-    out = proc.stdout.read().decode(errors="replace")
-    err = "".join(proxy.stderr_lines) + proc.stderr.read().decode(errors="replace")
-    assert proc.returncode == 0, err
+    out, err = proxy.stop(signal.SIGINT, timeout)
+    assert proxy.proc.returncode == 0, err
     return out, err
 
 
