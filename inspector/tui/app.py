@@ -466,22 +466,17 @@ class InspectorApp(App[int]):
 
 def run_live(config: Config) -> int:
     """``inspector``: the proxy in a background thread and the UI in this one."""
-    try:
-        session = open_live(config)
-    except SessionError as e:
-        print(f"inspector: error: {e}", file=sys.stderr)
-        return 2
-    try:
-        result = InspectorApp(session).run()
-    finally:
-        session.close()
-    return result or 0
+    return _run_app(lambda: open_live(config))
 
 
 def run_show(path: Path) -> int:
     """``inspector show SESSION``: the same UI over a saved session file."""
+    return _run_app(lambda: open_saved(path))
+
+
+def _run_app(open_session: Callable[[], Session]) -> int:
     try:
-        session = open_saved(path)
+        session = open_session()
     except SessionError as e:
         print(f"inspector: error: {e}", file=sys.stderr)
         return 2
