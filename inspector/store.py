@@ -51,7 +51,8 @@ Content-Encoded) are indexed for ``search()`` up to ``FTS_BODY_LIMIT`` bytes.
 Search. Writing a flow does not index it for ``search()`` (indexing costs about as
 much as the rest of the write): flows are indexed in capture order, in chunks, when
 no flow has come for ``INDEX_IDLE`` seconds, or a chunk per batch once more than
-``MAX_BACKLOG`` wait. ``meta.fts_indexed`` is the seq up to which every flow is
+``MAX_BACKLOG`` wait, and for up to ``CLOSE_INDEX_SECONDS`` on ``close()``.
+``meta.fts_indexed`` is the seq up to which every flow is
 indexed. ``search()`` has the writer index everything first; a read-only store (or
 a search racing new flows) matches flows past the watermark through a temporary
 in-memory index, so results are always complete.
@@ -69,10 +70,12 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import sqlite3
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,6 +103,7 @@ COMMIT_DELAY = 0.05  # seconds the writer gathers a trickle of flows before writ
 INDEX_IDLE = 1.0  # seconds without new flows before the writer indexes flows for search
 INDEX_CHUNK = 500  # flows indexed per transaction
 MAX_BACKLOG = 50_000  # flows left unindexed at most: beyond, a chunk is indexed per batch
+CLOSE_INDEX_SECONDS = 0.5  # close() indexes what is left for about this long at most
 FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
 _PAGE = 200  # flows read per query by iter_flows
 _IDLE_READERS = 4  # read connections kept open for reuse
@@ -987,6 +991,9 @@ class Store:
                     )
                 elif item.kind == "stop":
                     stop = True
+                    # A session is mostly searched after recording: leave it indexed.
+                    deadline = time.monotonic() + CLOSE_INDEX_SECONDS
+                    indexed = self._index_all(conn, indexed, deadline)
             last_seq = max(last_seq, self._write_pending(conn, pending, indexed))
             if last_seq - indexed > MAX_BACKLOG:  # never idle for long: index as we go
                 indexed = _index_backlog(conn, indexed, INDEX_CHUNK)
@@ -1013,9 +1020,12 @@ class Store:
         return stop
 
     @staticmethod
-    def _index_all(conn: sqlite3.Connection, indexed: int) -> int:
+    def _index_all(conn: sqlite3.Connection, indexed: int, deadline: float = math.inf) -> int:
+        """Index every unindexed flow (or as many as fit before ``deadline``, monotonic)."""
         while (caught_up := _index_backlog(conn, indexed, INDEX_CHUNK)) != indexed:
             indexed = caught_up
+            if time.monotonic() > deadline:
+                break
         return indexed
 
     @staticmethod

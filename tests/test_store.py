@@ -872,3 +872,21 @@ def test_a_sort_index_is_created_when_first_sorted_by(tmp_path: Path) -> None:
         assert _indexes(path) == {"flows_order", "flows_status", "flows_resp_size"}
     expected = sorted(flows, key=lambda f: (f.response.status_code, flows.index(f)), reverse=True)  # type: ignore[union-attr]
     assert by_status == [f.id for f in expected]
+
+
+def test_close_indexes_what_is_left_within_its_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flows = [make_flow(i) for i in range(5)]
+    with Store(tmp_path / "all.db") as store:
+        for flow in flows:
+            store.put(flow)
+    assert _meta(tmp_path / "all.db", "fts_indexed") == "5"
+    monkeypatch.setattr("inspector.store.CLOSE_INDEX_SECONDS", 0.0)
+    monkeypatch.setattr("inspector.store.INDEX_CHUNK", 2)
+    with Store(tmp_path / "some.db") as store:
+        for flow in flows:
+            store.put(flow)
+    assert _meta(tmp_path / "some.db", "fts_indexed") == "2"  # one chunk, then time is up
+    with Store(tmp_path / "some.db", readonly=True) as reader:
+        assert reader.search("items") == [f.id for f in flows]
