@@ -326,12 +326,16 @@ class AsyncHTTPConnection:
         notify = on_informational or self.on_informational
         self.phase = STATUS_LINE
         try:
-            for _ in range(MAX_INTERIM + 1):
+            interim = 0
+            while True:
                 response = await self._next_head()
                 if not response.informational or response.status_code == 101:
                     self.phase = BODY
                     self.response = response
                     return response
+                interim += 1
+                if interim > MAX_INTERIM:
+                    break
                 if notify is not None:
                     notify(response)
                 self.phase = STATUS_LINE

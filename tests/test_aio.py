@@ -11,6 +11,7 @@ import pytest
 
 import protocol
 from protocol.aio import AsyncHTTPConnection, TunnelError
+from protocol.events import Data, EndOfMessage
 from protocol.headers import Headers
 from tests.client_fixtures import (
     RecordingServer,
@@ -537,3 +538,149 @@ def test_refused_tunnel_is_tunnel_error_with_the_response(raw_server):
             return info.value.response.status_code
 
     assert run(main()) == 407
+
+
+def test_bytes_that_came_with_the_tunnel_answer_are_the_far_ends(raw_server):
+    def proxy(sock):
+        recv_until(sock, b"\r\n\r\n")
+        sock.sendall(b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        recv_until(sock, b"\r\n\r\n")
+        sock.sendall(b"ok")
+
+    server = raw_server(proxy)
+
+    async def main():
+        async with AsyncHTTPConnection("127.0.0.1", server.port) as conn:
+            await conn.open_tunnel("far.test", 80)
+            return await exchange(conn, b"GET", b"/", Headers([(b"Host", b"far.test")]))
+
+    response, body = run(main())
+    assert (response.status_code, body) == (200, b"ok")
+
+
+def test_tls_after_a_tunnel_refuses_bytes_sent_ahead_of_the_handshake(
+    raw_server, client_tls_context
+):
+    def proxy(sock):
+        recv_until(sock, b"\r\n\r\n")
+        sock.sendall(b"HTTP/1.1 200 OK\r\n\r\nnot tls")
+        sock.settimeout(5)
+        recv_until(sock, b"never", limit=1)
+
+    server = raw_server(proxy)
+
+    async def main():
+        async with AsyncHTTPConnection("127.0.0.1", server.port) as conn:
+            await conn.open_tunnel("far.test", 443)
+            with pytest.raises(protocol.RemoteProtocolError, match="before the TLS handshake"):
+                await conn.start_tls(client_tls_context, "far.test")
+            return conn.phase
+
+    assert run(main()) == "tls"
+
+
+# -- switching protocols ------------------------------------------------------------
+
+
+def test_detach_after_101_hands_over_the_raw_stream_and_early_bytes(raw_server):
+    def upgrading(sock):
+        recv_until(sock, b"\r\n\r\n")
+        sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly"
+        )
+        sock.sendall(recv_until(sock, b"!"))
+
+    server = raw_server(upgrading)
+
+    async def main():
+        conn = AsyncHTTPConnection("127.0.0.1", server.port)
+        await conn.connect()
+        headers = host_headers(server.port, (b"Connection", b"Upgrade"), (b"Upgrade", b"echo"))
+        await conn.send_request(b"GET", b"/", headers)
+        response = await conn.receive_response()
+        assert [chunk async for chunk in conn.iter_body()] == []  # no HTTP body after a 101
+        reader, writer, leftover = conn.detach()
+        writer.write(b"raw bytes!")
+        echoed = await reader.readexactly(len(b"raw bytes!"))
+        writer.close()
+        with pytest.raises(ConnectionError, match="call connect"):
+            conn.detach()  # the streams were handed over once
+        return response.status_code, leftover, echoed
+
+    assert run(main()) == (101, b"early", b"raw bytes!")
+
+
+# -- the proxy's needs: watchdog, batching, interim limit -------------------------
+
+
+class CountingWatchdog:
+    """A stand-in for a shared deadline keeper: fails armed reads that outlive their time."""
+
+    def __init__(self) -> None:
+        self.armed: dict[asyncio.StreamReader, asyncio.TimerHandle] = {}
+        self.arms = 0
+
+    def arm(self, reader: asyncio.StreamReader, seconds: float) -> None:
+        self.arms += 1
+        loop = asyncio.get_running_loop()
+        expire = lambda: reader.set_exception(TimeoutError("timed out"))  # noqa: E731
+        self.armed[reader] = loop.call_later(seconds, expire)
+
+    def disarm(self, reader: asyncio.StreamReader) -> None:
+        self.armed.pop(reader).cancel()
+
+
+def test_a_shared_watchdog_keeps_the_read_timeout(raw_server):
+    server = raw_server(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", hold=True))
+    watchdog = CountingWatchdog()
+    conn, exc = run(failing_exchange(server.port, read_timeout=0.2, watchdog=watchdog))
+    assert isinstance(exc, TimeoutError)
+    assert "no data for 0.2 s while waiting for the body from 127.0.0.1:" in str(exc)
+    assert conn.phase == "body"
+    assert watchdog.arms >= 2 and not watchdog.armed  # every read armed, every one disarmed
+
+
+def test_body_events_without_waiting_then_read_more(raw_server):
+    server = RecordingServer(
+        raw_server,
+        respond=lambda req: (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"
+        ),
+    )
+
+    async def main():
+        async with AsyncHTTPConnection("127.0.0.1", server.port) as conn:
+            await conn.send_request(b"GET", b"/", host_headers(server.port))
+            await conn.receive_response()
+            events = []
+            for _ in range(20):  # bounded: the whole body is a few reads at most
+                event = conn.body_event_nowait()
+                if event is None:
+                    await conn.read_more()
+                    continue
+                events.append(event)
+                if isinstance(event, EndOfMessage):
+                    break
+            return events, conn.reusable, conn.keep_alive
+
+    events, reusable, keep_alive = run(main())
+    assert b"".join(e.data for e in events if isinstance(e, Data)) == b"abc"
+    assert isinstance(events[-1], EndOfMessage)
+    assert reusable and keep_alive
+
+
+def test_too_many_interim_responses_is_a_protocol_error_in_headers(raw_server):
+    server = raw_server(answering(b"HTTP/1.1 102 Processing\r\n\r\n" * 60, hold=True))
+    seen: list[int] = []
+
+    async def main():
+        conn = AsyncHTTPConnection("127.0.0.1", server.port)
+        await conn.connect()
+        await conn.send_request(b"GET", b"/", host_headers(server.port))
+        with pytest.raises(protocol.RemoteProtocolError, match="more than 50 interim"):
+            await conn.receive_response(lambda r: seen.append(r.status_code))
+        conn.abort()
+        return conn.phase
+
+    assert run(main()) == "headers"
+    assert seen == [102] * 50
