@@ -127,3 +127,21 @@ def test_ignored_host_tunnel_keeps_bytes_that_came_with_the_upstream_proxys_answ
         (flow,) = proxy.finished(1)
     assert seen[0].startswith(b"CONNECT far.test:25 HTTP/1.1\r\n")
     assert flow.request.method == "CONNECT" and flow.error is None
+
+
+def test_upstream_proxy_refusing_connect_is_a_502_that_says_so(tmp_path: Path, raw_server) -> None:
+    def refusing(sock: socket.socket) -> None:
+        recv_until(sock, b"\r\n\r\n")
+        sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    chain = raw_server(refusing)
+    mode = Mode.parse(f"upstream:http://127.0.0.1:{chain.port}")
+    with live_proxy(tmp_path, mode=mode, ignore_hosts=re.compile(r"far\.test")) as proxy:
+        with proxy.connect(timeout=5) as s:
+            s.sendall(b"CONNECT far.test:25 HTTP/1.1\r\nHost: far.test:25\r\n\r\n")
+            status, _, body = read_response(s)
+        (flow,) = proxy.finished(1)
+    assert status == 502
+    assert b"upstream far.test:25 failed during connect: TunnelError: the proxy " in body
+    assert b"answered CONNECT far.test:25 with 403 Forbidden" in body
+    assert (flow.error.exc_class, flow.error.phase) == ("TunnelError", "connect")  # type: ignore[union-attr]
