@@ -7,10 +7,11 @@ once when a batch is full or a caller waits), and writes up to ``BATCH_SIZE`` fl
 one transaction, new ones with one statement per table: a finished flow is committed
 within about ``COMMIT_DELAY`` plus the time to write one batch. A put of a flow
 already stored updates it in place (it keeps its place in capture order). ``flush()``
-returns once everything put before it is committed. A batch that cannot be committed (disk full,
-a lock held elsewhere) is reported on stderr and kept in memory for the next batch;
-``flush()`` then raises ``StoreError``. ``close()`` (also run at interpreter exit)
-writes what is left.
+returns once everything put before it is committed. A batch that cannot be committed
+(disk full, a lock held elsewhere) is reported on stderr and kept in memory for the
+next batch; ``flush()`` then raises ``StoreError``. ``close()`` (also run at
+interpreter exit) writes what is left, then indexes the session (see Search and
+``SORT_KEYS``).
 
 Reading. Calls borrow a read-only connection from a small pool (SQLite connections
 must not be used by two threads at once) and read one consistent snapshot. WAL lets
@@ -48,14 +49,14 @@ in their own table so listing flows never reads them. Text bodies (``text/*``, J
 XML, JavaScript, forms, or unlabelled bytes that look like UTF-8; not
 Content-Encoded) are indexed for ``search()`` up to ``FTS_BODY_LIMIT`` bytes.
 
-Search. Writing a flow does not index it for ``search()`` (indexing costs about as
-much as the rest of the write): flows are indexed in capture order, in chunks, when
-no flow has come for ``INDEX_IDLE`` seconds, or a chunk per batch once more than
-``MAX_BACKLOG`` wait, and for up to ``CLOSE_INDEX_SECONDS`` on ``close()``.
-``meta.fts_indexed`` is the seq up to which every flow is
-indexed. ``search()`` has the writer index everything first; a read-only store (or
-a search racing new flows) matches flows past the watermark through a temporary
-in-memory index, so results are always complete.
+Search. Writing a flow does not index it for ``search()`` (indexing costs about half
+as much as the rest of the write): flows are indexed in capture order, in chunks,
+from their columns and bodies, when no flow has come for ``INDEX_IDLE`` seconds, a
+chunk per batch once more than ``MAX_BACKLOG`` wait, and for up to
+``CLOSE_INDEX_SECONDS`` on ``close()``. ``meta.fts_indexed`` is the seq up to which
+every flow is indexed. ``search()`` has the writer index everything first; a
+read-only store (or a search racing new flows) matches flows past the watermark
+through a temporary in-memory index per reader connection, so results are complete.
 
 Versions: ``SCHEMA_VERSION`` is the file layout; the record carries the Flow's
 ``format_version``. Opening an older file migrates it in place, in one transaction
