@@ -8,10 +8,11 @@ flow control. Streams (rather than a private ``asyncio.Protocol``) because after
 ``phase`` always names the step in progress ("connect", "tls", "send", "status line",
 "headers", "body"), so an exception can be placed without guessing.
 
-Read timeouts: by default each read that has to wait runs under ``asyncio.timeout``.
-A server holding thousands of connections passes a shared ``watchdog`` (``arm(reader,
-seconds)`` / ``disarm(reader)``, failing an expired read with ``reader.set_exception``)
-so that no timer is scheduled and cancelled per read.
+Read timeouts cost no timer per read: each read only notes its deadline, and one lazy
+timer per connection checks it (re-scheduling itself while reads keep succeeding); an
+expired read fails through ``reader.set_exception``. A server holding thousands of
+connections may pass a shared ``watchdog`` instead (``arm(reader, seconds)`` /
+``disarm(reader)``, e.g. the proxy's one deadline keeper for all its streams).
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ class AsyncHTTPConnection:
 
     __slots__ = (
         "_core",
+        "_deadline",
         "_limits",
         "_reader",
+        "_timer",
         "_watchdog",
         "_writer",
         "connect_timeout",
@@ -114,6 +117,8 @@ class AsyncHTTPConnection:
         self.source_address = source_address
         self.on_informational = on_informational
         self._watchdog = watchdog
+        self._deadline: float | None = None  # of the read in progress (no watchdog)
+        self._timer: asyncio.TimerHandle | None = None
         self._limits = {
             "max_line": max_line,
             "max_headers": max_headers,
@@ -296,8 +301,11 @@ class AsyncHTTPConnection:
                 finally:
                     self._watchdog.disarm(reader)
             else:
-                async with asyncio.timeout(timeout):
+                self._arm(timeout)
+                try:
                     data = await reader.read(READ_CHUNK)
+                finally:
+                    self._deadline = None
         except TimeoutError:
             raise TimeoutError(
                 f"no data for {timeout:g} s while waiting for the {self.phase} from {self._where}"
@@ -306,6 +314,28 @@ class AsyncHTTPConnection:
             self.phase = HEADERS
         self.received += len(data)
         self._core.receive_data(data)
+
+    def _arm(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._check_deadline, loop)
+
+    def _check_deadline(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The lazy timer: fail the read in progress if its deadline passed, else wait on."""
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self._reader is None:
+            return  # no read waiting: the next one arms the timer again
+        if loop.time() < deadline:
+            self._timer = loop.call_at(deadline, self._check_deadline, loop)
+            return
+        self._reader.set_exception(TimeoutError("read timed out"))
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     async def _next_head(self) -> Response:
         core = self._core
@@ -397,6 +427,7 @@ class AsyncHTTPConnection:
         if reader is None or writer is None:
             raise ConnectionError("not connected: call connect() first")
         leftover, _ = self._core.trailing_data
+        self._stop_timer()
         self._reader = self._writer = None
         return reader, writer, leftover
 
@@ -430,6 +461,7 @@ class AsyncHTTPConnection:
 
     def close_nowait(self) -> None:
         """Close the connection (there is nothing to wait for: ``close`` is this, awaitable)."""
+        self._stop_timer()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
@@ -439,6 +471,7 @@ class AsyncHTTPConnection:
 
     def abort(self) -> None:
         """Close at once with a reset (a body half sent or received cannot be finished)."""
+        self._stop_timer()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.transport.abort()

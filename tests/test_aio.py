@@ -684,3 +684,23 @@ def test_too_many_interim_responses_is_a_protocol_error_in_headers(raw_server):
 
     assert run(main()) == "headers"
     assert seen == [102] * 50
+
+
+def test_read_timeout_is_per_read_not_per_body(raw_server):
+    import time
+
+    def trickle(sock):
+        recv_until(sock, b"\r\n\r\n")
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+        for _ in range(8):  # 8 x 0.1 s: longer than the timeout, each gap well inside it
+            time.sleep(0.1)
+            sock.sendall(b"t")
+
+    server = raw_server(trickle)
+
+    async def main():
+        async with AsyncHTTPConnection("127.0.0.1", server.port, read_timeout=0.4) as conn:
+            return await exchange(conn, b"GET", b"/", host_headers(server.port))
+
+    _response, body = run(main())
+    assert body == b"t" * 8
