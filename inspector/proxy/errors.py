@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 import time
 
 from inspector.flow import FlowError, Phase
@@ -48,7 +50,13 @@ def exc_class(exc: BaseException) -> str:
 
 
 def exc_message(exc: BaseException) -> str:
-    """str(exc), with a fallback for exceptions whose str() is empty (TimeoutError())."""
+    """str(exc), with a fallback for exceptions whose str() is empty (TimeoutError()).
+
+    An OS error with an errno reads the same on every event loop: asyncio says
+    "Connect call failed ('127.0.0.1', 9)" where uvloop and the OS say "Connection refused".
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and (exc.errno or 0) > 0:
+        return f"[Errno {exc.errno}] {os.strerror(exc.errno)}"
     text = str(exc)
     if text:
         return text
