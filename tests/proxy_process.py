@@ -20,19 +20,24 @@ class ProxyProcess:
     prints after the listening line is lost.
     """
 
-    def __init__(self, tmp: Path, *args: str, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *args: str,
+        startup_timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.confdir = tmp / "conf"
         self.session = tmp / "session.db"
         cmd = [
             sys.executable, "-m", "inspector", "dump", "--listen-port", "0",
             "--confdir", str(self.confdir), "--session", str(self.session), *args,
         ]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             cwd=Path(__file__).parents[1],
         )
         self.stderr_lines: list[str] = []
