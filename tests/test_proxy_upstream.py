@@ -127,6 +127,7 @@ def test_ignored_host_tunnel_keeps_bytes_that_came_with_the_upstream_proxys_answ
         (flow,) = proxy.finished(1)
     assert seen[0].startswith(b"CONNECT far.test:25 HTTP/1.1\r\n")
     assert flow.request.method == "CONNECT" and flow.error is None
+    assert (flow.request.body.size, flow.response.body.size) == (5, 20)  # type: ignore[union-attr]
 
 
 def test_upstream_proxy_refusing_connect_is_a_502_that_says_so(tmp_path: Path, raw_server) -> None:

@@ -823,6 +823,7 @@ class ClientHandler:
             sent = received = 0
         finally:
             up_writer.close()
+        sent, received = sent + len(rest), received + len(early)  # what went before the relay
         flow.request.body = model.Body(size=sent, truncated=sent > 0)
         flow.response.body = model.Body(size=received, truncated=received > 0)
         self._finish(flow)
