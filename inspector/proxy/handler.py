@@ -225,6 +225,14 @@ class ClientHandler:
             headers=headers.raw,
             timestamp=time.time(),
         )
+        flow = self._flow_for(request)
+        if self.tls is not None:
+            flow.tls = replace(self.tls)
+        self.server.publish(EventKind.STARTED, flow)
+        return flow
+
+    def _flow_for(self, request: model.Request) -> Flow:
+        """A new flow of this client connection, started when its request head began."""
         flow = Flow(
             request=request,
             id=self.server.new_flow_id(),
@@ -232,9 +240,6 @@ class ClientHandler:
             mode=self.server.mode_text,
         )
         flow.timings.start = self.head_start
-        if self.tls is not None:
-            flow.tls = replace(self.tls)
-        self.server.publish(EventKind.STARTED, flow)
         return flow
 
     async def _forward(self, flow: Flow, req: Request, target: Target) -> None:
@@ -775,14 +780,7 @@ class ClientHandler:
             headers=list(req.headers.raw),
             timestamp=time.time(),
         )
-        flow = Flow(
-            request=request,
-            id=self.server.new_flow_id(),
-            client_addr=self.client_addr,
-            mode=self.server.mode_text,
-        )
-        flow.timings.start = self.head_start
-        return flow
+        return self._flow_for(request)
 
     async def _raw_tunnel(
         self, req: Request, host: str, port: int, *, answered: bool = False
