@@ -3,8 +3,10 @@
 ``parse(expr)`` turns text such as ``~m POST & !(~c 2xx | ~d example\\.com)`` into a
 ``Filter``: callable on a ``Flow``, printable back to equivalent text, and compilable to
 an SQL ``WHERE`` fragment (``Filter.sql()``) so the store can filter 100,000 flows
-without loading them. Both evaluations call the same matching helpers, so a filter
-selects the same flows in memory and in a session file. Regexes ignore case; a pattern
+without loading them. ``Filter.row_test()`` evaluates the filters that need only a flow's
+summary (method, host, URL, status, error, marks) on the TUI's list rows, without SQL.
+All evaluations call the same matching helpers, so a filter selects the same flows in
+memory, on list rows and in a session file. Regexes ignore case; a pattern
 without regex syntax (a plain word, the common case) is found by ASCII-case-folded
 substring search, in SQL by SQLite's own ``instr``/``lower``, giving exactly the
 regex's answer (the few letters that fold onto ASCII send a value to the regex).
@@ -38,7 +40,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from inspector.flow import Flow, Response
 
@@ -57,6 +59,7 @@ class FilterError(ValueError):
 # --- matching helpers shared by Python and SQL evaluation ---------------------------------
 
 SQL = tuple[str, list[object]]
+RowTest = Callable[[Any], bool]
 
 
 @lru_cache(maxsize=512)
@@ -107,12 +110,28 @@ def _literal_verdict(pattern: str, data: bytes) -> bool | None:
 
 
 def _search(pattern: str, text: str | None) -> bool:
-    if text is None:
-        return False
-    verdict = _literal_verdict(pattern, text.encode("utf-8", "surrogatepass"))
-    if verdict is not None:
-        return verdict
-    return _compile(pattern).search(text) is not None
+    return _searcher(pattern)(text)
+
+
+@lru_cache(maxsize=512)
+def _searcher(pattern: str) -> Callable[[str | None], bool]:
+    """``_search`` for one pattern, with the per-pattern work done once (for many texts)."""
+    regex = _compile(pattern)
+    literal = _ascii_literal(pattern)
+    word = None if literal is None else literal.decode("ascii")
+
+    def search(text: str | None) -> bool:
+        if text is None:
+            return False
+        if word is not None:
+            if text.isascii():  # holds none of the letters that fold onto ASCII
+                return word in text.lower()
+            verdict = _literal_verdict(pattern, text.encode("utf-8", "surrogatepass"))
+            if verdict is not None:
+                return verdict
+        return regex.search(text) is not None
+
+    return search
 
 
 def _lines_match(pattern: str, text: str | None) -> bool:
@@ -162,6 +181,41 @@ def _same_method(a: str | None, b: str) -> bool:
     )
 
 
+def _memoized(test: Callable[[str | None], bool]) -> Callable[[str | None], bool]:
+    """``test`` remembering its verdicts: hosts and methods repeat over thousands of rows."""
+    verdicts: dict[str | None, bool] = {}
+
+    def memo(value: str | None) -> bool:
+        verdict = verdicts.get(value)
+        if verdict is None:
+            verdict = verdicts[value] = test(value)
+        return verdict
+
+    return memo
+
+
+def _all(tests: list[RowTest]) -> RowTest:
+    # Nested closures: calling two functions beats a generator per row (a long chain
+    # would nest too deep).
+    if len(tests) > 8:
+        return lambda row: all(test(row) for test in tests)
+    first, *rest = tests
+    if not rest:
+        return first
+    second = _all(rest)
+    return lambda row: first(row) and second(row)
+
+
+def _any(tests: list[RowTest]) -> RowTest:
+    if len(tests) > 8:
+        return lambda row: any(test(row) for test in tests)
+    first, *rest = tests
+    if not rest:
+        return first
+    second = _any(rest)
+    return lambda row: first(row) or second(row)
+
+
 def register_sql_functions(conn: sqlite3.Connection) -> None:
     """Make the functions that ``Filter.sql()`` fragments call available on ``conn``."""
     conn.create_function("flt_search", 2, _search, deterministic=True)
@@ -183,6 +237,17 @@ class Filter:
     def sql(self) -> SQL:
         """A ``WHERE`` fragment (never NULL) and its parameters; see the module docstring."""
         raise NotImplementedError
+
+    def row_test(self) -> RowTest | None:
+        """This filter as a test on a flow list row, or None when it needs more than one.
+
+        A row is any object with the attributes ``method``, ``host``, ``url``, ``status``
+        (None without a response), ``error`` (None without an error), ``marked`` and
+        ``replay_of``, holding what the flow's request, response and error say. The test
+        gives the filter's verdict on the flow, so a list of 100,000 rows is filtered in
+        memory without reading a session file.
+        """
+        return None
 
     def _key(self) -> tuple[object, ...]:
         return ()
@@ -247,6 +312,10 @@ class Method(_ArgOperator):
     def sql(self) -> SQL:
         return "(flows.method = ? COLLATE NOCASE)", [self.arg]
 
+    def row_test(self) -> RowTest:
+        same = _memoized(lambda method: _same_method(method, self.arg))
+        return lambda row: same(row.method)
+
 
 class Domain(_RegexOperator):
     __slots__ = ()
@@ -259,6 +328,10 @@ class Domain(_RegexOperator):
     def sql(self) -> SQL:
         return _text_sql(self.arg, "flows.host", "flt_search")
 
+    def row_test(self) -> RowTest:
+        search = _memoized(_searcher(self.arg))
+        return lambda row: search(row.host)
+
 
 class Url(_RegexOperator):
     __slots__ = ()
@@ -270,6 +343,10 @@ class Url(_RegexOperator):
 
     def sql(self) -> SQL:
         return _text_sql(self.arg, "flows.url", "flt_search")
+
+    def row_test(self) -> RowTest:
+        search = _searcher(self.arg)
+        return lambda row: search(row.url)
 
 
 _CODE_RE = re.compile(r"[1-9][0-9]{2}")
@@ -305,6 +382,10 @@ class Code(_ArgOperator):
             self._low,
             self._high,
         ]
+
+    def row_test(self) -> RowTest:
+        low, high = self._low, self._high
+        return lambda row: row.status is not None and low <= row.status <= high
 
 
 def _either(a: SQL, b: SQL) -> SQL:
@@ -431,6 +512,9 @@ class HasError(Operator):
     def sql(self) -> SQL:
         return "(flows.error_class IS NOT NULL)", []
 
+    def row_test(self) -> RowTest:
+        return lambda row: row.error is not None
+
 
 class HasResponse(Operator):
     __slots__ = ()
@@ -442,6 +526,9 @@ class HasResponse(Operator):
 
     def sql(self) -> SQL:
         return "(flows.status IS NOT NULL)", []
+
+    def row_test(self) -> RowTest:
+        return lambda row: row.status is not None
 
 
 class NoResponse(Operator):
@@ -455,6 +542,9 @@ class NoResponse(Operator):
     def sql(self) -> SQL:
         return "(flows.status IS NULL)", []
 
+    def row_test(self) -> RowTest:
+        return lambda row: row.status is None
+
 
 class Marked(Operator):
     __slots__ = ()
@@ -467,6 +557,9 @@ class Marked(Operator):
     def sql(self) -> SQL:
         return "(flows.marked = 1)", []
 
+    def row_test(self) -> RowTest:
+        return lambda row: bool(row.marked)
+
 
 class Replayed(Operator):
     __slots__ = ()
@@ -478,6 +571,9 @@ class Replayed(Operator):
 
     def sql(self) -> SQL:
         return "(flows.replay_of IS NOT NULL)", []
+
+    def row_test(self) -> RowTest:
+        return lambda row: row.replay_of is not None
 
 
 OPERATORS: dict[str, type[Operator]] = {
@@ -516,6 +612,10 @@ class Not(Filter):
         where, params = self.inner.sql()
         return f"(NOT {where})", params
 
+    def row_test(self) -> RowTest | None:
+        inner = self.inner.row_test()
+        return None if inner is None else lambda row: not inner(row)
+
     def _key(self) -> tuple[object, ...]:
         return (self.inner,)
 
@@ -543,6 +643,10 @@ class _Group(Filter):
             params.extend(ps)
         return f"({self.sql_joiner.join(wheres)})", params
 
+    def _part_tests(self) -> list[RowTest] | None:
+        tests = [part.row_test() for part in self.parts]
+        return None if None in tests else tests  # type: ignore[return-value]
+
     def _key(self) -> tuple[object, ...]:
         return self.parts
 
@@ -555,6 +659,10 @@ class And(_Group):
     def __call__(self, flow: Flow) -> bool:
         return all(part(flow) for part in self.parts)
 
+    def row_test(self) -> RowTest | None:
+        tests = self._part_tests()
+        return None if tests is None else _all(tests)
+
     def __str__(self) -> str:
         return self.joiner.join(f"({p})" if isinstance(p, Or) else str(p) for p in self.parts)
 
@@ -566,6 +674,10 @@ class Or(_Group):
 
     def __call__(self, flow: Flow) -> bool:
         return any(part(flow) for part in self.parts)
+
+    def row_test(self) -> RowTest | None:
+        tests = self._part_tests()
+        return None if tests is None else _any(tests)
 
     def __str__(self) -> str:
         return self.joiner.join(str(p) for p in self.parts)

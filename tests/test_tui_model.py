@@ -143,3 +143,100 @@ def test_bad_response_start_line():
     flow.response = Response(200, "OK", body=Body(b""))
     with pytest.raises(EditError, match=r"expected 'HTTP/1\.1 CODE REASON'"):
         apply_text(flow, "HTTP/1.1 OK\n\n")
+
+
+# --- filtering list rows in memory: the same verdicts as on whole flows --------------------
+
+ROW_EXPRS = [
+    "~m get",
+    "~m POST | ~m DELETE",
+    "~d example",
+    "~d '^api\\.'",
+    "~d '::1'",
+    "~d Kelvin",
+    "~u /v1/",
+    "~u ':8443/'",
+    "~u 'users\\?page=[0-9]$'",
+    "~u cafe",
+    "~u 'CAF\u00c9'",
+    "~c 2xx",
+    "~c 404",
+    "!~c 5xx & ~s",
+    "~e",
+    "~q",
+    "~marked",
+    "~replay",
+    "v1 !(~c 404 | ~m DELETE)",
+    "~d host1 & ~m PUT",
+]
+
+
+def _row_flows() -> list:
+    flows = sample_flows()
+    flows += [numbered_flow(n) for n in range(20, 30)]
+    flows += [
+        _flow(40, "GET", "::1", "/v6", scheme="http", port=8080),
+        _flow(41, "CONNECT", "tunnel.example.com", "", port=8443, status=None),
+        _flow(42, "GET", "api.example.com", "/caf\u00e9/\u212aelvin", port=8443),
+        _flow(43, "PUT", "\u212aelvin.example.com", "/k", status=None),
+    ]
+    flows[-3].request.path = ""
+    return flows
+
+
+def test_row_tests_give_the_flow_filters_verdicts(tmp_path):
+    """Rows made live (from flows) and loaded (from the store) filter like the flows."""
+    from inspector.filters import parse
+    from inspector.store import Store
+
+    flows = _row_flows()
+    store = Store(tmp_path / "s.db")
+    for flow in flows:
+        store.put(flow)
+    store.flush()
+    loaded = {s.id: FlowRow.from_summary(s) for s in store.summary_rows(0, 1000)}
+    store.close()
+    assert len(loaded) == len(flows)
+    for expr in ROW_EXPRS:
+        check = parse(expr)
+        test = check.row_test()
+        assert test is not None, expr
+        expected = {f.id for f in flows if check(f)}
+        live = {f.id for n, f in enumerate(flows) if test(FlowRow.from_flow(f, n))}
+        assert live == expected, expr
+        assert {i for i, row in loaded.items() if test(row)} == expected, expr
+    assert any(parse(e)(f) for e in ROW_EXPRS for f in flows[-4:])  # the odd ones count
+
+
+@pytest.mark.parametrize("expr", ["~b Ada", "~h nginx", "~t json", "~c 2xx & ~hq curl", "!~bs x"])
+def test_filters_on_headers_and_bodies_have_no_row_test(expr):
+    from inspector.filters import parse
+
+    assert parse(expr).row_test() is None
+
+
+def test_index_matching_ids_applies_a_row_test():
+    from inspector.filters import parse
+
+    index = FlowIndex()
+    flows = [numbered_flow(n) for n in range(35)]
+    for flow in flows:
+        index.upsert(flow, None)
+    expected = {f.id for f in flows if f.response.status_code == 404}
+    assert index.matching_ids(parse("~c 404").row_test()) == expected
+    index.set_matching(expected)
+    assert [index.row_at(i).id for i in range(len(index))] == [
+        f.id for f in flows if f.id in expected
+    ]
+
+
+def test_long_filter_chains_test_rows_like_flows():
+    from inspector.filters import parse
+
+    flows = [numbered_flow(n) for n in range(40)]
+    rows = [FlowRow.from_flow(f, n) for n, f in enumerate(flows)]
+    for expr in [" ".join(["~s"] * 2000 + ["~m put"]), " | ".join(["~e"] * 2000 + ["~c 404"])]:
+        check = parse(expr)
+        test = check.row_test()
+        assert [test(r) for r in rows] == [check(f) for f in flows]
+        assert any(check(f) for f in flows)

@@ -27,6 +27,7 @@ class FlowRow:
     start: float
     method: str
     scheme: str
+    host: str  # what ~d matches; the authority adds brackets and a non-default port
     authority: str
     path: str
     status: int | None = None
@@ -49,6 +50,7 @@ class FlowRow:
             start=flow.timings.start,
             method=intern(req.method),
             scheme=intern(req.scheme),
+            host=intern(req.host),
             authority=intern(req.authority),
             path=req.path if req.method != "CONNECT" else req.url,
             replay_of=flow.replay_of,
@@ -68,6 +70,7 @@ class FlowRow:
             start=s.start,
             method=intern(s.method),
             scheme=intern(s.scheme),
+            host=intern(s.host),
             authority=intern(host if s.port == default else f"{host}:{s.port}"),
             path=s.path if s.method != "CONNECT" else s.url,
             status=s.status,
@@ -184,6 +187,10 @@ class FlowIndex:
         self.view.clear()
         if self.matching is not None:
             self.matching.clear()
+
+    def matching_ids(self, test: Callable[[FlowRow], bool]) -> set[str]:
+        """Ids of the rows passing ``test`` (a filter's ``row_test()``)."""
+        return {flow_id for flow_id, row in self.rows.items() if test(row)}
 
     def set_matching(self, ids: set[str] | None) -> None:
         """Apply a filter result (None: show everything) and rebuild the view."""
