@@ -36,6 +36,10 @@ from inspector.tui.widgets.events_pane import MAX_EVENTS, ErrorEvent
 from inspector.tui.widgets.status_bar import Counts
 
 DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
+# A flood of flows repaints the list at most every BUSY_REPAINT_INTERVAL: each repaint
+# redraws every visible row, and the UI shares the interpreter with the proxy thread.
+BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings about 4)
+BUSY_REPAINT_INTERVAL = 0.5
 LOAD_PAGE = 5000  # summaries read per store query when loading a session
 RESORT_INTERVAL = 1.0  # seconds between re-sorts of a sorted view while flows arrive
 FREEZE_EVERY = 20_000  # new rows between gc.freeze() calls (see _freeze_rows)
@@ -84,6 +88,9 @@ class InspectorApp(App[int]):
         self._filter_pending = False
         self._last_resort = 0.0
         self._frozen_rows = 0
+        self._last_paint = 0.0
+        self._paint_due = False  # the index changed since the list was last repainted
+        self._reorder_due = False
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -193,31 +200,47 @@ class InspectorApp(App[int]):
         self.flows_changed(reordered=self.index.sorted)
 
     def drain(self) -> None:
-        """Apply every queued bus event in one batch."""
+        """Apply every queued bus event in one batch; repaint, less often in a flood."""
         queue = self._queue
-        if not queue:
-            return
-        errors: list[Flow] = []
-        index = self.index
-        for _ in range(len(queue)):
+        events = len(queue)
+        if events:
+            self._apply_events(events)
+        now = time.monotonic()
+        busy = events >= BUSY_BATCH
+        if self._paint_due and (not busy or now - self._last_paint >= BUSY_REPAINT_INTERVAL):
+            self._last_paint = now
+            self._paint_due = False
+            reordered, self._reorder_due = self._reorder_due, False
+            self.flows_changed(reordered=reordered)
+
+    def _apply_events(self, count: int) -> None:
+        """Update the index from ``count`` queued events, each flow once per batch."""
+        queue, index = self._queue, self.index
+        latest: dict[str, Flow] = {}  # a flow's last event says all: it is the same flow
+        errors: dict[str, Flow] = {}
+        for _ in range(count):
             event = queue.popleft()
             flow = event.flow
             if event.kind is EventKind.REMOVED:
+                latest.pop(flow.id, None)
+                errors.pop(flow.id, None)
                 index.remove([flow.id])
                 self.held_ids.discard(flow.id)
                 continue
+            latest[flow.id] = flow
+            if event.kind is EventKind.ERROR and flow.id not in self._counted_errors:
+                errors[flow.id] = flow
+        for flow in latest.values():
             index.upsert(flow, self._matches(flow))
             self._remember(flow)  # in flight or just finished: not in the store yet
-            if event.kind is EventKind.ERROR and flow.id not in self._counted_errors:
-                self.errors += 1
-                errors.append(flow)
         self._sync_held()
-        reordered = index.sorted and self._resort_due()
+        self._reorder_due |= index.sorted and self._resort_due()
         if len(index.rows) - self._frozen_rows >= FREEZE_EVERY:
             self._freeze_rows()
         if errors:
-            self._add_error_events(errors)
-        self.flows_changed(reordered=reordered)
+            self.errors += len(errors)
+            self._add_error_events(list(errors.values()))
+        self._paint_due = True
 
     def _resort_due(self) -> bool:
         """Re-sort a sorted view at most every RESORT_INTERVAL (a sort of 100,000 rows is
