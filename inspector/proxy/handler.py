@@ -23,7 +23,7 @@ from inspector.bus import EventKind
 from inspector.flow import Flow, Phase, TLSInfo
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientError, FlowKilled, UpstreamError
-from inspector.proxy.hop import is_upgrade, strip_hop_by_hop
+from inspector.proxy.hop import request_fields, strip_hop_by_hop
 from inspector.proxy.modes import Target, Tunnel, parse_connect_target, resolve
 from inspector.proxy.recorder import BodyRecorder
 from inspector.proxy.tunnel import ClientHello, looks_like_http, peek_client_hello, relay
@@ -209,11 +209,10 @@ class ClientHandler:
             self.server.pool.discard(up, abort=abort)
 
     def _new_flow(self, req: Request, target: Target) -> Flow:
-        upgrade = is_upgrade(req.headers.raw)
-        fields = strip_hop_by_hop(req.headers.raw, upgrade=upgrade)
+        fields, _, has_host = request_fields(req.headers.raw)
         headers = Headers()
         headers.raw.extend(fields)
-        if self.config.mode.kind == "reverse" or b"host" not in headers:
+        if not has_host or self.config.mode.kind == "reverse":
             headers.set(b"Host", target.authority)
         request = model.Request(
             method=req.method.decode("latin-1"),

@@ -1,4 +1,8 @@
-"""Hop-by-hop header handling (RFC 9110 section 7.6.1): what a proxy must not forward."""
+"""Hop-by-hop header handling (RFC 9110 section 7.6.1): what a proxy must not forward.
+
+These run on every message, so each lower-cases every name once, and parses
+``Connection`` tokens only when that field is present.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,60 @@ from protocol.headers import HeaderPairs
 _ALWAYS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"proxy-authorization"}
 )
+_ALWAYS_AND_UPGRADE = _ALWAYS | {b"upgrade"}
+_CONNECTION_FIELDS = (b"connection", b"proxy-connection")
 
 
-def _connection_tokens(pairs: HeaderPairs) -> set[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in pairs:
-        lname = name.lower()
-        if lname == b"connection" or lname == b"proxy-connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return tokens
+def _connection_values(pairs: HeaderPairs, lowered: list[bytes]) -> list[bytes]:
+    """The values of the Connection and Proxy-Connection fields (list scans run in C)."""
+    values = []
+    for name in _CONNECTION_FIELDS:
+        count = lowered.count(name)
+        if count == 1:
+            values.append(pairs[lowered.index(name)][1])
+        elif count:
+            values += [v for (_, v), lname in zip(pairs, lowered) if lname == name]  # noqa: B905
+    return values
+
+
+def _connection_tokens(pairs: HeaderPairs, lowered: list[bytes]) -> set[bytes]:
+    return {t.strip() for v in _connection_values(pairs, lowered) for t in v.lower().split(b",")}
+
+
+def _drop_set(
+    pairs: HeaderPairs, lowered: list[bytes], upgrade: bool
+) -> frozenset[bytes] | set[bytes]:
+    """The lower-case names not to forward (a new set only when Connection names more)."""
+    drop = _ALWAYS if upgrade else _ALWAYS_AND_UPGRADE
+    extra: set[bytes] | None = None
+    for value in _connection_values(pairs, lowered):
+        for token in value.lower().split(b","):
+            token = token.strip()
+            if token not in drop and not (upgrade and token == b"upgrade"):
+                extra = extra or set(drop)
+                extra.add(token)
+    return drop if extra is None else extra
+
+
+def _strip(
+    pairs: HeaderPairs, lowered: list[bytes], drop: frozenset[bytes] | set[bytes], upgrade: bool
+) -> HeaderPairs:
+    if drop.isdisjoint(lowered):
+        out = list(pairs)  # nothing to drop
+    else:
+        out = [p for p, lname in zip(pairs, lowered) if lname not in drop]  # noqa: B905
+    if upgrade:
+        out.append((b"Connection", b"Upgrade"))
+    return out
+
+
+def _upgrade_asked(pairs: HeaderPairs, lowered: list[bytes]) -> bool:
+    return b"upgrade" in lowered and b"upgrade" in _connection_tokens(pairs, lowered)
 
 
 def is_upgrade(pairs: HeaderPairs) -> bool:
     """The message asks for (or agrees to) a protocol switch: Connection: upgrade + Upgrade."""
-    return b"upgrade" in _connection_tokens(pairs) and any(
-        n.lower() == b"upgrade" for n, _ in pairs
-    )
+    return _upgrade_asked(pairs, [n.lower() for n, _ in pairs])
 
 
 def strip_hop_by_hop(pairs: HeaderPairs, *, upgrade: bool = False) -> HeaderPairs:
@@ -31,12 +73,18 @@ def strip_hop_by_hop(pairs: HeaderPairs, *, upgrade: bool = False) -> HeaderPair
     With ``upgrade`` the ``Upgrade`` field and ``Connection: upgrade`` survive, since
     the protocol switch must reach the other side.
     """
-    drop = _connection_tokens(pairs) | _ALWAYS
-    if upgrade:
-        drop.discard(b"upgrade")
-    else:
-        drop.add(b"upgrade")
-    out = [(n, v) for n, v in pairs if n.lower() not in drop]
-    if upgrade:
-        out.append((b"Connection", b"Upgrade"))
-    return out
+    lowered = [n.lower() for n, _ in pairs]
+    return _strip(pairs, lowered, _drop_set(pairs, lowered, upgrade), upgrade)
+
+
+def request_fields(pairs: HeaderPairs) -> tuple[HeaderPairs, bool, bool]:
+    """In one pass over a request's fields: those to forward, whether it asks for an
+    upgrade (``is_upgrade``), and whether a ``Host`` field is among those forwarded."""
+    lowered = [n.lower() for n, _ in pairs]
+    upgrade = _upgrade_asked(pairs, lowered)
+    drop = _drop_set(pairs, lowered, upgrade)
+    return (
+        _strip(pairs, lowered, drop, upgrade),
+        upgrade,
+        b"host" in lowered and b"host" not in drop,
+    )
