@@ -88,3 +88,28 @@ async def test_a_flood_is_shown_whole_after_it_ends(tmp_path):
         assert table.follow and table.cursor == len(flows) - 1
         assert table.cursor_row.id == flows[-1].id
     store.close()
+
+
+async def test_filters_on_list_rows_apply_at_once_and_enter_does_not_redo_them(tmp_path):
+    app, bus, store = bus_app(tmp_path)
+    async with app.run_test(size=(150, 40)) as pilot:
+        await wait_for(pilot, lambda: app.loaded, "the empty session to load")
+        flows = [numbered_flow(n) for n in range(30)]
+        for flow in flows:
+            publish(bus, LIFE, flow)
+        await wait_for(pilot, lambda: len(app.index) == len(flows), "the flows")
+        app.apply_filter("~c 404 | ~m put")  # summary fields only: no store query
+        assert not app._filter_pending
+        expected = [
+            f.id for f in flows if f.response.status_code == 404 or f.request.method == "PUT"
+        ]
+        assert [app.index.row_at(i).id for i in range(len(app.index))] == expected
+        view = app.index.view
+        app.apply_filter(" ~c 404 | ~m put ")  # enter after the live change: nothing to redo
+        assert app.index.view is view
+        app.apply_filter("~b nothing-has-this")  # a body filter asks the store
+        await wait_for(pilot, lambda: not app._filter_pending, "the store query")
+        assert len(app.index) == 0
+        app.apply_filter(None)
+        assert len(app.index) == len(flows)
+    store.close()

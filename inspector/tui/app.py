@@ -347,6 +347,8 @@ class InspectorApp(App[int]):
     def apply_filter(self, expr: str | None) -> None:
         """Filter the list by ``expr`` (None or blank: show everything)."""
         expr = expr.strip() if expr else None
+        if (expr or None) == self.filter_expr and not self.filter_off and not self._filter_pending:
+            return  # applied already (live, while it was typed): the list is up to date
         if expr:
             self._filter = parse_filter(expr)  # validated by the filter bar already
         else:
