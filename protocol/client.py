@@ -551,11 +551,7 @@ class HTTPConnection:
 
     @staticmethod
     def _validate_host(host: str) -> None:
-        match = _disallowed_url_char_re.search(host)
-        if match:
-            raise InvalidURL(
-                f"URL can't contain control characters. {host!r} (found at least {match.group()!r})"
-            )
+        HTTPConnection._validate_path(host)  # the same rule as http.client: no controls
 
     @staticmethod
     def _validate_method(method: str) -> None:
