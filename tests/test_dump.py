@@ -85,27 +85,21 @@ def test_quiet_prints_only_errors(tmp_path: Path, echo_server: EchoServer) -> No
     assert len(stored(proxy.session)) == 2
 
 
-def run_dump(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_dump(
+    tmp_path: Path, *args: str, port: str = "0", session: str = "s.db"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``inspector dump`` to completion (for start-up errors); its captured output."""
     return subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "inspector",
-            "dump",
-            "--listen-port",
-            "0",
-            "--confdir",
-            str(tmp_path / "conf"),
-            "--session",
-            str(tmp_path / "s.db"),
-            *args,
+            sys.executable, "-m", "inspector", "dump", "--listen-port", port,
+            "--confdir", str(tmp_path / "conf"), "--session", str(tmp_path / session), *args,
         ],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
         check=False,
-    )
+    )  # fmt: skip
 
 
 def test_bad_filter_is_a_clear_error(tmp_path: Path) -> None:
@@ -126,25 +120,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = str(busy.getsockname()[1])
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "inspector",
-                "dump",
-                "--listen-port",
-                port,
-                "--confdir",
-                str(tmp_path / "conf"),
-                "--session",
-                str(tmp_path / "s.db"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
+        done = run_dump(tmp_path, port=port)
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -154,25 +130,7 @@ def test_unsafe_ca_key_is_a_clear_error(tmp_path: Path) -> None:
     ProxyProcess(tmp_path).stop()  # creates the CA
     key = tmp_path / "conf" / "ca-key.pem"
     key.chmod(0o644)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inspector",
-            "dump",
-            "--listen-port",
-            "0",
-            "--confdir",
-            str(tmp_path / "conf"),
-            "--session",
-            str(tmp_path / "s2.db"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    done = run_dump(tmp_path, session="s2.db")
     assert done.returncode == 2
     assert done.stderr.startswith("inspector: error: ") and "chmod 600" in done.stderr
 
