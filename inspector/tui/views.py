@@ -61,11 +61,7 @@ def request_head(flow: Flow) -> Text:
     text.append(f"{req.method} ", style="bold")
     text.append(req.path)
     text.append(f" {req.http_version}\n", style="dim")
-    text.append_text(headers_text(req.headers))
-    if req.trailers:
-        text.append("\ntrailers:\n", style="dim")
-        text.append_text(headers_text(req.trailers))
-    return text
+    return _with_fields(text, req.headers, req.trailers)
 
 
 def response_head(flow: Flow) -> Text:
@@ -76,10 +72,15 @@ def response_head(flow: Flow) -> Text:
     text.append("\n\n")
     text.append(f"{resp.http_version} ", style="dim")
     text.append(f"{resp.status_code} {resp.reason}\n", style="bold")
-    text.append_text(headers_text(resp.headers))
-    if resp.trailers:
+    return _with_fields(text, resp.headers, resp.trailers)
+
+
+def _with_fields(text: Text, headers: HeaderPairs, trailers: HeaderPairs) -> Text:
+    """A message's header block, then its trailers when it had any."""
+    text.append_text(headers_text(headers))
+    if trailers:
         text.append("\ntrailers:\n", style="dim")
-        text.append_text(headers_text(resp.trailers))
+        text.append_text(headers_text(trailers))
     return text
 
 
