@@ -881,13 +881,15 @@ class Store:
                 self._queue.put(op)
                 self._urgent.set()
         atexit.unregister(self._close_at_exit)
-        if self._writer is not None:
-            self._writer.join()
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        # The writer's connection closes last, so SQLite checkpoints the WAL into the file and
+        # removes it (a read-only connection closing last cannot): a closed session is one file.
+        if self._writer is not None:
+            self._writer.join()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
         if op.error is not None:

@@ -893,3 +893,19 @@ def test_close_indexes_what_is_left_within_its_time_budget(
     assert _meta(tmp_path / "some.db", "fts_indexed") == "2"  # one chunk, then time is up
     with Store(tmp_path / "some.db", readonly=True) as reader:
         assert reader.search("items") == [f.id for f in flows]
+
+
+def test_a_closed_session_is_one_file_even_after_reads(tmp_path: Path) -> None:
+    """Readers close before the writer, so SQLite folds the WAL back into the file."""
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.put(make_flow())
+    store.flush()
+    assert store.count() == 1 and len(store.summary_rows()) == 1
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+    reopened = Store(path, readonly=True)
+    try:
+        assert reopened.count() == 1
+    finally:
+        reopened.close()
