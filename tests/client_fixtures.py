@@ -105,6 +105,18 @@ def _chunked_end(conn: socket.socket, data: bytes) -> tuple[int, bytes]:
         pos += size + 2
 
 
+BIG = 64 * 1024 * 1024  # bytes a bounded-memory download test streams
+
+
+def serve_big_body(conn: socket.socket, size: int = BIG, fill: bytes = b"b") -> None:
+    """A raw-server handler: answer one request with ``size`` bytes, 64 KiB per send."""
+    block = fill * 65536
+    recv_until(conn, b"\r\n\r\n")
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+    for _ in range(size // len(block)):
+        conn.sendall(block)
+
+
 def ok_response(body: bytes = b"ok", extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 

@@ -14,11 +14,13 @@ from protocol.aio import AsyncHTTPConnection, TunnelError
 from protocol.events import Data, EndOfMessage
 from protocol.headers import Headers
 from tests.client_fixtures import (
+    BIG,
     RecordingServer,
     UnansweredListener,
     connect_forwarder,
     ok_response,
     recv_until,
+    serve_big_body,
 )
 from tests.conftest import needs_ipv6
 from tests.servers import EchoServer
@@ -421,19 +423,8 @@ def test_using_an_unconnected_connection_is_a_clear_error():
 # -- backpressure -----------------------------------------------------------------
 
 
-BIG = 64 * 1024 * 1024
-
-
 def test_64_mib_download_streams_with_bounded_memory(raw_server):
-    block = b"d" * 65536
-
-    def handler(sock):
-        recv_until(sock, b"\r\n\r\n")
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG)
-        for _ in range(BIG // len(block)):
-            sock.sendall(block)
-
-    server = raw_server(handler)
+    server = raw_server(serve_big_body)
 
     async def main():
         async with AsyncHTTPConnection("127.0.0.1", server.port) as conn:

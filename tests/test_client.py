@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 import protocol
 from protocol import HTTPConnection, HTTPResponse
 from tests.client_fixtures import (
+    BIG,
     RecordingServer,
     connect_forwarder,
     ok_response,
     read_raw_request,
     recv_until,
+    serve_big_body,
 )
 from tests.conftest import needs_ipv6
 from tests.servers import EchoServer
@@ -978,19 +980,8 @@ def test_public_names_cover_http_client():
 # -- large bodies, bounded memory -------------------------------------------------
 
 
-BIG = 64 * 1024 * 1024
-
-
 def test_64_mib_download_streams_with_bounded_memory(raw_server):
-    block = b"b" * 65536
-
-    def handler(sock):
-        recv_until(sock, b"\r\n\r\n")
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG)
-        for _ in range(BIG // len(block)):
-            sock.sendall(block)
-
-    server = raw_server(handler)
+    server = raw_server(serve_big_body)
     conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
     conn.request("GET", "/big")
     r = conn.getresponse()
