@@ -4,6 +4,8 @@
     python bench/bench_proxy.py --scenarios 1,4 --proxies none,ours
     MITMDUMP=/path/to/mitmdump python bench/bench_proxy.py
     python bench/bench_proxy.py --profile /tmp/prof  # then py-spy our proxy under load
+    python bench/bench_proxy.py --scenarios none --proxies ours --profile /tmp/prof \
+        --profile-loads newhost                      # only 3b's new-host load
 
 The proxy under test runs on core 0, nginx and the load generators on core 1. Next to
 throughput it reports the proxy's CPU time per request (utime+stime delta from
@@ -456,9 +458,14 @@ def environment(mitm: Mitmdump | None, uvloop_in_ours: str, load_before: str) ->
 
 # -- profile -----------------------------------------------------------------------------
 
+PROFILE_LOADS = ["plain", "intercepted", "newhost"]
 
-def profile_ours(ours: OurProxy, nginx: Nginx, s: Settings, outdir: Path) -> str:
-    """py-spy our proxy under the plain and intercepted keep-alive loads; top costs.
+
+def profile_ours(
+    ours: OurProxy, nginx: Nginx, s: Settings, outdir: Path, which: list[str] = PROFILE_LOADS
+) -> str:
+    """py-spy our proxy under the plain and intercepted keep-alive loads and 3b's new-host
+    load; top costs.
 
     Two views per load: every busy thread (the store writer thread included) and only the
     thread holding the GIL (where the Python CPU time goes), plus a flame graph SVG.
@@ -466,28 +473,74 @@ def profile_ours(ours: OurProxy, nginx: Nginx, s: Settings, outdir: Path) -> str
     outdir.mkdir(parents=True, exist_ok=True)
     report = []
     plain_url = f"http://127.0.0.1:{nginx.plain_port}{SMALL_PATH}"
-    tls_load = ["--url", f"https://127.0.0.1:{nginx.tls_port}{SMALL_PATH}"]
-    tls_load += ["--ca", str(ours.ca_file), "--duration", str(s.duration)]
-    loads = {
-        "plain": lambda: run_wrk(ours, plain_url, s.connections, s.duration),
-        "intercepted": lambda: run_load(ours, "keepalive", *tls_load),
+    tls_url = f"https://127.0.0.1:{nginx.tls_port}{SMALL_PATH}"
+    tls_load = ["--url", tls_url, "--ca", str(ours.ca_file), "--duration", str(s.duration)]
+    newhost_load = ["--url", tls_url, "--ca", str(ours.ca_file)]
+    newhost_load += ["--concurrency", str(s.newconn_concurrency), "--hosts", ",".join(EXTRA_HOSTS)]
+    newhost_load += ["--count", str(len(EXTRA_HOSTS))]
+    loads: dict[str, tuple[str, Callable[[], object], int]] = {
+        "plain": (
+            "plain keep-alive",
+            lambda: run_wrk(ours, plain_url, s.connections, s.duration),
+            1,
+        ),
+        "intercepted": (
+            "intercepted keep-alive",
+            lambda: run_load(ours, "keepalive", *tls_load),
+            1,
+        ),
+        # 3b's load: every connection mints a certificate and opens a new upstream
+        # connection. One pass over the hosts lasts ~1.5 s, so it is repeated against a
+        # fresh proxy process (empty certificate cache and pool) and the samples summed.
+        "newhost": (
+            f"new-host (3b: {len(EXTRA_HOSTS)} hosts, fresh process per pass)",
+            lambda: run_load(ours, "newconn", *newhost_load),
+            NEWHOST_PASSES,
+        ),
     }
-    views = {"threads": ["--format", "raw"], "gil": ["--format", "raw", "--gil"], "svg": []}
-    for label, load in loads.items():
-        outputs = {v: outdir / f"proxy-{label}-{v}.{'svg' if v == 'svg' else 'txt'}" for v in views}
+    for label in which:
+        title, load, passes = loads[label]
+        outputs = {v: outdir / f"proxy-{label}-{v}.{'svg' if v == 'svg' else 'txt'}" for v in VIEWS}
+        for view in outputs.values():
+            view.unlink(missing_ok=True)
+        for index in range(passes):
+            spied_run(ours, load, outputs, svg=index == 0)
+        report.append(f"### py-spy, our proxy, {title} load ({outputs['svg']})\n")
+        for view, view_title in (("gil", "GIL holder"), ("threads", "all busy threads")):
+            path = outputs[view]
+            text = (
+                summarise_collapsed(path, view_title) if path.exists() else "py-spy wrote nothing\n"
+            )
+            report.append(text)
+    return "\n".join(report)
+
+
+VIEWS = {"threads": ["--format", "raw"], "gil": ["--format", "raw", "--gil"], "svg": []}
+NEWHOST_PASSES = 6
+
+
+def spied_run(
+    ours: OurProxy, load: Callable[[], object], outputs: dict[str, Path], *, svg: bool
+) -> None:
+    """One load against a fresh proxy under py-spy; raw samples are appended to outputs."""
+    views = [v for v in VIEWS if svg or v != "svg"]
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = {v: Path(tmp) / f"{v}.out" for v in views}
         with running(ours):
-            spies = [spy_on(ours.pid, [*views[v], "-o", str(outputs[v])]) for v in views]
+            spies = [spy_on(ours.pid, [*VIEWS[v], "-o", str(parts[v])]) for v in views]
             load()
             for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
             for spy in spies:
                 spy.wait(timeout=60)
-        report.append(f"### py-spy, our proxy, {label} keep-alive load ({outputs['svg']})\n")
-        for view, title in (("gil", "GIL holder"), ("threads", "all busy threads")):
-            path = outputs[view]
-            text = summarise_collapsed(path, title) if path.exists() else "py-spy wrote nothing\n"
-            report.append(text)
-    return "\n".join(report)
+        for view, part in parts.items():
+            if not part.exists():
+                continue
+            if view == "svg":
+                shutil.copyfile(part, outputs[view])
+            else:  # collapsed stacks: one "stack count" per line, so passes just add up
+                with open(outputs[view], "ab") as out:
+                    out.write(part.read_bytes().rstrip(b"\n") + b"\n")
 
 
 def spy_on(pid: int, options: list[str]) -> subprocess.Popen:
@@ -563,6 +616,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=positive(int), default=1, help="runs per scenario; best kept")
     p.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
     p.add_argument("--profile", type=Path, metavar="DIR", help="then py-spy our proxy under load")
+    p.add_argument(
+        "--profile-loads",
+        default=",".join(PROFILE_LOADS),
+        help="loads to profile with --profile: " + ",".join(PROFILE_LOADS),
+    )
     p.add_argument("--keep-workdir", action="store_true", help="keep configs, logs, sessions")
     return p
 
@@ -599,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = sorted(select(args.proxies, PROXY_NAMES, "proxy"), key=PROXY_NAMES.index)
     scenarios = [] if args.scenarios == "none" else select(args.scenarios, SCENARIOS, "scenario")
+    profile_loads = select(args.profile_loads, PROFILE_LOADS, "profile load")
     mitmdump = Path(args.mitmdump)
     notes = check_tools(names, mitmdump)
     for note in notes:
@@ -649,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.profile and shutil.which("py-spy") is None:
             notes.append("--profile skipped: py-spy is not on PATH (pip install py-spy)")
         elif args.profile and ours is not None:
-            profile = profile_ours(ours, nginx, settings, args.profile)
+            profile = profile_ours(ours, nginx, settings, args.profile, profile_loads)
     finally:
         for proxy in proxies:
             proxy.stop()
