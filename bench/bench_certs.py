@@ -46,10 +46,10 @@ def bench_cold(ca: CertificateAuthority, hosts: int) -> None:
     bare = per_op(hosts, lambda i: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     key_pem = store.leaf_key.private_bytes(
         serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
+        serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    pem = store.leaf_pem("cold0.bench.test") + ca.cert_pem + key_pem
+    pem = store.leaf_pem("cold0.bench.test") + key_pem  # what the store hands to OpenSSL
     files = per_op(hosts, lambda i: _hand_over(pem))
     handoff = "memfd" if hasattr(os, "memfd_create") else "temporary file"
     loading = max(total - signing - bare - files, 0.0)

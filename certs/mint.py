@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -116,17 +116,29 @@ class LeafMinter:
     ) -> None:
         self.ca = ca
         self.leaf_key = leaf_key or new_leaf_key()
-        self._public_key = self.leaf_key.public_key()
-        self._issuer = ca.certificate.subject
+        public_key = self.leaf_key.public_key()
         self._hash = signing_hash(ca.private_key)
-        self._ski = x509.SubjectKeyIdentifier.from_public_key(self._public_key)
-        self._aki = _authority_key_id(ca.certificate)
         self._ca_not_before = ca.certificate.not_valid_before_utc
         self._ca_not_after = ca.certificate.not_valid_after_utc
+        # Builders are immutable: what every leaf shares is set once, here.
+        self._template = (
+            x509.CertificateBuilder()
+            .issuer_name(ca.certificate.subject)
+            .public_key(public_key)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_LEAF_USAGE, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(_authority_key_id(ca.certificate), critical=False)
+        )
 
     def mint(self, host: str, extra_sans: Iterable[str] = ()) -> x509.Certificate:
         """A leaf for ``host`` (and ``extra_sans``), valid now and never past the CA."""
-        names = san_names(host, extra_sans)
+        return self.mint_for(san_names(host, extra_sans))
+
+    def mint_for(self, names: Sequence[str]) -> x509.Certificate:
+        """A leaf for already normalized ``names`` (as ``san_names`` gives), the first
+        its common name."""
         now = datetime.now(UTC)
         not_before = max(now - BACKDATE, self._ca_not_before)
         not_after = min(not_before + LEAF_VALIDITY, self._ca_not_after)
@@ -137,21 +149,13 @@ class LeafMinter:
             ]
         )
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self._issuer)
-            .public_key(self._public_key)
+            self._template.subject_name(subject)
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(
                 x509.SubjectAlternativeName([general_name(n) for n in names]), critical=False
             )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_LEAF_USAGE, critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(self._ski, critical=False)
-            .add_extension(self._aki, critical=False)
         )
         return builder.sign(self.ca.private_key, self._hash)
 

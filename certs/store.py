@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.ca import CertificateAuthority
-from certs.mint import HostError, LeafMinter, normalize_host
+from certs.mint import HostError, LeafMinter, normalize_host, san_names
 
 ALPN_PROTOCOLS = ["http/1.1"]
 
@@ -53,7 +53,7 @@ class CertStore:
         self._minter = LeafMinter(ca, leaf_key)
         self._key_pem = self._minter.leaf_key.private_bytes(
             serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
+            serialization.PrivateFormat.TraditionalOpenSSL,  # "EC PRIVATE KEY": read faster
             serialization.NoEncryption(),
         )
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
@@ -115,10 +115,11 @@ class CertStore:
         return None
 
     def _mint(self, name: str, extra_sans: Sequence[str]) -> _Entry:
-        cert = self._minter.mint(name, extra_sans)
+        names = san_names(name, extra_sans)
+        cert = self._minter.mint_for(names)
         self.minted += 1
         entry = _Entry(cert, self._context_for(cert))
-        for covered in _names_in(cert):
+        for covered in names:
             self._cache[covered] = entry
             self._cache.move_to_end(covered)
         while len(self._cache) > self.cache_size:
@@ -129,8 +130,10 @@ class CertStore:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols(ALPN_PROTOCOLS)
-        # One file holds the leaf, the CA (so clients get the chain) and the key.
-        pem = cert.public_bytes(serialization.Encoding.PEM) + self.ca.cert_pem + self._key_pem
+        # One file holds the leaf and the key. The CA stays out of the chain: clients
+        # that trust it hold it already (RFC 8446 4.4.2 lets a server omit the root), and
+        # OpenSSL would parse it again for every leaf.
+        pem = cert.public_bytes(serialization.Encoding.PEM) + self._key_pem
         with pem_path(pem) as path:
             ctx.load_cert_chain(path)
         return ctx
@@ -174,10 +177,3 @@ def _wildcard_for(name: str) -> str | None:
     if len(parts) < 2 or parts[1].count(".") < 1 or parts[0] == "*":
         return None
     return f"*.{parts[1]}"
-
-
-def _names_in(cert: x509.Certificate) -> list[str]:
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    names = [n.value for n in san if isinstance(n, x509.DNSName)]
-    names += [ip.compressed for ip in san.get_values_for_type(x509.IPAddress)]
-    return names

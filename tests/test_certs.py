@@ -638,8 +638,12 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[Loaded]:
 
 
 def _assert_leaf_chain_and_key(store: CertStore, host: str, pem: bytes) -> None:
+    """The leaf alone (clients hold the CA already), then the leaf key."""
     assert pem.startswith(store.leaf_pem(host))
-    assert store.ca.cert_pem in pem and b"-----BEGIN PRIVATE KEY-----" in pem
+    assert pem.count(b"-----BEGIN CERTIFICATE-----") == 1
+    assert store.ca.cert_pem not in pem
+    key = serialization.load_pem_private_key(pem[len(store.leaf_pem(host)) :], password=None)
+    assert key.private_numbers() == store.leaf_key.private_numbers()
 
 
 @pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no memfd on this platform")
@@ -720,7 +724,7 @@ def test_tls_handshake_fails_without_trusting_the_ca(
     server = tls_server(store.server_context("localhost"))
     ctx = ssl.create_default_context(cafile=str(upstream_ca_file))  # some other CA
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError, match="self-signed certificate in"):
+        with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer"):
             ctx.wrap_socket(raw, server_hostname="localhost")
 
 
@@ -753,6 +757,39 @@ def test_requests_trusts_the_leaf_with_its_ca_bundle(
         f"https://localhost:{server.port}/", verify=str(ca.cert_path), timeout=10
     )
     assert response.status_code == 200 and response.text == "ok"
+
+
+def test_httpx_trusts_the_leaf_with_the_ca(
+    ca: CertificateAuthority, store: CertStore, tls_server: ServerFactory
+) -> None:
+    httpx = pytest.importorskip("httpx")
+    server = tls_server(store.server_context("localhost"))
+    verify = ssl.create_default_context(cafile=str(ca.cert_path))
+    response = httpx.get(f"https://localhost:{server.port}/", verify=verify, timeout=10)
+    assert response.status_code == 200 and response.text == "ok"
+
+
+@needs_openssl
+def test_the_server_presents_the_leaf_alone_and_openssl_verifies_it(
+    ca: CertificateAuthority, store: CertStore, tls_server: ServerFactory
+) -> None:
+    """The root stays out of the chain: the client's trust anchor completes it."""
+    server = tls_server(store.server_context("localhost"))
+    command = ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-showcerts"]
+    command += ["-servername", "localhost", "-verify_hostname", "localhost"]
+    command += ["-CAfile", str(ca.cert_path), "-verify_return_error"]
+    result = subprocess.run(
+        command,
+        input=b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        capture_output=True,
+        timeout=30,
+    )
+    out = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, out + result.stderr.decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in out
+    presented = out.count("-----BEGIN CERTIFICATE-----")
+    assert presented == 1, out
+    assert store.leaf_pem("localhost").decode().split("-----BEGIN CERTIFICATE-----")[1] in out
 
 
 def test_benchmark_script_runs_and_reports_every_figure() -> None:
