@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.ca import CertificateAuthority
+from certs.direct import DirectLoader
 from certs.mint import HostError, LeafMinter, normalize_host, san_names
 
 ALPN_PROTOCOLS = ["http/1.1"]
@@ -44,6 +45,7 @@ class CertStore:
         *,
         cache_size: int = 1024,
         leaf_key: ec.EllipticCurvePrivateKey | None = None,
+        direct_load: bool = True,
     ) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, got {cache_size}")
@@ -58,6 +60,21 @@ class CertStore:
         )
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self._direct = self._direct_loader() if direct_load else None
+
+    @property
+    def loads_directly(self) -> bool:
+        """Whether leaves reach OpenSSL as DER with a pre-decoded key (else PEM files)."""
+        return self._direct is not None
+
+    def _direct_loader(self) -> DirectLoader | None:
+        key_der = self.leaf_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        probe = self._minter.mint_for(["direct-load.probe.invalid"])
+        return DirectLoader.create(key_der, probe.public_bytes(serialization.Encoding.DER))
 
     @property
     def leaf_key(self) -> ec.EllipticCurvePrivateKey:
@@ -130,11 +147,13 @@ class CertStore:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols(ALPN_PROTOCOLS)
-        # One file holds the leaf and the key. The CA stays out of the chain: clients
-        # that trust it hold it already (RFC 8446 4.4.2 lets a server omit the root), and
-        # OpenSSL would parse it again for every leaf.
-        pem = cert.public_bytes(serialization.Encoding.PEM) + self._key_pem
-        with pem_path(pem) as path:
+        # The leaf alone: the CA stays out of the chain, since clients that trust it hold
+        # it already (RFC 8446 4.4.2 lets a server omit the root) and OpenSSL would parse
+        # it again for every leaf.
+        if self._direct is not None:
+            self._direct.load(ctx, cert.public_bytes(serialization.Encoding.DER))
+            return ctx
+        with pem_path(cert.public_bytes(serialization.Encoding.PEM) + self._key_pem) as path:
             ctx.load_cert_chain(path)
         return ctx
 
