@@ -20,6 +20,9 @@ from certs.direct import DirectLoader
 from certs.mint import HostError, LeafMinter, normalize_host, san_names
 
 ALPN_PROTOCOLS = ["http/1.1"]
+# How often one lookup waits for another thread's mint of the same name before minting
+# its own: only a cache evicting leaves before they can be read needs more than one wait.
+_MAX_WAITS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +37,11 @@ class CertStore:
     Lookups go exact name, then a cached wildcard covering it, then a new leaf.
     Every name a leaf covers points at its entry, so a leaf minted with the
     upstream's SANs (say ``*.example.com``) serves its sibling hosts too.
-    Thread-safe: one lock guards the cache, so a host is minted once even when
-    several connections ask for it at the same moment. Make one per process: all
-    its leaves share one key of their own (never the CA's), generated here.
+    Thread-safe: one lock guards the cache (never held while signing, so cache hits
+    never wait for a mint), and a host is minted once even when several connections
+    ask for it at the same moment: the later ones wait for the first one's leaf.
+    Make one per process: all its leaves share one key of their own (never the
+    CA's), generated here.
     """
 
     def __init__(
@@ -59,7 +64,8 @@ class CertStore:
             serialization.NoEncryption(),
         )
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held for lookups only, never while signing
+        self._minting: dict[str, threading.Event] = {}  # names being minted right now
         self._direct = self._direct_loader() if direct_load else None
 
     @property
@@ -121,8 +127,25 @@ class CertStore:
                 self._cache.move_to_end(host)
                 return entry
         name = normalize_host(host)
-        with self._lock:
-            return self._lookup(name) or self._mint(name, extra_sans)
+        owner = False
+        for _ in range(_MAX_WAITS):
+            with self._lock:
+                entry = self._lookup(name)
+                if entry is not None:
+                    return entry
+                pending = self._minting.get(name)
+                if pending is None:
+                    self._minting[name] = threading.Event()
+                    owner = True
+                    break
+            pending.wait()  # another thread is minting this name: then look again
+        if not owner:  # its leaves keep being evicted before we see them: mint our own
+            return self._mint(name, extra_sans)
+        try:
+            return self._mint(name, extra_sans)
+        finally:
+            with self._lock:
+                self._minting.pop(name).set()
 
     def _lookup(self, name: str) -> _Entry | None:
         for key in (name, _wildcard_for(name)):
@@ -132,15 +155,18 @@ class CertStore:
         return None
 
     def _mint(self, name: str, extra_sans: Sequence[str]) -> _Entry:
+        """Sign and load a leaf outside the lock (lookups of other hosts never wait for
+        it), then cache it under every name it covers."""
         names = san_names(name, extra_sans)
         cert = self._minter.mint_for(names)
-        self.minted += 1
         entry = _Entry(cert, self._context_for(cert))
-        for covered in names:
-            self._cache[covered] = entry
-            self._cache.move_to_end(covered)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self.minted += 1
+            for covered in names:
+                self._cache[covered] = entry
+                self._cache.move_to_end(covered)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return entry
 
     def _context_for(self, cert: x509.Certificate) -> ssl.SSLContext:

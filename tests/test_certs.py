@@ -618,6 +618,39 @@ def test_concurrent_lookups_of_one_host_mint_once(store: CertStore) -> None:
     assert store.minted == 1
 
 
+def test_lookups_never_wait_for_another_hosts_mint(
+    store: CertStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asyncio caller looks up on its event loop while a worker thread mints."""
+    store.server_context("ready.test")
+    signing, release = threading.Event(), threading.Event()
+    real_mint = store._minter.mint_for
+
+    def slow_mint(names: Sequence[str]) -> x509.Certificate:
+        signing.set()
+        release.wait(timeout=30)
+        return real_mint(names)
+
+    monkeypatch.setattr(store._minter, "mint_for", slow_mint)
+    minting = threading.Thread(target=store.server_context, args=("slow.test",))
+    minting.start()
+    try:
+        assert signing.wait(timeout=10)
+        answers: list[object] = []
+        lookup = threading.Thread(
+            target=lambda: answers.extend(
+                ["ready.test" in store, "slow.test" in store, store.server_context("ready.test")]
+            )
+        )
+        lookup.start()
+        lookup.join(timeout=10)
+        assert answers[:2] == [True, False] and isinstance(answers[2], ssl.SSLContext)
+    finally:
+        release.set()
+        minting.join(timeout=30)
+    assert "slow.test" in store and store.minted == 2
+
+
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's ssl module only")
 def test_cpython_stores_load_leaves_directly(ca: CertificateAuthority) -> None:
     assert CertStore(ca).loads_directly
