@@ -44,7 +44,9 @@ and SQL filters (``inspector.filters`` compiles to them); the table is kept narr
 so that paging and filtering 100,000 flows reads little. ``marked`` is changed by
 ``set_marked`` (a later ``put`` never clears a mark).
 The record holds header pairs as ``[name, value]`` lists of latin-1 strings and
-WebSocket message heads as latin-1 strings, so every byte survives JSON. Bodies live
+WebSocket message heads as latin-1 strings, so every byte survives JSON; unset and
+empty parts (trailers, error, WebSocket messages, timings not reached, a body's
+``truncated``/``sha256``) are left out, and a reader takes them as unset. Bodies live
 in their own table so listing flows never reads them. Text bodies (``text/*``, JSON,
 XML, JavaScript, forms, or unlabelled bytes that look like UTF-8; not
 Content-Encoded) are indexed for ``search()`` up to ``FTS_BODY_LIMIT`` bytes.
@@ -136,27 +138,37 @@ def _pairs_in(items: list[list[str]]) -> list[tuple[bytes, bytes]]:
 
 
 def _body_out(body: Body) -> dict[str, Any]:
-    return {"size": body.size, "truncated": body.truncated, "sha256": body.sha256}
+    out: dict[str, Any] = {"size": body.size}
+    if body.truncated:
+        out["truncated"] = True
+    if body.sha256 is not None:
+        out["sha256"] = body.sha256
+    return out
 
 
 def _body_in(d: dict[str, Any], data: bytes) -> Body:
-    return Body(data, d["size"], d["truncated"], d["sha256"])
+    return Body(data, d["size"], d.get("truncated", False), d.get("sha256"))
 
 
 def _request_out(r: Request) -> dict[str, Any]:
-    return {
+    out = {
         "method": r.method, "scheme": r.scheme, "host": r.host, "port": r.port,
         "path": r.path, "version": r.http_version, "headers": _pairs_out(r.headers),
-        "body": _body_out(r.body), "trailers": _pairs_out(r.trailers), "ts": r.timestamp,
+        "body": _body_out(r.body), "ts": r.timestamp,
     }  # fmt: skip
+    if r.trailers:
+        out["trailers"] = _pairs_out(r.trailers)
+    return out
 
 
 def _response_out(r: Response) -> dict[str, Any]:
-    return {
+    out = {
         "status": r.status_code, "reason": r.reason, "version": r.http_version,
-        "headers": _pairs_out(r.headers), "body": _body_out(r.body),
-        "trailers": _pairs_out(r.trailers), "ts": r.timestamp,
+        "headers": _pairs_out(r.headers), "body": _body_out(r.body), "ts": r.timestamp,
     }  # fmt: skip
+    if r.trailers:
+        out["trailers"] = _pairs_out(r.trailers)
+    return out
 
 
 _TIMING_FIELDS = ("start", "connect_start", "connect_end", "tls_end", "request_sent",
@@ -165,33 +177,50 @@ _TLS_FIELDS = ("sni", "client_alpn", "client_version", "upstream_version", "upst
                "upstream_alpn", "upstream_cert_subject", "upstream_cert_issuer")  # fmt: skip
 
 
+def _set_fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """The attributes of ``obj`` among ``names`` that are not None."""
+    values = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            values[name] = value
+    return values
+
+
 def flow_to_record(flow: Flow) -> dict[str, Any]:
-    """Everything of a flow but body bytes and ``marked``, as JSON-ready values."""
-    err = flow.error
-    return {
+    """Everything of a flow but body bytes and ``marked``, as JSON-ready values.
+
+    Empty and unset parts (no trailers, no error, timings not reached, ...) are left
+    out: the record is written for every flow, and smaller is faster to encode and store.
+    """
+    rec: dict[str, Any] = {
         "v": flow.format_version,
         "id": flow.id,
         "client": list(flow.client_addr),
         "mode": flow.mode,
         "req": _request_out(flow.request),
         "resp": None if flow.response is None else _response_out(flow.response),
-        "timings": {name: getattr(flow.timings, name) for name in _TIMING_FIELDS},
-        "tls": None if flow.tls is None else {n: getattr(flow.tls, n) for n in _TLS_FIELDS},
-        "ws": [
+        "timings": _set_fields(flow.timings, _TIMING_FIELDS),
+        "tls": None if flow.tls is None else _set_fields(flow.tls, _TLS_FIELDS),
+    }
+    if flow.websocket:
+        rec["ws"] = [
             [m.timestamp, m.from_client, m.opcode, m.size, m.head.decode("latin-1")]
             for m in list(flow.websocket)  # a copy: the proxy may be appending
-        ],
-        "error": None
-        if err is None
-        else {
+        ]
+    err = flow.error
+    if err is not None:
+        rec["error"] = {
             "cls": err.exc_class,
             "msg": err.message,
             "phase": str(err.phase),
             "ts": err.timestamp,
-        },
-        "replay_of": flow.replay_of,
-        "intercepted": flow.intercepted,
-    }
+        }
+    if flow.replay_of is not None:
+        rec["replay_of"] = flow.replay_of
+    if flow.intercepted:
+        rec["intercepted"] = True
+    return rec
 
 
 def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
@@ -200,16 +229,16 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
     request = Request(
         q["method"], q["scheme"], q["host"], q["port"], q["path"], q["version"],
         _pairs_in(q["headers"]), _body_in(q["body"], bodies.get(0, b"")),
-        _pairs_in(q["trailers"]), q["ts"],
+        _pairs_in(q.get("trailers", ())), q["ts"],
     )  # fmt: skip
     s = rec["resp"]
     response = None
     if s is not None:
         response = Response(
             s["status"], s["reason"], s["version"], _pairs_in(s["headers"]),
-            _body_in(s["body"], bodies.get(1, b"")), _pairs_in(s["trailers"]), s["ts"],
+            _body_in(s["body"], bodies.get(1, b"")), _pairs_in(s.get("trailers", ())), s["ts"],
         )  # fmt: skip
-    e = rec["error"]
+    e = rec.get("error")
     return Flow(
         request,
         id=rec["id"],
@@ -220,12 +249,12 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
         tls=None if rec["tls"] is None else TLSInfo(**rec["tls"]),
         websocket=[
             WebSocketMessage(ts, from_client, opcode, size, head.encode("latin-1"))
-            for ts, from_client, opcode, size, head in rec["ws"]
+            for ts, from_client, opcode, size, head in rec.get("ws", ())
         ],
         error=None if e is None else FlowError(e["cls"], e["msg"], Phase(e["phase"]), e["ts"]),
-        replay_of=rec["replay_of"],
+        replay_of=rec.get("replay_of"),
         marked=marked,
-        intercepted=rec["intercepted"],
+        intercepted=rec.get("intercepted", False),
         format_version=rec["v"],
     )
 
