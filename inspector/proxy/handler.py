@@ -15,7 +15,6 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from inspector import flow as model
@@ -225,8 +224,9 @@ class ClientHandler:
             timestamp=time.time(),
         )
         flow = self._flow_for(request)
-        if self.tls is not None:
-            flow.tls = replace(self.tls)
+        tls = self.tls
+        if tls is not None:  # the client side's details; each flow adds its upstream's
+            flow.tls = TLSInfo(tls.sni, tls.client_alpn, tls.client_version)
         self.server.publish(EventKind.STARTED, flow)
         return flow
 
