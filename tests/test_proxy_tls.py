@@ -111,8 +111,26 @@ def test_untrusted_upstream_certificate_gives_502(
         (flow,) = proxy.finished(1)
     assert out.stdout.endswith(b"502")
     assert b"SSLCertVerificationError" in out.stdout and b"during tls" in out.stdout
+    assert b"--upstream-ca FILE" in out.stdout and b"--insecure" in out.stdout  # what to do
     assert flow.error is not None
     assert (flow.error.exc_class, flow.error.phase) == ("SSLCertVerificationError", "tls")
+    assert "--upstream-ca" in flow.error.message
+
+
+def test_https_to_a_plain_http_upstream_says_so(proxy: LiveProxy, echo_server: EchoServer) -> None:
+    out = curl(
+        proxy,
+        "--cacert",
+        str(proxy.ca_file),
+        "-w",
+        "%{http_code}",
+        f"https://127.0.0.1:{echo_server.port}/",
+    )
+    (flow,) = proxy.finished(1)
+    assert out.stdout.endswith(b"502")
+    assert b"did not answer with TLS: is it plain HTTP on that port?" in out.stdout
+    assert flow.error is not None and flow.error.phase == "tls"
+    assert flow.error.exc_class == "SSLError"
 
 
 def test_insecure_skips_upstream_verification(tmp_path: Path, tls_echo_server: EchoServer) -> None:
