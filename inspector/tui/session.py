@@ -171,7 +171,7 @@ def open_saved(path: Path) -> Session:
     try:
         store = Store(path, readonly=True)
     except StoreError as e:
-        raise SessionError(f"{path}: {e}") from None
+        raise SessionError(str(e)) from None  # it names the file already
     return Session(store=store, info=SourceInfo(session=str(path), readonly=True))
 
 
