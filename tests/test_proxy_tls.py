@@ -30,6 +30,11 @@ def curl(proxy: LiveProxy, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+def curl_status(proxy: LiveProxy, url: str) -> bytes:
+    """What curl printed for ``url`` through the proxy (trusting its CA), then the status."""
+    return curl(proxy, "--cacert", str(proxy.ca_file), "-w", "%{http_code}", url).stdout
+
+
 def test_curl_https_is_intercepted(proxy: LiveProxy, tls_echo_server: EchoServer) -> None:
     url = f"https://localhost:{tls_echo_server.port}/status/201"
     out = curl(proxy, "--cacert", str(proxy.ca_file), url)
@@ -100,35 +105,21 @@ def test_untrusted_upstream_certificate_gives_502(
     tmp_path: Path, tls_echo_server: EchoServer
 ) -> None:
     with live_proxy(tmp_path) as proxy:  # no --upstream-ca: the trustme CA is unknown
-        out = curl(
-            proxy,
-            "--cacert",
-            str(proxy.ca_file),
-            "-w",
-            "%{http_code}",
-            f"https://localhost:{tls_echo_server.port}/",
-        )
+        out = curl_status(proxy, f"https://localhost:{tls_echo_server.port}/")
         (flow,) = proxy.finished(1)
-    assert out.stdout.endswith(b"502")
-    assert b"SSLCertVerificationError" in out.stdout and b"during tls" in out.stdout
-    assert b"--upstream-ca FILE" in out.stdout and b"--insecure" in out.stdout  # what to do
+    assert out.endswith(b"502")
+    assert b"SSLCertVerificationError" in out and b"during tls" in out
+    assert b"--upstream-ca FILE" in out and b"--insecure" in out  # what to do
     assert flow.error is not None
     assert (flow.error.exc_class, flow.error.phase) == ("SSLCertVerificationError", "tls")
     assert "--upstream-ca" in flow.error.message
 
 
 def test_https_to_a_plain_http_upstream_says_so(proxy: LiveProxy, echo_server: EchoServer) -> None:
-    out = curl(
-        proxy,
-        "--cacert",
-        str(proxy.ca_file),
-        "-w",
-        "%{http_code}",
-        f"https://127.0.0.1:{echo_server.port}/",
-    )
+    out = curl_status(proxy, f"https://127.0.0.1:{echo_server.port}/")
     (flow,) = proxy.finished(1)
-    assert out.stdout.endswith(b"502")
-    assert b"did not answer with TLS: is it plain HTTP on that port?" in out.stdout
+    assert out.endswith(b"502")
+    assert b"did not answer with TLS: is it plain HTTP on that port?" in out
     assert flow.error is not None and flow.error.phase == "tls"
     assert flow.error.exc_class == "SSLError"
 
