@@ -248,6 +248,8 @@ class Connection:
         return NEED_DATA
 
     def _next_head(self) -> Event | _Name:
+        if not self._buf:  # asked before anything came: nothing to search (most calls)
+            return self._head_missing()
         if self.our_role is SERVER:
             parsed = read_request_head(self._buf, self._limits)
         elif self._states[CLIENT] is IDLE and self._buf:
