@@ -8,7 +8,6 @@ in thread workers that post a message back; widgets are only touched in the app 
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -29,6 +28,7 @@ from inspector.filters import parse as parse_filter
 from inspector.flow import Flow
 from inspector.replay import ReplayError, ReplayOptions, replay_flow
 from inspector.store import StoreError
+from inspector.tui.collector import Collector
 from inspector.tui.messages import FilterApplied, FlowsChanged, JumpToFlow, ReplayFinished
 from inspector.tui.rows import FlowIndex, FlowRow
 from inspector.tui.session import Session, SessionError, open_live, open_saved
@@ -42,7 +42,6 @@ BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings abou
 BUSY_REPAINT_INTERVAL = 0.5
 LOAD_PAGE = 5000  # summaries read per store query when loading a session
 RESORT_INTERVAL = 1.0  # seconds between re-sorts of a sorted view while flows arrive
-FREEZE_EVERY = 20_000  # new rows between gc.freeze() calls (see _freeze_rows)
 RECENT_FLOWS = 512  # finished live flows kept whole for the detail view (bodies included)
 
 
@@ -87,7 +86,7 @@ class InspectorApp(App[int]):
         self._live_matches: set[str] = set()
         self._filter_pending = False
         self._last_resort = 0.0
-        self._frozen_rows = 0
+        self.collector = Collector()
         self._last_paint = 0.0
         self._paint_due = False  # the index changed since the list was last repainted
         self._reorder_due = False
@@ -97,6 +96,7 @@ class InspectorApp(App[int]):
     def on_mount(self) -> None:
         from inspector.tui.screens.flow_list import FlowListScreen
 
+        self.collector.start()
         if self.session.bus is not None:
             self._unsubscribe = self.session.bus.subscribe(self._queue.append)
         self.push_screen(FlowListScreen())
@@ -108,6 +108,12 @@ class InspectorApp(App[int]):
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self.collector.input_seen()
+        await super().on_event(event)
 
     def action_request_quit(self) -> None:
         from inspector.tui.screens.confirm_quit import ConfirmQuitScreen
@@ -178,14 +184,8 @@ class InspectorApp(App[int]):
         return self._loaded.is_set()
 
     def _freeze_rows(self) -> None:
-        """Move the rows so far out of the garbage collector's sight.
-
-        A full collection walks every object; with 100,000 rows that is a pause of
-        hundreds of milliseconds at random key presses. Rows hold no cycles, so
-        reference counting still frees deleted ones.
-        """
-        gc.freeze()
-        self._frozen_rows = len(self.index.rows)
+        """Collect the loading's garbage, then freeze the loaded rows (see Collector)."""
+        self.collector.collect_and_freeze(len(self.index.rows))
 
     def _add_loaded(self, rows: list[FlowRow], failed: list[Flow]) -> None:
         known = self.index.rows
@@ -212,6 +212,7 @@ class InspectorApp(App[int]):
             self._paint_due = False
             reordered, self._reorder_due = self._reorder_due, False
             self.flows_changed(reordered=reordered)
+        self.collector.tick(len(self.index.rows))
 
     def _apply_events(self, count: int) -> None:
         """Update the index from ``count`` queued events, each flow once per batch."""
@@ -235,8 +236,6 @@ class InspectorApp(App[int]):
             self._remember(flow)  # in flight or just finished: not in the store yet
         self._sync_held()
         self._reorder_due |= index.sorted and self._resort_due()
-        if len(index.rows) - self._frozen_rows >= FREEZE_EVERY:
-            self._freeze_rows()
         if errors:
             self.errors += len(errors)
             self._add_error_events(list(errors.values()))
@@ -372,9 +371,11 @@ class InspectorApp(App[int]):
         test = self._filter.row_test() if expr is not None and self._filter else None
         if expr is None or (test is not None and self.loaded):
             # Every flow has its row once loaded; 100,000 rows take tens of milliseconds.
-            ids = None if test is None else self.index.matching_ids(test)
             self._filter_pending = False
-            self.index.set_matching(ids)
+            if test is None:
+                self.index.set_matching(None)
+            else:
+                self.index.filter_rows(test)
             self.flows_changed(reordered=True)
             return
         self._filter_pending = True

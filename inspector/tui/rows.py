@@ -192,6 +192,15 @@ class FlowIndex:
         """Ids of the rows passing ``test`` (a filter's ``row_test()``)."""
         return {flow_id for flow_id, row in self.rows.items() if test(row)}
 
+    def filter_rows(self, test: Callable[[FlowRow], bool]) -> None:
+        """Show the rows passing ``test``: one pass over the rows builds the view too."""
+        view = [flow_id for flow_id, row in self.rows.items() if test(row)]
+        self.matching = set(view)
+        if self.sorted:
+            self.resort()
+        else:
+            self.view = view  # ``rows`` is in capture order already
+
     def set_matching(self, ids: set[str] | None) -> None:
         """Apply a filter result (None: show everything) and rebuild the view."""
         self.matching = ids

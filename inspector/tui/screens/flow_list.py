@@ -200,8 +200,8 @@ class FlowListScreen(Screen):
         self._close_prompt()
         value = message.value or None
         if message.purpose == "filter":
-            # Paint the closed prompt first: the filter query then competes with nothing.
-            self.call_after_refresh(self.app.apply_filter, value)
+            # Filtered rows and the closed prompt appear in the same repaint.
+            self.app.apply_filter(value)
         elif message.purpose == "intercept":
             self.app.set_intercept(value)
             self.notify(f"intercepting {value}" if value else "intercept off", title="Intercept")
