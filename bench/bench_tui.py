@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -119,52 +120,57 @@ class Pauses:
 
 
 class Frames:
-    """Counts screen repaints and their cost, by wrapping the screen's compositor refresh."""
+    """Counts screen repaints and their cost, by wrapping the screen's compositor refresh.
+
+    ``expect(name, done)`` asks for the end of the first repaint that starts once
+    ``done()`` holds (the one that shows the effect of a key press): ``shown[name]``.
+    """
 
     def __init__(self) -> None:
         self.count = 0
-        self.last_end = 0.0
         self.costs: list[float] = []
+        self._expected: dict[str, Callable[[], bool]] = {}
+        self.shown: dict[str, float] = {}
         original = Screen._compositor_refresh
 
         def refresh(screen: Screen) -> None:
             start = time.perf_counter()
+            shows = [name for name, done in self._expected.items() if done()]
             original(screen)
-            self.last_end = time.perf_counter()
-            self.costs.append(self.last_end - start)
+            end = time.perf_counter()
+            for name in shows:
+                del self._expected[name]
+                self.shown[name] = end
+            self.costs.append(end - start)
             self.count += 1
 
         Screen._compositor_refresh = refresh  # type: ignore[method-assign]
+
+    def expect(self, name: str, done: Callable[[], bool]) -> None:
+        self.shown.pop(name, None)
+        self._expected[name] = done
 
 
 async def key_latency(app: InspectorApp, frames: Frames, key: str, done) -> float:
     """Seconds from a key press until its effect (``done()``) is painted on screen.
 
     Pilot.press waits for the whole process to go idle, which never happens while flows
-    keep arriving, so the key goes to the driver and the effect is polled for.
+    keep arriving, so the key goes to the driver and the repaint is waited for.
     """
     start = time.perf_counter()
     char = {"enter": "\r", "escape": "\x1b"}.get(key, key if len(key) == 1 else None)
+    frames.expect("key", done)
     app._driver.send_message(events.Key(key, char))
-    return await painted(frames, start, done, f"key {key!r}")
+    return await painted(frames, "key", start, f"key {key!r}")
 
 
-async def painted(frames: Frames, start: float, done, what: str) -> float:
-    """Seconds from ``start`` until ``done()`` holds and the next repaint has shown it."""
-    before = frames.count
-    while not done():
+async def painted(frames: Frames, name: str, start: float, what: str) -> float:
+    """Seconds from ``start`` until the repaint expected as ``name`` has ended."""
+    while name not in frames.shown:
         await asyncio.sleep(0.0005)
         if time.perf_counter() - start > KEY_TIMEOUT:
-            raise TimeoutError(f"{what} had no effect within {KEY_TIMEOUT} s")
-    seen, done_at = frames.count, time.perf_counter()
-    while frames.count == seen:  # the next repaint shows the effect...
-        await asyncio.sleep(0.0005)
-        if frames.count > before and time.perf_counter() - done_at > 0.1:
-            # ...unless it came while we polled and nothing else needs painting.
-            return frames.last_end - start
-        if time.perf_counter() - start > KEY_TIMEOUT:
-            raise TimeoutError(f"no repaint after {what} within {KEY_TIMEOUT} s")
-    return time.perf_counter() - start
+            raise TimeoutError(f"{what} was not painted within {KEY_TIMEOUT} s")
+    return frames.shown[name] - start
 
 
 async def run(args: argparse.Namespace, path: Path) -> None:
@@ -212,23 +218,29 @@ async def run(args: argparse.Namespace, path: Path) -> None:
                 await key_latency(app, frames, "escape", lambda: app.screen is list_screen)
             )
         keys, results = [], []
+        prompt = list_screen.query_one("#prompt")
         for i in range(args.filters):
             expr = "~c 404" if i % 2 else "~m PUT & ~d host1"
             await key_latency(app, frames, "f", lambda: bool(app.screen.query(FilterBar)))
+            await asyncio.sleep(0.05)  # the prompt's input has the focus
             app.screen.query_one(FilterBar).query_one(Input).value = expr
-            start = time.perf_counter()
-            keys.append(
-                await key_latency(app, frames, "enter", lambda: not app.screen.query(FilterBar))
-            )
 
             def filtered(expr: str = expr) -> bool:
+                """The filtered rows are in the table (rows_changed sized it and asked
+                for a repaint)."""
                 return (
                     app.filter_expr == expr
                     and app.index.matching is not None
+                    and table.virtual_size.height == len(app.index) + 1
                     and not any(w.group == "filter" and not w.is_finished for w in app.workers)
                 )
 
-            results.append(await painted(frames, start, filtered, f"filter {expr!r}"))
+            start = time.perf_counter()
+            frames.expect("filtered", filtered)
+            keys.append(await key_latency(app, frames, "enter", lambda: not prompt.display))
+            results.append(await painted(frames, "filtered", start, f"filter {expr!r}"))
+            while app.screen.query(FilterBar):  # closed prompts leave the DOM a little later
+                await asyncio.sleep(0.001)
             await asyncio.sleep(0.1)
         pauses.recording = False
         measured = time.perf_counter() - measured_from

@@ -8,6 +8,7 @@ the user moves up, and resumes when the cursor reaches the bottom again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -45,6 +46,10 @@ COLUMNS = (
     Column("duration", "Duration", 8, right=True),
 )
 MIN_PATH_WIDTH = 24
+# Rendered rows kept for reuse (a few screens' worth). A repaint that shows a row
+# unchanged hands Textual the same Strip, whose own caches then answer its cropping
+# and styling: no new objects, so no new cyclic garbage (Strips reference themselves).
+LINE_CACHE_SIZE = 512
 # On a narrow terminal these give up width first, then drop out (in this order).
 SHRINK_ORDER = ("type", "host", "status")
 DROP_ORDER = ("type", "time", "duration")
@@ -110,6 +115,21 @@ def marker_cell(row: FlowRow) -> tuple[str, Style]:
     if row.replay_of is not None:
         return "↻", REPLAY_STYLE
     return "", Style()
+
+
+def row_state(row: FlowRow) -> tuple[object, ...]:
+    """What can change in a row's look after it was first drawn."""
+    return (
+        row.status,
+        row.reason,
+        row.error,
+        row.content_type,
+        row.size,
+        row.duration,
+        row.marked,
+        row.held,
+        row.replay_of,
+    )
 
 
 def cell(row: FlowRow, key: str) -> tuple[str, Style]:
@@ -180,6 +200,7 @@ class FlowTable(ScrollView, can_focus=True):
         self._cursor_id: str | None = None
         self._widths: tuple[int, ...] = ()
         self._widths_for = -1
+        self._lines: dict[tuple[object, ...], Strip] = {}  # see LINE_CACHE_SIZE
 
     # --- data -----------------------------------------------------------------------------
 
@@ -190,7 +211,7 @@ class FlowTable(ScrollView, can_focus=True):
     def rows_changed(self, *, reordered: bool = False) -> None:
         """Call after the index changed: re-size, keep the cursor on its flow, follow."""
         count = len(self.index)
-        self.virtual_size = Size(self.size.width, count + 1)
+        self._set_virtual_size(Size(self.size.width, count + 1))
         if self.follow:
             self.cursor = max(0, count - 1)
         elif reordered and self._cursor_id is not None:
@@ -199,6 +220,24 @@ class FlowTable(ScrollView, can_focus=True):
         elif self.cursor >= count:
             self.cursor = max(0, count - 1)
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Resize the scrollable area; without laying the screen out again when only the
+        scrollbar's thumb moves (the common case: rows arriving in a long list)."""
+        old = self.virtual_size
+        if size == old:
+            return
+        visible = self.scrollable_content_region.height
+        if (
+            size.width == old.width
+            and self.show_vertical_scrollbar
+            and min(size.height, old.height) > visible
+        ):
+            # What Textual itself does when a size changes without a layout.
+            self.set_reactive(FlowTable.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
 
     def move_to(self, flow_id: str) -> bool:
         """Put the cursor on ``flow_id`` (stops following); False when it is not in the view."""
@@ -224,11 +263,23 @@ class FlowTable(ScrollView, can_focus=True):
             return self._header_strip(widths, width)
         index = int(self.scroll_y) + y - 1
         row = self.index.row_at(index)
-        if row is None:
-            return Strip.blank(width, self.rich_style)
         base = self.rich_style
+        if row is None:
+            return self._cached(("blank", width, base), lambda: Strip.blank(width, base))
         if index == self.cursor:
             base = base + self.get_component_rich_style("flow-table--cursor")
+        key = (row.id, row_state(row), width, base)
+        return self._cached(key, lambda: self._row_strip(row, widths, width, base))
+
+    def _cached(self, key: tuple[object, ...], render: Callable[[], Strip]) -> Strip:
+        strip = self._lines.get(key)
+        if strip is None:
+            if len(self._lines) >= LINE_CACHE_SIZE:
+                self._lines.clear()
+            strip = self._lines[key] = render()
+        return strip
+
+    def _row_strip(self, row: FlowRow, widths: tuple[int, ...], width: int, base: Style) -> Strip:
         segments = [Segment(" ", base)]
         for column, w in zip(COLUMNS, widths, strict=True):
             if not w:
@@ -240,6 +291,10 @@ class FlowTable(ScrollView, can_focus=True):
 
     def _header_strip(self, widths: tuple[int, ...], width: int) -> Strip:
         style = self.get_component_rich_style("flow-table--header")
+        key = ("header", width, style, self.index.sort_key, self.index.sort_reverse)
+        return self._cached(key, lambda: self._render_header(widths, width, style))
+
+    def _render_header(self, widths: tuple[int, ...], width: int, style: Style) -> Strip:
         sorted_style = style + self.get_component_rich_style("flow-table--sorted")
         segments = [Segment(" ", style)]
         for column, w in zip(COLUMNS, widths, strict=True):
