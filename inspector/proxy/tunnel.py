@@ -88,12 +88,15 @@ async def peek(transport: asyncio.BaseTransport, want: int, timeout: float) -> b
     dup = socket.socket(fileno=os.dup(sock.fileno()))
     dup.setblocking(False)
     try:
+        data = _peek_now(dup, want)  # on a busy proxy the ClientHello is often there already
+        if data is not None and not _needs_more(data, want):
+            return data
         async with asyncio.timeout(timeout):
             data = b""
             for _ in range(200):  # bounded: a ClientHello comes in a few segments at most
                 await _readable(loop, dup.fileno())
                 data = dup.recv(want, socket.MSG_PEEK)
-                if not data or len(data) >= want or not _needs_more(data, want):
+                if not _needs_more(data, want):
                     return data
                 await asyncio.sleep(0.002)  # level-triggered: let more bytes arrive
             return data
@@ -101,7 +104,17 @@ async def peek(transport: asyncio.BaseTransport, want: int, timeout: float) -> b
         dup.close()
 
 
+def _peek_now(sock: socket.socket, want: int) -> bytes | None:
+    """What is already waiting in the socket, left there; None if nothing has arrived."""
+    try:
+        return sock.recv(want, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return None
+
+
 def _needs_more(data: bytes, want: int) -> bool:
+    """Whether a TLS record has begun but not all of it (up to ``want``) is here yet;
+    EOF (``b""``) and anything not TLS need no more."""
     return looks_like_tls(data) and len(data) < min(want, client_hello_length(data))
 
 

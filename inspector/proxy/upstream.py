@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import ssl
 import sys
@@ -140,15 +141,24 @@ def _describe_tls(up: AsyncHTTPConnection) -> TLSInfo:
     info.upstream_alpn = up.alpn
     der = up.peer_certificate
     if der:
-        from cryptography import x509
-
-        try:
-            cert = x509.load_der_x509_certificate(der)
-            info.upstream_cert_subject = cert.subject.rfc4514_string()
-            info.upstream_cert_issuer = cert.issuer.rfc4514_string()
-        except ValueError:
-            pass
+        info.upstream_cert_subject, info.upstream_cert_issuer = _subject_and_issuer(der)
     return info
+
+
+@functools.lru_cache(maxsize=128)
+def _subject_and_issuer(der: bytes) -> tuple[str | None, str | None]:
+    """A certificate's subject and issuer as RFC 4514 text (None, None if unparsable).
+
+    Cached: one certificate usually serves many hosts and connections (a CDN's, a
+    wildcard), and parsing it is most of the cost of describing a TLS session.
+    """
+    from cryptography import x509  # only needed once an HTTPS upstream is met
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+    except ValueError:
+        return None, None
 
 
 @dataclass(slots=True)
