@@ -904,11 +904,7 @@ class Store:
         with self._put_lock:
             if self._closing:
                 return
-            self._closing = True
-            op = _Op("stop")
-            if self._writer is not None:
-                self._queue.put(op)
-                self._urgent.set()
+            self._closing = True  # no put after this one: the stop below is the last item
         atexit.unregister(self._close_at_exit)
         with self._pool_lock:
             self._closed = True
@@ -916,8 +912,12 @@ class Store:
         for conn in idle:
             conn.close()
         # The writer's connection closes last, so SQLite checkpoints the WAL into the file and
-        # removes it (a read-only connection closing last cannot): a closed session is one file.
+        # removes it (a read-only connection closing last cannot): a closed session is one
+        # file. So the writer hears of the stop only once the readers are closed.
+        op = _Op("stop")
         if self._writer is not None:
+            self._queue.put(op)
+            self._urgent.set()
             self._writer.join()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
