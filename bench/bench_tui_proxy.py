@@ -9,7 +9,8 @@ target is the UI at >= 80% of dump. Also checks that every request was recorded.
 
 On a machine shared with other work, requests/second swing with the CPU share core 0
 happens to get; requests per CPU second of the proxy process (all its threads: proxy,
-store writer, UI) is the steadier figure, and the ratio of those is printed too.
+store writer, UI) is the steadier figure, and the ratio of those is printed too, with
+the UI thread's share of the process's CPU time (what the UI takes from the proxy).
 
     PYTHONPATH=. python bench/bench_tui_proxy.py [--duration 5] [--connections 50] [--repeat 3]
 """
@@ -35,12 +36,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_proxy import LOAD_CPUS, PROXY_CPUS, BenchError, run_load
-from bench.proxies import REPO, OurProxy, Proxy
+from bench.proxies import CLOCK_TICKS, REPO, OurProxy, Proxy
 from bench.upstream import NGINX, SMALL_PATH, Nginx, free_port, wait_listening
 
 TARGET = 0.8  # the UI's throughput as a share of dump's
 SCREEN = (160, 50)  # columns, rows of the pseudo-terminal
 CTRL_C = b"\x03"
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """utime + stime of one thread so far (proc(5), /proc/PID/task/TID/stat)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class TuiProxy(Proxy):
@@ -53,6 +61,12 @@ class TuiProxy(Proxy):
         self.master: int | None = None
         self.painted = 0  # bytes the UI wrote to its terminal
         self._reader: threading.Thread | None = None
+        self.ui_cpu: list[float] = []  # the UI (main) thread's CPU seconds at each sample
+
+    def cpu_seconds(self) -> float:
+        """The process's CPU seconds; also samples its main thread's, where the UI runs."""
+        self.ui_cpu.append(thread_cpu_seconds(self.pid, self.pid))
+        return super().cpu_seconds()
 
     @property
     def session(self) -> Path:
@@ -147,6 +161,10 @@ def one_run(proxy: Proxy, nginx: Nginx, args: argparse.Namespace) -> dict:
             proxy, "keepalive", *load, "--duration", str(args.duration), nginx=nginx
         )
         painted = getattr(proxy, "painted", None)
+        ui_cpu = getattr(proxy, "ui_cpu", [])
+        ui_share = (
+            (ui_cpu[-1] - ui_cpu[-2]) / measured.cpu if len(ui_cpu) > 1 and measured.cpu else None
+        )
     finally:
         proxy.stop()
     figures = measured.figures
@@ -160,6 +178,7 @@ def one_run(proxy: Proxy, nginx: Nginx, args: argparse.Namespace) -> dict:
         "requests": figures["requests"],
         "recorded": recorded(session),
         "painted": painted,
+        "ui_share": ui_share,
     }
 
 
@@ -185,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = one_run(proxy, nginx, args)
                 results[proxy.name].append(r)
                 extra = f", {r['painted'] / 1e6:.1f} MB painted" if r["painted"] else ""
+                if r["ui_share"] is not None:
+                    extra += f", UI thread {r['ui_share']:.0%} of the CPU time"
                 print(
                     f"run {run + 1} {proxy.name:<5} {r['rps']:8.0f} req/s  "
                     f"{r['per_cpu']:6.0f} req/cpu-s  "

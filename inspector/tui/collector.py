@@ -11,8 +11,12 @@ While the app runs, this module instead:
 - turns automatic full collections off (a large threshold stays as a safety net for
   when the UI cannot run, e.g. while ``$EDITOR`` has the terminal) and keeps young
   collections small and frequent (each walks what it holds, cache-cold when large);
-- runs a full collection itself every ``interval``, from a timer of the UI, put off
-  while the user is pressing keys, so each one frees a second's garbage only;
+- runs a full collection itself from a timer of the UI, put off while keys are being
+  pressed. While the user is active, one every ``MIN_INTERVAL``: each frees a second's
+  garbage, a pause short enough not to be noticed by a key that runs into it. While
+  nobody types, each one costs the proxy thread the interpreter for its whole pause
+  and walks every live object whatever the garbage, so they come as rarely as a CPU
+  ``BUDGET`` asks (up to ``MAX_INTERVAL`` apart);
 - freezes what survives such a collection once enough new list rows accumulated:
   rows live as long as the session, and frozen objects are never scanned again. Right
   after a full collection there is no garbage to freeze by mistake.
@@ -22,31 +26,41 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 
 YOUNG_THRESHOLDS = (700, 10)  # CPython's defaults: gen-1 pauses stay around a millisecond
 SAFETY_THRESHOLD = 1000  # gen-1 collections before an automatic full one (UI not running)
-FULL_INTERVAL = 1.0  # seconds between full collections
-QUIET_AFTER_INPUT = 0.05  # a full collection waits this long after a key press or click...
-MAX_DEFER = 2.0  # ...but never longer than this since the last one
-# New list rows between freezes. Each freeze also keeps whatever cyclic structures
-# happen to be alive then (Textual's cached lines, ~40,000 objects, a few MB) for as
-# long as the app runs; 50,000 rows (~20 MB of metadata) make that a small share,
-# while a full collection walks at most ~15 ms of unfrozen rows.
-FREEZE_EVERY = 50_000
+BUDGET = 0.03  # share of the time full collections may take while nobody types
+MIN_INTERVAL = 1.0  # seconds between full collections while the user is active...
+MAX_INTERVAL = 3.0  # ...and at most while not (garbage piles up meanwhile)
+ACTIVE = 5.0  # seconds after a key press or click the user counts as active
+QUIET_AFTER_INPUT = 0.05  # a due collection waits this long after a key press or click...
+MAX_DEFER = 2.0  # ...but not longer than this
+# New list rows between freezes. A freeze also takes Textual's live objects out of
+# every later full collection (~50-100 ms of walking less), but keeps those of them
+# that die later in cycles (cached lines: ~40,000 objects, a few MB) until the app
+# exits: at 20,000 rows (~8 MB of row metadata) that is a fraction of what rows take.
+FREEZE_EVERY = 20_000
 
 
 class Collector:
     """Paces the cyclic garbage collector for the UI (one per app; start/stop on mount)."""
 
     def __init__(
-        self, *, interval: float = FULL_INTERVAL, freeze_every: int = FREEZE_EVERY
+        self,
+        *,
+        quiet: float = QUIET_AFTER_INPUT,
+        freeze_every: int = FREEZE_EVERY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.interval = interval
+        self.quiet = quiet
         self.freeze_every = freeze_every
+        self.clock = clock
+        self.interval = MIN_INTERVAL  # until the next full collection while nobody types
         self.collections = 0  # full collections run by tick()
         self._saved: tuple[int, int, int] | None = None
-        self._last_full = time.monotonic()
-        self._last_input = 0.0
+        self._last_full = clock()
+        self._last_input = float("-inf")
         self._frozen_rows = 0
         self._froze = False
 
@@ -55,7 +69,7 @@ class Collector:
         if self._saved is None:
             self._saved = gc.get_threshold()
             gc.set_threshold(*YOUNG_THRESHOLDS, SAFETY_THRESHOLD)
-        self._last_full = time.monotonic()
+        self._last_full = self.clock()
 
     def stop(self) -> None:
         """Give the thresholds back, and what was frozen to the collector again."""
@@ -68,24 +82,27 @@ class Collector:
 
     def input_seen(self) -> None:
         """The user pressed a key or clicked: more may follow, keep pauses away."""
-        self._last_input = time.monotonic()
+        self._last_input = self.clock()
 
     def tick(self, rows: int) -> bool:
         """Run a full collection when one is due; ``rows`` is the list's row count.
 
         True when it collected.
         """
-        now = time.monotonic()
-        since = now - self._last_full
-        if since < self.interval:
+        now = self.clock()
+        active = now - self._last_input < ACTIVE
+        overdue = now - self._last_full - (MIN_INTERVAL if active else self.interval)
+        if overdue < 0:
             return False
-        if now - self._last_input < QUIET_AFTER_INPUT and since < MAX_DEFER:
+        if now - self._last_input < self.quiet and overdue < MAX_DEFER:
             return False
         if rows - self._frozen_rows >= self.freeze_every:
             self.collect_and_freeze(rows)
         else:
             gc.collect()
-        self._last_full = time.monotonic()
+        self._last_full = self.clock()
+        took = self._last_full - now
+        self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, took / BUDGET))
         self.collections += 1
         return True
 
