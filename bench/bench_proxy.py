@@ -478,33 +478,38 @@ def profile_ours(
     newhost_load = ["--url", tls_url, "--ca", str(ours.ca_file)]
     newhost_load += ["--concurrency", str(s.newconn_concurrency), "--hosts", ",".join(EXTRA_HOSTS)]
     newhost_load += ["--count", str(len(EXTRA_HOSTS))]
-    loads: dict[str, tuple[str, Callable[[], object], int]] = {
+    # label: (title, load, passes, py-spy samples per second)
+    loads: dict[str, tuple[str, Callable[[], object], int, int]] = {
         "plain": (
             "plain keep-alive",
             lambda: run_wrk(ours, plain_url, s.connections, s.duration),
             1,
+            SPY_RATE,
         ),
         "intercepted": (
             "intercepted keep-alive",
             lambda: run_load(ours, "keepalive", *tls_load),
             1,
+            SPY_RATE,
         ),
         # 3b's load: every connection mints a certificate and opens a new upstream
         # connection. One pass over the hosts lasts ~1.5 s, so it is repeated against a
-        # fresh proxy process (empty certificate cache and pool) and the samples summed.
+        # fresh proxy process (empty certificate cache and pool), sampled 4x as often,
+        # and the samples summed.
         "newhost": (
             f"new-host (3b: {len(EXTRA_HOSTS)} hosts, fresh process per pass)",
             lambda: run_load(ours, "newconn", *newhost_load),
             NEWHOST_PASSES,
+            4 * SPY_RATE,
         ),
     }
     for label in which:
-        title, load, passes = loads[label]
+        title, load, passes, rate = loads[label]
         outputs = {v: outdir / f"proxy-{label}-{v}.{'svg' if v == 'svg' else 'txt'}" for v in VIEWS}
         for view in outputs.values():
             view.unlink(missing_ok=True)
         for index in range(passes):
-            spied_run(ours, load, outputs, svg=index == 0)
+            spied_run(ours, load, outputs, rate, svg=index == 0)
         report.append(f"### py-spy, our proxy, {title} load ({outputs['svg']})\n")
         for view, view_title in (("gil", "GIL holder"), ("threads", "all busy threads")):
             path = outputs[view]
@@ -517,17 +522,21 @@ def profile_ours(
 
 VIEWS = {"threads": ["--format", "raw"], "gil": ["--format", "raw", "--gil"], "svg": []}
 NEWHOST_PASSES = 6
+SPY_RATE = 100  # py-spy's default samples per second
 
 
 def spied_run(
-    ours: OurProxy, load: Callable[[], object], outputs: dict[str, Path], *, svg: bool
+    ours: OurProxy, load: Callable[[], object], outputs: dict[str, Path], rate: int, *, svg: bool
 ) -> None:
     """One load against a fresh proxy under py-spy; raw samples are appended to outputs."""
     views = [v for v in VIEWS if svg or v != "svg"]
     with tempfile.TemporaryDirectory() as tmp:
         parts = {v: Path(tmp) / f"{v}.out" for v in views}
         with running(ours):
-            spies = [spy_on(ours.pid, [*VIEWS[v], "-o", str(parts[v])]) for v in views]
+            spies = [
+                spy_on(ours.pid, [*VIEWS[v], "--rate", str(rate), "-o", str(parts[v])])
+                for v in views
+            ]
             load()
             for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
