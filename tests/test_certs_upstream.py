@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +116,28 @@ def test_both_contexts_offer_only_http11_by_alpn(
     chain_ca.cert_pem.write_to_path(str(ca_file))
     for config in (Config(insecure=True), Config(upstream_ca=ca_file)):
         assert handshake_alpn(make_upstream_context(config), tls_server) == (b"!", "http/1.1")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+def test_verified_context_searches_every_directory_of_ssl_cert_dir(
+    tls_server: int, chain_ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSL_CERT_DIR=a:b, the root hashed into b, as update-ca-certificates would."""
+    empty, hashed = tmp_path / "a", tmp_path / "b"
+    empty.mkdir()
+    hashed.mkdir()
+    root = tmp_path / "root.pem"
+    chain_ca.cert_pem.write_to_path(str(root))
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
+    (hashed / f"{subject_hash}.0").write_bytes(root.read_bytes())
+    monkeypatch.setenv("SSL_CERT_DIR", f"{empty}{os.pathsep}{hashed}")
+    assert handshake(make_upstream_context(Config()), tls_server) == b"!"
 
 
 @pytest.mark.parametrize("insecure", [True, False])

@@ -58,7 +58,10 @@ def _system_trust() -> dict[str, str]:
     with an intermediate) would scan the whole certificate directory each time.
     """
     paths = ssl.get_default_verify_paths()  # honours SSL_CERT_FILE / SSL_CERT_DIR
-    found = {"cafile": paths.cafile, "capath": paths.capath}
+    # SSL_CERT_DIR may list several directories (a:b), which OpenSSL splits itself but
+    # get_default_verify_paths drops as "not a directory".
+    capath = os.environ.get(paths.openssl_capath_env) or paths.capath
+    found = {"cafile": paths.cafile, "capath": capath}
     return {name: path for name, path in found.items() if path}
 
 
