@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -616,6 +617,18 @@ def test_concurrent_lookups_of_one_host_mint_once(store: CertStore) -> None:
         t.join(timeout=30)
     assert len(contexts) == 8 and all(c is contexts[0] for c in contexts)
     assert store.minted == 1
+
+
+def test_concurrent_mints_of_different_hosts_each_present_their_own_leaf(
+    ca: CertificateAuthority, store: CertStore, tls_server: ServerFactory
+) -> None:
+    hosts = [f"h{i}.parallel.test" for i in range(48)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        contexts = dict(zip(hosts, pool.map(store.server_context, hosts), strict=True))
+    assert store.minted == len(hosts) and len(set(map(id, contexts.values()))) == len(hosts)
+    for host in hosts[::12]:  # the right leaf and key ended up in each context
+        server = tls_server(contexts[host])
+        assert _client_get(ca, "127.0.0.1", server.port, host) == "http/1.1"
 
 
 def test_lookups_never_wait_for_another_hosts_mint(
