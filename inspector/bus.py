@@ -2,9 +2,10 @@
 
 ``publish`` runs on the proxy's hot path, so it is a plain loop over a tuple of
 subscribers, called synchronously in the publisher's thread. Subscribers must only
-hand the event off (append to a deque or queue). Subscribing and unsubscribing
-replace the tuple under a lock (copy on write), so a publish in progress is never
-disturbed and never takes the lock.
+hand the event off (append to a deque or queue). A subscriber may name the kinds it
+wants; ``wants(kind)`` lets a publisher skip building events no one listens to.
+Subscribing and unsubscribing replace the tuples under a lock (copy on write), so a
+publish in progress is never disturbed and never takes the lock.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TextIO
@@ -44,17 +45,24 @@ Subscriber = Callable[[FlowEvent], object]
 class Bus:
     """Synchronous publish/subscribe of ``FlowEvent``s; a failing subscriber is dropped."""
 
-    __slots__ = ("_lock", "_stderr", "_subscribers")
+    __slots__ = ("_by_kind", "_lock", "_stderr", "_subscribers")
 
     def __init__(self, *, stderr: TextIO | None = None) -> None:
-        self._subscribers: tuple[Subscriber, ...] = ()
+        self._subscribers: tuple[tuple[Subscriber, frozenset[EventKind]], ...] = ()
+        self._by_kind: dict[EventKind, tuple[Subscriber, ...]] = dict.fromkeys(EventKind, ())
         self._lock = threading.Lock()
         self._stderr = stderr
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(event)`` for every event from now on; returns the unsubscribe."""
+    def subscribe(
+        self, callback: Subscriber, kinds: Iterable[EventKind] | None = None
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event (of ``kinds``, when given) from now on.
+
+        Returns the unsubscribe function.
+        """
+        wanted = frozenset(EventKind if kinds is None else kinds)
         with self._lock:
-            self._subscribers = (*self._subscribers, callback)
+            self._set((*self._subscribers, (callback, wanted)))
         done = False
 
         def unsubscribe() -> None:
@@ -65,8 +73,12 @@ class Bus:
 
         return unsubscribe
 
+    def wants(self, kind: EventKind) -> bool:
+        """Whether any subscriber takes events of ``kind``."""
+        return bool(self._by_kind[kind])
+
     def publish(self, event: FlowEvent) -> None:
-        for callback in self._subscribers:
+        for callback in self._by_kind[event.kind]:
             try:
                 callback(event)
             except Exception as exc:
@@ -75,13 +87,20 @@ class Bus:
     def __len__(self) -> int:
         return len(self._subscribers)
 
+    def _set(self, subscribers: tuple[tuple[Subscriber, frozenset[EventKind]], ...]) -> None:
+        """Install a new subscriber list (the lock is held)."""
+        self._by_kind = {
+            kind: tuple(cb for cb, wanted in subscribers if kind in wanted) for kind in EventKind
+        }
+        self._subscribers = subscribers
+
     def _remove(self, callback: Subscriber) -> bool:
         """Remove one subscription of ``callback``; False when it was not subscribed."""
         with self._lock:
             subs = self._subscribers
-            for i, sub in enumerate(subs):
+            for i, (sub, _) in enumerate(subs):
                 if sub is callback:
-                    self._subscribers = subs[:i] + subs[i + 1 :]
+                    self._set(subs[:i] + subs[i + 1 :])
                     return True
         return False
 

@@ -77,7 +77,7 @@ def run(config: Config) -> int:
     printer = LinePrinter(flt, quiet=config.quiet)
 
     def ready(rt: runtime.Runtime) -> None:
-        rt.bus.subscribe(printer.on_event)
+        rt.bus.subscribe(printer.on_event, (EventKind.RESPONSE, EventKind.ERROR))
 
     loop = runtime.new_event_loop()
     try:

@@ -83,7 +83,7 @@ def build(config: Config) -> Runtime:
         raise ConfigError(f"cannot record to session {path}: {e}") from None
 
     recorder = StoreFeeder(store)
-    unsubscribe = bus.subscribe(recorder.on_event)
+    unsubscribe = bus.subscribe(recorder.on_event, StoreFeeder.KINDS)
 
     def stop_recording() -> None:
         unsubscribe()
@@ -102,6 +102,8 @@ class StoreFeeder:
     for ``delay`` seconds and put together; anything published off the loop is put at
     once. Nothing is dropped.
     """
+
+    KINDS = (EventKind.RESPONSE, EventKind.ERROR)  # a flow is stored once it is finished
 
     def __init__(self, store: Store, delay: float = FEED_DELAY) -> None:
         self.store = store

@@ -44,6 +44,24 @@ def test_publish_without_subscribers_does_nothing() -> None:
     assert len(bus) == 0
 
 
+def test_a_subscriber_gets_only_the_kinds_it_names() -> None:
+    bus = Bus()
+    finished: list[EventKind] = []
+    everything: list[EventKind] = []
+    unsubscribe = bus.subscribe(
+        lambda e: finished.append(e.kind), (EventKind.RESPONSE, EventKind.ERROR)
+    )
+    assert not bus.wants(EventKind.STARTED) and bus.wants(EventKind.ERROR)
+    bus.subscribe(lambda e: everything.append(e.kind))
+    assert all(bus.wants(kind) for kind in EventKind)
+    for kind in (EventKind.STARTED, EventKind.RESPONSE, EventKind.WEBSOCKET, EventKind.ERROR):
+        bus.publish(make_event(kind))
+    assert finished == [EventKind.RESPONSE, EventKind.ERROR]
+    assert len(everything) == 4
+    unsubscribe()
+    assert bus.wants(EventKind.RESPONSE) and len(bus) == 1
+
+
 def test_unsubscribe_stops_delivery_and_is_idempotent() -> None:
     bus = Bus()
     got: list[FlowEvent] = []

@@ -66,7 +66,9 @@ class ProxyServer:
         return f"{self._id_prefix}{next(self._id_counter):016x}"
 
     def publish(self, kind: EventKind, flow: Flow) -> None:
-        self.bus.publish(FlowEvent(kind, flow))
+        bus = self.bus
+        if bus.wants(kind):  # dump and the store take only finished flows
+            bus.publish(FlowEvent(kind, flow))
 
     async def start(self) -> tuple[str, int]:
         """Bind and listen; returns the real (host, port) (a free port for port 0)."""
