@@ -70,11 +70,17 @@ def full_collections_during(action) -> int:
 
 def test_collector_takes_over_the_thresholds_and_gives_them_back():
     saved = gc.get_threshold()
-    collector = Collector()
+    clock = Clock()
+    collector = Collector(clock=clock)
     collector.start()
     try:
-        young = collector_module.YOUNG_THRESHOLDS
-        assert gc.get_threshold() == (*young, collector_module.SAFETY_THRESHOLD)
+        safety = collector_module.SAFETY_THRESHOLD
+        assert gc.get_threshold() == (*collector_module.IDLE_THRESHOLDS, safety)
+        collector.input_seen()  # small young collections while keys are pressed
+        assert gc.get_threshold() == (*collector_module.ACTIVE_THRESHOLDS, safety)
+        clock.now += collector_module.ACTIVE
+        collector.tick(0)
+        assert gc.get_threshold() == (*collector_module.IDLE_THRESHOLDS, safety)
     finally:
         collector.stop()
     assert gc.get_threshold() == saved

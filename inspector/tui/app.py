@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 
 from textual import events, on, work
@@ -38,8 +39,12 @@ from inspector.tui.widgets.status_bar import Counts
 DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
 # A flood of flows repaints the list at most every BUSY_REPAINT_INTERVAL: each repaint
 # redraws every visible row, and the UI shares the interpreter with the proxy thread.
+# Nobody reads rows flying by faster, and while nobody types (IDLE_AFTER seconds since
+# the last key or click) once a second does as well.
 BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings about 4)
 BUSY_REPAINT_INTERVAL = 0.5
+IDLE_REPAINT_INTERVAL = 1.0
+IDLE_AFTER = 5.0
 LOAD_PAGE = 5000  # summaries read per store query when loading a session
 RESORT_INTERVAL = 1.0  # seconds between re-sorts of a sorted view while flows arrive
 RECENT_FLOWS = 512  # finished live flows kept whole for the detail view (bodies included)
@@ -77,7 +82,7 @@ class InspectorApp(App[int]):
         self.filter_off = False
         self._filter = None  # the parsed filter, applied to live flows as they arrive
         self._queue: deque[FlowEvent] = deque()
-        self._recent: OrderedDict[str, Flow] = OrderedDict()
+        self._recent: dict[str, Flow] = {}  # newest last
         self._unsubscribe = None
         self._loaded = threading.Event()
         self.error_events: deque[ErrorEvent] = deque(maxlen=MAX_EVENTS)
@@ -88,6 +93,7 @@ class InspectorApp(App[int]):
         self._last_resort = 0.0
         self.collector = Collector()
         self._last_paint = 0.0
+        self._last_input = 0.0  # monotonic time of the last key press or click
         self._paint_due = False  # the index changed since the list was last repainted
         self._reorder_due = False
 
@@ -112,6 +118,7 @@ class InspectorApp(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
+            self._last_input = time.monotonic()
             self.collector.input_seen()
         await super().on_event(event)
 
@@ -207,7 +214,9 @@ class InspectorApp(App[int]):
             self._apply_events(events)
         now = time.monotonic()
         busy = events >= BUSY_BATCH
-        if self._paint_due and (not busy or now - self._last_paint >= BUSY_REPAINT_INTERVAL):
+        idle = now - self._last_input >= IDLE_AFTER
+        every = IDLE_REPAINT_INTERVAL if idle else BUSY_REPAINT_INTERVAL
+        if self._paint_due and (not busy or now - self._last_paint >= every):
             self._last_paint = now
             self._paint_due = False
             reordered, self._reorder_due = self._reorder_due, False
@@ -219,21 +228,24 @@ class InspectorApp(App[int]):
         queue, index = self._queue, self.index
         latest: dict[str, Flow] = {}  # a flow's last event says all: it is the same flow
         errors: dict[str, Flow] = {}
+        removed, error, counted = EventKind.REMOVED, EventKind.ERROR, self._counted_errors
         for _ in range(count):
             event = queue.popleft()
             flow = event.flow
-            if event.kind is EventKind.REMOVED:
+            kind = event.kind
+            if kind is removed:
                 latest.pop(flow.id, None)
                 errors.pop(flow.id, None)
                 index.remove([flow.id])
                 self.held_ids.discard(flow.id)
                 continue
             latest[flow.id] = flow
-            if event.kind is EventKind.ERROR and flow.id not in self._counted_errors:
+            if kind is error and flow.id not in counted:
                 errors[flow.id] = flow
+        unfiltered = self._filter is None or self.filter_off
         for flow in latest.values():
-            index.upsert(flow, self._matches(flow))
-            self._remember(flow)  # in flight or just finished: not in the store yet
+            index.upsert(flow, None if unfiltered else self._matches(flow))
+        self._remember(latest)  # in flight or just finished: not in the store yet
         self._sync_held()
         self._reorder_due |= index.sorted and self._resort_due()
         if errors:
@@ -274,11 +286,16 @@ class InspectorApp(App[int]):
                 self._live_matches.discard(flow.id)
         return verdict
 
-    def _remember(self, flow: Flow) -> None:
-        self._recent[flow.id] = flow
-        self._recent.move_to_end(flow.id)
-        while len(self._recent) > RECENT_FLOWS:
-            self._recent.popitem(last=False)
+    def _remember(self, flows: dict[str, Flow]) -> None:
+        """Keep the newest RECENT_FLOWS flows whole (a batch's, by id), oldest out first."""
+        recent = self._recent
+        for flow_id, flow in flows.items():
+            recent.pop(flow_id, None)  # a later event moves the flow to the newest end
+            recent[flow_id] = flow
+        excess = len(recent) - RECENT_FLOWS
+        if excess > 0:
+            for flow_id in list(islice(recent, excess)):
+                del recent[flow_id]
 
     def _add_error_events(self, flows: list[Flow]) -> None:
         for flow in flows:
@@ -472,7 +489,7 @@ class InspectorApp(App[int]):
     def _replay_finished(self, message: ReplayFinished) -> None:
         failed = []
         for flow in message.flows:
-            self._remember(flow)
+            self._remember({flow.id: flow})
             self.index.upsert(flow, self._matches(flow))
             if flow.error is not None and flow.id not in self._counted_errors:
                 failed.append(flow)

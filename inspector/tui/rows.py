@@ -16,6 +16,18 @@ from inspector.flow import Flow
 from inspector.store import FlowSummary
 
 SORT_KEYS: dict[str, Callable[[FlowRow], object]] = {}
+_MEDIA_TYPES: dict[str | None, str] = {}  # Content-Type value -> interned media type
+_MEDIA_TYPES_MAX = 4096
+
+
+def _media_type(content_type: str | None) -> str:
+    """media_type(), interned and remembered: a flood repeats a few types."""
+    found = _MEDIA_TYPES.get(content_type)
+    if found is None:
+        found = intern(media_type(content_type))
+        if len(_MEDIA_TYPES) < _MEDIA_TYPES_MAX:
+            _MEDIA_TYPES[content_type] = found
+    return found
 
 
 @dataclass(slots=True)
@@ -90,7 +102,7 @@ class FlowRow:
         if resp is not None:
             self.status = resp.status_code
             self.reason = intern(resp.reason)
-            self.content_type = intern(media_type(resp.header("content-type")))
+            self.content_type = _media_type(resp.header("content-type"))
             self.size = resp.body.size
         self.error = flow.error.exc_class if flow.error is not None else None
         self.duration = flow.timings.duration
