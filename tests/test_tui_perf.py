@@ -74,13 +74,16 @@ def test_collector_takes_over_the_thresholds_and_gives_them_back():
     collector = Collector(clock=clock)
     collector.start()
     try:
-        safety = collector_module.SAFETY_THRESHOLD
-        assert gc.get_threshold() == (*collector_module.IDLE_THRESHOLDS, safety)
+        idle = collector_module.thresholds(collector_module.IDLE_THRESHOLDS)
+        active = collector_module.thresholds(collector_module.ACTIVE_THRESHOLDS)
+        assert gc.get_threshold() == idle
         collector.input_seen()  # small young collections while keys are pressed
-        assert gc.get_threshold() == (*collector_module.ACTIVE_THRESHOLDS, safety)
+        assert gc.get_threshold() == active
         clock.now += collector_module.ACTIVE
         collector.tick(0)
-        assert gc.get_threshold() == (*collector_module.IDLE_THRESHOLDS, safety)
+        assert gc.get_threshold() == idle
+        # automatic full collections wait about as many allocations either way
+        assert idle[0] * idle[1] * idle[2] == pytest.approx(active[0] * active[1] * active[2], 0.01)
     finally:
         collector.stop()
     assert gc.get_threshold() == saved
@@ -168,7 +171,7 @@ async def test_the_app_paces_full_collections_and_restores_the_thresholds(tmp_pa
     saved = gc.get_threshold()
     app, _, store = bus_app(tmp_path)
     async with app.run_test(size=(150, 40)) as pilot:
-        assert gc.get_threshold()[2] == collector_module.SAFETY_THRESHOLD
+        assert gc.get_threshold() == collector_module.thresholds(collector_module.IDLE_THRESHOLDS)
         await pilot.press("down")  # a key puts the next one off a little, no more
         await wait_for(pilot, lambda: app.collector.collections > 0, "a full collection")
     store.close()

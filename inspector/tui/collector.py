@@ -33,7 +33,17 @@ from collections.abc import Callable
 
 ACTIVE_THRESHOLDS = (700, 10)  # CPython's defaults: gen-1 pauses around a millisecond
 IDLE_THRESHOLDS = (10_000, 10)  # inspector.runtime's while a proxy runs
-SAFETY_THRESHOLD = 1000  # gen-1 collections before an automatic full one (UI not running)
+# Allocations (roughly) before CPython runs a full collection by itself: a safety net
+# for when the UI cannot run its own (its timers stop while $EDITOR has the terminal);
+# seconds of a flood, longer than the UI ever waits between two of its own.
+SAFETY_ALLOCATIONS = 15_000_000
+
+
+def thresholds(young: tuple[int, int]) -> tuple[int, int, int]:
+    """gc thresholds: ``young`` for generations 0 and 1, the safety net for generation 2."""
+    return (*young, max(10, SAFETY_ALLOCATIONS // (young[0] * young[1])))
+
+
 BUDGET = 0.03  # share of the time full collections may take while nobody types
 MIN_INTERVAL = 1.0  # seconds between full collections while the user is active...
 MAX_INTERVAL = 3.0  # ...and at most while not (garbage piles up meanwhile)
@@ -74,13 +84,13 @@ class Collector:
         if self._saved is None:
             self._saved = gc.get_threshold()
             self._young = IDLE_THRESHOLDS
-            gc.set_threshold(*self._young, SAFETY_THRESHOLD)
+            gc.set_threshold(*thresholds(self._young))
         self._last_full = self.clock()
 
-    def _set_young(self, thresholds: tuple[int, int]) -> None:
-        if self._saved is not None and thresholds != self._young:
-            self._young = thresholds
-            gc.set_threshold(*thresholds, SAFETY_THRESHOLD)
+    def _set_young(self, young: tuple[int, int]) -> None:
+        if self._saved is not None and young != self._young:
+            self._young = young
+            gc.set_threshold(*thresholds(young))
 
     def stop(self) -> None:
         """Give the thresholds back, and what was frozen to the collector again."""
