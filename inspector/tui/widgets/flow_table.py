@@ -46,10 +46,12 @@ COLUMNS = (
     Column("duration", "Duration", 8, right=True),
 )
 MIN_PATH_WIDTH = 24
-# Rendered rows kept for reuse (a few screens' worth). A repaint that shows a row
-# unchanged hands Textual the same Strip, whose own caches then answer its cropping
-# and styling: no new objects, so no new cyclic garbage (Strips reference themselves).
-LINE_CACHE_SIZE = 512
+# Rendered rows kept for reuse (two screens' worth: each kept Strip also keeps the
+# Strips Textual derived from it, which every full collection walks). A repaint that
+# shows a row unchanged hands Textual the same Strip, whose own caches then answer its
+# cropping and styling: no new objects, so no new cyclic garbage (Strips reference
+# themselves).
+LINE_CACHE_SIZE = 128
 # On a narrow terminal these give up width first, then drop out (in this order).
 SHRINK_ORDER = ("type", "host", "status")
 DROP_ORDER = ("type", "time", "duration")
