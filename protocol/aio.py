@@ -52,6 +52,17 @@ class ReadWatchdog(Protocol):
     def disarm(self, reader: asyncio.StreamReader) -> None: ...
 
 
+def stream_write(writer: asyncio.StreamWriter, data: bytes, peer: str = "the peer") -> None:
+    """``writer.write(data)``, or ConnectionResetError when the connection is already closed.
+
+    On a closed transport uvloop raises RuntimeError and asyncio drops the bytes without
+    a word; either way the peer is gone, and callers handle that as an OSError.
+    """
+    if writer.transport.is_closing():
+        raise ConnectionResetError(f"the connection to {peer} is closed")
+    writer.write(data)
+
+
 class TunnelError(OSError):
     """The proxy refused our CONNECT; ``response`` is its answer."""
 
@@ -230,10 +241,9 @@ class AsyncHTTPConnection:
         """Send the request line and headers; the body follows with send_data/send_end."""
         self.phase = SEND
         self.response = self.trailers = None
-        writer = self._writer
-        if writer is None or writer.transport.is_closing():
-            self._require_writer()
-            raise ConnectionResetError(f"connection to {self._where} is closed")
+        writer = self._require_writer()
+        if writer.transport.is_closing():  # before the core counts a request as sent
+            raise ConnectionResetError(f"the connection to {self._where} is closed")
         if isinstance(method, str):
             method = method.encode("ascii")
         if isinstance(target, str):
@@ -245,7 +255,7 @@ class AsyncHTTPConnection:
         """Send a piece of body (chunk-framed when the request is chunked); waits for drain."""
         if data:
             writer = self._require_writer()
-            writer.write(self._core.send(Data(data)))
+            stream_write(writer, self._core.send(Data(data)), self._where)
             await writer.drain()
 
     async def send_end(self, trailers: Headers | None = None) -> None:
@@ -253,7 +263,7 @@ class AsyncHTTPConnection:
         writer = self._require_writer()
         data = self._core.send(EndOfMessage(trailers or Headers()))
         if data:
-            writer.write(data)
+            stream_write(writer, data, self._where)
         await writer.drain()
 
     async def send_request(

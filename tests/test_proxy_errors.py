@@ -6,6 +6,7 @@ After every failure the same proxy must still serve a normal request.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -235,3 +236,29 @@ def test_broken_request_body_gets_400(proxy: LiveProxy, healthy: EchoServer) -> 
     assert body.startswith(b"inspector: cannot parse the request: ")
     flow = last_finished(proxy, url)
     assert flow.error is not None and flow.error.phase == "client"
+
+
+def test_client_gone_before_the_response_is_a_client_error_not_an_internal_one(  # type: ignore[no-untyped-def]
+    proxy: LiveProxy, healthy: EchoServer, raw_server, capfd: pytest.CaptureFixture[str]
+) -> None:
+    gone = threading.Event()
+
+    def answer_late(conn: socket.socket) -> None:
+        read_request_head(conn)
+        gone.wait(5)
+        time.sleep(0.1)  # ordering aid: the proxy sees the client's reset first
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.close()
+
+    peer = raw_server(answer_late)
+    url = f"{peer.url}/late"
+    with proxy.connect() as s:
+        s.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.1)  # ordering aid: the request reaches the upstream first
+        reset(s)
+    gone.set()
+    flow = last_finished(proxy, url)
+    assert flow.error is not None and flow.error.phase == "client"
+    assert flow.error.exc_class == "ConnectionResetError"  # uvloop raised RuntimeError here
+    assert "internal error" not in capfd.readouterr().err
+    assert get(proxy, f"{healthy.url}/status/200") == (200, b"status 200\n")

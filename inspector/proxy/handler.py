@@ -28,6 +28,7 @@ from inspector.proxy.recorder import BodyRecorder
 from inspector.proxy.tunnel import ClientHello, looks_like_http, peek_client_hello, relay
 from inspector.proxy.upstream import IDEMPOTENT, UpstreamConnection, open_raw
 from inspector.proxy.websocket import FrameReader
+from protocol.aio import stream_write
 from protocol.connection import DONE, IDLE, SERVER, SWITCHED, Connection
 from protocol.errors import HTTPException, RemoteProtocolError
 from protocol.events import (
@@ -290,7 +291,7 @@ class ClientHandler:
         if self.conn.they_expect_100_continue:
             # The proxy answers 100 itself once the upstream is connected (RFC 9110
             # 10.1.1 allows it); Expect is still forwarded and the upstream's 100 dropped.
-            self.writer.write(self.conn.send(Response(100, Headers(), b"Continue")))
+            self._write_client(Response(100, Headers(), b"Continue"))
         await self._read_request_body(recorder, up)
         flow.request.body = recorder.body()
         flow.timings.request_sent = time.time()
@@ -542,10 +543,10 @@ class ClientHandler:
         try:
             if client_rest:
                 to_up and to_up(client_rest)
-                up_writer.write(client_rest)
+                stream_write(up_writer, client_rest, "the upstream")
             if upstream_rest:
                 to_client and to_client(upstream_rest)
-                self.writer.write(upstream_rest)
+                stream_write(self.writer, upstream_rest, "the client")
             await relay(
                 self.reader, self.writer, up_reader, up_writer, a_to_b=to_up, b_to_a=to_client
             )
@@ -579,7 +580,7 @@ class ClientHandler:
     def _write_client(self, event: Response | Data | EndOfMessage) -> None:
         data = self._encode_client(event)
         try:
-            self.writer.write(data)
+            stream_write(self.writer, data, "the client")
         except OSError as e:
             raise ClientGone(e) from e
 
@@ -590,7 +591,7 @@ class ClientHandler:
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         try:
-            self.writer.write(data)
+            stream_write(self.writer, data, "the client")
             await self.writer.drain()
         except OSError as e:
             raise ClientGone(e) from e
@@ -661,10 +662,11 @@ class ClientHandler:
             conn.receive_data(STAND_IN_REQUEST)
             conn.next_event()
         try:
-            self.writer.write(conn.send(Response(status, Headers(fields), reason)))
+            out = [conn.send(Response(status, Headers(fields), reason))]
             if body:
-                self.writer.write(conn.send(Data(body)))
-            self.writer.write(conn.send(EndOfMessage()))
+                out.append(conn.send(Data(body)))
+            out.append(conn.send(EndOfMessage()))
+            stream_write(self.writer, b"".join(out), "the client")
             await self.writer.drain()
         except (OSError, HTTPException):
             self.writer.transport.abort()
@@ -810,11 +812,11 @@ class ClientHandler:
         self.server.publish(EventKind.RESPONSE_HEADERS, flow)
         up_reader, up_writer, early = up.detach()
         rest, _ = self.conn.trailing_data
-        if early:  # the far end spoke first, and it came with the upstream proxy's answer
-            self.writer.write(early)
-        if rest:
-            up_writer.write(rest)
         try:
+            if early:  # the far end spoke first, and it came with the upstream proxy's answer
+                stream_write(self.writer, early, "the client")
+            if rest:
+                stream_write(up_writer, rest, "the upstream")
             sent, received = await relay(self.reader, self.writer, up_reader, up_writer)
         except OSError:
             sent = received = 0

@@ -9,6 +9,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from protocol.aio import stream_write
+
 TLS_HANDSHAKE = 0x16
 _HTTP_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MAX_CLIENT_HELLO = 16384 + 5
@@ -148,7 +150,7 @@ async def _pump(
             total += len(data)
             if on_data is not None:
                 on_data(data)
-            writer.write(data)
+            stream_write(writer, data)
             await writer.drain()
     finally:
         if writer.can_write_eof() and not writer.is_closing():
