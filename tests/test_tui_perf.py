@@ -77,11 +77,12 @@ def test_collector_takes_over_the_thresholds_and_gives_them_back():
         idle = collector_module.thresholds(collector_module.IDLE_THRESHOLDS)
         active = collector_module.thresholds(collector_module.ACTIVE_THRESHOLDS)
         assert gc.get_threshold() == idle
+        assert not collector.active
         collector.input_seen()  # small young collections while keys are pressed
-        assert gc.get_threshold() == active
+        assert collector.active and gc.get_threshold() == active
         clock.now += collector_module.ACTIVE
         collector.tick(0)
-        assert gc.get_threshold() == idle
+        assert not collector.active and gc.get_threshold() == idle
         # automatic full collections wait about as many allocations either way
         assert idle[0] * idle[1] * idle[2] == pytest.approx(active[0] * active[1] * active[2], 0.01)
     finally:

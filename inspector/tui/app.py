@@ -39,12 +39,11 @@ from inspector.tui.widgets.status_bar import Counts
 DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
 # A flood of flows repaints the list at most every BUSY_REPAINT_INTERVAL: each repaint
 # redraws every visible row, and the UI shares the interpreter with the proxy thread.
-# Nobody reads rows flying by faster, and while nobody types (IDLE_AFTER seconds since
-# the last key or click) once a second does as well.
+# Nobody reads rows flying by faster, and while nobody types (Collector.active) once
+# a second does as well.
 BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings about 4)
 BUSY_REPAINT_INTERVAL = 0.5
 IDLE_REPAINT_INTERVAL = 1.0
-IDLE_AFTER = 5.0
 LOAD_PAGE = 5000  # summaries read per store query when loading a session
 RESORT_INTERVAL = 1.0  # seconds between re-sorts of a sorted view while flows arrive
 RECENT_FLOWS = 512  # finished live flows kept whole for the detail view (bodies included)
@@ -93,7 +92,6 @@ class InspectorApp(App[int]):
         self._last_resort = 0.0
         self.collector = Collector()
         self._last_paint = 0.0
-        self._last_input = 0.0  # monotonic time of the last key press or click
         self._paint_due = False  # the index changed since the list was last repainted
         self._reorder_due = False
 
@@ -118,7 +116,6 @@ class InspectorApp(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
-            self._last_input = time.monotonic()
             self.collector.input_seen()
         await super().on_event(event)
 
@@ -214,8 +211,7 @@ class InspectorApp(App[int]):
             self._apply_events(events)
         now = time.monotonic()
         busy = events >= BUSY_BATCH
-        idle = now - self._last_input >= IDLE_AFTER
-        every = IDLE_REPAINT_INTERVAL if idle else BUSY_REPAINT_INTERVAL
+        every = BUSY_REPAINT_INTERVAL if self.collector.active else IDLE_REPAINT_INTERVAL
         if self._paint_due and (not busy or now - self._last_paint >= every):
             self._last_paint = now
             self._paint_due = False

@@ -107,13 +107,18 @@ class Collector:
         self._last_input = self.clock()
         self._set_young(ACTIVE_THRESHOLDS)
 
+    @property
+    def active(self) -> bool:
+        """True while the user counts as active (a key press or click in ACTIVE seconds)."""
+        return self.clock() - self._last_input < ACTIVE
+
     def tick(self, rows: int) -> bool:
         """Run a full collection when one is due; ``rows`` is the list's row count.
 
         True when it collected.
         """
         now = self.clock()
-        active = now - self._last_input < ACTIVE
+        active = self.active
         if not active:
             self._set_young(IDLE_THRESHOLDS)
         overdue = now - self._last_full - (MIN_INTERVAL if active else self.interval)
