@@ -212,6 +212,15 @@ def at_least(factor: float) -> Callable[[float, float | None], bool | None]:
     return lambda ours, mitm: None if mitm is None else ours >= factor * mitm
 
 
+def sixth_of_mitmdump(ours: float, mitm: float | None) -> bool:
+    """The CPU target: at most 1/6 of mitmdump's in the same run (200 us without it).
+
+    The issue puts it both ways, 1/6 of mitmdump's and <= 200 us (1/6 of its reference
+    figure); on a shared machine only the ratio within one run holds still.
+    """
+    return ours <= (200 if mitm is None else mitm / 6)
+
+
 def each_proxy(proxies: list[Proxy], row: Row, measure: Callable[[Proxy], None]) -> None:
     """Run measure against a fresh process of each proxy; a failure becomes a note in row."""
     for proxy in proxies:
@@ -226,7 +235,7 @@ def each_proxy(proxies: list[Proxy], row: Row, measure: Callable[[Proxy], None])
 def scenario_plain_keepalive(proxies: list[Proxy], nginx: Nginx, s: Settings) -> list[Row]:
     title = f"1 plain keep-alive, {s.connections} conns (wrk)"
     rps = Row(title, "requests/s")
-    cpu = Row(title, "proxy CPU us/request", "<= 200", lambda ours, _m: ours <= 200)
+    cpu = Row(title, "proxy CPU us/request", "<= 1/6 mitmdump (~200)", sixth_of_mitmdump)
     opened = Row(title, UPSTREAM_CONNS_METRIC, digits=1)
     url = f"http://127.0.0.1:{nginx.plain_port}{SMALL_PATH}"
 
@@ -242,7 +251,7 @@ def scenario_plain_keepalive(proxies: list[Proxy], nginx: Nginx, s: Settings) ->
 def scenario_tls_keepalive(proxies: list[Proxy], nginx: Nginx, s: Settings) -> list[Row]:
     title = f"2 intercepted HTTPS keep-alive, {s.connections} conns"
     rps = Row(title, "requests/s")
-    cpu = Row(title, "proxy CPU us/request", "<= 200", lambda ours, _m: ours <= 200)
+    cpu = Row(title, "proxy CPU us/request", "<= 1/6 mitmdump (~200)", sixth_of_mitmdump)
     opened = Row(title, UPSTREAM_CONNS_METRIC, digits=1)
     url = f"https://127.0.0.1:{nginx.tls_port}{SMALL_PATH}"
 
