@@ -33,13 +33,7 @@ SHUTDOWN_GRACE = 2.0  # seconds in-flight exchanges get to finish on SIGINT/SIGT
 # exchanges under load and rescanned them (3-4% of the proxy's CPU in a perf profile).
 GC_GEN0_THRESHOLD = 10_000
 LOOP_ENV = "INSPECTOR_LOOP"  # "uvloop" or "asyncio": which event loop implementation to run
-# Every TLS read asks for a 256 KiB buffer and shrinks it to what arrived. glibc serves
-# blocks that size with mmap (and then mremap, munmap, and page faults to zero new
-# pages) until its threshold has risen, which happens only when a block larger than the
-# threshold is freed. One block of this size, freed at start-up, raises it: 6 system
-# calls per intercepted exchange and the heap's grow/trim churn while streaming go away.
-# Elsewhere than glibc this is one harmless allocation.
-MALLOC_WARMUP = 4 * 1024 * 1024
+MALLOC_WARMUP = 4 * 1024 * 1024  # bytes freed at start-up (see warm_up_allocator)
 
 
 @dataclass(slots=True)
@@ -201,6 +195,7 @@ async def run(
     # Handlers first: a signal sent the moment the listening line appears must stop
     # the proxy cleanly, not kill it with the session left open.
     installed = _install_signals(loop, stop)
+    warm_up_allocator()
     _TUNED_GC.enter()
     try:
         runtime = await start(config)
@@ -217,11 +212,21 @@ async def run(
             loop.remove_signal_handler(sig)
 
 
-class _TunedCollector:
-    """Fewer cyclic-GC runs while any proxy runs in this process; restored after the last.
+def warm_up_allocator() -> None:
+    """Allocate and free one large block, so that glibc serves the proxy's buffers from its heap.
 
-    The first proxy also raises glibc's mmap threshold (see MALLOC_WARMUP).
+    Every TLS read asks for a 256 KiB buffer and shrinks it to what arrived. glibc serves
+    blocks that size with mmap (then mremap, munmap, and page faults to zero new pages)
+    until its mmap threshold has risen, which happens only when a block larger than the
+    threshold is freed. This one raises it: 6 system calls per intercepted exchange and
+    the heap's grow/trim churn while streaming go away. Elsewhere than glibc it is one
+    harmless allocation.
     """
+    bytearray(MALLOC_WARMUP)
+
+
+class _TunedCollector:
+    """Fewer cyclic-GC runs while any proxy runs in this process; restored after the last."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -233,7 +238,6 @@ class _TunedCollector:
         with self._lock:
             self._users += 1
             if self._users == 1:
-                bytearray(MALLOC_WARMUP)  # see MALLOC_WARMUP: allocated and freed at once
                 self._saved = gc.get_threshold()
                 # What start-up built lives on: no need to scan it again (unless the
                 # embedding program manages frozen objects itself).
