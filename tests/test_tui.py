@@ -26,11 +26,11 @@ from inspector.tui.widgets.filter_bar import FilterBar
 from inspector.tui.widgets.flow_table import FlowTable
 from inspector.tui.widgets.status_bar import HeaderBar
 from tests.servers import EchoServer
+from tests.tui_fixtures import WAIT, wait_for
 
 pytestmark = pytest.mark.anyio
 
 SIZE = (150, 40)
-WAIT = 15.0  # seconds any condition may take before a test fails
 
 
 @pytest.fixture
@@ -75,16 +75,6 @@ def in_thread(func: Callable[[], object]) -> tuple[threading.Thread, list[object
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, out
-
-
-async def wait_for(pilot, predicate: Callable[[], object], what: str) -> None:
-    """Let the app run until ``predicate()`` holds (bounded by WAIT)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def table_text(app: InspectorApp) -> list[str]:

@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
 
 import pytest
 
 from inspector.bus import Bus, EventKind, FlowEvent
 from inspector.flow import FlowError, Phase
-from inspector.store import Store
-from inspector.tui.app import BUSY_BATCH, InspectorApp
-from inspector.tui.session import Session
+from inspector.tui.app import BUSY_BATCH
 from inspector.tui.widgets.flow_table import FlowTable
-from inspector.tui.widgets.status_bar import HeaderBar, SourceInfo
-from tests.tui_fixtures import numbered_flow
+from inspector.tui.widgets.status_bar import HeaderBar
+from tests.tui_fixtures import bus_app, numbered_flow, wait_for
 
 pytestmark = pytest.mark.anyio
-
-WAIT = 15.0  # seconds any condition may take before a test fails
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def bus_app(tmp_path: Path) -> tuple[InspectorApp, Bus, Store]:
-    store = Store(tmp_path / "s.db")
-    bus = Bus()
-    info = SourceInfo(session=str(tmp_path / "s.db"), address="http://127.0.0.1:8080")
-    return InspectorApp(Session(store=store, info=info, bus=bus)), bus, store
-
-
-async def wait_for(pilot, condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
 
 
 def publish(bus: Bus, kinds: tuple[EventKind, ...], flow) -> None:

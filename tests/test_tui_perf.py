@@ -4,27 +4,20 @@ reused row lines and resizes without a layout (the speed itself is bench/bench_t
 from __future__ import annotations
 
 import gc
-import time
 import weakref
 from pathlib import Path
 
 import pytest
 
-from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.bus import EventKind, FlowEvent
 from inspector.filters import parse
-from inspector.store import Store
 from inspector.tui import collector as collector_module
-from inspector.tui.app import InspectorApp
 from inspector.tui.collector import Collector
 from inspector.tui.rows import FlowIndex
-from inspector.tui.session import Session
 from inspector.tui.widgets.flow_table import FlowTable
-from inspector.tui.widgets.status_bar import SourceInfo
-from tests.tui_fixtures import numbered_flow
+from tests.tui_fixtures import bus_app, numbered_flow, wait_for
 
 pytestmark = pytest.mark.anyio
-
-WAIT = 15.0  # seconds any condition may take before a test fails
 
 
 @pytest.fixture
@@ -151,21 +144,6 @@ def test_rows_are_frozen_after_a_collection_and_thawed_when_the_app_stops():
     finally:
         collector.stop()
     assert gc.get_freeze_count() == 0
-
-
-def bus_app(tmp_path: Path) -> tuple[InspectorApp, Bus, Store]:
-    store = Store(tmp_path / "s.db")
-    bus = Bus()
-    info = SourceInfo(session=str(tmp_path / "s.db"), address="http://127.0.0.1:8080")
-    return InspectorApp(Session(store=store, info=info, bus=bus)), bus, store
-
-
-async def wait_for(pilot, condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
 
 
 async def test_the_app_paces_full_collections_and_restores_the_thresholds(tmp_path: Path):

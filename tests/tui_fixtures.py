@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -341,3 +342,28 @@ async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pi
     for widget in app.screen.query(Input):
         widget.cursor_blink = False
     await pilot.pause(0.05)
+
+
+WAIT = 15.0  # seconds any condition may take before a UI test fails
+
+
+async def wait_for(pilot, predicate, what: str) -> None:  # pilot: textual.pilot.Pilot
+    """Let the app run until ``predicate()`` holds (bounded by WAIT)."""
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def bus_app(tmp_path: Path):  # -> tuple[InspectorApp, Bus, Store]
+    """The app over an empty live session fed by a bus the test publishes on."""
+    from inspector.bus import Bus
+    from inspector.tui.app import InspectorApp
+    from inspector.tui.session import Session
+    from inspector.tui.widgets.status_bar import SourceInfo
+
+    store = Store(tmp_path / "s.db")
+    bus = Bus()
+    info = SourceInfo(session=str(tmp_path / "s.db"), address="http://127.0.0.1:8080")
+    return InspectorApp(Session(store=store, info=info, bus=bus)), bus, store
