@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from collections.abc import Sequence
@@ -50,7 +51,12 @@ def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     prog = "inspector" if command is None else f"inspector {command}"
-    p = argparse.ArgumentParser(prog=prog, description=_DESCRIPTIONS[command])
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=_DESCRIPTIONS[command],
+        epilog=_commands_help() if command is None else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if command in (None, "dump"):
         _add_proxy_options(p, dump=command == "dump")
     elif command == "show":
@@ -167,9 +173,28 @@ def _run_command(command: str | None, args: argparse.Namespace) -> int:
     return ca_main(args.confdir.expanduser())
 
 
+def _commands_help() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"  {name:<{width}}  {_DESCRIPTIONS[name]}" for name in SUBCOMMANDS]
+    return "commands:\n" + "\n".join(lines) + "\n\nRun 'inspector COMMAND --help' for its options."
+
+
+def _unknown_command(word: str) -> str:
+    close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+    if Path(word).is_file():
+        hint = f" (to browse a saved session: inspector show {word})"
+    else:
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown command {word!r}{hint}; commands: {', '.join(SUBCOMMANDS)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    if command is None and argv and not argv[0].startswith("-"):
+        # The UI takes options only, so a first word is a mistyped command.
+        print(f"inspector: error: {_unknown_command(argv[0])}", file=sys.stderr)
+        return 2
     args = build_parser(command).parse_args(argv[1:] if command else argv)
     try:
         return _run_command(command, args)
