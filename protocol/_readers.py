@@ -372,7 +372,7 @@ class ContentLengthReader:
         return Data(data)
 
     def read_eof(self) -> EndOfMessage:
-        raise IncompleteRead(b"", self.remaining)
+        raise IncompleteRead(b"", self.remaining, received=self.expected - self.remaining)
 
 
 class ChunkedReader:
@@ -384,11 +384,12 @@ class ChunkedReader:
 
     COALESCE = 65536
 
-    __slots__ = ("_crlf_due", "_limits", "_pending", "_trailers_due", "remaining")
+    __slots__ = ("_crlf_due", "_limits", "_pending", "_trailers_due", "received", "remaining")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self.remaining = 0  # bytes left in the current chunk
+        self.received = 0  # chunk data bytes so far
         self._crlf_due = False  # the CRLF after a chunk's data
         self._trailers_due = False
         # what comes after the Data being returned: the end, or an error about later bytes
@@ -429,6 +430,7 @@ class ChunkedReader:
                     return None
                 data = buf.take(self.remaining)
                 self.remaining -= len(data)
+                self.received += len(data)
                 if not self.remaining:
                     self._crlf_due = True
                 return data
@@ -469,7 +471,7 @@ class ChunkedReader:
         return EndOfMessage(Headers._trusted(parse_fields(block, 0, limits, "trailer")))
 
     def read_eof(self) -> EndOfMessage:
-        raise IncompleteRead(b"", self.remaining or None)
+        raise IncompleteRead(b"", self.remaining or None, received=self.received)
 
 
 class UntilCloseReader:

@@ -59,16 +59,24 @@ class UnimplementedFileMode(HTTPException):
 
 
 class IncompleteRead(HTTPException):
-    """The connection ended before the body was complete; ``partial`` holds what came."""
+    """The connection ended before the body was complete; ``partial`` holds what came.
 
-    def __init__(self, partial: bytes, expected: int | None = None) -> None:
+    ``received`` counts the body bytes that came in all: the parser hands body bytes
+    out as they arrive, so there ``partial`` is empty and ``received`` says how far
+    the body got.
+    """
+
+    def __init__(
+        self, partial: bytes, expected: int | None = None, *, received: int | None = None
+    ) -> None:
         self.args = (partial,)
         self.partial = partial
         self.expected = expected
+        self.received = len(partial) if received is None else received
 
     def __repr__(self) -> str:
         more = f", {self.expected} more expected" if self.expected is not None else ""
-        return f"{type(self).__name__}({len(self.partial)} bytes read{more})"
+        return f"{type(self).__name__}({self.received} bytes read{more})"
 
     __str__ = object.__str__
 

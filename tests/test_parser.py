@@ -985,7 +985,9 @@ def test_server_closes_mid_content_length_body() -> None:
     assert conn.next_event() == Data(b"1234")
     with pytest.raises(IncompleteRead) as info:
         conn.next_event()
-    assert repr(info.value) == "IncompleteRead(0 bytes read, 6 more expected)"
+    # The 4 bytes went out as Data: partial is empty, but the count says how far it got.
+    assert repr(info.value) == "IncompleteRead(4 bytes read, 6 more expected)"
+    assert (info.value.partial, info.value.received, info.value.expected) == (b"", 4, 6)
 
 
 def test_server_closes_mid_chunk() -> None:
@@ -995,14 +997,16 @@ def test_server_closes_mid_chunk() -> None:
     with pytest.raises(IncompleteRead) as info:
         drain(conn)
     assert info.value.expected == 7
+    assert repr(info.value) == "IncompleteRead(3 bytes read, 7 more expected)"
 
 
 def test_server_closes_before_last_chunk() -> None:
     conn = client_after()
     conn.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
     conn.receive_data(b"")
-    with pytest.raises(IncompleteRead):
+    with pytest.raises(IncompleteRead) as info:
         drain(conn)
+    assert repr(info.value) == "IncompleteRead(3 bytes read)"  # no chunk size line yet
 
 
 def test_response_before_request_is_an_error() -> None:

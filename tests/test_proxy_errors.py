@@ -146,6 +146,16 @@ def test_upstream_fault(  # type: ignore[no-untyped-def]
     assert get(proxy, f"{healthy.url}/status/200") == (200, b"status 200\n")
 
 
+def test_truncated_body_says_how_far_it_got(proxy: LiveProxy, raw_server) -> None:  # type: ignore[no-untyped-def]
+    peer = raw_server(sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly"))
+    url = f"{peer.url}/short"
+    get(proxy, url)
+    flow = last_finished(proxy, url)
+    assert flow.error is not None and flow.response is not None
+    assert flow.error.message == "IncompleteRead(4 bytes read, 96 more expected)"
+    assert (flow.response.body.data, flow.response.body.size) == (b"only", 4)
+
+
 def test_refused(proxy: LiveProxy, healthy: EchoServer) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
