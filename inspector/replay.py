@@ -29,7 +29,8 @@ import protocol
 from inspector.config import DEFAULT_BODY_LIMIT, ConfigError, Endpoint
 from inspector.diff import ResponseDiff, compare
 from inspector.export.source import open_session, selected_ids
-from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings
+from inspector.failures import flow_error
+from inspector.flow import Body, Flow, Phase, Request, Response, Timings
 from inspector.render import flow_line, human_size, status_text
 from protocol.headers import HeaderPairs, Headers
 
@@ -261,8 +262,7 @@ def _exchange(flow: Flow, options: ReplayOptions, in_flight: InFlight) -> None:
         phase = Phase.BODY
         flow.response.body = _read_body(resp, options.body_limit)
     except Exception as e:
-        phase = _refine_phase(phase, e)
-        flow.error = FlowError(type(e).__name__, str(e) or repr(e), phase, time.time())
+        flow.error = flow_error(e, _refine_phase(phase, e))
     finally:
         in_flight.discard(conn)
         conn.close()

@@ -119,7 +119,7 @@ def test_https_to_a_plain_http_upstream_says_so(proxy: LiveProxy, echo_server: E
     out = curl_status(proxy, f"https://127.0.0.1:{echo_server.port}/")
     (flow,) = proxy.finished(1)
     assert out.endswith(b"502")
-    assert b"did not answer with TLS: is it plain HTTP on that port?" in out
+    assert b"the server did not answer with TLS: is it plain HTTP on that port?" in out
     assert flow.error is not None and flow.error.phase == "tls"
     assert flow.error.exc_class == "SSLError"
 

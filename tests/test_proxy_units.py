@@ -9,6 +9,7 @@ import ssl
 import pytest
 
 from inspector.config import Mode
+from inspector.failures import flow_error
 from inspector.flow import Phase
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientError, UpstreamError
@@ -167,6 +168,6 @@ def test_error_mapping() -> None:
     assert errors.upstream_error_body(err) == (
         b"inspector: upstream h:1 failed during status line: BadStatusLine: SSH-2.0\n"
     )
-    fe = errors.flow_error(TimeoutError(), Phase.CONNECT)
+    fe = flow_error(TimeoutError(), Phase.CONNECT)
     assert (fe.exc_class, fe.message, fe.phase) == ("TimeoutError", "timed out", "connect")
     assert errors.client_status(ValueError()) == 400

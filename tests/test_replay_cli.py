@@ -270,6 +270,10 @@ def test_https_replay_verifies_with_upstream_ca(tmp_path, tls_echo_server, upstr
     untrusted = run_inspector("replay", session)
     assert untrusted.returncode == 2
     assert "ERROR SSLCertVerificationError: " in untrusted.stdout
+    # The same hint as the proxy's, naming replay's own options.
+    assert "add its CA with --upstream-ca FILE, or skip verification with --insecure" in (
+        untrusted.stdout
+    )
     insecure = run_inspector("replay", session, "--insecure")
     assert insecure.returncode == 0
 

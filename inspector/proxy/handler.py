@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from inspector import flow as model
 from inspector.bus import EventKind
+from inspector.failures import exc_message, flow_error
 from inspector.flow import Flow, Phase, TLSInfo
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientError, FlowKilled, UpstreamError
@@ -62,7 +63,7 @@ class ClientGone(Exception):
     """The client closed or broke its connection in the middle of an exchange."""
 
     def __init__(self, exc: BaseException) -> None:
-        super().__init__(errors.exc_message(exc))
+        super().__init__(exc_message(exc))
         self.exc = exc
 
 
@@ -611,7 +612,7 @@ class ClientHandler:
     def _finish_error(self, flow: Flow, exc: BaseException, phase: Phase) -> None:
         if flow.timings.end is not None:
             return
-        flow.error = errors.flow_error(exc, phase)
+        flow.error = flow_error(exc, phase)
         flow.timings.end = time.time()
         self.server.publish(EventKind.ERROR, flow)
 
