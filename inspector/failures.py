@@ -6,6 +6,7 @@ Shared by the proxy and replay, so the same failure reads the same in both.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import time
 
@@ -27,6 +28,8 @@ def exc_message(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, ssl.SSLError):
         return text + _tls_hint(exc)
+    if isinstance(exc, socket.gaierror):
+        return f"{text} (the host name could not be resolved: check it, or the DNS settings)"
     if text:
         return text
     if isinstance(exc, TimeoutError):
