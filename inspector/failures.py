@@ -5,6 +5,7 @@ Shared by the proxy and replay, so the same failure reads the same in both.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import ssl
@@ -34,7 +35,18 @@ def exc_message(exc: BaseException) -> str:
         return text
     if isinstance(exc, TimeoutError):
         return "timed out"
+    for kind, number in _ERRNO_OF.items():
+        if isinstance(exc, kind):  # raised bare, as transports do: say what it means
+            return f"[Errno {number}] {os.strerror(number)}"
     return repr(exc)
+
+
+_ERRNO_OF = {
+    ConnectionResetError: errno.ECONNRESET,
+    ConnectionAbortedError: errno.ECONNABORTED,
+    ConnectionRefusedError: errno.ECONNREFUSED,
+    BrokenPipeError: errno.EPIPE,
+}
 
 
 # OpenSSL verify codes that mean "no trusted CA vouches for this certificate".

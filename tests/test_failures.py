@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 
 from inspector.failures import exc_class, exc_message, flow_error
@@ -18,20 +20,25 @@ def test_unresolvable_host_says_so() -> None:
 
 
 def test_an_errno_reads_the_same_whatever_the_loop_wrote() -> None:
-    asyncio_style = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
-    assert exc_message(asyncio_style) == "[Errno 111] Connection refused"
+    refused = errno.ECONNREFUSED
+    asyncio_style = ConnectionRefusedError(refused, "Connect call failed ('127.0.0.1', 9)")
+    assert exc_message(asyncio_style) == f"[Errno {refused}] {os.strerror(refused)}"
 
 
 def test_empty_messages_get_a_readable_one() -> None:
     assert exc_message(TimeoutError()) == "timed out"
     assert exc_message(KeyError()) == "KeyError()"
+    # Transports raise these bare; the reader still learns what happened.
+    reset, pipe = errno.ECONNRESET, errno.EPIPE
+    assert exc_message(ConnectionResetError()) == f"[Errno {reset}] {os.strerror(reset)}"
+    assert exc_message(BrokenPipeError()) == f"[Errno {pipe}] {os.strerror(pipe)}"
 
 
 def test_flow_error_carries_class_message_and_phase() -> None:
-    err = flow_error(ConnectionResetError(104, "reset"), Phase.BODY)
+    err = flow_error(ConnectionResetError(errno.ECONNRESET, "reset"), Phase.BODY)
     assert (err.exc_class, err.message, err.phase) == (
         "ConnectionResetError",
-        "[Errno 104] Connection reset by peer",
+        f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}",
         Phase.BODY,
     )
     assert err.timestamp > 0

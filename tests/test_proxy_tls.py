@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import subprocess
 from pathlib import Path
 
@@ -189,3 +190,29 @@ def test_a_client_refusing_our_certificate_is_recorded(
     assert flow.error.phase == "client" and "SSL" in flow.error.exc_class
     assert "does it trust the inspector CA" in flow.error.message
     assert flow.tls is not None and flow.tls.sni == "localhost"
+
+
+def test_a_client_dropping_the_handshake_is_recorded_with_the_likely_cause(
+    proxy: LiveProxy,
+) -> None:
+    # A ClientHello from a real TLS client, then a reset instead of an alert: what
+    # clients that do not trust the proxy's certificate often do.
+    hello_maker = ssl.create_default_context().wrap_bio(
+        ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="example.test"
+    )
+    with pytest.raises(ssl.SSLWantReadError):
+        hello_maker.do_handshake()
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as s:
+        s.sendall(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n")
+        assert read_head(s).startswith(b"HTTP/1.1 200")
+        s.sendall(outgoing.read())
+        s.settimeout(10)
+        assert s.recv(5)[:1] == b"\x16"  # the proxy's ServerHello: a handshake record
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    (flow,) = proxy.finished(1)
+    assert flow.request.method == "CONNECT" and flow.error is not None
+    assert (flow.error.phase, flow.error.exc_class) == ("client", "ConnectionResetError")
+    assert flow.error.message == (
+        "the client closed the connection during the TLS handshake: "
+        "does it trust the inspector CA? see `inspector ca`"
+    )

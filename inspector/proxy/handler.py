@@ -765,11 +765,11 @@ class ClientHandler:
         flow = self._connect_flow(req, host, port)
         flow.tls = TLSInfo(sni=hello.sni, client_alpn=",".join(hello.alpn or ()) or None)
         self.server.publish(EventKind.STARTED, flow)
+        trust = "does it trust the inspector CA? see `inspector ca`"
         if isinstance(exc, ssl.SSLError):
-            exc = type(exc)(
-                f"{exc} (the client refused the TLS handshake: does it trust the inspector CA? "
-                "see `inspector ca`)"
-            )
+            exc = type(exc)(f"{exc} (the client refused the TLS handshake: {trust})")
+        elif isinstance(exc, ConnectionError):  # clients that drop the connection, no alert
+            exc = type(exc)(f"the client closed the connection during the TLS handshake: {trust}")
         self._finish_error(flow, exc, Phase.CLIENT)
 
     def _connect_flow(self, req: Request, host: str, port: int) -> Flow:
