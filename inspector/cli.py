@@ -180,10 +180,10 @@ def _commands_help() -> str:
 
 
 def _unknown_command(word: str) -> str:
-    close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
     if Path(word).is_file():
         hint = f" (to browse a saved session: inspector show {word})"
     else:
+        close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown command {word!r}{hint}; commands: {', '.join(SUBCOMMANDS)}"
 
