@@ -15,6 +15,7 @@ from inspector.export.har import flows_from_har, har_document
 from inspector.export.pytest_module import pytest_module
 from inspector.export.raw import raw_exchange
 from inspector.export.redact import MASK, redact_flow
+from inspector.flow import FlowError, Phase
 from tests.replay_fixtures import body, check_har, make_flow, visible_headers
 
 # --- curl -----------------------------------------------------------------------------------
@@ -327,11 +328,15 @@ def test_pytest_module_is_valid_python_and_lists_what_it_leaves_out():
     flows = [make_flow("127.0.0.1", 9000), make_flow("127.0.0.1", 9000, status=None)]
     cut = make_flow("127.0.0.1", 9000, "POST", request_body=b"abc")
     cut.request.body = body(b"abc", size=10_000)
-    source = pytest_module([*flows, cut])
+    # A response that started, then broke: no recording of what the server does.
+    broken = make_flow("127.0.0.1", 9000, path="/broken")
+    broken.error = FlowError("IncompleteRead", "IncompleteRead(5 bytes read)", Phase.BODY)
+    source = pytest_module([*flows, cut, broken])
     compile(source, "generated.py", "exec")
-    assert source.count("# left out:") == 2
-    assert "no response was recorded" in source
+    assert source.count("# left out:") == 3
+    assert "the exchange failed: ConnectionRefusedError during connect" in source
     assert "request body was cut at capture" in source
+    assert "/broken: the exchange failed: IncompleteRead during body" in source
 
 
 _TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

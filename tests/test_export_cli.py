@@ -13,6 +13,7 @@ import pytest
 from tests.replay_fixtures import (
     JsonServer,
     check_har,
+    make_flow,
     read_session,
     record,
     run_inspector,
@@ -164,3 +165,15 @@ def test_export_missing_session(tmp_path):
     result = run_inspector("export", tmp_path / "none.db", "--format", "curl")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_pytest_export_counts_the_tests_it_wrote_and_what_it_left_out(tmp_path):
+    session = tmp_path / "s.db"
+    write_session(session, [make_flow("127.0.0.1", 9), make_flow("127.0.0.1", 9, status=None)])
+    module = tmp_path / "test_captured.py"
+    result = run_inspector("export", session, "--format", "pytest", "-o", module)
+    assert result.returncode == 0, result.stderr
+    assert f"exported 1 exchange (1 left out, listed at the top of the file) to {module}" in (
+        result.stderr
+    )
+    assert "# left out: GET http://127.0.0.1:9/: the exchange failed" in module.read_text()

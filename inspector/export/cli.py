@@ -12,7 +12,7 @@ from pathlib import Path
 from inspector.config import ConfigError
 from inspector.export.curl import curl_command, needs_body_file
 from inspector.export.har import har_document
-from inspector.export.pytest_module import pytest_module
+from inspector.export.pytest_module import pytest_module, unusable_reason
 from inspector.export.raw import raw_exchange
 from inspector.export.redact import redact_flow
 from inspector.export.source import check_filter, open_session
@@ -40,8 +40,16 @@ def main(args: argparse.Namespace) -> int:
             return 1
     else:
         _write_atomically(output.expanduser(), data)
-        print(f"inspector: exported {len(flows)} exchanges to {output}", file=sys.stderr)
+        print(f"inspector: exported {_summary(args.format, flows)} to {output}", file=sys.stderr)
     return 0
+
+
+def _summary(fmt: str, flows: list[Flow]) -> str:
+    """How many exchanges the file holds; a pytest module leaves some out, and says why."""
+    left_out = sum(1 for f in flows if unusable_reason(f)) if fmt == "pytest" else 0
+    exported = len(flows) - left_out
+    text = f"{exported} exchange{'' if exported == 1 else 's'}"
+    return text + (f" ({left_out} left out, listed at the top of the file)" if left_out else "")
 
 
 def render(fmt: str, flows: list[Flow], *, redact: bool, output: Path | None) -> bytes:

@@ -93,7 +93,7 @@ def pytest_module(flows: Iterable[Flow], redact: bool = False) -> str:
     for flow in flows:
         if redact:
             flow = redact_flow(flow)
-        reason = _unusable(flow)
+        reason = unusable_reason(flow)
         if reason:
             left_out.append(f"# left out: {flow.request.method} {flow.request.url}: {reason}")
         else:
@@ -104,11 +104,14 @@ def pytest_module(flows: Iterable[Flow], redact: bool = False) -> str:
     return _HEADER.format(count=count) + "\n" + notes + body + _FOOTER
 
 
-def _unusable(flow: Flow) -> str | None:
+def unusable_reason(flow: Flow) -> str | None:
+    """Why ``flow`` cannot become a test (None when it can)."""
     try:
         check_replayable(flow)
     except ReplayError as e:
         return str(e)
+    if flow.error is not None:  # a failed exchange is no recording of what the server does
+        return f"the exchange failed: {flow.error.exc_class} during {flow.error.phase}"
     if flow.response is None:
         return "no response was recorded"
     return None
