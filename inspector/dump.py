@@ -68,6 +68,13 @@ class LinePrinter:
 
 def run(config: Config) -> int:
     """Run the proxy until SIGINT/SIGTERM; 0 on a clean stop, 2 for a bad --filter."""
+    if config.intercept:  # held flows wait for the UI to release them: here they never would
+        print(
+            "inspector: error: --intercept holds flows for editing in the UI, and "
+            "`inspector dump` has none to release them: run `inspector --intercept EXPR`",
+            file=sys.stderr,
+        )
+        return 2
     try:
         flt = filters.parse(config.filter) if config.filter else None
     except filters.FilterError as e:
