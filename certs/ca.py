@@ -66,6 +66,7 @@ class CertificateAuthority:
         self.cert_pem: bytes = certificate.public_bytes(serialization.Encoding.PEM)
         digest = certificate.fingerprint(hashes.SHA256())
         self.fingerprint_sha256: str = digest.hex(":").upper()
+        self.created = False  # made by this process's load_or_create (a first run)
 
     def __repr__(self) -> str:
         return f"<CertificateAuthority {self.cert_path} {self.fingerprint_sha256[:23]}...>"
@@ -78,11 +79,14 @@ class CertificateAuthority:
         try:
             _make_private_dir(confdir)
             # Fast path without the lock: both files only exist once creation finished.
+            created = False
             if not (cert_path.exists() and key_path.exists()):
                 with _locked(confdir / LOCK_FILE):
                     if not cert_path.exists() and not key_path.exists():
                         _write_new_ca(cert_path, key_path)
+                        created = True
             ca = _load(cert_path, key_path)
+            ca.created = created
             _ensure_der_copy(ca)
         except CAError:
             raise

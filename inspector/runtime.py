@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from certs import CAError, CertificateAuthority, CertStore
@@ -141,11 +142,29 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def announce(host: str, port: int, config: Config, stream: TextIO | None = None) -> None:
-    """The listening line (exactly as SPEC.md says) and warnings about risky settings."""
+def announce(
+    host: str,
+    port: int,
+    config: Config,
+    stream: TextIO | None = None,
+    *,
+    session: Path | None = None,
+    new_ca: Path | None = None,
+) -> None:
+    """The listening line (exactly as SPEC.md says, and first), where the session is
+    recorded, a CA made just now, and warnings about risky settings."""
     out = stream or sys.stderr
     shown = f"[{host}]" if ":" in host else host
     print(f"inspector: proxy listening on http://{shown}:{port}", file=out, flush=True)
+    if session is not None:
+        print(f"inspector: recording to {session}", file=out, flush=True)
+    if new_ca is not None:
+        print(
+            f"inspector: created a local CA, {new_ca}: trust it to intercept HTTPS "
+            "(`inspector ca` shows how)",
+            file=out,
+            flush=True,
+        )
     if not _is_loopback(host):
         print(
             f"inspector: warning: listening on {host}, not loopback: anyone who can reach this "
@@ -179,7 +198,9 @@ async def start(config: Config) -> Runtime:
             f"cannot listen on {config.listen_host}:{config.listen_port}: "
             f"{e.strerror or e} (pick another --listen-port, or 0 for a free one)"
         ) from None
-    announce(host, port, config)
+    ca = runtime.certstore.ca
+    new_ca = ca.cert_path if ca.created else None
+    announce(host, port, config, session=runtime.store.path, new_ca=new_ca)
     return runtime
 
 

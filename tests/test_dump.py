@@ -263,3 +263,20 @@ def test_warning_for_a_non_loopback_address() -> None:
     quiet = io.StringIO()
     announce("::1", 8080, Config(), quiet)
     assert quiet.getvalue() == "inspector: proxy listening on http://[::1]:8080\n"
+
+
+def test_start_up_says_where_it_records_and_names_a_ca_made_just_now(tmp_path: Path) -> None:
+    first = ProxyProcess(tmp_path)
+    _, err = first.stop()
+    lines = err.splitlines()
+    assert lines[0] == f"inspector: proxy listening on http://127.0.0.1:{first.port}"
+    assert lines[1] == f"inspector: recording to {first.session}"
+    ca = first.confdir / "ca.pem"
+    assert lines[2] == (
+        f"inspector: created a local CA, {ca}: trust it to intercept HTTPS "
+        "(`inspector ca` shows how)"
+    )
+    again = ProxyProcess(tmp_path)  # the same confdir: the CA is already there
+    _, err = again.stop()
+    assert f"inspector: recording to {again.session}" in err
+    assert "created a local CA" not in err
