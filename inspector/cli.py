@@ -12,6 +12,7 @@ from pathlib import Path
 from inspector.config import DEFAULT_BODY_LIMIT, Config, ConfigError, Mode, parse_size
 
 SUBCOMMANDS = ("dump", "show", "replay", "export", "import", "ca")
+DEFAULT_CONFDIR = Path.home() / ".inspector"
 
 
 def _positive_float(text: str) -> float:
@@ -34,7 +35,7 @@ def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
     p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--listen-port", type=_port, default=8080, help="0 picks a free port")
     p.add_argument("--mode", default="regular", help="regular, reverse:URL or upstream:URL")
-    p.add_argument("--confdir", type=Path, default=Path.home() / ".inspector")
+    p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR)
     p.add_argument("--session", type=Path, help="SQLite session file to record to")
     p.add_argument("--upstream-ca", type=Path, help="extra CA bundle for upstream servers")
     p.add_argument("--insecure", action="store_true", help="do not verify upstream certificates")
@@ -60,7 +61,13 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     if command in (None, "dump"):
         _add_proxy_options(p, dump=command == "dump")
     elif command == "show":
-        p.add_argument("session", type=Path, help="session file to browse")
+        p.add_argument("session", type=Path, nargs="?", help="session file to browse")
+        p.add_argument(
+            "--confdir",
+            type=Path,
+            default=DEFAULT_CONFDIR,
+            help="lists its recent sessions when SESSION is left out",
+        )
     elif command == "replay":
         p.add_argument("session", type=Path)
         p.add_argument("--filter", metavar="EXPR", help="replay only matching exchanges")
@@ -90,7 +97,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("har", type=Path, metavar="FILE.har")
         p.add_argument("-o", "--output", type=Path, required=True, metavar="SESSION")
     elif command == "ca":
-        p.add_argument("--confdir", type=Path, default=Path.home() / ".inspector")
+        p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR)
     return p
 
 
@@ -153,6 +160,8 @@ def _run_command(command: str | None, args: argparse.Namespace) -> int:
 
         return run_live(config)
     if command == "show":
+        if args.session is None:
+            raise ConfigError(_which_session(args.confdir.expanduser()))
         from inspector.tui.app import run_show
 
         return run_show(args.session)
@@ -171,6 +180,15 @@ def _run_command(command: str | None, args: argparse.Namespace) -> int:
     from inspector.ca_command import main as ca_main
 
     return ca_main(args.confdir.expanduser())
+
+
+def _which_session(confdir: Path) -> str:
+    """The error for `inspector show` without a file: the latest recordings, to pick from."""
+    recent = sorted((confdir / "sessions").glob("*.db"), reverse=True)[:3]
+    if not recent:
+        return "inspector show needs a session file (record one with `inspector dump`)"
+    listed = "\n".join(f"  inspector show {path}" for path in recent)
+    return f"inspector show needs a session file; the latest recordings:\n{listed}"
 
 
 def _commands_help() -> str:

@@ -62,3 +62,24 @@ def test_options_alone_still_reach_the_proxy_parser():
     out = run("--listen-port", "notaport")
     assert out.returncode == 2
     assert "expected a port 0-65535, got 'notaport'" in out.stderr
+
+
+def test_show_without_a_file_lists_the_latest_recordings(tmp_path: Path):
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for stamp in ("20261124-090000", "20261125-120000", "20261126-080000", "20261126-093000"):
+        (sessions / f"{stamp}.db").write_bytes(b"")
+    out = run("show", "--confdir", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "inspector: error: inspector show needs a session file; the latest recordings:",
+        f"  inspector show {sessions / '20261126-093000.db'}",
+        f"  inspector show {sessions / '20261126-080000.db'}",
+        f"  inspector show {sessions / '20261125-120000.db'}",
+    ]
+
+
+def test_show_without_a_file_or_recordings_says_how_to_record(tmp_path: Path):
+    out = run("show", "--confdir", str(tmp_path))
+    assert out.returncode == 2
+    assert "needs a session file (record one with `inspector dump`)" in out.stderr
