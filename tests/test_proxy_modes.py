@@ -99,21 +99,18 @@ def test_proxy_auth_required(tmp_path: Path, echo_server: EchoServer) -> None:
     with live_proxy(tmp_path, proxy_auth=("alice", "s3cret")) as proxy:
         denied = curl("-x", proxy.url, "-i", f"{echo_server.url}/echo")
         wrong = curl(
-            "-x",
-            proxy.url,
-            "--proxy-user",
-            "alice:nope",
-            "-w",
-            "%{http_code}",
-            "-o",
-            "/dev/null",
+            "-x", proxy.url, "--proxy-user", "alice:nope", "-w", " %{http_code}",
             f"{echo_server.url}/echo",
-        )
+        )  # fmt: skip
         ok = curl("-x", proxy.url, "--proxy-user", "alice:s3cret", f"{echo_server.url}/echo")
         (flow,) = proxy.finished(1)  # refused requests are answered, not recorded
     assert denied.stdout.startswith(b"HTTP/1.1 407 ")
     assert b'Proxy-Authenticate: Basic realm="inspector"' in denied.stdout
-    assert wrong.stdout == b"407"
+    assert b"pass the --proxy-auth credentials (e.g. curl --proxy-user USER:PASS)" in denied.stdout
+    assert wrong.stdout == (
+        b"inspector: proxy authentication required: "
+        b"the credentials given do not match --proxy-auth\n 407"
+    )
     names = [k.lower() for k, _ in json.loads(ok.stdout)["headers"]]
     assert "proxy-authorization" not in names  # never forwarded
     assert all(k.lower() != b"proxy-authorization" for k, _ in flow.request.headers)

@@ -683,10 +683,14 @@ class ClientHandler:
             if self.tunnel is None and req.method == b"CONNECT":
                 self.authenticated = True
             return
+        why = (
+            "the credentials given do not match --proxy-auth"
+            if given is not None
+            else "pass the --proxy-auth credentials (e.g. curl --proxy-user USER:PASS)"
+        )
         raise ClientError(
             407,
-            "inspector: proxy authentication required: pass the --proxy-auth credentials "
-            "(e.g. curl --proxy-user USER:PASS)\n",
+            f"inspector: proxy authentication required: {why}\n",
             headers=((b"Proxy-Authenticate", b'Basic realm="inspector"'),),
         )
 
