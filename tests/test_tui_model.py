@@ -215,7 +215,7 @@ def test_filters_on_headers_and_bodies_have_no_row_test(expr):
     assert parse(expr).row_test() is None
 
 
-def test_index_matching_ids_applies_a_row_test():
+def test_index_filter_rows_applies_a_row_test():
     from inspector.filters import parse
 
     index = FlowIndex()
@@ -223,7 +223,8 @@ def test_index_matching_ids_applies_a_row_test():
     for flow in flows:
         index.upsert(flow, None)
     expected = {f.id for f in flows if f.response.status_code == 404}
-    assert index.matching_ids(parse("~c 404").row_test()) == expected
+    index.filter_rows(parse("~c 404").row_test())
+    assert index.matching == expected
     index.set_matching(expected)
     assert [index.row_at(i).id for i in range(len(index))] == [
         f.id for f in flows if f.id in expected

@@ -200,10 +200,6 @@ class FlowIndex:
         if self.matching is not None:
             self.matching.clear()
 
-    def matching_ids(self, test: Callable[[FlowRow], bool]) -> set[str]:
-        """Ids of the rows passing ``test`` (a filter's ``row_test()``)."""
-        return {flow_id for flow_id, row in self.rows.items() if test(row)}
-
     def filter_rows(self, test: Callable[[FlowRow], bool]) -> None:
         """Show the rows passing ``test``: one pass over the rows builds the view too."""
         view = [flow_id for flow_id, row in self.rows.items() if test(row)]
