@@ -33,6 +33,9 @@ class EventKind(StrEnum):
     REMOVED = "removed"  # the flow was deleted
 
 
+FINISHED = (EventKind.RESPONSE, EventKind.ERROR)  # the kinds that end a flow
+
+
 @dataclass(frozen=True, slots=True)
 class FlowEvent:
     kind: EventKind

@@ -14,7 +14,7 @@ import threading
 from typing import TextIO
 
 from inspector import filters, runtime
-from inspector.bus import EventKind, FlowEvent
+from inspector.bus import FINISHED, EventKind, FlowEvent
 from inspector.config import Config
 from inspector.flow import Flow
 from inspector.render import flow_line
@@ -84,7 +84,7 @@ def run(config: Config) -> int:
     printer = LinePrinter(flt, quiet=config.quiet)
 
     def ready(rt: runtime.Runtime) -> None:
-        rt.bus.subscribe(printer.on_event, (EventKind.RESPONSE, EventKind.ERROR))
+        rt.bus.subscribe(printer.on_event, FINISHED)
 
     loop = runtime.new_event_loop()
     try:

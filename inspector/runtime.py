@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from certs import CAError, CertificateAuthority, CertStore
-from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.bus import FINISHED, Bus, FlowEvent
 from inspector.config import Config, ConfigError
 from inspector.filters import FilterError
 from inspector.flow import Flow
@@ -98,7 +98,7 @@ class StoreFeeder:
     once. Nothing is dropped.
     """
 
-    KINDS = (EventKind.RESPONSE, EventKind.ERROR)  # a flow is stored once it is finished
+    KINDS = FINISHED  # a flow is stored once it is finished
 
     def __init__(self, store: Store, delay: float = FEED_DELAY) -> None:
         self.store = store
@@ -107,8 +107,7 @@ class StoreFeeder:
         self._timer: asyncio.TimerHandle | None = None
 
     def on_event(self, event: FlowEvent) -> None:
-        if event.kind is not EventKind.RESPONSE and event.kind is not EventKind.ERROR:
-            return
+        """Bus subscriber for ``KINDS`` only (the subscription filters the rest)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
