@@ -265,6 +265,10 @@ def scenario_tls_keepalive(proxies: list[Proxy], nginx: Nginx, s: Settings) -> l
     return [rps, cpu, opened]
 
 
+# 3b's load, in the scenario and under --profile: one connection to each extra host.
+NEW_HOSTS_ARGS = ["--hosts", ",".join(EXTRA_HOSTS), "--count", str(len(EXTRA_HOSTS))]
+
+
 def scenario_new_connections(proxies: list[Proxy], nginx: Nginx, s: Settings) -> list[Row]:
     same = "3a new intercepted conns (CONNECT+TLS+1 req), same host"
     new = f"3b new intercepted conns, {len(EXTRA_HOSTS)} new hosts (certificate minted)"
@@ -283,7 +287,7 @@ def scenario_new_connections(proxies: list[Proxy], nginx: Nginx, s: Settings) ->
         record_rate(rows[0], rows[1], proxy.name, m, m.figures["connections"], 1e3)
         # Direct to nginx, whose certificate names 127.0.0.1 only: check the chain alone.
         direct = ["--no-hostname-check"] if proxy.proc is None else []
-        hosts = ["--hosts", ",".join(EXTRA_HOSTS), "--count", str(len(EXTRA_HOSTS))]
+        hosts = NEW_HOSTS_ARGS
         m = run_load(proxy, "newconn", *base, *hosts, *direct)
         record_rate(rows[2], rows[3], proxy.name, m, m.figures["connections"], 1e3)
 
@@ -485,8 +489,7 @@ def profile_ours(
     tls_url = f"https://127.0.0.1:{nginx.tls_port}{SMALL_PATH}"
     tls_load = ["--url", tls_url, "--ca", str(ours.ca_file), "--duration", str(s.duration)]
     newhost_load = ["--url", tls_url, "--ca", str(ours.ca_file)]
-    newhost_load += ["--concurrency", str(s.newconn_concurrency), "--hosts", ",".join(EXTRA_HOSTS)]
-    newhost_load += ["--count", str(len(EXTRA_HOSTS))]
+    newhost_load += ["--concurrency", str(s.newconn_concurrency), *NEW_HOSTS_ARGS]
     # label: (title, load, passes, py-spy samples per second)
     loads: dict[str, tuple[str, Callable[[], object], int, int]] = {
         "plain": (
