@@ -9,10 +9,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from inspector.config import DEFAULT_BODY_LIMIT, Config, ConfigError, Mode, parse_size
+from inspector.config import (
+    DEFAULT_BODY_LIMIT,
+    Config,
+    ConfigError,
+    Mode,
+    default_confdir,
+    parse_size,
+)
 
 SUBCOMMANDS = ("dump", "show", "replay", "export", "import", "ca")
-DEFAULT_CONFDIR = Path.home() / ".inspector"
 
 
 def _positive_float(text: str) -> float:
@@ -35,7 +41,7 @@ def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
     p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--listen-port", type=_port, default=8080, help="0 picks a free port")
     p.add_argument("--mode", default="regular", help="regular, reverse:URL or upstream:URL")
-    p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR)
+    p.add_argument("--confdir", type=Path, default=default_confdir())
     p.add_argument("--session", type=Path, help="SQLite session file to record to")
     p.add_argument("--upstream-ca", type=Path, help="extra CA bundle for upstream servers")
     p.add_argument("--insecure", action="store_true", help="do not verify upstream certificates")
@@ -65,7 +71,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument(
             "--confdir",
             type=Path,
-            default=DEFAULT_CONFDIR,
+            default=default_confdir(),
             help="lists its recent sessions when SESSION is left out",
         )
     elif command == "replay":
@@ -97,7 +103,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("har", type=Path, metavar="FILE.har")
         p.add_argument("-o", "--output", type=Path, required=True, metavar="SESSION")
     elif command == "ca":
-        p.add_argument("--confdir", type=Path, default=DEFAULT_CONFDIR)
+        p.add_argument("--confdir", type=Path, default=default_confdir())
     return p
 
 

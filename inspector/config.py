@@ -10,6 +10,12 @@ from urllib.parse import urlsplit
 
 DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
 
+
+def default_confdir() -> Path:
+    """Where the CA and the dated sessions live unless --confdir says otherwise."""
+    return Path.home() / ".inspector"
+
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_POWERS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3}
 
@@ -79,7 +85,7 @@ class Config:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     mode: Mode = field(default_factory=lambda: Mode("regular"))
-    confdir: Path = field(default_factory=lambda: Path.home() / ".inspector")
+    confdir: Path = field(default_factory=default_confdir)
     session: Path | None = None  # None: a new file under confdir/sessions
     upstream_ca: Path | None = None
     insecure: bool = False
