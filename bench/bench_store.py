@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from inspector.bus import Bus, EventKind, FlowEvent
-from inspector.flow import Body, Flow, Request, Response, Timings
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Timings
 from inspector.store import Store
 
 BODY = 1024
@@ -30,18 +30,18 @@ def make_flow(i: int) -> Flow:
     body = (b'{"n": %d, "word": "alpha%d", "pad": "' % (i, i)).ljust(BODY - 2, b"x") + b'"}'
     resp_body = body if text else bytes((i + k) % 256 for k in range(BODY))
     flow = Flow(
-        Request(
+        FlowRequest(
             "GET" if i % 3 else "POST",
             "https",
             host,
             443,
             f"/api/v1/items/{i}?page={i % 10}",
             headers=[(b"Host", host.encode()), (b"User-Agent", b"bench/1.0"), (b"Accept", b"*/*")],
-            body=Body(body, BODY),
+            body=FlowBody(body, BODY),
         ),
         timings=Timings(start=1_700_000_000.0 + i, end=1_700_000_000.0 + i + (i % 97) / 1000),
     )
-    flow.response = Response(
+    flow.response = FlowResponse(
         (200, 201, 304, 404, 500)[i % 5],
         "",
         headers=[
@@ -49,7 +49,7 @@ def make_flow(i: int) -> Flow:
             (b"Content-Length", b"1024"),
             (b"Server", b"bench"),
         ],
-        body=Body(resp_body, BODY),
+        body=FlowBody(resp_body, BODY),
     )
     return flow
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from inspector.content import ContentError, decode, looks_textual
-from inspector.flow import Response
+from inspector.flow import FlowResponse
 from inspector.render import human_size, status_text
 from protocol.headers import Headers
 
@@ -69,7 +69,7 @@ class ResponseDiff:
 
 
 def compare(
-    recorded: Response | None, new: Response | None, ignore: Iterable[str] = ()
+    recorded: FlowResponse | None, new: FlowResponse | None, ignore: Iterable[str] = ()
 ) -> ResponseDiff:
     """Compare two responses (None: no response), ignoring the default headers and ``ignore``."""
     if recorded is None or new is None:
@@ -85,13 +85,15 @@ def compare(
     return diff
 
 
-def _status(response: Response | None) -> str:
+def _status(response: FlowResponse | None) -> str:
     if response is None:
         return "no response"
     return status_text(response.status_code, response.reason)
 
 
-def header_differences(recorded: Response, new: Response, ignored: frozenset[str]) -> list[str]:
+def header_differences(
+    recorded: FlowResponse, new: FlowResponse, ignored: frozenset[str]
+) -> list[str]:
     """``header + Name: value`` for added, ``header - Name: value`` for removed,
     ``header ~ Name: old -> new`` for a single value that changed."""
     old = _header_map(recorded, ignored)
@@ -112,7 +114,9 @@ def header_differences(recorded: Response, new: Response, ignored: frozenset[str
     return out
 
 
-def _header_map(response: Response, ignored: frozenset[str]) -> dict[str, tuple[list[str], str]]:
+def _header_map(
+    response: FlowResponse, ignored: frozenset[str]
+) -> dict[str, tuple[list[str], str]]:
     out: dict[str, tuple[list[str], str]] = {}
     for name, value in Headers(response.headers).text_items():
         key = name.lower()
@@ -121,7 +125,7 @@ def _header_map(response: Response, ignored: frozenset[str]) -> dict[str, tuple[
     return out
 
 
-def body_differences(recorded: Response, new: Response) -> list[str]:
+def body_differences(recorded: FlowResponse, new: FlowResponse) -> list[str]:
     old_body, new_body = recorded.body, new.body
     if old_body.truncated or new_body.truncated:
         return _digest_differences(recorded, new)
@@ -138,7 +142,7 @@ def body_differences(recorded: Response, new: Response) -> list[str]:
     return [f"body: {_fingerprint(old_data)} -> {_fingerprint(new_data)}"]
 
 
-def _decoded(response: Response) -> bytes:
+def _decoded(response: FlowResponse) -> bytes:
     try:
         data, _ = decode(response.body.data, response.header("content-encoding"))
     except ContentError:
@@ -146,7 +150,7 @@ def _decoded(response: Response) -> bytes:
     return data
 
 
-def _digest_differences(recorded: Response, new: Response) -> list[str]:
+def _digest_differences(recorded: FlowResponse, new: FlowResponse) -> list[str]:
     # Only part of a body was kept; the size and the digest of the whole still tell.
     old_body, new_body = recorded.body, new.body
     if old_body.size == new_body.size and old_body.sha256 and old_body.sha256 == new_body.sha256:

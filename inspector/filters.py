@@ -42,7 +42,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from inspector.flow import Flow, Response
+from inspector.flow import Flow, FlowResponse
 
 __all__ = ["HELP", "OPERATORS", "Filter", "FilterError", "parse", "register_sql_functions"]
 
@@ -392,7 +392,7 @@ def _either(a: SQL, b: SQL) -> SQL:
     return f"({a[0]} OR {b[0]})", [*a[1], *b[1]]
 
 
-def _response_head(resp: Response | None) -> str | None:
+def _response_head(resp: FlowResponse | None) -> str | None:
     return None if resp is None else header_text(resp.headers)
 
 

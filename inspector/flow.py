@@ -31,7 +31,7 @@ class Phase(StrEnum):
 
 
 @dataclass(slots=True)
-class Body:
+class FlowBody:
     """What was recorded of a message body (content after de-chunking, before decoding)."""
 
     data: bytes = b""  # the first ``body_limit`` bytes
@@ -41,7 +41,7 @@ class Body:
 
 
 @dataclass(slots=True)
-class Request:
+class FlowRequest:
     method: str
     scheme: str  # "http" or "https"
     host: str  # upstream host (no brackets for IPv6)
@@ -49,7 +49,7 @@ class Request:
     path: str  # origin-form target as sent upstream: "/a?b=c"; "*" or "host:port" where fitting
     http_version: str = "HTTP/1.1"
     headers: HeaderPairs = field(default_factory=list)
-    body: Body = field(default_factory=Body)
+    body: FlowBody = field(default_factory=FlowBody)
     trailers: HeaderPairs = field(default_factory=list)
     timestamp: float = 0.0  # when the head was complete (epoch seconds)
 
@@ -71,12 +71,12 @@ class Request:
 
 
 @dataclass(slots=True)
-class Response:
+class FlowResponse:
     status_code: int
     reason: str = ""  # the phrase the server actually sent
     http_version: str = "HTTP/1.1"
     headers: HeaderPairs = field(default_factory=list)
-    body: Body = field(default_factory=Body)
+    body: FlowBody = field(default_factory=FlowBody)
     trailers: HeaderPairs = field(default_factory=list)
     timestamp: float = 0.0  # when the head was received
 
@@ -137,11 +137,11 @@ def new_flow_id() -> str:
 
 @dataclass(slots=True)
 class Flow:
-    request: Request
+    request: FlowRequest
     id: str = field(default_factory=new_flow_id)
     client_addr: tuple[str, int] = ("", 0)
     mode: str = "regular"  # "regular", "reverse:URL", "upstream:URL", "replay"
-    response: Response | None = None
+    response: FlowResponse | None = None
     timings: Timings = field(default_factory=lambda: Timings(start=time.time()))
     tls: TLSInfo | None = None
     websocket: list[WebSocketMessage] = field(default_factory=list)

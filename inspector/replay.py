@@ -30,7 +30,7 @@ from inspector.config import DEFAULT_BODY_LIMIT, ConfigError, Endpoint
 from inspector.diff import ResponseDiff, compare
 from inspector.export.source import open_session, selected_ids
 from inspector.failures import flow_error
-from inspector.flow import Body, Flow, Phase, Request, Response, Timings
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, Timings
 from inspector.render import flow_line, human_size, status_text
 from protocol.headers import HeaderPairs, Headers
 
@@ -132,7 +132,7 @@ def authority(endpoint: Endpoint) -> str:
     return host if endpoint.port == default else f"{host}:{endpoint.port}"
 
 
-def outgoing_headers(request: Request, host: str | None) -> HeaderPairs:
+def outgoing_headers(request: FlowRequest, host: str | None) -> HeaderPairs:
     """The recorded headers as they go out on replay.
 
     Order and case are kept; hop-by-hop fields are dropped; ``Content-Length`` is rebuilt
@@ -169,12 +169,12 @@ def outgoing_headers(request: Request, host: str | None) -> HeaderPairs:
     return out
 
 
-def replay_request(flow: Flow, options: ReplayOptions) -> Request:
+def replay_request(flow: Flow, options: ReplayOptions) -> FlowRequest:
     """The request a replay sends: the recorded one pointed at the target."""
     rec = flow.request
     target = options.target or Endpoint(rec.scheme, rec.host, rec.port)
     host = None if options.keep_host else authority(target)
-    return Request(
+    return FlowRequest(
         method=rec.method,
         scheme=target.scheme,
         host=target.host,
@@ -182,7 +182,7 @@ def replay_request(flow: Flow, options: ReplayOptions) -> Request:
         path=rec.path,
         http_version="HTTP/1.1",
         headers=outgoing_headers(rec, host),
-        body=Body(data=rec.body.data, size=len(rec.body.data), sha256=rec.body.sha256),
+        body=FlowBody(data=rec.body.data, size=len(rec.body.data), sha256=rec.body.sha256),
         timestamp=time.time(),
     )
 
@@ -269,7 +269,7 @@ def _exchange(flow: Flow, options: ReplayOptions, in_flight: InFlight) -> None:
         timings.end = time.time()
 
 
-def _connection(req: Request, options: ReplayOptions) -> protocol.HTTPConnection:
+def _connection(req: FlowRequest, options: ReplayOptions) -> protocol.HTTPConnection:
     if req.scheme == "https":
         return protocol.HTTPSConnection(
             req.host, req.port, timeout=options.timeout, context=options.tls_context()
@@ -289,11 +289,11 @@ def _text_bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("latin-1", errors="replace")
 
 
-def _response_head(resp: protocol.HTTPResponse) -> Response:
+def _response_head(resp: protocol.HTTPResponse) -> FlowResponse:
     version = {10: "HTTP/1.0", 11: "HTTP/1.1"}.get(resp.version, "HTTP/1.1")
     headers = [(_text_bytes(n), _text_bytes(v)) for n, v in resp.getheaders()]
     reason = resp.reason if isinstance(resp.reason, str) else resp.reason.decode("latin-1")
-    return Response(
+    return FlowResponse(
         status_code=resp.status,
         reason=reason,
         http_version=version,
@@ -302,7 +302,7 @@ def _response_head(resp: protocol.HTTPResponse) -> Response:
     )
 
 
-def _read_body(resp: protocol.HTTPResponse, limit: int) -> Body:
+def _read_body(resp: protocol.HTTPResponse, limit: int) -> FlowBody:
     digest = hashlib.sha256()
     kept = bytearray()
     size = 0
@@ -311,7 +311,9 @@ def _read_body(resp: protocol.HTTPResponse, limit: int) -> Body:
         size += len(chunk)
         if len(kept) < limit:
             kept += chunk[: limit - len(kept)]
-    return Body(data=bytes(kept), size=size, truncated=size > len(kept), sha256=digest.hexdigest())
+    return FlowBody(
+        data=bytes(kept), size=size, truncated=size > len(kept), sha256=digest.hexdigest()
+    )
 
 
 # --- inspector replay ---------------------------------------------------------------------

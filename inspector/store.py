@@ -89,12 +89,12 @@ from typing import Any, NamedTuple
 from inspector.content import media_type
 from inspector.filters import header_text, parse, register_sql_functions
 from inspector.flow import (
-    Body,
     Flow,
+    FlowBody,
     FlowError,
+    FlowRequest,
+    FlowResponse,
     Phase,
-    Request,
-    Response,
     Timings,
     TLSInfo,
     WebSocketMessage,
@@ -137,7 +137,7 @@ def _pairs_in(items: list[list[str]]) -> list[tuple[bytes, bytes]]:
     return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in items]
 
 
-def _body_out(body: Body) -> dict[str, Any]:
+def _body_out(body: FlowBody) -> dict[str, Any]:
     out: dict[str, Any] = {"size": body.size}
     if body.truncated:
         out["truncated"] = True
@@ -146,11 +146,11 @@ def _body_out(body: Body) -> dict[str, Any]:
     return out
 
 
-def _body_in(d: dict[str, Any], data: bytes) -> Body:
-    return Body(data, d["size"], d.get("truncated", False), d.get("sha256"))
+def _body_in(d: dict[str, Any], data: bytes) -> FlowBody:
+    return FlowBody(data, d["size"], d.get("truncated", False), d.get("sha256"))
 
 
-def _request_out(r: Request) -> dict[str, Any]:
+def _request_out(r: FlowRequest) -> dict[str, Any]:
     out = {
         "method": r.method, "scheme": r.scheme, "host": r.host, "port": r.port,
         "path": r.path, "version": r.http_version, "headers": _pairs_out(r.headers),
@@ -161,7 +161,7 @@ def _request_out(r: Request) -> dict[str, Any]:
     return out
 
 
-def _response_out(r: Response) -> dict[str, Any]:
+def _response_out(r: FlowResponse) -> dict[str, Any]:
     out = {
         "status": r.status_code, "reason": r.reason, "version": r.http_version,
         "headers": _pairs_out(r.headers), "body": _body_out(r.body), "ts": r.timestamp,
@@ -226,7 +226,7 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
 def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
     """The inverse of ``flow_to_record``; ``bodies`` maps part (0 request, 1 response) to bytes."""
     q = rec["req"]
-    request = Request(
+    request = FlowRequest(
         q["method"], q["scheme"], q["host"], q["port"], q["path"], q["version"],
         _pairs_in(q["headers"]), _body_in(q["body"], bodies.get(0, b"")),
         _pairs_in(q.get("trailers", ())), q["ts"],
@@ -234,7 +234,7 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
     s = rec["resp"]
     response = None
     if s is not None:
-        response = Response(
+        response = FlowResponse(
             s["status"], s["reason"], s["version"], _pairs_in(s["headers"]),
             _body_in(s["body"], bodies.get(1, b"")), _pairs_in(s.get("trailers", ())), s["ts"],
         )  # fmt: skip
@@ -589,7 +589,7 @@ def _update_rows(conn: sqlite3.Connection, seq: int, rows: _Rows, indexed: bool)
         _index(conn, _entries_of(conn, seq), "flows_fts")
 
 
-def _bodies(flow: Flow) -> list[tuple[int, Body]]:
+def _bodies(flow: Flow) -> list[tuple[int, FlowBody]]:
     """The flow's bodies by part: 0 the request's, 1 the response's."""
     if flow.response is None:
         return [(0, flow.request.body)]
@@ -1157,7 +1157,7 @@ class Store:
         sort: str = "seq",
         descending: bool = False,
     ) -> list[Flow]:
-        """A page of flows WITHOUT body bytes (``Body.data`` is empty, size kept).
+        """A page of flows WITHOUT body bytes (``FlowBody.data`` is empty, size kept).
 
         In capture order, or by ``sort`` (a key of ``SORT_KEYS``); ``expr`` filters.
         Use ``get()`` for a flow's bodies.

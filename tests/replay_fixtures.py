@@ -8,14 +8,14 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings
+from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase, Timings
 
 
-def body(data: bytes, *, size: int | None = None) -> Body:
+def body(data: bytes, *, size: int | None = None) -> FlowBody:
     """A recorded body; ``size`` larger than ``data`` makes it truncated."""
     full = len(data) if size is None else size
     digest = hashlib.sha256(data).hexdigest() if full == len(data) else None
-    return Body(data=data, size=full, truncated=full > len(data), sha256=digest)
+    return FlowBody(data=data, size=full, truncated=full > len(data), sha256=digest)
 
 
 def make_flow(
@@ -37,7 +37,7 @@ def make_flow(
     authority = url_host if port in (80, 443) else f"{url_host}:{port}"
     fields = [(b"Host", authority.encode())] if host_header else []
     fields += headers if headers is not None else [(b"User-Agent", b"test/1")]
-    req = Request(
+    req = FlowRequest(
         method=method,
         scheme=scheme,
         host=url_host,
@@ -63,7 +63,7 @@ def make_flow(
                 (b"Content-Type", b"text/plain"),
                 (b"Content-Length", str(len(response_body)).encode()),
             ]
-        flow.response = Response(
+        flow.response = FlowResponse(
             status_code=status,
             reason="OK" if status == 200 else "",
             headers=resp_headers,
@@ -111,7 +111,7 @@ def record(
         conn.close()
     flow = make_flow(host, port, method, path, fields, request_body, host_header=False)
     flow.timings.start = start
-    flow.response = Response(
+    flow.response = FlowResponse(
         status_code=resp.status,
         reason=resp.reason,
         headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in resp.getheaders()],

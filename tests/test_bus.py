@@ -6,11 +6,11 @@ import io
 import threading
 
 from inspector.bus import Bus, EventKind, FlowEvent
-from inspector.flow import Flow, Request
+from inspector.flow import Flow, FlowRequest
 
 
 def make_event(kind: EventKind = EventKind.STARTED) -> FlowEvent:
-    return FlowEvent(kind, Flow(Request("GET", "http", "127.0.0.1", 80, "/")))
+    return FlowEvent(kind, Flow(FlowRequest("GET", "http", "127.0.0.1", 80, "/")))
 
 
 def test_event_kinds_are_the_contract_names() -> None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inspector.filters import HELP, OPERATORS, Filter, FilterError, parse
-from inspector.flow import Body, Flow, FlowError, Phase, Request, Response
+from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase
 
 
 def make_flow(
@@ -25,23 +25,23 @@ def make_flow(
     error: str | None = None,
 ) -> Flow:
     flow = Flow(
-        Request(
+        FlowRequest(
             method,
             scheme,
             host,
             port,
             path,
             headers=req_headers if req_headers is not None else [(b"Host", host.encode())],
-            body=Body(req_body, len(req_body)),
+            body=FlowBody(req_body, len(req_body)),
         )
     )
     if status is not None:
-        flow.response = Response(
+        flow.response = FlowResponse(
             status,
             headers=resp_headers
             if resp_headers is not None
             else [(b"Content-Type", b"application/json")],
-            body=Body(resp_body, len(resp_body)),
+            body=FlowBody(resp_body, len(resp_body)),
         )
     if error is not None:
         flow.error = FlowError(error, "boom", Phase.CONNECT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings
+from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase, Timings
 from inspector.render import REPLAY_PREFIX, duration_text, flow_line, human_size, status_text
 
 
@@ -75,20 +75,20 @@ def test_status_text_names_the_status(code: int, reason: str | None, text: str) 
 
 
 def make_flow(**kw: object) -> Flow:
-    flow = Flow(Request("GET", "http", "127.0.0.1", 9000, "/x"), timings=Timings(start=100.0))
+    flow = Flow(FlowRequest("GET", "http", "127.0.0.1", 9000, "/x"), timings=Timings(start=100.0))
     for name, value in kw.items():
         setattr(flow, name, value)
     return flow
 
 
 def test_finished_flow_line_matches_spec() -> None:
-    flow = make_flow(response=Response(404, "Not Found", body=Body(b"x" * 100, size=1234)))
+    flow = make_flow(response=FlowResponse(404, "Not Found", body=FlowBody(b"x" * 100, size=1234)))
     flow.timings.end = 100.003
     assert flow_line(flow) == "GET http://127.0.0.1:9000/x -> 404 Not Found  1.2 kB  3 ms"
 
 
 def test_failed_flow_line_matches_spec() -> None:
-    flow = Flow(Request("GET", "http", "127.0.0.1", 9, ""), timings=Timings(start=1.0, end=1.1))
+    flow = Flow(FlowRequest("GET", "http", "127.0.0.1", 9, ""), timings=Timings(start=1.0, end=1.1))
     flow.error = FlowError(
         "ConnectionRefusedError", "[Errno 111] Connection refused", Phase.CONNECT
     )
@@ -99,7 +99,7 @@ def test_failed_flow_line_matches_spec() -> None:
 
 def test_error_after_response_head_keeps_the_status() -> None:
     flow = make_flow(
-        response=Response(200, "OK"),
+        response=FlowResponse(200, "OK"),
         error=FlowError("IncompleteRead", "IncompleteRead(10 bytes read,\n 90 more)", Phase.BODY),
     )
     assert flow_line(flow) == (
@@ -109,7 +109,9 @@ def test_error_after_response_head_keeps_the_status() -> None:
 
 
 def test_replayed_flow_is_prefixed() -> None:
-    flow = make_flow(response=Response(200, "OK", body=Body(b"hello", size=5)), replay_of="abc")
+    flow = make_flow(
+        response=FlowResponse(200, "OK", body=FlowBody(b"hello", size=5)), replay_of="abc"
+    )
     flow.timings.end = 101.5
     line = flow_line(flow)
     assert line.startswith(REPLAY_PREFIX)
@@ -118,17 +120,19 @@ def test_replayed_flow_is_prefixed() -> None:
 
 def test_pending_flow_and_missing_end_time() -> None:
     assert flow_line(make_flow()) == "GET http://127.0.0.1:9000/x -> ..."
-    flow = make_flow(response=Response(204, ""))
+    flow = make_flow(response=FlowResponse(204, ""))
     assert flow_line(flow) == "GET http://127.0.0.1:9000/x -> 204 No Content  0 B"
 
 
 def test_https_default_port_and_ipv6_urls() -> None:
-    flow = Flow(Request("POST", "https", "::1", 443, "/a?b=c"), timings=Timings(start=0, end=0.01))
-    flow.response = Response(201, "Created", body=Body(b"", size=0))
+    flow = Flow(
+        FlowRequest("POST", "https", "::1", 443, "/a?b=c"), timings=Timings(start=0, end=0.01)
+    )
+    flow.response = FlowResponse(201, "Created", body=FlowBody(b"", size=0))
     assert flow_line(flow) == "POST https://[::1]/a?b=c -> 201 Created  0 B  10 ms"
 
 
 def test_connect_flow_line() -> None:
-    flow = Flow(Request("CONNECT", "https", "example.test", 443, "example.test:443"))
+    flow = Flow(FlowRequest("CONNECT", "https", "example.test", 443, "example.test:443"))
     flow.error = FlowError("TimeoutError", "timed out", Phase.CONNECT)
     assert flow_line(flow) == "CONNECT example.test:443 -> ERROR TimeoutError: timed out"

@@ -9,7 +9,7 @@ import pytest
 
 from inspector.config import ConfigError, Endpoint
 from inspector.diff import MAX_BODY_LINES, compare, json_differences
-from inspector.flow import Response
+from inspector.flow import FlowResponse
 from inspector.replay import (
     ReplayError,
     ReplayOptions,
@@ -24,7 +24,7 @@ from tests.replay_fixtures import body, make_flow
 
 
 def resp(status=200, headers=(), data=b"", reason=""):
-    return Response(status_code=status, reason=reason, headers=list(headers), body=body(data))
+    return FlowResponse(status_code=status, reason=reason, headers=list(headers), body=body(data))
 
 
 JSON = [(b"Content-Type", b"application/json")]

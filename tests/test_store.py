@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 
 from inspector.filters import FilterError, parse
 from inspector.flow import (
-    Body,
     Flow,
+    FlowBody,
     FlowError,
+    FlowRequest,
+    FlowResponse,
     Phase,
-    Request,
-    Response,
     Timings,
     TLSInfo,
     WebSocketMessage,
@@ -46,24 +46,24 @@ def make_flow(
     error: str | None = None,
 ) -> Flow:
     flow = Flow(
-        Request(
+        FlowRequest(
             method,
             "https",
             host,
             443,
             f"/items/{i}?q=x",
             headers=[(b"Host", host.encode()), (b"User-Agent", b"test/1.0")],
-            body=Body(b"", 0),
+            body=FlowBody(b"", 0),
             timestamp=1000.0 + i,
         ),
         timings=Timings(start=1000.0 + i, end=1000.0 + i + 0.005 * (i % 7)),
     )
     if status is not None:
-        flow.response = Response(
+        flow.response = FlowResponse(
             status,
             "",
             headers=[(b"Content-Type", content_type), (b"Content-Length", b"%d" % len(resp_body))],
-            body=Body(resp_body, len(resp_body)),
+            body=FlowBody(resp_body, len(resp_body)),
         )
     if error is not None:
         flow.error = FlowError(error, "it failed", Phase.CONNECT, 1000.5 + i)
@@ -79,7 +79,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_put_flush_get_round_trip_with_everything(store: Store) -> None:
     flow = make_flow(1)
-    flow.request.body = Body(b"\x00\xffbinary\r\n", 400, truncated=True, sha256="ab" * 32)
+    flow.request.body = FlowBody(b"\x00\xffbinary\r\n", 400, truncated=True, sha256="ab" * 32)
     flow.request.trailers = [(b"X-Checksum", b"\xe9t\xe9")]
     flow.client_addr = ("::1", 51234)
     flow.mode = "reverse:http://127.0.0.1:9000"
@@ -102,7 +102,7 @@ def test_put_is_an_upsert_keeping_capture_order(store: Store) -> None:
     for flow in flows:
         store.put(flow)
     store.flush()
-    flows[0].response = Response(204, "No Content")
+    flows[0].response = FlowResponse(204, "No Content")
     store.put(flows[0])
     store.flush()
     assert store.count() == 3
@@ -215,7 +215,7 @@ def _varied_flows() -> list[Flow]:
         make_flow(4, resp_body="\u00e9t\u00e9 revenue".encode(), content_type=b"text/plain"),
         make_flow(5, resp_body=b"", status=500),
     ]
-    flows[1].request.body = Body(b"hello=1", 7)
+    flows[1].request.body = FlowBody(b"hello=1", 7)
     flows[1].request.headers.append((b"Content-Type", b"application/x-www-form-urlencoded"))
     flows[4].response.headers.append((b"X-Trace", b"1"))  # type: ignore[union-attr]
     flows[5].marked = True
@@ -244,16 +244,16 @@ _latin1 = st.binary(max_size=16)
 _pairs = st.lists(st.tuples(_latin1, _latin1), max_size=3)
 _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 _body = st.builds(
-    Body, data=st.binary(max_size=64), size=st.integers(0, 2**40), truncated=st.booleans(),
+    FlowBody, data=st.binary(max_size=64), size=st.integers(0, 2**40), truncated=st.booleans(),
     sha256=st.none() | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
 )  # fmt: skip
 _request = st.builds(
-    Request, method=_text, scheme=st.sampled_from(["http", "https"]), host=_text,
+    FlowRequest, method=_text, scheme=st.sampled_from(["http", "https"]), host=_text,
     port=st.integers(0, 65535), path=_text, http_version=_text, headers=_pairs, body=_body,
     trailers=_pairs, timestamp=_finite,
 )  # fmt: skip
 _response = st.builds(
-    Response, status_code=st.integers(100, 999), reason=_text, http_version=_text,
+    FlowResponse, status_code=st.integers(100, 999), reason=_text, http_version=_text,
     headers=_pairs, body=_body, trailers=_pairs, timestamp=_finite,
 )  # fmt: skip
 _timings = st.builds(
@@ -601,7 +601,7 @@ def test_search_index_follows_updates_and_deletes(store: Store) -> None:
     store.put(keep)
     store.flush()
     assert store.search("alpha") == [flow.id, keep.id]
-    flow.response.body = Body(b"beta words", 10)  # type: ignore[union-attr]
+    flow.response.body = FlowBody(b"beta words", 10)  # type: ignore[union-attr]
     flow.request.headers.append((b"X-Note", b"gamma"))
     store.put(flow)
     store.flush()
@@ -774,10 +774,10 @@ def test_updates_and_deletes_of_unindexed_flows_index_each_flow_once(store: Stor
     for flow in fresh:
         store.put(flow)
     store.flush()
-    fresh[0].response.body = Body(b"beta", 4)  # type: ignore[union-attr]
+    fresh[0].response.body = FlowBody(b"beta", 4)  # type: ignore[union-attr]
     store.put(fresh[0])  # an update before it was ever indexed
     store.delete(fresh[1].id)  # a delete before it was ever indexed
-    indexed.response.body = Body(b"gamma", 5)  # type: ignore[union-attr]
+    indexed.response.body = FlowBody(b"gamma", 5)  # type: ignore[union-attr]
     store.put(indexed)  # an update of an indexed flow
     store.flush()
     assert store.search("alpha") == [fresh[2].id]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.flow import Body, Response
+from inspector.flow import FlowBody, FlowResponse
 from inspector.tui.editing import EditError, apply_text, message_text
 from inspector.tui.rows import FlowIndex, FlowRow
 from inspector.tui.widgets.flow_table import cell, fit
@@ -140,7 +140,7 @@ def test_bad_edits_say_which_line(text, message):
 
 def test_bad_response_start_line():
     flow = _flow(1, "GET", "h.test", "/")
-    flow.response = Response(200, "OK", body=Body(b""))
+    flow.response = FlowResponse(200, "OK", body=FlowBody(b""))
     with pytest.raises(EditError, match=r"expected 'HTTP/1\.1 CODE REASON'"):
         apply_text(flow, "HTTP/1.1 OK\n\n")
 

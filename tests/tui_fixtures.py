@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from inspector.flow import (
-    Body,
     Flow,
+    FlowBody,
     FlowError,
+    FlowRequest,
+    FlowResponse,
     Phase,
-    Request,
-    Response,
     Timings,
     TLSInfo,
     WebSocketMessage,
@@ -29,9 +29,9 @@ from inspector.store import Store
 BASE_TIME = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
 
 
-def _body(data: bytes, *, full: int | None = None) -> Body:
+def _body(data: bytes, *, full: int | None = None) -> FlowBody:
     size = full if full is not None else len(data)
-    return Body(
+    return FlowBody(
         data=data,
         size=size,
         truncated=size > len(data),
@@ -68,7 +68,7 @@ def _flow(
             (b"Content-Type", b"application/json"),
             (b"Content-Length", str(len(req_body)).encode()),
         ]
-    request = Request(
+    request = FlowRequest(
         method=method,
         scheme=scheme,
         host=url_host,
@@ -88,7 +88,7 @@ def _flow(
             (b"Server", b"nginx/1.24.0"),
             *(extra_headers or []),
         ]
-        response = Response(
+        response = FlowResponse(
             status_code=status,
             reason=reason if reason is not None else describe(status).phrase,
             headers=headers,

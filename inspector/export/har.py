@@ -23,7 +23,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from inspector.content import looks_textual, media_type
 from inspector.export.redact import redact_flow
-from inspector.flow import Body, Flow, FlowError, Phase, Request, Response, Timings, new_flow_id
+from inspector.flow import (
+    Flow,
+    FlowBody,
+    FlowError,
+    FlowRequest,
+    FlowResponse,
+    Phase,
+    Timings,
+    new_flow_id,
+)
 from inspector.render import human_size
 from protocol.headers import HeaderPairs, Headers
 
@@ -101,7 +110,7 @@ def _pairs(headers: HeaderPairs) -> list[dict]:
     return [{"name": n, "value": v} for n, v in Headers(headers).text_items()]
 
 
-def _request(req: Request) -> dict:
+def _request(req: FlowRequest) -> dict:
     query = req.path.partition("?")[2]
     out = {
         "method": req.method,
@@ -120,7 +129,7 @@ def _request(req: Request) -> dict:
     return out
 
 
-def _post_data(req: Request) -> dict:
+def _post_data(req: FlowRequest) -> dict:
     mime = req.header("content-type") or ""
     data: dict = {"mimeType": mime, "params": []}
     data.update(_content_text(req.body.data, mime))
@@ -131,7 +140,7 @@ def _post_data(req: Request) -> dict:
     return data
 
 
-def _body_marks(body: Body) -> dict:
+def _body_marks(body: FlowBody) -> dict:
     """Custom fields that let an import tell a cut body from a whole one."""
     marks: dict = {}
     if body.truncated:
@@ -378,7 +387,7 @@ def _read_headers(e: _Entry, path: str) -> HeaderPairs:
     return out
 
 
-def _read_request(e: _Entry, start: float) -> Request:
+def _read_request(e: _Entry, start: float) -> FlowRequest:
     method = e.get("request.method", str)
     if not _TOKEN.fullmatch(method):
         raise e.error("request.method", f"is not an HTTP method: {method!r}")
@@ -400,7 +409,7 @@ def _read_request(e: _Entry, start: float) -> Request:
     size = e.get("request.bodySize", int, required=False)
     post = e.get("request.postData", dict, required=False) or {}
     body = _read_body(e, "request.postData", post, size)
-    return Request(
+    return FlowRequest(
         method=method,
         scheme=parts.scheme,
         host=parts.hostname,
@@ -444,7 +453,7 @@ def _params_body(e: _Entry, path: str, params: list) -> bytes:
     return urlencode(pairs).encode("ascii")
 
 
-def _read_response(e: _Entry) -> Response | None:
+def _read_response(e: _Entry) -> FlowResponse | None:
     status = e.get("response.status", int)
     if status == 0:
         return None
@@ -456,7 +465,7 @@ def _read_response(e: _Entry) -> Response | None:
     body = _read_body(e, "response.content", content, size)
     if not content.get("_encoded") and body.data and not body.truncated:
         headers = _drop_content_encoding(headers, len(body.data))
-    return Response(
+    return FlowResponse(
         status_code=status,
         reason=e.get("response.statusText", str, required=False) or "",
         http_version=_version(e, "response.httpVersion"),
@@ -465,7 +474,7 @@ def _read_response(e: _Entry) -> Response | None:
     )
 
 
-def _read_body(e: _Entry, path: str, fields: dict, size: int | None) -> Body:
+def _read_body(e: _Entry, path: str, fields: dict, size: int | None) -> FlowBody:
     """A body from ``text``/``params``; cut when marked so or when the text is left out."""
     has_text = "text" in fields or "params" in fields
     data = _read_text(e, path) if has_text else b""
@@ -473,7 +482,7 @@ def _read_body(e: _Entry, path: str, fields: dict, size: int | None) -> Body:
     if fields.get("_truncated") or (not has_text and size is not None and size > 0):
         # Browsers leave out the content of large or binary bodies; ours mark cut ones.
         full = max(size or 0, len(data))
-        return Body(data=data, size=full, truncated=full > len(data), sha256=digest)
+        return FlowBody(data=data, size=full, truncated=full > len(data), sha256=digest)
     return _body(data)
 
 
@@ -487,8 +496,10 @@ def _drop_content_encoding(headers: HeaderPairs, size: int) -> HeaderPairs:
     return fields.raw
 
 
-def _body(data: bytes) -> Body:
-    return Body(data=data, size=len(data), truncated=False, sha256=hashlib.sha256(data).hexdigest())
+def _body(data: bytes) -> FlowBody:
+    return FlowBody(
+        data=data, size=len(data), truncated=False, sha256=hashlib.sha256(data).hexdigest()
+    )
 
 
 def _read_timings(e: _Entry, start: float) -> Timings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from inspector.export.redact import redact_flow
-from inspector.flow import Body, Flow
+from inspector.flow import Flow, FlowBody
 from inspector.render import human_size
 from protocol.headers import HeaderPairs, Headers
 
@@ -52,7 +52,7 @@ def _status_line(flow: Flow) -> bytes:
     return line.encode("latin-1", errors="replace")
 
 
-def _message(start: bytes, headers: HeaderPairs, body: Body, trailers: HeaderPairs) -> bytes:
+def _message(start: bytes, headers: HeaderPairs, body: FlowBody, trailers: HeaderPairs) -> bytes:
     fields = Headers(list(headers))
     if fields.get("transfer-encoding") is not None:
         fields.remove("transfer-encoding")

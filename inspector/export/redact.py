@@ -21,7 +21,7 @@ import re
 from urllib.parse import parse_qsl
 
 from inspector.content import media_type
-from inspector.flow import Body, Flow
+from inspector.flow import Flow, FlowBody
 from protocol.headers import HeaderPairs, Headers
 
 MASK = "REDACTED"
@@ -103,8 +103,8 @@ def _unquote_name(name: str) -> str:
 
 
 def _redact_message_body(
-    body: Body, headers: HeaderPairs, secrets: list[bytes]
-) -> tuple[Body, HeaderPairs]:
+    body: FlowBody, headers: HeaderPairs, secrets: list[bytes]
+) -> tuple[FlowBody, HeaderPairs]:
     if not body.data:
         return body, headers
     if body.truncated:
@@ -112,7 +112,7 @@ def _redact_message_body(
         scrubbed = _scrub(body.data, secrets)
         if scrubbed == body.data:
             return body, headers
-        return Body(data=scrubbed, size=body.size, truncated=True, sha256=None), headers
+        return FlowBody(data=scrubbed, size=body.size, truncated=True, sha256=None), headers
     h = Headers(headers)
     content_type = h.get("content-type")
     new = redact_body_bytes(body.data, content_type.decode("latin-1") if content_type else None)
@@ -122,7 +122,7 @@ def _redact_message_body(
     if h.get("content-length") is not None:
         # A masked body changes length; the header must tell the truth or the message breaks.
         h.set("Content-Length", str(len(new)))
-    return Body(data=new, size=len(new), truncated=False, sha256=None), h.raw
+    return FlowBody(data=new, size=len(new), truncated=False, sha256=None), h.raw
 
 
 # --- known secret values, masked wherever else they appear ---------------------------------

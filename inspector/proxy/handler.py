@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from inspector import flow as model
 from inspector.bus import EventKind
 from inspector.failures import exc_message, flow_error
-from inspector.flow import Flow, Phase, TLSInfo
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, TLSInfo
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientError, FlowKilled, UpstreamError
 from inspector.proxy.hop import request_fields, strip_hop_by_hop
@@ -215,7 +214,7 @@ class ClientHandler:
         headers.raw.extend(fields)
         if not has_host or self.config.mode.kind == "reverse":
             headers.set(b"Host", target.authority)
-        request = model.Request(
+        request = FlowRequest(
             method=req.method.decode("latin-1"),
             scheme=target.scheme,
             host=target.host,
@@ -232,7 +231,7 @@ class ClientHandler:
         self.server.publish(EventKind.STARTED, flow)
         return flow
 
-    def _flow_for(self, request: model.Request) -> Flow:
+    def _flow_for(self, request: FlowRequest) -> Flow:
         """A new flow of this client connection, started when its request head began."""
         flow = Flow(
             request=request,
@@ -405,7 +404,7 @@ class ClientHandler:
         return response
 
     async def _respond(self, flow: Flow, up: UpstreamConnection, response: Response) -> None:
-        flow.response = model.Response(
+        flow.response = FlowResponse(
             status_code=response.status_code,
             reason=response.reason.decode("latin-1"),
             http_version=_VERSIONS.get(response.http_version, "HTTP/1.1"),
@@ -777,7 +776,7 @@ class ClientHandler:
         self._finish_error(flow, exc, Phase.CLIENT)
 
     def _connect_flow(self, req: Request, host: str, port: int) -> Flow:
-        request = model.Request(
+        request = FlowRequest(
             method="CONNECT",
             scheme="https" if port == 443 else "http",
             host=host,
@@ -813,7 +812,7 @@ class ClientHandler:
         if not answered:
             self._write_client(Response(200, Headers(), b"Connection established"))
             await self._drain_client()
-        flow.response = model.Response(200, "Connection established", timestamp=time.time())
+        flow.response = FlowResponse(200, "Connection established", timestamp=time.time())
         self.server.publish(EventKind.RESPONSE_HEADERS, flow)
         up_reader, up_writer, early = up.detach()
         rest, _ = self.conn.trailing_data
@@ -828,8 +827,8 @@ class ClientHandler:
         finally:
             up_writer.close()
         sent, received = sent + len(rest), received + len(early)  # what went before the relay
-        flow.request.body = model.Body(size=sent, truncated=sent > 0)
-        flow.response.body = model.Body(size=received, truncated=received > 0)
+        flow.request.body = FlowBody(size=sent, truncated=sent > 0)
+        flow.response.body = FlowBody(size=received, truncated=received > 0)
         self._finish(flow)
         return False
 

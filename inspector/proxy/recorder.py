@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from inspector.flow import Body
+from inspector.flow import FlowBody
 
 
 class BodyRecorder:
@@ -34,7 +34,7 @@ class BodyRecorder:
         """Every byte seen is held (the body can be re-sent from the recording)."""
         return len(self._buf) == self.size
 
-    def body(self) -> Body:
+    def body(self) -> FlowBody:
         data = bytes(self._buf)
         digest = self._hash.hexdigest() if self._hash is not None else None
-        return Body(data, self.size, self.size > len(data), digest)
+        return FlowBody(data, self.size, self.size > len(data), digest)

@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from inspector.content import looks_textual
-from inspector.flow import Body, Flow, Request, Response
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
 
 BINARY_MARKER = "<binary body of {size} bytes: kept unchanged; replace this line to change it>"
 _BINARY_RE = re.compile(
@@ -26,7 +26,7 @@ class EditError(ValueError):
     """The edited text is not a valid message; the message says which line and why."""
 
 
-def _body_text(body: Body) -> str:
+def _body_text(body: FlowBody) -> str:
     if not body.data:
         return ""
     if not looks_textual(body.data):
@@ -80,17 +80,17 @@ def _parse_headers(lines: list[str]) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def _new_body(old: Body, text: str) -> Body:
+def _new_body(old: FlowBody, text: str) -> FlowBody:
     match = _BINARY_RE.match(text.strip())
     if match and int(match.group(1)) == len(old.data):
         return old
     data = text.encode("utf-8")
     if data == old.data:
         return old
-    return Body(data=data, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return FlowBody(data=data, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-def _fix_length(pairs: list[tuple[bytes, bytes]], old: Body, new: Body) -> None:
+def _fix_length(pairs: list[tuple[bytes, bytes]], old: FlowBody, new: FlowBody) -> None:
     """Keep an existing Content-Length true to an edited body."""
     if new is old:
         return
@@ -110,7 +110,7 @@ def apply_text(flow: Flow, text: str, stage: str | None = None) -> None:
     flow.intercepted = True
 
 
-def _apply_request(req: Request, start: str, pairs: list, body_text: str) -> None:
+def _apply_request(req: FlowRequest, start: str, pairs: list, body_text: str) -> None:
     parts = start.split()
     if len(parts) != 3 or not _TOKEN_RE.match(parts[0]) or not _VERSION_RE.match(parts[2]):
         raise EditError(f"line 1: expected 'METHOD URL HTTP/1.1', got {start!r}")
@@ -141,7 +141,7 @@ def _apply_request(req: Request, start: str, pairs: list, body_text: str) -> Non
     req.body = body
 
 
-def _apply_response(resp: Response, start: str, pairs: list, body_text: str) -> None:
+def _apply_response(resp: FlowResponse, start: str, pairs: list, body_text: str) -> None:
     version, _, rest = start.partition(" ")
     code, _, reason = rest.partition(" ")
     if not _VERSION_RE.match(version) or not (code.isdigit() and len(code) == 3):

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from inspector.flow import Body, Flow
+from inspector.flow import Flow, FlowBody
 from inspector.render import duration_text, human_size
 from protocol.status import describe
 
@@ -31,7 +31,7 @@ def headers_text(pairs: HeaderPairs) -> Text:
     return text
 
 
-def truncation_notice(body: Body) -> tuple[str, ...]:
+def truncation_notice(body: FlowBody) -> tuple[str, ...]:
     if not body.truncated:
         return ()
     digest = f", sha256 {body.sha256}" if body.sha256 else ""
