@@ -3,9 +3,8 @@
     PYTHONPATH=. python bench/bench_certs.py [--hosts 500] [--handshakes 1000]
 
 cold        a new host each time: sign a leaf and build its ready SSLContext
-            (split into signing, bare SSLContext creation and loading leaf and key),
-            and the same through PEM files (memfd or temporary file + load_cert_chain),
-            the fallback where the SSL_CTX cannot be reached directly
+            (split into signing, bare SSLContext creation, handing the PEM over in a
+            memory file or a temporary file, and load_cert_chain with the cache)
 warm        loopback TLS handshakes where the server looks its context up per
             connection (a cache hit) and a verifying client checks the chain
 lookup      server_context() on a cached host, nothing else
@@ -42,8 +41,6 @@ def per_op(count: int, fn: Callable[[int], object]) -> float:
 def bench_cold(ca: CertificateAuthority, hosts: int) -> None:
     store = CertStore(ca, cache_size=hosts + 1)
     total = per_op(hosts, lambda i: store.server_context(f"cold{i}.bench.test"))
-    pem_store = CertStore(ca, cache_size=hosts + 1, direct_load=False)
-    pem_total = per_op(hosts, lambda i: pem_store.server_context(f"pem{i}.bench.test"))
     minter = LeafMinter(ca)
     signing = per_op(hosts, lambda i: minter.mint(f"sign{i}.bench.test"))
     bare = per_op(hosts, lambda i: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
@@ -52,22 +49,17 @@ def bench_cold(ca: CertificateAuthority, hosts: int) -> None:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    pem = store.leaf_pem("cold0.bench.test") + key_pem  # what the PEM path hands to OpenSSL
+    pem = store.leaf_pem("cold0.bench.test") + key_pem  # what the store hands to OpenSSL
     files = per_op(hosts, lambda i: _hand_over(pem))
     handoff = "memfd" if hasattr(os, "memfd_create") else "temporary file"
-    how = "DER, key decoded once" if store.loads_directly else "PEM file (no direct loading here)"
     print(
         f"cold mint: {1 / total:8.0f} hosts/s  {total * 1e3:6.2f} ms/host to a ready SSLContext "
-        f"(target < 5 ms; leaf handed over as {how})"
+        f"(target < 5 ms; leaf and key handed over as PEM in a {handoff})"
     )
     print(
         f"  of which: sign leaf {signing * 1e3:.2f} ms, new SSLContext {bare * 1e3:.2f} ms, "
-        f"load leaf and key, cache {max(total - signing - bare, 0.0) * 1e3:.2f} ms"
-    )
-    print(
-        f"  through PEM files instead: {pem_total * 1e3:.2f} ms/host (PEM handoff "
-        f"{files * 1e3:.2f} ms ({handoff}), load_cert_chain and cache "
-        f"{max(pem_total - signing - bare - files, 0.0) * 1e3:.2f} ms)"
+        f"PEM handoff {files * 1e3:.2f} ms, load_cert_chain and cache "
+        f"{max(total - signing - bare - files, 0.0) * 1e3:.2f} ms"
     )
 
 

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.ca import CertificateAuthority
-from certs.direct import DirectLoader
 from certs.mint import HostError, LeafMinter, normalize_host, san_names
 
 ALPN_PROTOCOLS = ["http/1.1"]
@@ -50,7 +49,6 @@ class CertStore:
         *,
         cache_size: int = 1024,
         leaf_key: ec.EllipticCurvePrivateKey | None = None,
-        direct_load: bool = True,
     ) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, got {cache_size}")
@@ -66,21 +64,6 @@ class CertStore:
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # held for lookups only, never while signing
         self._minting: dict[str, threading.Event] = {}  # names being minted right now
-        self._direct = self._direct_loader() if direct_load else None
-
-    @property
-    def loads_directly(self) -> bool:
-        """Whether leaves reach OpenSSL as DER with a pre-decoded key (else PEM files)."""
-        return self._direct is not None
-
-    def _direct_loader(self) -> DirectLoader | None:
-        key_der = self.leaf_key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-        probe = self._minter.mint_for(["direct-load.probe.invalid"])
-        return DirectLoader.create(key_der, probe.public_bytes(serialization.Encoding.DER))
 
     @property
     def leaf_key(self) -> ec.EllipticCurvePrivateKey:
@@ -175,10 +158,8 @@ class CertStore:
         ctx.set_alpn_protocols(ALPN_PROTOCOLS)
         # The leaf alone: the CA stays out of the chain, since clients that trust it hold
         # it already (RFC 8446 4.4.2 lets a server omit the root) and OpenSSL would parse
-        # it again for every leaf.
-        if self._direct is not None:
-            self._direct.load(ctx, cert.public_bytes(serialization.Encoding.DER))
-            return ctx
+        # it again for every leaf. Leaf and key go in one memory file: the ssl module loads
+        # certificates only from files, and a key file of its own read no faster.
         with pem_path(cert.public_bytes(serialization.Encoding.PEM) + self._key_pem) as path:
             ctx.load_cert_chain(path)
         return ctx

@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import certs
 from certs import (
     CAError,
     CertificateAuthority,
@@ -38,7 +39,6 @@ from certs import (
     normalize_host,
 )
 from certs.ca import CAKey
-from certs.direct import DirectLoader
 from tests.certs_fixtures import race_for_ca
 from tests.conftest import needs_ipv6
 from tests.servers import RawServer, read_request_head
@@ -63,12 +63,9 @@ def minter(ca: CertificateAuthority) -> LeafMinter:
     return LeafMinter(ca)
 
 
-@pytest.fixture(params=["direct", "pem"])
-def store(ca: CertificateAuthority, request: pytest.FixtureRequest) -> CertStore:
-    """Both ways leaves reach OpenSSL: DER with the key decoded once, or PEM files."""
-    made = CertStore(ca, direct_load=request.param == "direct")
-    assert made.loads_directly == (request.param == "direct")
-    return made
+@pytest.fixture
+def store(ca: CertificateAuthority) -> CertStore:
+    return CertStore(ca)
 
 
 def _answer_ok(conn: socket.socket) -> None:
@@ -664,34 +661,11 @@ def test_lookups_never_wait_for_another_hosts_mint(
     assert "slow.test" in store and store.minted == 2
 
 
-@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's ssl module only")
-def test_cpython_stores_load_leaves_directly(ca: CertificateAuthority) -> None:
-    assert CertStore(ca).loads_directly
-
-
-def _key_der(key: ec.EllipticCurvePrivateKey) -> bytes:
-    fmt = (serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL)
-    return key.private_bytes(*fmt, serialization.NoEncryption())
-
-
-def test_direct_loader_refuses_a_key_that_is_not_the_probes(ca: CertificateAuthority) -> None:
-    probe = LeafMinter(ca).mint("probe.test").public_bytes(serialization.Encoding.DER)
-    assert DirectLoader.create(_key_der(ec.generate_private_key(ec.SECP256R1())), probe) is None
-    assert DirectLoader.create(b"not a key", probe) is None
-
-
-def test_direct_loader_refuses_a_leaf_for_another_key(ca: CertificateAuthority) -> None:
-    minter = LeafMinter(ca)
-    probe = minter.mint("probe.test").public_bytes(serialization.Encoding.DER)
-    loader = DirectLoader.create(_key_der(minter.leaf_key), probe)
-    if loader is None:
-        pytest.skip("no direct loading on this interpreter")
-    loader.load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), probe)  # its own leaf loads
-    foreign = LeafMinter(ca).mint("foreign.test").public_bytes(serialization.Encoding.DER)
-    with pytest.raises(ssl.SSLError, match="leaf key"):
-        loader.load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), foreign)
-    with pytest.raises(ssl.SSLError, match="certificate"):
-        loader.load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), b"not a certificate")
+def test_certs_reach_openssl_through_public_apis_only() -> None:
+    """No ctypes into the ssl module's private object layout (a new Python could crash on it)."""
+    for module in Path(certs.__file__).parent.glob("*.py"):
+        source = module.read_text()
+        assert "ctypes" not in source and "_ssl" not in source, module.name
 
 
 class Loaded(NamedTuple):
@@ -730,7 +704,7 @@ def _assert_leaf_chain_and_key(store: CertStore, host: str, pem: bytes) -> None:
 def test_leaf_pem_passes_through_memory_only_on_linux(
     ca: CertificateAuthority, loads: list[Loaded]
 ) -> None:
-    store = CertStore(ca, direct_load=False)
+    store = CertStore(ca)
     store.server_context("memfd.test")
     (loaded,) = loads
     assert loaded.path.startswith("/proc/self/fd/")
@@ -747,7 +721,7 @@ def test_without_memfd_the_pem_lives_briefly_in_a_private_dir(
 ) -> None:
     monkeypatch.delattr(os, "memfd_create", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    store = CertStore(ca, direct_load=False)
+    store = CertStore(ca)
     store.server_context("files.test")
     (loaded,) = loads
     assert Path(loaded.path).parent.parent == tmp_path
