@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from protocol.authority import default_port, host_port
+
 DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
 
 
@@ -48,15 +50,14 @@ class Endpoint:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"bad {what} URL {url!r}: expected http://HOST[:PORT] or https://...")
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = parts.port or default_port(parts.scheme)
         except ValueError:
             raise ConfigError(f"bad port in {what} URL {url!r}") from None
         return cls(parts.scheme, parts.hostname, port)
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"{self.scheme}://{host_port(self.host, self.port)}"
 
 
 @dataclass(frozen=True, slots=True)

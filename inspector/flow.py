@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from protocol.authority import format_authority, host_port
 from protocol.headers import HeaderPairs, Headers
 
 FORMAT_VERSION = 1
@@ -55,14 +56,12 @@ class FlowRequest:
 
     @property
     def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
+        return format_authority(self.scheme, self.host, self.port)
 
     @property
     def url(self) -> str:
         if self.method == "CONNECT":
-            return f"{self.host}:{self.port}"
+            return host_port(self.host, self.port)
         return f"{self.scheme}://{self.authority}{self.path}"
 
     def header(self, name: str, default: str | None = None) -> str | None:

@@ -32,6 +32,7 @@ from inspector.export.source import open_session, selected_ids
 from inspector.failures import flow_error
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, Timings
 from inspector.render import flow_line, human_size, status_text
+from protocol.authority import format_authority
 from protocol.headers import HeaderPairs, Headers
 
 if TYPE_CHECKING:
@@ -127,9 +128,7 @@ def check_replayable(flow: Flow) -> None:
 def authority(endpoint: Endpoint) -> str:
     """``host[:port]`` for the Host header (IPv6 in brackets, IDNs in their ASCII form)."""
     host = endpoint.host if endpoint.host.isascii() else endpoint.host.encode("idna").decode()
-    host = f"[{host}]" if ":" in host else host
-    default = 443 if endpoint.scheme == "https" else 80
-    return host if endpoint.port == default else f"{host}:{endpoint.port}"
+    return format_authority(endpoint.scheme, host, endpoint.port)
 
 
 def outgoing_headers(request: FlowRequest, host: str | None) -> HeaderPairs:

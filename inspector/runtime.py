@@ -26,6 +26,7 @@ from inspector.flow import Flow
 from inspector.intercept import Interceptor
 from inspector.proxy import ProxyServer
 from inspector.store import Store, StoreError
+from protocol.authority import host_port
 
 FEED_DELAY = 0.005  # seconds finished flows wait to reach the store together
 SHUTDOWN_GRACE = 2.0  # seconds in-flight exchanges get to finish on SIGINT/SIGTERM
@@ -153,8 +154,7 @@ def announce(
     """The listening line (exactly as SPEC.md says, and first), where the session is
     recorded, a CA made just now, and warnings about risky settings."""
     out = stream or sys.stderr
-    shown = f"[{host}]" if ":" in host else host
-    print(f"inspector: proxy listening on http://{shown}:{port}", file=out, flush=True)
+    print(f"inspector: proxy listening on http://{host_port(host, port)}", file=out, flush=True)
     if session is not None:
         print(f"inspector: recording to {session}", file=out, flush=True)
     if new_ca is not None:
@@ -194,7 +194,7 @@ async def start(config: Config) -> Runtime:
     except OSError as e:
         runtime.close_store()
         raise ConfigError(
-            f"cannot listen on {config.listen_host}:{config.listen_port}: "
+            f"cannot listen on {host_port(config.listen_host, config.listen_port)}: "
             f"{e.strerror or e} (pick another --listen-port, or 0 for a free one)"
         ) from None
     ca = runtime.certstore.ca

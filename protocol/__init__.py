@@ -4,7 +4,16 @@ Code written for ``http.client`` runs unchanged with ``import protocol as client
 """
 
 from protocol import status as _status
+from protocol._abnf import is_token
 from protocol.aio import AsyncHTTPConnection
+from protocol.authority import (
+    DEFAULT_PORTS,
+    bracket,
+    default_port,
+    format_authority,
+    host_port,
+    split_authority,
+)
 from protocol.client import (
     HTTP_PORT,
     HTTPS_PORT,
@@ -37,6 +46,12 @@ from protocol.status import responses
 
 __all__ = [
     "AsyncHTTPConnection",
+    "DEFAULT_PORTS",
+    "bracket",
+    "default_port",
+    "format_authority",
+    "host_port",
+    "split_authority",
     "HTTPS_PORT",
     "HTTP_PORT",
     "HTTPConnection",
@@ -60,6 +75,7 @@ __all__ = [
     "UnknownProtocol",
     "UnknownTransferEncoding",
     "error",
+    "is_token",
     "responses",
     *_status.CONSTANT_NAMES,
 ]

@@ -22,6 +22,16 @@ _FIELD_VALUE = rb"(?:[\t\x20-\x7e\x80-\xff]*" + _VCHAR + rb")?"
 token_re = re.compile(TOKEN)
 """A method, a header name, a transfer-coding or a connection option."""
 
+
+def is_token(text: str | bytes) -> bool:
+    """Whether ``text`` is one RFC 9110 token (a method, a header name), as str or bytes."""
+    if isinstance(text, str):
+        if not text.isascii():
+            return False
+        text = text.encode("ascii")
+    return token_re.fullmatch(text) is not None
+
+
 field_value_re = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 """A header value we are asked to send: any visible text, SP and HTAB, nothing else."""
 

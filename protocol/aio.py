@@ -22,6 +22,7 @@ import ssl as _ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
+from protocol.authority import host_port
 from protocol.connection import CLIENT, DONE, Connection
 from protocol.errors import (
     MAX_LINE,
@@ -165,8 +166,7 @@ class AsyncHTTPConnection:
 
     @property
     def _where(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     async def start_tls(self, context: _ssl.SSLContext, hostname: str | None) -> None:
         """Upgrade the open connection to TLS (after ``connect`` or ``open_tunnel``)."""
@@ -196,8 +196,7 @@ class AsyncHTTPConnection:
 
         Afterwards the connection talks to ``host:port``: HTTP, ``start_tls``, or ``detach``.
         """
-        name = f"[{host}]" if ":" in host else host
-        authority = f"{name}:{port}".encode("idna")
+        authority = host_port(host, port).encode("idna")
         fields = Headers([(b"Host", authority)])
         for key, value in headers or ():
             fields.add(key, value)

@@ -34,6 +34,8 @@ from inspector.flow import (
     new_flow_id,
 )
 from inspector.render import human_size
+from protocol import is_token
+from protocol.authority import default_port
 from protocol.headers import HeaderPairs, Headers
 
 HAR_VERSION = "1.2"
@@ -41,9 +43,6 @@ CREATOR = {"name": "http-inspector", "version": "0.1.0"}
 _TEXT_TYPES = re.compile(
     r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded))|\+(json|xml)$"
 )
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: methods, field names
 
 
 class HarError(Exception):
@@ -376,7 +375,7 @@ def _read_headers(e: _Entry, path: str) -> HeaderPairs:
             raise e.error(f"{where}.value", "is missing")
         if name.startswith(":"):
             continue  # HTTP/2 pseudo-headers in browser HARs; the URL and method carry them
-        if not _TOKEN.fullmatch(name):
+        if not is_token(name):
             raise e.error(f"{where}.name", f"is not a valid header name: {name!r}")
         if any(c in value for c in "\r\n\x00"):
             raise e.error(f"{where}.value", "contains a line break or NUL")
@@ -389,14 +388,14 @@ def _read_headers(e: _Entry, path: str) -> HeaderPairs:
 
 def _read_request(e: _Entry, start: float) -> FlowRequest:
     method = e.get("request.method", str)
-    if not _TOKEN.fullmatch(method):
+    if not is_token(method):
         raise e.error("request.method", f"is not an HTTP method: {method!r}")
     url = e.get("request.url", str)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise e.error("request.url", f"is not an absolute http(s) URL: {url!r}")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or default_port(parts.scheme)
     except ValueError:
         raise e.error("request.url", f"has a bad port: {url!r}") from None
     # The target exactly as written after the authority (an empty "?" kept), minus a fragment.

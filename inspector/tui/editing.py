@@ -13,12 +13,13 @@ from urllib.parse import urlsplit
 
 from inspector.content import looks_textual
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
+from protocol import is_token
+from protocol.authority import default_port
 
 BINARY_MARKER = "<binary body of {size} bytes: kept unchanged; replace this line to change it>"
 _BINARY_RE = re.compile(
     r"^<binary body of (\d+) bytes: kept unchanged; replace this line to change it>$"
 )
-_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VERSION_RE = re.compile(r"^HTTP/\d\.\d$")
 
 
@@ -71,7 +72,7 @@ def _parse_headers(lines: list[str]) -> list[tuple[bytes, bytes]]:
     pairs = []
     for number, line in enumerate(lines, 2):
         name, colon, value = line.partition(":")
-        if not colon or not _TOKEN_RE.match(name):
+        if not colon or not is_token(name):
             raise EditError(f"line {number}: expected 'Name: value', got {line!r}")
         try:
             pairs.append((name.encode("latin-1"), value.strip().encode("latin-1")))
@@ -112,7 +113,7 @@ def apply_text(flow: Flow, text: str, stage: str | None = None) -> None:
 
 def _apply_request(req: FlowRequest, start: str, pairs: list, body_text: str) -> None:
     parts = start.split()
-    if len(parts) != 3 or not _TOKEN_RE.match(parts[0]) or not _VERSION_RE.match(parts[2]):
+    if len(parts) != 3 or not is_token(parts[0]) or not _VERSION_RE.match(parts[2]):
         raise EditError(f"line 1: expected 'METHOD URL HTTP/1.1', got {start!r}")
     method, target, version = parts
     old_authority = req.authority
@@ -123,7 +124,7 @@ def _apply_request(req: FlowRequest, start: str, pairs: list, body_text: str) ->
         if url.scheme not in ("http", "https") or not url.hostname:
             raise EditError(f"line 1: the URL must be http(s)://host/path or /path, got {target!r}")
         try:
-            port = url.port or (443 if url.scheme == "https" else 80)
+            port = url.port or default_port(url.scheme)
         except ValueError:
             raise EditError(f"line 1: bad port in {target!r}") from None
         scheme, host = url.scheme, url.hostname

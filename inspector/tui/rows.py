@@ -14,6 +14,7 @@ from sys import intern  # hosts, types and reasons repeat: one string each saves
 from inspector.content import media_type
 from inspector.flow import Flow
 from inspector.store import FlowSummary
+from protocol.authority import format_authority
 
 SORT_KEYS: dict[str, Callable[[FlowRow], object]] = {}
 _MEDIA_TYPES: dict[str | None, str] = {}  # Content-Type value -> interned media type
@@ -74,8 +75,6 @@ class FlowRow:
     @classmethod
     def from_summary(cls, s: FlowSummary) -> FlowRow:
         """A row from the store's indexed columns (no JSON, no bodies)."""
-        default = 443 if s.scheme == "https" else 80
-        host = f"[{s.host}]" if ":" in s.host else s.host
         return cls(
             id=s.id,
             seq=0,
@@ -83,7 +82,7 @@ class FlowRow:
             method=intern(s.method),
             scheme=intern(s.scheme),
             host=intern(s.host),
-            authority=intern(host if s.port == default else f"{host}:{s.port}"),
+            authority=intern(format_authority(s.scheme, s.host, s.port)),
             path=s.path if s.method != "CONNECT" else s.url,
             status=s.status,
             reason=intern(s.reason or ""),

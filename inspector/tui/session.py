@@ -18,6 +18,7 @@ from inspector.flow import Flow
 from inspector.intercept import Interceptor
 from inspector.store import FlowSummary, Store, StoreError
 from inspector.tui.widgets.status_bar import SourceInfo
+from protocol.authority import host_port
 
 if TYPE_CHECKING:
     from inspector.runtime import ProxyThread
@@ -183,10 +184,9 @@ def open_live(config: Config) -> Session:
     runtime.start()
     warnings = ("--insecure: upstream certificates are NOT verified",) if config.insecure else ()
     host, port = runtime.address
-    shown_host = f"[{host}]" if ":" in host else host
     info = SourceInfo(
         session=str(runtime.store.path),
-        address=f"http://{shown_host}:{port}",
+        address=f"http://{host_port(host, port)}",
         mode=str(config.mode),
         insecure=config.insecure,
         ca_path=str(config.confdir / "ca.pem"),
