@@ -12,6 +12,10 @@ A failure after the response head arrived keeps the status it had::
 
     GET http://127.0.0.1:9000/x -> ERROR IncompleteRead: ... (after 200 OK)
 
+A gRPC call shows its gRPC status by name after the HTTP status::
+
+    POST https://h:50051/pkg.Svc/Get -> 200 OK grpc NOT_FOUND  0 B  4 ms
+
 A replayed flow (``replay_of`` set) starts with ``[replay] ``; a flow still in
 progress ends in ``-> ...``. Parts are separated by two spaces; the size is that of
 the response body on the wire.
@@ -19,6 +23,7 @@ the response body on the wire.
 
 from __future__ import annotations
 
+from inspector import grpc
 from inspector.flow import Flow
 from protocol.status import describe
 
@@ -79,6 +84,9 @@ def flow_line(flow: Flow) -> str:
     if resp is None:
         return f"{head}..."
     parts = [status_text(resp.status_code, resp.reason), human_size(resp.body.size)]
+    call = grpc.status(flow)
+    if call is not None:
+        parts[0] += f" grpc {call.name}"
     duration = flow.timings.duration
     if duration is not None:
         parts.append(duration_text(duration))
