@@ -198,7 +198,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
             await pilot.pause(0.05)
         load = time.perf_counter() - start
         await pilot.pause(0.2)
-        print(f"loaded {len(app.index.rows)} flows into the list in {load:.2f} s")
+        print(f"loaded {len(app.state.index.rows)} flows into the list in {load:.2f} s")
         print(f"RSS {before:.0f} MB before load, {rss_mb():.0f} MB after")
         publisher = Publisher(bus, args.flows, args.rate)
         publisher.start()
@@ -218,7 +218,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
         opens, backs = [], []
         for i in range(max(1, args.presses // 10)):
             table.follow = False
-            table.cursor = (i * 7919) % len(app.index)
+            table.cursor = (i * 7919) % len(app.state.index)
             await asyncio.sleep(0.05)
             opens.append(
                 await key_latency(app, frames, "enter", lambda: app.screen is not list_screen)
@@ -239,9 +239,9 @@ async def run(args: argparse.Namespace, path: Path) -> None:
                 """The filtered rows are in the table (rows_changed sized it and asked
                 for a repaint)."""
                 return (
-                    app.filter_expr == expr
-                    and app.index.matching is not None
-                    and table.virtual_size.height == len(app.index) + 1
+                    app.state.filter_expr == expr
+                    and app.state.index.matching is not None
+                    and table.virtual_size.height == len(app.state.index) + 1
                     and not any(w.group == "filter" and not w.is_finished for w in app.workers)
                 )
 
@@ -265,7 +265,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
         report("filter until the list is painted", results)
         report("screen repaint cost", frames.costs)
         pauses.report(measured)
-        print(f"RSS at the end {rss_mb():.0f} MB for {len(app.index.rows)} flows")
+        print(f"RSS at the end {rss_mb():.0f} MB for {len(app.state.index.rows)} flows")
     store.close()
 
 

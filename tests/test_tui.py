@@ -99,8 +99,8 @@ async def test_rows_appear_live_with_status_names(live, echo_server: EchoServer)
         assert "Waiting for traffic" in static_text(app.screen.query_one("#first-run"))
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/status/404")
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/echo")
-        await wait_for(pilot, lambda: len(app.index) == 2, "two rows")
-        await wait_for(pilot, lambda: all(r.finished for r in app.index.rows.values()), "done")
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "two rows")
+        await wait_for(pilot, lambda: all(r.finished for r in app.state.index.rows.values()), "done")
         await pilot.pause(0.2)
         lines = table_text(app)
         assert any("/status/404" in line and "404 Not Found" in line for line in lines)
@@ -125,7 +125,7 @@ async def test_upstream_failure_shows_in_events_pane_and_jumps(live):
         status, body = await asyncio.to_thread(fetch, live, f"http://127.0.0.1:{port}/x")
         assert status == 502
         assert b"ConnectionRefusedError" in body
-        await wait_for(pilot, lambda: app.errors == 1, "the error event")
+        await wait_for(pilot, lambda: app.state.errors == 1, "the error event")
         await pilot.pause(0.2)
         assert "1 errors" in header_text(app)
         assert any("ConnectionRefusedError" in line for line in table_text(app))
@@ -146,7 +146,7 @@ async def test_filter_narrows_rows_toggles_and_rejects_bad_input(live, echo_serv
     async with app.run_test(size=SIZE) as pilot:
         for path in ("/status/404", "/a", "/b"):
             await asyncio.to_thread(fetch, live, echo_server.url + path)
-        await wait_for(pilot, lambda: len(app.index) == 3, "three rows")
+        await wait_for(pilot, lambda: len(app.state.index) == 3, "three rows")
         await pilot.press("f")
         bar = app.screen.query_one(FilterBar)
         await pilot.press(*"~c 4O4")
@@ -156,22 +156,22 @@ async def test_filter_narrows_rows_toggles_and_rejects_bad_input(live, echo_serv
         for _ in range(3):
             await pilot.press("backspace")
         await pilot.press(*"404", "enter")
-        await wait_for(pilot, lambda: len(app.index) == 1, "the filter")
-        assert app.index.row_at(0).path == "/status/404"
+        await wait_for(pilot, lambda: len(app.state.index) == 1, "the filter")
+        assert app.state.index.row_at(0).path == "/status/404"
         assert not app.screen.query(FilterBar)
         # live: a new matching flow appears, a new other one does not
         await asyncio.to_thread(fetch, live, echo_server.url + "/status/404?again")
         await asyncio.to_thread(fetch, live, echo_server.url + "/c")
-        await wait_for(pilot, lambda: len(app.index.rows) == 5, "five flows")
+        await wait_for(pilot, lambda: len(app.state.index.rows) == 5, "five flows")
         await pilot.pause(0.2)
-        assert [r.path for r in map(app.index.row_at, range(len(app.index)))] == [
+        assert [r.path for r in map(app.state.index.row_at, range(len(app.state.index)))] == [
             "/status/404",
             "/status/404?again",
         ]
         await pilot.press("t")
-        await wait_for(pilot, lambda: len(app.index) == 5, "filter off")
+        await wait_for(pilot, lambda: len(app.state.index) == 5, "filter off")
         await pilot.press("t")
-        await wait_for(pilot, lambda: len(app.index) == 2, "filter on again")
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "filter on again")
         # history: the last filter comes back with up
         await pilot.press("f", "ctrl+u")
         await pilot.press("up")
@@ -186,14 +186,14 @@ async def test_intercept_edit_reaches_upstream_after_resume(live, echo_server, m
         await pilot.press("i", *"~u /echo", "enter")
         assert live.interceptor.expr == "~u /echo"
         thread, out = in_thread(lambda: fetch(live, f"{echo_server.url}/echo"))
-        await wait_for(pilot, lambda: app.held_ids, "a held flow")
+        await wait_for(pilot, lambda: app.state.held_ids, "a held flow")
         await pilot.pause(0.2)
         assert "⏸ 1 held" in header_text(app)
         assert any("⏸ held" in line for line in table_text(app))
         # held flows never block other traffic
         status, _ = await asyncio.to_thread(fetch, live, f"{echo_server.url}/other")
         assert status == 200
-        await wait_for(pilot, lambda: len(app.index) == 2, "the other flow")
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "the other flow")
         await pilot.press("home")  # the held flow is the first row
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, InterceptEditorScreen), "editor")
@@ -209,12 +209,12 @@ async def test_intercept_edit_reaches_upstream_after_resume(live, echo_server, m
         await wait_for(pilot, received, "the edited request upstream")
         assert ("X-Edited", "yes") in received()[0].headers
         # ...and the filter holds its response too, until resumed
-        await wait_for(pilot, lambda: app.held_ids, "the response held")
-        assert live.interceptor.stage_of(app.index.row_at(0).id) == "response"
+        await wait_for(pilot, lambda: app.state.held_ids, "the response held")
+        assert live.interceptor.stage_of(app.state.index.row_at(0).id) == "response"
         await pilot.press("a")
         await asyncio.to_thread(thread.join, WAIT)
         assert out and out[0][0] == 200, out
-        await wait_for(pilot, lambda: not app.held_ids, "nothing held")
+        await wait_for(pilot, lambda: not app.state.held_ids, "nothing held")
 
 
 async def test_kill_gives_the_client_an_error(live, echo_server):
@@ -222,26 +222,26 @@ async def test_kill_gives_the_client_an_error(live, echo_server):
     async with app.run_test(size=SIZE) as pilot:
         app.set_intercept("~m POST")
         thread, out = in_thread(lambda: fetch(live, f"{echo_server.url}/echo", data=b"x=1"))
-        await wait_for(pilot, lambda: app.held_ids, "a held flow")
+        await wait_for(pilot, lambda: app.state.held_ids, "a held flow")
         await pilot.press("x")
         await asyncio.to_thread(thread.join, WAIT)
         assert out, "the client never got an answer"
         result = out[0]
         assert isinstance(result, Exception) or result[0] >= 400, result
         assert echo_server.received == []
-        await wait_for(pilot, lambda: app.errors == 1, "the kill recorded as an error")
+        await wait_for(pilot, lambda: app.state.errors == 1, "the kill recorded as an error")
 
 
 async def test_replay_adds_a_linked_flow(live, echo_server):
     app = InspectorApp(live)
     async with app.run_test(size=SIZE) as pilot:
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/echo?n=1")
-        await wait_for(pilot, lambda: len(app.index) == 1, "one row")
-        await wait_for(pilot, lambda: app.index.row_at(0).finished, "finished")
-        original = app.index.row_at(0).id
+        await wait_for(pilot, lambda: len(app.state.index) == 1, "one row")
+        await wait_for(pilot, lambda: app.state.index.row_at(0).finished, "finished")
+        original = app.state.index.row_at(0).id
         await pilot.press("r")
-        await wait_for(pilot, lambda: len(app.index) == 2, "the replay")
-        replay = app.index.row_at(1)
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "the replay")
+        replay = app.state.index.row_at(1)
         assert replay.replay_of == original
         assert replay.status == 200
         assert len(echo_server.received) == 2
@@ -257,24 +257,24 @@ async def test_follow_mark_delete_and_clear(live, echo_server):
     async with app.run_test(size=SIZE) as pilot:
         for i in range(3):
             await asyncio.to_thread(fetch, live, f"{echo_server.url}/n{i}")
-        await wait_for(pilot, lambda: len(app.index) == 3, "three rows")
+        await wait_for(pilot, lambda: len(app.state.index) == 3, "three rows")
         table = app.screen.query_one(FlowTable)
         await pilot.press("up")
         assert not table.follow and table.cursor == 1
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/n3")
-        await wait_for(pilot, lambda: len(app.index) == 4, "four rows")
+        await wait_for(pilot, lambda: len(app.state.index) == 4, "four rows")
         assert table.cursor == 1  # not following: the cursor stays put
         await pilot.press("end")
         assert table.follow and table.cursor == 3
         await pilot.press("home", "m")  # mark the first and move down
-        assert app.index.row_at(0).marked and table.cursor == 1
+        assert app.state.index.row_at(0).marked and table.cursor == 1
         await pilot.press("m")
         await pilot.press("d")  # deletes both marked flows
-        await wait_for(pilot, lambda: len(app.index) == 2, "deleted")
-        assert [app.index.row_at(i).path for i in range(2)] == ["/n2", "/n3"]
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "deleted")
+        assert [app.state.index.row_at(i).path for i in range(2)] == ["/n2", "/n3"]
         await wait_for(pilot, lambda: live.store.count() == 2, "deleted from the session")
         await pilot.press("z", "y")
-        await wait_for(pilot, lambda: len(app.index) == 0, "cleared")
+        await wait_for(pilot, lambda: len(app.state.index) == 0, "cleared")
         await wait_for(pilot, lambda: live.store.count() == 0, "cleared from the session")
 
 
@@ -283,7 +283,7 @@ async def test_global_search_lists_and_opens_flows(live, echo_server):
     async with app.run_test(size=SIZE) as pilot:
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/echo", data=b"needle=haystack")
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/plain")
-        await wait_for(pilot, lambda: len(app.index) == 2, "two rows")
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "two rows")
         await pilot.press("slash", *"haystack", "enter")
         await wait_for(pilot, lambda: app.screen.query("#results"), "results screen")
         results = app.screen.query_one(OptionList)

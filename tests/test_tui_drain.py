@@ -40,11 +40,11 @@ async def test_one_batch_counts_each_flow_and_error_once_and_honours_removal(tmp
         publish(bus, LIFE, ok)
         publish(bus, (EventKind.STARTED, EventKind.ERROR, EventKind.ERROR), failed)
         publish(bus, (EventKind.STARTED, EventKind.REQUEST, EventKind.REMOVED), gone)
-        await wait_for(pilot, lambda: len(app.index) == 2, "the batch to be applied")
-        assert [app.index.row_at(i).id for i in range(2)] == [ok.id, failed.id]
-        assert app.index.row_at(0).status == ok.response.status_code
-        assert app.index.row_at(1).error == "TimeoutError"
-        assert app.errors == 1 and [e.flow_id for e in app.error_events] == [failed.id]
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "the batch to be applied")
+        assert [app.state.index.row_at(i).id for i in range(2)] == [ok.id, failed.id]
+        assert app.state.index.row_at(0).status == ok.response.status_code
+        assert app.state.index.row_at(1).error == "TimeoutError"
+        assert app.state.errors == 1 and [e.flow_id for e in app.state.error_events] == [failed.id]
         header = app.screen.query_one(HeaderBar)
         await wait_for(pilot, lambda: header.counts.exchanges == 2, "the header's counts")
         assert header.counts.errors == 1
@@ -63,7 +63,7 @@ async def test_a_flood_is_shown_whole_after_it_ends(tmp_path):
         table = app.screen.query_one(FlowTable)
         header = app.screen.query_one(HeaderBar)
         await wait_for(pilot, lambda: header.counts.exchanges == len(flows), "the last repaint")
-        assert len(app.index) == len(flows)
+        assert len(app.state.index) == len(flows)
         assert table.follow and table.cursor == len(flows) - 1
         assert table.cursor_row.id == flows[-1].id
     store.close()
@@ -76,19 +76,19 @@ async def test_filters_on_list_rows_apply_at_once_and_enter_does_not_redo_them(t
         flows = [numbered_flow(n) for n in range(30)]
         for flow in flows:
             publish(bus, LIFE, flow)
-        await wait_for(pilot, lambda: len(app.index) == len(flows), "the flows")
+        await wait_for(pilot, lambda: len(app.state.index) == len(flows), "the flows")
         app.apply_filter("~c 404 | ~m put")  # summary fields only: no store query
-        assert not app._filter_pending
+        assert not app.state.filter_pending
         expected = [
             f.id for f in flows if f.response.status_code == 404 or f.request.method == "PUT"
         ]
-        assert [app.index.row_at(i).id for i in range(len(app.index))] == expected
-        view = app.index.view
+        assert [app.state.index.row_at(i).id for i in range(len(app.state.index))] == expected
+        view = app.state.index.view
         app.apply_filter(" ~c 404 | ~m put ")  # enter after the live change: nothing to redo
-        assert app.index.view is view
+        assert app.state.index.view is view
         app.apply_filter("~b nothing-has-this")  # a body filter asks the store
-        await wait_for(pilot, lambda: not app._filter_pending, "the store query")
-        assert len(app.index) == 0
+        await wait_for(pilot, lambda: not app.state.filter_pending, "the store query")
+        assert len(app.state.index) == 0
         app.apply_filter(None)
-        assert len(app.index) == len(flows)
+        assert len(app.state.index) == len(flows)
     store.close()

@@ -190,14 +190,14 @@ async def test_a_row_that_changes_is_drawn_again_and_the_scrollbar_follows_new_r
         for flow in flows:
             bus.publish(FlowEvent(EventKind.STARTED, flow))
         table = app.screen.query_one(FlowTable)
-        await wait_for(pilot, lambda: len(app.index) == len(flows), "the rows")
+        await wait_for(pilot, lambda: len(app.state.index) == len(flows), "the rows")
         table.follow = False
         table.cursor = 0
         await pilot.pause()
         assert "…" in line_text(table, 1)  # no response yet
         flows[0].response = pending
         bus.publish(FlowEvent(EventKind.RESPONSE, flows[0]))
-        await wait_for(pilot, lambda: app.index.row_at(0).status is not None, "the response")
+        await wait_for(pilot, lambda: app.state.index.row_at(0).status is not None, "the response")
         assert "200 OK" in line_text(table, 1)  # the same row, drawn again
         table.cursor = 1  # the cursor's highlight moves: both rows drawn again
         await pilot.pause()

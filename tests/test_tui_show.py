@@ -67,7 +67,7 @@ def test_show_cli_reports_a_missing_session(tmp_path: Path):
 
 
 async def open_detail(app: InspectorApp, pilot, row: int) -> FlowDetailScreen:
-    await wait_for(pilot, lambda: len(app.index) == 13, "the session loaded")
+    await wait_for(pilot, lambda: len(app.state.index) == 13, "the session loaded")
     table = app.screen.query_one(FlowTable)
     table.follow = False
     table.cursor = row
@@ -85,19 +85,19 @@ def viewer_text(screen: FlowDetailScreen, part: str) -> tuple[str, str]:
 async def test_show_lists_every_flow_read_only(saved: Path):
     app = InspectorApp(open_saved(saved))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.index) == 13, "the session loaded")
+        await wait_for(pilot, lambda: len(app.state.index) == 13, "the session loaded")
         await pilot.pause(0.1)
         lines = table_text(app)
         assert any('404 Not Found ("Nope")' in line for line in lines)
         assert any("BadStatusLine" in line for line in lines)
         assert any(line.lstrip().startswith("●") and "/v1/login" in line for line in lines)
-        assert app.errors == 2
+        assert app.state.errors == 2
         assert not app.screen.query_one("#first-run").display
         await pilot.press("home", "d")
         await pilot.pause(0.1)
-        assert len(app.index) == 13  # read-only: nothing deleted
+        assert len(app.state.index) == 13  # read-only: nothing deleted
         await pilot.press("m")
-        assert app.index.row_at(0).marked  # marks stay in memory for replay/export
+        assert app.state.index.row_at(0).marked  # marks stay in memory for replay/export
     store = Store(saved, readonly=True)
     assert store.count() == 13
     assert not store.get(f"{1:032x}").marked
@@ -179,10 +179,10 @@ async def test_replay_from_a_saved_session_stays_in_memory(tmp_path: Path, echo_
     path = build_session(tmp_path / "one.db", [flow])
     app = InspectorApp(open_saved(path))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.index) == 1, "loaded")
+        await wait_for(pilot, lambda: len(app.state.index) == 1, "loaded")
         await pilot.press("r")
-        await wait_for(pilot, lambda: len(app.index) == 2, "the replay")
-        assert app.index.row_at(1).replay_of == flow.id
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "the replay")
+        assert app.state.index.row_at(1).replay_of == flow.id
         assert echo_server.received[0].path == "/echo?saved=1"
         # its detail comes from memory
         await pilot.press("end", "enter")
@@ -196,7 +196,7 @@ async def test_replay_from_a_saved_session_stays_in_memory(tmp_path: Path, echo_
 async def test_export_curl_and_har_to_files(saved: Path, tmp_path: Path):
     app = InspectorApp(open_saved(saved))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.index) == 13, "loaded")
+        await wait_for(pilot, lambda: len(app.state.index) == 13, "loaded")
         await pilot.press("home", "w")
         await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), "export dialog")
         app.screen.query_one("#path").value = str(tmp_path / "out.sh")
@@ -244,22 +244,22 @@ async def test_help_lists_every_key_and_palette_has_them(saved: Path):
 async def test_sort_by_key_and_by_clicking_a_column_title(saved: Path):
     app = InspectorApp(open_saved(saved))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.index) == 13, "loaded")
+        await wait_for(pilot, lambda: len(app.state.index) == 13, "loaded")
         await pilot.press("o")  # time -> method
-        methods = [app.index.row_at(i).method for i in range(13)]
+        methods = [app.state.index.row_at(i).method for i in range(13)]
         assert methods == sorted(methods)
         await pilot.press("O")
-        methods = [app.index.row_at(i).method for i in range(13)]
+        methods = [app.state.index.row_at(i).method for i in range(13)]
         assert methods == sorted(methods, reverse=True)
         table = app.screen.query_one(FlowTable)
         header = table.render_line(0).text
         assert "Method ▼" in header
         await pilot.click(FlowTable, offset=(header.index("Status") + 1, 0))
         await pilot.pause(0.05)
-        codes = [app.index.row_at(i).status for i in range(13)]
+        codes = [app.state.index.row_at(i).status for i in range(13)]
         assert codes[:11] == sorted(c for c in codes if c is not None)
         assert "Status ▲" in table.render_line(0).text
         await pilot.click(FlowTable, offset=(header.index("Status") + 1, 0))
         await pilot.pause(0.05)
-        codes = [app.index.row_at(i).status for i in range(13)]  # the same title reverses
+        codes = [app.state.index.row_at(i).status for i in range(13)]  # the same title reverses
         assert codes[2:] == sorted((c for c in codes if c is not None), reverse=True)

@@ -325,7 +325,7 @@ async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pi
     app = pilot.app
     if not scene.live:
         for _ in range(200):
-            if len(app.index) == 13:
+            if len(app.state.index) == 13:
                 break
             await pilot.pause(0.02)
     if scene.row is not None:

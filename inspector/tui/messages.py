@@ -44,3 +44,35 @@ class FilterApplied(Message):
         super().__init__()
         self.expr = expr
         self.ids = ids
+
+
+class OpenFlow(Message):
+    """Open this flow's detail screen."""
+
+    def __init__(self, flow_id: str) -> None:
+        super().__init__()
+        self.flow_id = flow_id
+
+
+class OpenExport(Message):
+    """Open the export dialog for these flows."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__()
+        self.ids = ids
+
+
+class OpenSearch(Message):
+    """Search every flow for ``query`` and list the results."""
+
+    def __init__(self, query: str) -> None:
+        super().__init__()
+        self.query = query
+
+
+class EditHeld(Message):
+    """Edit this held flow (in $EDITOR or the built-in editor)."""
+
+    def __init__(self, flow_id: str) -> None:
+        super().__init__()
+        self.flow_id = flow_id

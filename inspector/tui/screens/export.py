@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, RadioButton, RadioSet, Static
 
 from inspector.config import ConfigError
 from inspector.export.cli import render
+from inspector.tui import keys
 
 if TYPE_CHECKING:
     from inspector.flow import Flow
@@ -25,11 +25,7 @@ FORMATS = {"curl": ("curl command", ".sh"), "raw": ("raw HTTP", ".http"), "har":
 class ExportScreen(ModalScreen[None]):
     """Pick a format and where to put it."""
 
-    BINDINGS = [
-        Binding("escape", "dismiss_export", "Cancel"),
-        Binding("ctrl+y", "copy", "Copy to clipboard"),
-        Binding("ctrl+s", "save", "Save to file"),
-    ]
+    BINDINGS = keys.EXPORT_KEYS
 
     app: InspectorApp
 
@@ -67,7 +63,7 @@ class ExportScreen(ModalScreen[None]):
         path.value = str(stem) + FORMATS[self.fmt][1]
 
     def _flows(self) -> list[Flow]:
-        flows = [self.app.load_flow(i) for i in self.ids]
+        flows = [self.app.state.load_flow(i) for i in self.ids]
         return [f for f in flows if f is not None]
 
     def _export_bytes(self, output: Path | None) -> bytes | None:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
@@ -18,7 +17,9 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from inspector import content
 from inspector.flow import Flow
 from inspector.render import flow_line
-from inspector.tui.messages import FlowsChanged
+from inspector.tui import keys
+from inspector.tui.messages import EditHeld, FlowsChanged, OpenExport
+from inspector.tui.state import FlowState
 from inspector.tui.views import (
     error_view,
     initial_tab,
@@ -42,23 +43,13 @@ TABS = ("request", "response", "timing", "tls", "websocket", "error")
 class FlowDetailScreen(Screen):
     """Everything recorded of one exchange."""
 
-    BINDINGS = [
-        Binding("escape,q", "back", "Back"),
-        Binding("tab", "next_tab", "Next tab", priority=True),
-        Binding("shift+tab", "previous_tab", "Previous tab", show=False, priority=True),
-        Binding("v", "cycle_viewer", "Viewer"),
-        Binding("slash", "find", "Find", key_display="/"),
-        Binding("n", "find_next", "Next match", show=False),
-        Binding("N", "find_previous", "Previous match", show=False),
-        Binding("r", "replay", "Replay"),
-        Binding("e", "edit", "Edit held", show=False),
-        Binding("a", "resume", "Resume", show=False),
-        Binding("x", "kill", "Kill", show=False),
-        Binding("m", "mark", "Mark", show=False),
-        Binding("w", "export", "Export"),
-    ]
+    BINDINGS = keys.DETAIL_KEYS
 
     app: InspectorApp
+
+    @property
+    def state(self) -> FlowState:
+        return self.app.state
 
     def __init__(self, flow_id: str) -> None:
         super().__init__()
@@ -90,7 +81,7 @@ class FlowDetailScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#prompt").display = False
-        self.query_one(HeaderBar).counts = self.app.counts
+        self.query_one(HeaderBar).counts = self.state.counts
         self.reload()
         if self.flow is not None:
             self.query_one(TabbedContent).active = initial_tab(self.flow)
@@ -98,13 +89,13 @@ class FlowDetailScreen(Screen):
     # --- content --------------------------------------------------------------------------
 
     def _state(self) -> tuple[object, ...]:
-        row = self.app.index.rows.get(self.flow_id)
+        row = self.state.index.rows.get(self.flow_id)
         if row is None:
             return ()
         return (row.finished, row.held, row.status, row.error, row.marked)
 
     def reload(self) -> None:
-        self.flow = self.app.load_flow(self.flow_id)
+        self.flow = self.state.load_flow(self.flow_id)
         self._shown_state = self._state()
         flow = self.flow
         if flow is None:
@@ -131,7 +122,7 @@ class FlowDetailScreen(Screen):
 
     def _show_summary(self, flow: Flow) -> None:
         text = Text()
-        if flow.id in self.app.held_ids:
+        if flow.id in self.state.held_ids:
             text.append(" ⏸ HELD ", style="bold black on yellow")
             text.append("  e edit · a resume · x kill   ", style="yellow")
         if flow.marked:
@@ -157,7 +148,7 @@ class FlowDetailScreen(Screen):
 
     @on(FlowsChanged)
     def _flows_changed(self, message: FlowsChanged) -> None:
-        self.query_one(HeaderBar).counts = self.app.counts
+        self.query_one(HeaderBar).counts = self.state.counts
         if self._state() != self._shown_state:
             self.reload()
 
@@ -207,7 +198,7 @@ class FlowDetailScreen(Screen):
             return
         slot = self.query_one("#prompt", Vertical)
         slot.remove_children()
-        history = self.app.histories.setdefault("find", [])
+        history = self.state.histories.setdefault("find", [])
         slot.mount(FilterBar("find", history, value=self._find))
         slot.display = True
 
@@ -251,16 +242,14 @@ class FlowDetailScreen(Screen):
         self.app.replay([self.flow_id])
 
     def _held(self) -> bool:
-        if self.flow_id not in self.app.held_ids:
+        if self.flow_id not in self.state.held_ids:
             self.notify("this flow is not held", severity="warning")
             return False
         return True
 
     def action_edit(self) -> None:
-        from inspector.tui.screens.intercept_editor import open_editor
-
         if self._held():
-            open_editor(self.app, self.flow_id)
+            self.post_message(EditHeld(self.flow_id))
 
     def action_resume(self) -> None:
         if self._held():
@@ -273,11 +262,9 @@ class FlowDetailScreen(Screen):
             self.reload()
 
     def action_mark(self) -> None:
-        row = self.app.index.rows.get(self.flow_id)
+        row = self.state.index.rows.get(self.flow_id)
         if row is not None:
             self.app.set_marked([self.flow_id], not row.marked)
 
     def action_export(self) -> None:
-        from inspector.tui.screens.export import ExportScreen
-
-        self.app.push_screen(ExportScreen([self.flow_id]))
+        self.post_message(OpenExport([self.flow_id]))

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from inspector.tui.messages import FlowsChanged
+from inspector.tui import keys
+from inspector.tui.messages import EditHeld, FlowsChanged, OpenExport, OpenFlow, OpenSearch
 from inspector.tui.rows import SORT_KEYS
+from inspector.tui.screens.confirm_quit import ConfirmScreen
+from inspector.tui.state import FlowState, filter_error
 from inspector.tui.widgets.events_pane import EventsPane
 from inspector.tui.widgets.filter_bar import FilterBar
 from inspector.tui.widgets.flow_table import FlowTable
@@ -26,10 +28,6 @@ FILTER_HINT = (
     "  ~marked  ~replay   ! & | ( )   e.g. ~c 4xx & ~d api   (? shows all)"
 )
 NOT_HELD = "the selected flow is not held (i sets what to intercept)"
-FILTER_HINT = (
-    "~m METHOD  ~d DOMAIN  ~u URL  ~c CODE|4xx  ~h HEADER  ~b BODY  ~t TYPE  ~e error  ~s/~q"
-    "  ~marked  ~replay   ! & | ( )   e.g. ~c 4xx & ~d api   (? shows all)"
-)
 SORT_ORDER = ("time", *[k for k in SORT_KEYS if k != "time"])
 
 
@@ -61,36 +59,19 @@ def first_run_text(info: SourceInfo) -> str:
 class FlowListScreen(Screen):
     """One row per exchange, live."""
 
-    BINDINGS = [
-        Binding("enter", "open", "Details"),
-        Binding("f", "filter", "Filter"),
-        Binding("t", "toggle_filter", "Filter on/off", show=False),
-        Binding("slash", "search", "Search", key_display="/"),
-        Binding("i", "intercept", "Intercept"),
-        Binding("e", "edit", "Edit held", show=False),
-        Binding("a", "resume", "Resume", show=False),
-        Binding("A", "resume_all", "Resume all", show=False),
-        Binding("x", "kill", "Kill", show=False),
-        Binding("r", "replay", "Replay"),
-        Binding("m", "mark", "Mark", show=False),
-        Binding("M", "unmark_all", "Unmark all", show=False),
-        Binding("d", "delete", "Delete", show=False),
-        Binding("z", "clear", "Clear", show=False),
-        Binding("w", "export", "Export", show=False),
-        Binding("E", "toggle_events", "Events"),
-        Binding("o", "sort", "Sort", show=False),
-        Binding("O", "reverse", "Reverse order", show=False),
-        Binding("G", "follow", "Follow newest", show=False),
-        Binding("q", "app.request_quit", "Quit"),
-    ]
+    BINDINGS = keys.LIST_KEYS
 
     app: InspectorApp
+
+    @property
+    def state(self) -> FlowState:
+        return self.app.state
 
     def compose(self) -> ComposeResult:
         info = self.app.session.info
         yield HeaderBar(info, id="header")
         yield Static(first_run_text(info), id="first-run")
-        yield FlowTable(self.app.index, id="flows")
+        yield FlowTable(self.state.index, id="flows")
         yield EventsPane(id="events")
         yield Vertical(id="prompt")
         yield StatusLine(info, id="status")
@@ -114,40 +95,38 @@ class FlowListScreen(Screen):
         self.refresh_flows(reordered=message.reordered)
 
     def refresh_flows(self, *, reordered: bool = False) -> None:
-        app = self.app
+        app, state = self.app, self.state
         table = self.query_one(FlowTable)
         table.rows_changed(reordered=reordered)
-        self.query_one(HeaderBar).counts = app.counts
+        self.query_one(HeaderBar).counts = state.counts
         live = app.session.info.address is not None
-        waiting = live and not app.index.rows and not app.filter_expr
+        waiting = live and not state.index.rows and not state.filter_expr
         self.query_one("#first-run").display = waiting
         table.display = not waiting
-        self.query_one(EventsPane).sync(app.error_events)
+        self.query_one(EventsPane).sync(state.error_events)
         status = self.query_one(StatusLine)
-        status.filter_expr = app.filter_expr
-        status.filter_off = app.filter_off
+        status.filter_expr = state.filter_expr
+        status.filter_off = state.filter_off
         status.intercept_expr = app.session.intercept_expr
         status.follow = table.follow
-        key = app.index.sort_key
+        key = state.index.sort_key
         status.sort = (
             None
-            if not app.index.sorted
-            else f"{key or 'time'}{' ▼' if app.index.sort_reverse else ''}"
+            if not state.index.sorted
+            else f"{key or 'time'}{' ▼' if state.index.sort_reverse else ''}"
         )
 
     def on_flow_table_selected(self, message: FlowTable.Selected) -> None:
-        from inspector.tui.screens.flow_detail import FlowDetailScreen
-
-        self.app.push_screen(FlowDetailScreen(message.flow_id))
+        self.post_message(OpenFlow(message.flow_id))
 
     def on_flow_table_sort_requested(self, message: FlowTable.SortRequested) -> None:
-        index = self.app.index
+        index = self.state.index
         reverse = not index.sort_reverse if index.sort_key == message.key else False
         self._sort(message.key, reverse)
 
     def select_flow(self, flow_id: str) -> None:
         table = self.query_one(FlowTable)
-        if not table.move_to(flow_id) and self.app.filter_expr and not self.app.filter_off:
+        if not table.move_to(flow_id) and self.state.filter_expr and not self.state.filter_off:
             self.notify("that flow is hidden by the filter (t turns it off)", severity="warning")
 
     @property
@@ -158,11 +137,9 @@ class FlowListScreen(Screen):
     # --- prompts --------------------------------------------------------------------------
 
     def _prompt(self, purpose: str, value: str = "", hint: str = "") -> None:
-        from inspector.tui.app import filter_error
-
         slot = self.query_one("#prompt", Vertical)
         slot.remove_children()
-        history = self.app.histories.setdefault(purpose, [])
+        history = self.state.histories.setdefault(purpose, [])
         validate = filter_error if purpose in ("filter", "intercept") else None
         slot.mount(FilterBar(purpose, history, value=value, validate=validate, hint=hint))
         slot.display = True
@@ -174,7 +151,7 @@ class FlowListScreen(Screen):
         self.query_one(FlowTable).focus()
 
     def action_filter(self) -> None:
-        self._prompt("filter", self.app.filter_expr or "", hint=FILTER_HINT)
+        self._prompt("filter", self.state.filter_expr or "", hint=FILTER_HINT)
 
     def action_intercept(self) -> None:
         if self.app.session.interceptor is None:
@@ -206,9 +183,7 @@ class FlowListScreen(Screen):
             self.app.set_intercept(value)
             self.notify(f"intercepting {value}" if value else "intercept off", title="Intercept")
         elif message.purpose == "search" and value:
-            from inspector.tui.screens.search_results import SearchResultsScreen
-
-            self.app.push_screen(SearchResultsScreen(value))
+            self.post_message(OpenSearch(value))
 
     @on(FilterBar.Cancelled)
     def _cancelled(self, message: FilterBar.Cancelled) -> None:
@@ -224,23 +199,17 @@ class FlowListScreen(Screen):
         self.query_one(FlowTable).action_select()
 
     def _held_targets(self) -> list[str]:
-        ids = [i for i in self.app.selected_ids(self.current_id) if i in self.app.held_ids]
+        ids = [i for i in self.state.selected_ids(self.current_id) if i in self.state.held_ids]
         if not ids:
-            self.notify(
-                "the selected flow is not held (i sets what to intercept)", severity="warning"
-            )
+            self.notify(NOT_HELD, severity="warning")
         return ids
 
     def action_edit(self) -> None:
-        from inspector.tui.screens.intercept_editor import open_editor
-
-        ids = [self.current_id] if self.current_id in self.app.held_ids else []
-        if not ids:
-            self.notify(
-                "the selected flow is not held (i sets what to intercept)", severity="warning"
-            )
+        current = self.current_id
+        if current is None or not self.state.is_held(current):
+            self.notify(NOT_HELD, severity="warning")
             return
-        open_editor(self.app, ids[0])
+        self.post_message(EditHeld(current))
 
     def action_resume(self) -> None:
         ids = self._held_targets()
@@ -248,7 +217,7 @@ class FlowListScreen(Screen):
             self.app.resume(ids)
 
     def action_resume_all(self) -> None:
-        self.app.resume(list(self.app.held_ids))
+        self.app.resume(list(self.state.held_ids))
 
     def action_kill(self) -> None:
         ids = self._held_targets()
@@ -256,7 +225,7 @@ class FlowListScreen(Screen):
             self.app.kill(ids)
 
     def action_replay(self) -> None:
-        ids = self.app.selected_ids(self.current_id)
+        ids = self.state.selected_ids(self.current_id)
         if ids:
             self.notify(f"replaying {len(ids)} flow{'s' if len(ids) != 1 else ''}…", title="Replay")
             self.app.replay(ids)
@@ -268,7 +237,7 @@ class FlowListScreen(Screen):
             self.query_one(FlowTable).action_cursor_down()
 
     def action_unmark_all(self) -> None:
-        marked = [i for i, r in self.app.index.rows.items() if r.marked]
+        marked = [i for i, r in self.state.index.rows.items() if r.marked]
         self.app.set_marked(marked, False)
 
     def _writable(self) -> bool:
@@ -281,15 +250,13 @@ class FlowListScreen(Screen):
 
     def action_delete(self) -> None:
         if self._writable():
-            ids = self.app.selected_ids(self.current_id)
-            self.app.delete_flows([i for i in ids if i not in self.app.held_ids])
+            ids = self.state.selected_ids(self.current_id)
+            self.app.delete_flows([i for i in ids if i not in self.state.held_ids])
 
     def action_clear(self) -> None:
-        from inspector.tui.screens.confirm_quit import ConfirmScreen
-
         if not self._writable():
             return
-        ids = [i for i in self.app.index.view if i not in self.app.held_ids]
+        ids = [i for i in self.state.index.view if i not in self.state.held_ids]
 
         def done(yes: bool | None) -> None:
             if yes:
@@ -300,11 +267,9 @@ class FlowListScreen(Screen):
         )
 
     def action_export(self) -> None:
-        from inspector.tui.screens.export import ExportScreen
-
-        ids = self.app.selected_ids(self.current_id)
+        ids = self.state.selected_ids(self.current_id)
         if ids:
-            self.app.push_screen(ExportScreen(ids))
+            self.post_message(OpenExport(ids))
 
     def action_toggle_events(self) -> None:
         pane = self.query_one(EventsPane)
@@ -315,18 +280,18 @@ class FlowListScreen(Screen):
             self.query_one(FlowTable).focus()
 
     def _sort(self, key: str, reverse: bool) -> None:
-        self.app.index.set_sort(None if key == "time" and not reverse else key, reverse)
+        self.state.index.set_sort(None if key == "time" and not reverse else key, reverse)
         self.refresh_flows(reordered=True)
 
     def action_sort(self) -> None:
-        current = self.app.index.sort_key or "time"
+        current = self.state.index.sort_key or "time"
         self._sort(
             SORT_ORDER[(SORT_ORDER.index(current) + 1) % len(SORT_ORDER)],
-            self.app.index.sort_reverse,
+            self.state.index.sort_reverse,
         )
 
     def action_reverse(self) -> None:
-        self._sort(self.app.index.sort_key or "time", not self.app.index.sort_reverse)
+        self._sort(self.state.index.sort_key or "time", not self.state.index.sort_reverse)
 
     def action_follow(self) -> None:
         table = self.query_one(FlowTable)

@@ -8,15 +8,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from inspector.filters import HELP as FILTER_HELP
-
-PALETTE = Binding("ctrl+p", "command_palette", "Command palette (every action by name)")
-
-
-PALETTE = Binding("ctrl+p", "command_palette", "Command palette (every action by name)")
+from inspector.tui.keys import SECTIONS
 
 
 def key_names(binding: Binding) -> str:
@@ -38,37 +34,17 @@ def bindings_table(title: str, bindings: list[BindingType]) -> Table:
 
 def help_renderable() -> Group:
     """The whole help text (also what the README shows)."""
-    from inspector.tui.app import InspectorApp
-    from inspector.tui.screens.export import ExportScreen
-    from inspector.tui.screens.flow_detail import FlowDetailScreen
-    from inspector.tui.screens.flow_list import FlowListScreen
-    from inspector.tui.screens.intercept_editor import InterceptEditorScreen
-    from inspector.tui.widgets.flow_table import FlowTable
-
-    return Group(
-        bindings_table("Flow list", [*FlowListScreen.BINDINGS, *FlowTable.BINDINGS]),
-        Text(),
-        bindings_table("Flow detail", FlowDetailScreen.BINDINGS),
-        Text(),
-        bindings_table("Everywhere", [*InspectorApp.BINDINGS, PALETTE]),
-        Text(),
-        bindings_table("Intercept editor", InterceptEditorScreen.BINDINGS),
-        Text(),
-        bindings_table("Export dialog", ExportScreen.BINDINGS),
-        Text(),
-        Text("Filters (f, i, --intercept)", style="bold"),
-        Text(FILTER_HELP),
-    )
+    parts: list[Table | Text] = []
+    for title, bindings in SECTIONS:
+        parts += [bindings_table(title, bindings), Text()]
+    parts += [Text("Filters (f, i, --intercept)", style="bold"), Text(FILTER_HELP)]
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
     """Keys of every screen, and the filter language."""
 
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", show=False)]
-
-    def __init__(self, under: Screen | None = None) -> None:
-        super().__init__()
-        self.under = under
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult, SuspendNotSupported
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
+from inspector.tui import keys
 from inspector.tui.editing import EditError, apply_text, message_text
 
 if TYPE_CHECKING:
@@ -66,11 +66,7 @@ def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> 
 class InterceptEditorScreen(Screen):
     """The held message as HTTP text; ctrl+s applies, esc discards."""
 
-    BINDINGS = [
-        Binding("ctrl+s", "save", "Apply"),
-        Binding("ctrl+r", "save_resume", "Apply and resume"),
-        Binding("escape", "app.pop_screen", "Discard"),
-    ]
+    BINDINGS = keys.EDITOR_KEYS
 
     app: InspectorApp
 

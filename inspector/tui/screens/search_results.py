@@ -49,7 +49,7 @@ class SearchResultsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(HeaderBar).counts = self.app.counts
+        self.query_one(HeaderBar).counts = self.app.state.counts
         self.query_one(OptionList).focus()
         self._search()
 
@@ -68,7 +68,7 @@ class SearchResultsScreen(Screen):
         )
 
     def _show(self, ids: list[str]) -> None:
-        rows = self.app.index.rows
+        rows = self.app.state.index.rows
         self.result_ids = [i for i in ids if i in rows]
         n = len(self.result_ids)
         title = f"{n} flow{'s' if n != 1 else ''} match {self.query_text!r}"

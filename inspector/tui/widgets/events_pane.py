@@ -4,46 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from inspector.flow import Flow
 from inspector.tui.messages import JumpToFlow
-
-MAX_EVENTS = 5000  # the pane keeps the newest; the status bar counts them all
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorEvent:
-    """What the pane keeps of one failed flow (no bodies)."""
-
-    seq: int
-    flow_id: str
-    timestamp: float
-    phase: str
-    exc_class: str
-    message: str
-    method: str
-    url: str
-
-    @classmethod
-    def from_flow(cls, flow: Flow, seq: int) -> ErrorEvent:
-        err = flow.error
-        assert err is not None
-        return cls(
-            seq,
-            flow.id,
-            err.timestamp or flow.timings.start,
-            str(err.phase),
-            err.exc_class,
-            " ".join(err.message.split()),
-            flow.request.method,
-            flow.request.url,
-        )
+from inspector.tui.state import MAX_EVENTS, ErrorEvent
 
 
 def event_text(event: ErrorEvent) -> Text:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -22,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from inspector.render import duration_text, human_size, status_text
+from inspector.tui import keys
 from inspector.tui.rows import FlowIndex, FlowRow
 
 
@@ -168,16 +168,7 @@ class FlowTable(ScrollView, can_focus=True):
     FlowTable > .flow-table--cursor { background: $accent 35%; }
     FlowTable:focus > .flow-table--cursor { background: $accent 60%; }
     """
-    BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown,space", "page_down", "Page down", show=False),
-        Binding("home,g", "first", "First flow", show=False),
-        Binding("end,G", "last", "Last flow (follow)", show=False),
-        Binding("F", "toggle_follow", "Follow", show=False),
-        Binding("enter", "select", "Details", show=False),
-    ]
+    BINDINGS = keys.TABLE_KEYS
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
     follow: reactive[bool] = reactive(True)

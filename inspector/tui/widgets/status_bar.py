@@ -8,13 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    exchanges: int = 0
-    errors: int = 0
-    held: int = 0
-    shown: int = 0  # rows in the (filtered) view
+from inspector.tui.state import Counts
 
 
 @dataclass(frozen=True, slots=True)
