@@ -100,7 +100,9 @@ async def test_rows_appear_live_with_status_names(live, echo_server: EchoServer)
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/status/404")
         await asyncio.to_thread(fetch, live, f"{echo_server.url}/echo")
         await wait_for(pilot, lambda: len(app.state.index) == 2, "two rows")
-        await wait_for(pilot, lambda: all(r.finished for r in app.state.index.rows.values()), "done")
+        await wait_for(
+            pilot, lambda: all(r.finished for r in app.state.index.rows.values()), "done"
+        )
         await pilot.pause(0.2)
         lines = table_text(app)
         assert any("/status/404" in line and "404 Not Found" in line for line in lines)

@@ -241,3 +241,40 @@ def test_long_filter_chains_test_rows_like_flows():
         test = check.row_test()
         assert [test(r) for r in rows] == [check(f) for f in flows]
         assert any(check(f) for f in flows)
+
+
+def test_flow_state_needs_no_textual():
+    """The UI's model imports without Textual (it is testable, and usable, alone)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, inspector.tui.state; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_flow_state_drains_events_and_filters_without_an_app(tmp_path):
+    from inspector.bus import EventKind, FlowEvent
+    from inspector.store import Store
+    from inspector.tui.session import Session
+    from inspector.tui.state import FlowState
+    from inspector.tui.widgets.status_bar import SourceInfo
+
+    store = Store(tmp_path / "s.db")
+    state = FlowState(Session(store=store, info=SourceInfo(session="s.db")))
+    flows = [numbered_flow(i) for i in range(4)]
+    flows[3].response.status_code = 503
+    for flow in flows:
+        state.queue.append(FlowEvent(EventKind.RESPONSE, flow))
+    state.apply_events(len(state.queue))
+    assert state.counts.exchanges == 4 and not state.queue
+    assert state.set_filter("~c 503") and state.filter_here(loaded=True)
+    assert [state.index.row_at(i).id for i in range(len(state.index))] == [flows[3].id]
+    assert state.toggle_filter() and state.filter_here(loaded=True)
+    assert len(state.index) == 4
+    store.close()
