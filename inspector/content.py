@@ -6,15 +6,15 @@ Raw bytes are never changed here; each function returns a new value or raises
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from urllib.parse import parse_qsl
-from xml.dom import minidom
-from xml.parsers.expat import ExpatError
+
+from inspector.markup import indent_html, indent_xml
 
 VIEWERS = ("auto", "text", "json", "markup", "form", "hex", "image")
 VIEWER_TITLES = {
@@ -36,26 +36,51 @@ class ContentError(Exception):
 
 # --- Content-Encoding ---------------------------------------------------------------------
 
+# The most one body decodes to, at each coding layer. A body is recorded compressed (up to
+# --body-limit), and 100 kB of gzip can inflate to 100 MB (zstd and br to gigabytes):
+# decoding stops here instead of eating the memory of the UI, search, replay --diff or an
+# export. The viewers format only TEXT_LIMIT characters of it anyway.
+DECODE_LIMIT = 32 * 1024 * 1024
+_DECODE_STEP = 1024 * 1024  # decoded bytes asked of a decompressor at a time
 
-def _gunzip(data: bytes) -> bytes:
+
+class DecodedTooLarge(ContentError):
+    """A body whose decoded size passes the decode limit: the caller keeps the raw bytes."""
+
+    def __init__(self, coding: str, limit: int) -> None:
+        super().__init__(
+            f"{coding}: decoded size exceeds {limit / 2**20:g} MiB; showing raw "
+            f"(a compression bomb, or a body too large to decode here)"
+        )
+
+
+def _zlib_chunks(data: bytes, wbits: int, coding: str) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(wbits)
+    pending = data
     try:
-        return zlib.decompress(data, 16 + zlib.MAX_WBITS)
+        while pending and not inflater.eof:
+            yield inflater.decompress(pending, _DECODE_STEP)
+            pending = inflater.unconsumed_tail
     except zlib.error as e:
-        raise ContentError(f"gzip: {e}") from None
+        raise ContentError(f"{coding}: {e}") from None
+    if not inflater.eof:
+        raise ContentError(f"{coding}: incomplete or truncated stream")
 
 
-def _inflate(data: bytes) -> bytes:
+def _gunzip(data: bytes) -> Iterator[bytes]:
+    return _zlib_chunks(data, 16 + zlib.MAX_WBITS, "gzip")
+
+
+def _inflate(data: bytes) -> Iterator[bytes]:
     # "deflate" is meant to be zlib-wrapped, but many servers send raw deflate.
     try:
-        return zlib.decompress(data)
+        zlib.decompressobj().decompress(data[:64], 0)
     except zlib.error:
-        try:
-            return zlib.decompress(data, -zlib.MAX_WBITS)
-        except zlib.error as e:
-            raise ContentError(f"deflate: {e}") from None
+        return _zlib_chunks(data, -zlib.MAX_WBITS, "deflate")
+    return _zlib_chunks(data, zlib.MAX_WBITS, "deflate")
 
 
-def _unbrotli(data: bytes) -> bytes:
+def _unbrotli(data: bytes) -> Iterator[bytes]:
     try:
         import brotli
     except ImportError:
@@ -63,13 +88,24 @@ def _unbrotli(data: bytes) -> bytes:
             "cannot decode Content-Encoding br: the brotli package is not installed "
             "(pip install brotli)"
         ) from None
+    decompressor = brotli.Decompressor()
     try:
-        return brotli.decompress(data)
+        # output_buffer_limit (brotli >= 1.2) hands the output out a step at a time.
+        chunk = decompressor.process(data, output_buffer_limit=_DECODE_STEP)
+        while chunk:
+            yield chunk
+            chunk = (
+                b""
+                if decompressor.is_finished()
+                else decompressor.process(b"", output_buffer_limit=_DECODE_STEP)
+            )
     except brotli.error as e:
         raise ContentError(f"br: {e}") from None
+    if not decompressor.is_finished():
+        raise ContentError("br: incomplete or truncated stream")
 
 
-def _unzstd(data: bytes) -> bytes:
+def _unzstd(data: bytes) -> Iterator[bytes]:
     try:
         import zstandard
     except ImportError:
@@ -77,14 +113,17 @@ def _unzstd(data: bytes) -> bytes:
             "cannot decode Content-Encoding zstd: the zstandard package is not installed "
             "(pip install zstandard)"
         ) from None
+    # A stream reader: frames written without a content size are common, and it hands
+    # the output out a step at a time.
+    reader = zstandard.ZstdDecompressor().stream_reader(data)
     try:
-        # Streaming read: frames written without a content size are common.
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        while chunk := reader.read(_DECODE_STEP):
+            yield chunk
     except zstandard.ZstdError as e:
         raise ContentError(f"zstd: {e}") from None
 
 
-DECODERS: dict[str, Callable[[bytes], bytes]] = {
+DECODERS: dict[str, Callable[[bytes], Iterator[bytes]]] = {
     "gzip": _gunzip,
     "x-gzip": _gunzip,
     "deflate": _inflate,
@@ -101,15 +140,32 @@ def parse_encodings(header: str | None) -> list[str]:
     return [c for c in codings if c and c != "identity"]
 
 
-def decode(data: bytes, content_encoding: str | None) -> tuple[bytes, list[str]]:
-    """Undo every coding of ``content_encoding``; return the content and the codings undone."""
+def decode(
+    data: bytes, content_encoding: str | None, limit: int = DECODE_LIMIT
+) -> tuple[bytes, list[str]]:
+    """Undo every coding of ``content_encoding``; return the content and the codings undone.
+
+    Raises ``DecodedTooLarge`` as soon as a layer's output passes ``limit`` bytes (nothing
+    larger is ever held), ``ContentError`` for an unknown coding or a broken stream.
+    """
     codings = parse_encodings(content_encoding)
     for coding in reversed(codings):
         decoder = DECODERS.get(coding)
         if decoder is None:
             raise ContentError(f"unknown Content-Encoding {coding!r}: showing the raw bytes")
-        data = decoder(data)
+        data = _gather(decoder(data), coding, limit)
     return data, codings
+
+
+def _gather(chunks: Iterator[bytes], coding: str, limit: int) -> bytes:
+    # BytesIO grows in place (with an eighth spare) and hands its buffer over without a
+    # copy: the peak stays near the output's size, where joining a list would double it.
+    out = io.BytesIO()
+    for chunk in chunks:
+        if out.tell() + len(chunk) > limit:
+            raise DecodedTooLarge(coding, limit)
+        out.write(chunk)
+    return out.getvalue()
 
 
 # --- detection ----------------------------------------------------------------------------
@@ -198,74 +254,19 @@ def format_form(data: bytes) -> str:
 
 
 def format_markup(data: bytes, content_type: str | None = None) -> str:
-    """Indent XML strictly; HTML (or XML that is not well-formed) one tag per line."""
+    """Indent XML strictly; HTML (or XML that is not well-formed) one tag per line.
+
+    Entities are never expanded nor read from anywhere (see ``inspector.markup``).
+    """
     text = as_text(data, content_type)
-    if media_type(content_type) != "text/html" and not text.lstrip()[:15].lower().startswith(
+    is_html = media_type(content_type) == "text/html" or text.lstrip()[:15].lower().startswith(
         "<!doctype html"
-    ):
-        try:
-            pretty = minidom.parseString(data).toprettyxml(indent="  ")
-        except (ExpatError, ValueError):
-            pass
-        else:
-            return "\n".join(line for line in pretty.splitlines() if line.strip())
-    return _indent_html(text)
-
-
-_VOID_TAGS = frozenset(
-    "area base br col embed hr img input link meta source track wbr".split()  # noqa: SIM905
-)
-
-
-class _HTMLIndenter(HTMLParser):
-    """Re-emit HTML one tag or text run per line, indented by nesting depth."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=False)
-        self.lines: list[str] = []
-        self.depth = 0
-
-    def _emit(self, text: str) -> None:
-        self.lines.append("  " * self.depth + text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._emit(self.get_starttag_text() or f"<{tag}>")
-        if tag not in _VOID_TAGS:
-            self.depth += 1
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._emit(self.get_starttag_text() or f"<{tag}/>")
-
-    def handle_endtag(self, tag: str) -> None:
-        self.depth = max(0, self.depth - 1)
-        self._emit(f"</{tag}>")
-
-    def handle_data(self, data: str) -> None:
-        if data.strip():
-            for line in data.strip().splitlines():
-                self._emit(line.strip())
-
-    def handle_entityref(self, name: str) -> None:
-        self.handle_data(f"&{name};")
-
-    def handle_charref(self, name: str) -> None:
-        self.handle_data(f"&#{name};")
-
-    def handle_comment(self, data: str) -> None:
-        self._emit(f"<!--{data}-->")
-
-    def handle_decl(self, decl: str) -> None:
-        self._emit(f"<!{decl}>")
-
-    def handle_pi(self, data: str) -> None:
-        self._emit(f"<?{data}>")
-
-
-def _indent_html(text: str) -> str:
-    parser = _HTMLIndenter()
-    parser.feed(text)
-    parser.close()
-    return "\n".join(parser.lines)
+    )
+    if not is_html and len(data) <= TEXT_LIMIT:
+        pretty = indent_xml(data)
+        if pretty is not None:
+            return pretty
+    return indent_html(text)
 
 
 def hex_dump(data: bytes, limit: int = HEX_LIMIT) -> str:
