@@ -29,6 +29,8 @@ class Phase(StrEnum):
     HEADERS = "headers"  # parsing the response header block
     BODY = "body"  # reading the response body
     INTERCEPT = "intercept"  # killed by the user while held
+    RULE = "rule"  # a rule failed on the flow, or a --block-list 444 closed the connection
+    ADDON = "addon"  # an addon's hook raised (the exchange went on)
 
 
 @dataclass(slots=True)
@@ -148,8 +150,20 @@ class Flow:
     replay_of: str | None = None  # id of the flow this one replays
     marked: bool = False
     intercepted: bool = False  # was held and possibly edited by the user
+    comment: str = ""  # set by the user or an addon
+    # What a rule or an addon changed (see inspector.rules and inspector.addons): the
+    # request as the client sent it and the response as the upstream sent it, kept only
+    # when changed, and what changed the flow ("--map-remote |a|b", "addon.py:request").
+    original_request: FlowRequest | None = None
+    original_response: FlowResponse | None = None
+    modified_by: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     @property
     def finished(self) -> bool:
         return self.timings.end is not None
+
+    @property
+    def modified(self) -> bool:
+        """Changed by a rule or an addon."""
+        return bool(self.modified_by)

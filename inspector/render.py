@@ -16,6 +16,7 @@ A gRPC call shows its gRPC status by name after the HTTP status::
 
     POST https://h:50051/pkg.Svc/Get -> 200 OK grpc NOT_FOUND  0 B  4 ms
 
+A flow changed by a rule or an addon (``flow.modified``) ends with ``  [modified]``.
 A replayed flow (``replay_of`` set) starts with ``[replay] ``; a flow still in
 progress ends in ``-> ...``. Parts are separated by two spaces; the size is that of
 the response body on the wire.
@@ -28,6 +29,7 @@ from inspector.flow import Flow
 from protocol.status import describe
 
 REPLAY_PREFIX = "[replay] "
+MODIFIED_SUFFIX = "  [modified]"
 _SIZE_UNITS = ("kB", "MB", "GB", "TB", "PB")
 
 
@@ -74,6 +76,11 @@ def status_text(code: int, reason: str | None = "") -> str:
 
 def flow_line(flow: Flow) -> str:
     """The one-line summary of a flow (see the module docstring for the forms)."""
+    line = _flow_line(flow)
+    return line + MODIFIED_SUFFIX if flow.modified_by else line
+
+
+def _flow_line(flow: Flow) -> str:
     req = flow.request
     head = f"{REPLAY_PREFIX if flow.replay_of else ''}{req.method} {req.url} -> "
     resp = flow.response

@@ -1,0 +1,218 @@
+"""Rules, then addons, at the exchange's two stops, recording what they changed.
+
+``Changes`` is the proxy's exchange hook for ``--block-list``, ``--map-local``,
+``--map-remote``, ``--modify-headers``, ``--modify-body`` and ``-s`` scripts. At the
+request stop (the request is complete, nothing sent upstream yet) the rules run in
+their order (``inspector.rules``), then each addon's ``request`` hook; at the response
+stop (the response is complete, the client has nothing yet) the response rules, then
+each addon's ``response`` hook. A flow with ``flow.response`` set at the request stop
+is answered without the upstream; one killed (``--block-list`` 444, ``flow.kill()``)
+has its connection closed without a response. A response set at the request stop
+goes through the response stop's rules and hooks at once (as in mitmproxy).
+
+Recording: a changed flow keeps the request as the client sent it
+(``flow.original_request``) and the response as the upstream sent it
+(``flow.original_response``) beside the changed ones, and ``flow.modified_by`` lists what
+changed it, in order: the rule (``--map-remote |a|b``) or the hook
+(``addon.py:request``). A hook counts as a change when the message differs after it.
+An exception in a rule or a hook is recorded on the flow as an exception event of phase
+``rule`` or ``addon`` (class, message, ``file.py:LINE``) and the exchange goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+
+from inspector.addons.host import AddonHost, HookFailed
+from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.config import Config
+from inspector.failures import exc_message
+from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase
+from inspector.http import HTTPFlow
+from inspector.rules import RuleSet
+
+
+class ClosedByRule(Exception):
+    """The flow was killed at the request stop: close the client connection, no response."""
+
+    def __init__(self, flow: Flow) -> None:
+        super().__init__(flow.error.message if flow.error else "closed without a response")
+
+
+def copy_request(r: FlowRequest) -> FlowRequest:
+    return dataclasses.replace(r, headers=list(r.headers), trailers=list(r.trailers))
+
+
+def copy_response(r: FlowResponse) -> FlowResponse:
+    return dataclasses.replace(r, headers=list(r.headers), trailers=list(r.trailers))
+
+
+def _request_state(r: FlowRequest) -> tuple:
+    return (
+        r.method,
+        r.scheme,
+        r.host,
+        r.port,
+        r.path,
+        r.http_version,
+        tuple(r.headers),
+        r.body.data,
+    )
+
+
+def _response_state(r: FlowResponse | None) -> tuple | None:
+    if r is None:
+        return None
+    return (id(r), r.status_code, r.reason, r.http_version, tuple(r.headers), r.body.data)
+
+
+def capped(body: FlowBody, limit: int) -> FlowBody:
+    """``body`` as the store keeps it: at most ``limit`` bytes, with the full size."""
+    if len(body.data) <= limit:
+        return body
+    return FlowBody(body.data[:limit], body.size, True, body.sha256)
+
+
+def _note(flow: Flow, labels: list[str]) -> None:
+    for label in labels:
+        if label not in flow.modified_by:
+            flow.modified_by.append(label)
+
+
+def _record_failure(flow: Flow, exc: BaseException, phase: Phase, where: str) -> None:
+    if flow.error is None:  # the first failure is the one that explains the rest
+        message = f"{exc_message(exc)} ({where})"
+        flow.error = FlowError(type(exc).__name__, message, phase, time.time())
+
+
+class Changes:
+    """The exchange hook for rules and addons (see the module docstring)."""
+
+    def __init__(self, rules: RuleSet, addons: AddonHost, body_limit: int) -> None:
+        self.rules = rules
+        self.addons = addons
+        self.body_limit = body_limit
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
+
+    @classmethod
+    def from_config(cls, config: Config, report: Callable[[str], None] | None = None) -> Changes:
+        """The rules and scripts of ``config`` (RuleError for a bad pattern); scripts load
+        in ``start()``."""
+        rules = RuleSet.from_options(
+            block_list=config.block_list,
+            map_local=config.map_local,
+            map_remote=config.map_remote,
+            modify_headers=config.modify_headers,
+            modify_body=config.modify_body,
+        )
+        addons = AddonHost(config.scripts) if report is None else AddonHost(config.scripts, report)
+        return cls(rules, addons, config.body_limit)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules) or bool(self.addons)
+
+    async def start(self, bus: Bus) -> None:
+        """Load the scripts, run their ``running()`` hooks, watch their files, and run
+        ``error`` hooks for failed exchanges (on this loop)."""
+        await self.addons.start()
+        if self.addons:
+            self._watcher = asyncio.get_running_loop().create_task(self.addons.watch())
+            self._unsubscribe = bus.subscribe(self._on_error, (EventKind.ERROR,))
+
+    async def stop(self) -> None:
+        """Stop watching, then run the scripts' ``done()`` hooks."""
+        self._unsubscribe()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self.addons.stop()
+
+    def _on_error(self, event: FlowEvent) -> None:
+        try:
+            self.failed(event.flow)
+        except RuntimeError:  # published off the proxy's loop: no hooks to run there
+            pass
+
+    # -- the request stop --
+
+    def wants_request(self, flow: Flow) -> bool:
+        return bool(self.rules) or self.addons.has("request")
+
+    async def request(self, flow: Flow) -> None:
+        """Rules, then addons; raises ClosedByRule when the flow was killed."""
+        view = HTTPFlow(flow)
+        original = copy_request(flow.request)
+        before = _request_state(flow.request)
+        try:
+            _note(flow, await self.rules.request(view))
+        except ValueError as e:  # a rewrite that cannot be used (say, a bad URL)
+            _record_failure(flow, e, Phase.RULE, "the rule was not applied")
+        if not view.killed:
+            await self._hooks("request", view)
+        if _request_state(flow.request) != before:
+            original.body = capped(original.body, self.body_limit)
+            flow.original_request = original
+        if view.killed:
+            if flow.error is None:
+                by = flow.modified_by[-1] if flow.modified_by else "an addon"
+                message = f"closed without a response by {by}"
+                flow.error = FlowError("ConnectionClosed", message, Phase.RULE, time.time())
+            raise ClosedByRule(flow)
+        if flow.response is not None:  # answered here: the response stop comes now
+            await self._respond(flow, local=True)
+
+    async def _hooks(self, name: str, view: HTTPFlow) -> None:
+        flow = view.flow
+        for hook in self.addons.hooks(name):
+            request_before = _request_state(flow.request)
+            response_before = _response_state(flow.response)
+            try:
+                await self.addons.call(hook, view)
+            except HookFailed as e:
+                _record_failure(flow, e.exc, Phase.ADDON, f"{e.where}, in {e.label}")
+            if (
+                _request_state(flow.request) != request_before
+                or _response_state(flow.response) != response_before
+            ):
+                _note(flow, [hook.label])
+            if view.killed:
+                _note(flow, [hook.label])
+                return
+
+    # -- the response stop --
+
+    def wants_response(self, flow: Flow) -> bool:
+        return self.rules.on_responses or self.addons.has("response")
+
+    async def response(self, flow: Flow) -> None:
+        """Response rules, then addons; the upstream's response is kept if they change it."""
+        await self._respond(flow, local=False)
+
+    async def _respond(self, flow: Flow, *, local: bool) -> None:
+        if flow.response is None:
+            return
+        original = copy_response(flow.response)
+        before = _response_state(flow.response)
+        view = HTTPFlow(flow)
+        _note(flow, self.rules.response(view))
+        await self._hooks("response", view)
+        if not local and _response_state(flow.response) != before:
+            original.body = capped(original.body, self.body_limit)
+            flow.original_response = original
+
+    # -- outside the exchange --
+
+    def failed(self, flow: Flow) -> None:
+        """The exchange failed: run the ``error`` hooks soon (call on the proxy's loop)."""
+        if not self.addons.has("error"):
+            return
+        task = asyncio.get_running_loop().create_task(self.addons.call_all("error", HTTPFlow(flow)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,211 @@
+"""The rule kinds: block list, map local, map remote, modify headers, modify body.
+
+Each is built from its option's pattern (``from_pattern``, which raises ``RuleError``) and
+works on a flow through the addon API's views (``inspector.http``), so a rule edits a
+message exactly as an addon would: framing headers follow a changed body, the Host header
+follows a new authority, a compressed body is decoded for the replacement and encoded
+again with the same Content-Encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from inspector.http import HTTPFlow, Message, Response
+from inspector.multidict import header_name, header_value
+from inspector.rules.patterns import Spec, check_template, read_value, regex, split
+
+CLOSE = 444  # --block-list status that closes the connection without any response
+_NO_BODY = (204, 304)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRule:
+    """``--block-list /FILTER/STATUS``: answer locally (444: close without a response)."""
+
+    spec: Spec
+    status: int
+
+    @classmethod
+    def from_pattern(cls, pattern: str) -> BlockRule:
+        spec = split("--block-list", pattern, names=("STATUS",), need_filter=True)
+        part = spec.parts[0]
+        status = part.text.strip()
+        if not status.isdigit() or not 200 <= int(status) <= 599:
+            raise spec.error(part, f"STATUS must be a status code 200-599 (or {CLOSE} to close)")
+        return cls(spec, int(status))
+
+    def apply(self, flow: HTTPFlow) -> bool:
+        if self.status == CLOSE:
+            flow.kill()
+            return True
+        text = "" if self.status in _NO_BODY else f"inspector: blocked by {self.spec.label}\n"
+        flow.response = Response.make(self.status, text)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class MapLocalRule:
+    """``--map-local [/FILTER]/URL-REGEX/FILE-OR-DIR``: answer from a local file."""
+
+    spec: Spec
+    regex: re.Pattern[str]
+    path: Path
+
+    @classmethod
+    def from_pattern(cls, pattern: str) -> MapLocalRule:
+        spec = split("--map-local", pattern, names=("URL-REGEX", "FILE-OR-DIR"))
+        url_part, path_part = spec.parts
+        if not path_part.text:
+            raise spec.error(path_part, "FILE-OR-DIR is empty")
+        return cls(spec, regex(spec, url_part), Path(path_part.text).expanduser().absolute())
+
+    async def apply(self, flow: HTTPFlow) -> bool:
+        url = flow.request.url
+        match = self.regex.search(url)
+        if match is None:
+            return False
+        status, body, content_type = await asyncio.to_thread(self._read, url[match.end() :])
+        flow.response = Response.make(status, body, {"Content-Type": content_type})
+        return True
+
+    def _read(self, rest: str) -> tuple[int, bytes, str]:
+        """(status, body, content type) for the URL's ``rest`` after the match (off the loop)."""
+        base = self.path
+        if base.is_dir():
+            rest = unquote(re.split(r"[?#]", rest, maxsplit=1)[0]).lstrip("/")
+            if not rest or rest.endswith("/"):
+                rest += "index.html"
+            try:
+                target = (base / rest).resolve()
+                inside = target.is_relative_to(base.resolve())
+            except (OSError, ValueError):
+                inside = False
+            if not inside:
+                return self._missing(f"{rest!r} is outside {base}: not served")
+        else:
+            target = base
+        try:
+            data = target.read_bytes()
+        except OSError as e:
+            return self._missing(f"cannot read {target}: {e.strerror or e}")
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return 200, data, content_type
+
+    def _missing(self, why: str) -> tuple[int, bytes, str]:
+        text = f"inspector: {self.spec.label}: {why}\n"
+        return 404, text.encode("utf-8"), "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class MapRemoteRule:
+    """``--map-remote [/FILTER]/URL-REGEX/REPLACEMENT``: send to the rewritten URL."""
+
+    spec: Spec
+    regex: re.Pattern[str]
+    replacement: str
+
+    @classmethod
+    def from_pattern(cls, pattern: str) -> MapRemoteRule:
+        spec = split("--map-remote", pattern, names=("URL-REGEX", "REPLACEMENT"))
+        url_part, repl_part = spec.parts
+        compiled = regex(spec, url_part)
+        check_template(spec, repl_part, compiled)
+        return cls(spec, compiled, repl_part.text)
+
+    def apply(self, flow: HTTPFlow) -> bool:
+        url = flow.request.url
+        new = self.regex.sub(self.replacement, url)
+        if new == url:
+            return False
+        try:
+            flow.request.url = new
+        except ValueError as e:
+            raise ValueError(f"{self.spec.label}: the rewritten URL is not usable: {e}") from None
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    """``--modify-headers [/FILTER]/NAME/[@]VALUE``: set NAME (an empty VALUE removes it)."""
+
+    spec: Spec
+    name: str
+    value: str  # "" removes
+
+    @classmethod
+    def from_pattern(cls, pattern: str) -> HeaderRule:
+        spec = split("--modify-headers", pattern, names=("NAME", "[@]VALUE"))
+        name_part, value_part = spec.parts
+        try:
+            name = header_name(name_part.text).decode("ascii")
+        except ValueError as e:
+            raise spec.error(name_part, str(e)) from None
+        raw = read_value(spec, value_part)
+        if value_part.text.startswith("@"):
+            raw = raw.strip()  # a value file usually ends with a newline
+        try:
+            value = header_value(name, raw).decode("latin-1")
+        except ValueError as e:
+            raise spec.error(value_part, str(e)) from None
+        return cls(spec, name, value)
+
+
+def apply_headers(rules: list[HeaderRule], message: Message) -> list[str]:
+    """Every matching rule's name is removed, then each value added (so two rules with one
+    name give two fields, as in mitmproxy); returns the labels if anything changed."""
+    headers = message.headers
+    before = list(headers.fields)
+    for rule in rules:
+        headers.pop(rule.name, None)
+    for rule in rules:
+        if rule.value:
+            headers.add(rule.name, rule.value)
+    return [rule.spec.label for rule in rules] if headers.fields != before else []
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """``--modify-body [/FILTER]/REGEX/[@]REPLACEMENT``: replace in the decoded body.
+
+    ``@FILE`` replacements are used literally; written ones may use ``\\1`` groups.
+    """
+
+    spec: Spec
+    regex: re.Pattern[bytes]
+    replacement: bytes | Callable[[re.Match[bytes]], bytes]
+
+    @classmethod
+    def from_pattern(cls, pattern: str) -> BodyRule:
+        spec = split("--modify-body", pattern, names=("REGEX", "[@]REPLACEMENT"))
+        regex_part, repl_part = spec.parts
+        compiled = regex(spec, regex_part, binary=True)
+        if repl_part.text.startswith("@"):
+            data = read_value(spec, repl_part)
+            return cls(spec, compiled, lambda _match: data)
+        check_template(spec, repl_part, compiled)
+        return cls(spec, compiled, repl_part.text.encode("utf-8"))
+
+
+def apply_bodies(rules: list[BodyRule], message: Message) -> list[str]:
+    """Replace in the decoded content; the body is set again only when something matched."""
+    try:
+        content = message.content
+    except ValueError:
+        return []  # an encoding this proxy cannot decode: left as it is
+    if content is None:
+        return []  # larger than the body limit: streamed through untouched
+    labels = []
+    for rule in rules:
+        content, count = rule.regex.subn(rule.replacement, content)
+        if count:
+            labels.append(rule.spec.label)
+    if labels:
+        message.content = content
+    return labels

@@ -1,0 +1,182 @@
+"""Rule patterns and kinds (inspector.rules) on recorded flows; end to end in test_rules_proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
+from inspector.http import HTTPFlow
+from inspector.rules import RuleError, RuleSet
+
+
+def flow_for(url: str = "http://example.com/api/x?q=1", body: bytes = b"") -> Flow:
+    req = FlowRequest("GET", "http", "", 80, "/", headers=[(b"Host", b"example.com")])
+    HTTPFlow(Flow(req)).request.url = url
+    req.body = FlowBody(body, len(body))
+    return Flow(req)
+
+
+def run_request(rules: RuleSet, flow: Flow) -> tuple[HTTPFlow, list[str]]:
+    view = HTTPFlow(flow)
+    return view, asyncio.run(rules.request(view))
+
+
+@pytest.mark.parametrize(
+    ("option", "pattern", "position", "words"),
+    [
+        ("map_remote", "|[bad|x", 1, "bad regex: unterminated character set"),
+        ("map_remote", "|a(|x", 2, "missing ), unterminated subpattern"),
+        ("map_remote", "|a|\\2", 3, "invalid group reference 2"),
+        ("map_remote", "/only-one", 9, "expected [/FILTER]/URL-REGEX/REPLACEMENT"),
+        ("map_local", "|~x|a|b", 1, "unknown operator ~x"),
+        ("modify_headers", "#~q & (#X#1", 7, "expected a filter"),
+        ("modify_headers", "/X Y/1", 1, "bad header name"),
+        ("modify_headers", "/~q/X/@/no/such/file", 6, "cannot read"),
+        ("modify_body", "/(?P<a>x)/\\g<b>", 10, "unknown group name"),
+        ("block_list", "/~d ads/99", 8, "STATUS must be a status code"),
+        ("block_list", "/404", 4, "expected /FILTER/STATUS"),
+    ],
+)
+def test_a_bad_pattern_names_the_option_and_the_position(
+    option: str, pattern: str, position: int, words: str
+) -> None:
+    with pytest.raises(RuleError) as info:
+        RuleSet.from_options(**{option: [pattern]})
+    message = str(info.value)
+    assert message.startswith(
+        f"bad --{option.replace('_', '-')} '{pattern}' at position {position}:"
+    )
+    assert words in message
+    assert info.value.position == position
+
+
+def test_any_first_character_separates() -> None:
+    a = RuleSet.from_options(map_remote=["|example\\.com|127.0.0.1:9"])
+    b = RuleSet.from_options(map_remote=["#example\\.com#127.0.0.1:9"])
+    for rules in (a, b):
+        flow = flow_for()
+        run_request(rules, flow)
+        assert flow.request.url == "http://127.0.0.1:9/api/x?q=1"
+
+
+def test_map_remote_rewrites_the_url_and_the_host_header_follows() -> None:
+    rules = RuleSet.from_options(
+        map_remote=["|~m GET|http://example\\.com/api/(.*)|https://localhost:8443/v2/\\1"]
+    )
+    flow = flow_for()
+    _, labels = run_request(rules, flow)
+    assert flow.request.url == "https://localhost:8443/v2/x?q=1"
+    assert flow.request.header("host") == "localhost:8443"
+    assert labels == [
+        "--map-remote |~m GET|http://example\\.com/api/(.*)|https://localhost:8443/v2/\\1"
+    ]
+    other = flow_for("http://example.com/api/x")
+    other.request.method = "POST"
+    assert run_request(rules, other)[1] == []  # the filter says GET only
+
+
+def test_block_list_answers_or_closes() -> None:
+    rules = RuleSet.from_options(block_list=["/~d tracker/403", "|~u /ads/|444"])
+    flow = flow_for("http://tracker.test/pixel")
+    _, labels = run_request(rules, flow)
+    assert flow.response is not None and flow.response.status_code == 403
+    assert b"blocked by --block-list /~d tracker/403" in flow.response.body.data
+    assert labels == ["--block-list /~d tracker/403"]
+    closed = flow_for("http://example.com/ads/1")
+    view, labels = run_request(rules, closed)
+    assert view.killed and closed.response is None and labels == ["--block-list |~u /ads/|444"]
+    untouched = flow_for()
+    assert run_request(rules, untouched)[1] == [] and untouched.response is None
+
+
+def test_modify_headers_per_direction_and_from_a_file(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("Bearer abc\n")
+    rules = RuleSet.from_options(
+        modify_headers=["/~q/Authorization/@" + str(token), "/~s/Server/", "/X-Both/1", "/X-Both/2"]
+    )
+    flow = flow_for()
+    flow.request.headers.append((b"X-Both", b"old"))
+    view, labels = run_request(rules, flow)
+    req = view.request.headers
+    assert req["authorization"] == "Bearer abc" and req.get_all("x-both") == ["1", "2"]
+    assert "--modify-headers /~s/Server/" not in labels
+    flow.response = FlowResponse(200, "OK", headers=[(b"Server", b"secret/1.0")])
+    labels = rules.response(view)
+    assert flow.response.header("server") is None
+    assert "--modify-headers /~s/Server/" in labels
+    assert "--modify-headers /~q/Authorization/@" + str(token) not in labels
+
+
+def test_modify_body_decodes_and_re_encodes() -> None:
+    rules = RuleSet.from_options(
+        modify_body=['/~s/"admin": false/"admin": true', "/~q/tok=\\w+/tok=X"]
+    )
+    flow = flow_for(body=b"a=1&tok=secret")
+    flow.request.headers.append((b"Content-Length", b"14"))
+    view, labels = run_request(rules, flow)
+    assert flow.request.body.data == b"a=1&tok=X" and flow.request.header("content-length") == "9"
+    assert labels == ["--modify-body /~q/tok=\\w+/tok=X"]
+    body = gzip.compress(b'{"admin": false}')
+    headers = [(b"Content-Encoding", b"gzip"), (b"Content-Length", str(len(body)).encode())]
+    flow.response = FlowResponse(200, "OK", headers=headers, body=FlowBody(body, len(body)))
+    assert rules.response(view) == ['--modify-body /~s/"admin": false/"admin": true']
+    assert gzip.decompress(flow.response.body.data) == b'{"admin": true}'
+    assert flow.response.header("content-length") == str(len(flow.response.body.data))
+
+
+def test_map_local_serves_files_and_never_escapes_its_directory(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    (root / "css").mkdir(parents=True)
+    (root / "index.html").write_text("<h1>home</h1>")
+    (root / "css" / "a.css").write_text("body{}")
+    (tmp_path / "secret.txt").write_text("do not serve")
+    os.symlink(tmp_path / "secret.txt", root / "link.txt")
+    rules = RuleSet.from_options(map_local=[f"|example\\.com/static|{root}"])
+
+    def get(url: str) -> FlowResponse:
+        flow = flow_for(url)
+        run_request(rules, flow)
+        assert flow.response is not None
+        return flow.response
+
+    css = get("http://example.com/static/css/a.css?v=3")
+    assert (css.status_code, css.body.data, css.header("content-type")) == (
+        200,
+        b"body{}",
+        "text/css",
+    )
+    assert get("http://example.com/static/").body.data == b"<h1>home</h1>"
+    for escape in ("/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/link.txt"):
+        resp = get("http://example.com" + escape)
+        assert resp.status_code == 404 and b"do not serve" not in resp.body.data
+        assert b"outside" in resp.body.data
+    missing = get("http://example.com/static/nope.js")
+    assert missing.status_code == 404 and b"cannot read" in missing.body.data
+
+
+def test_order_block_then_local_then_remote_then_modifications(tmp_path: Path) -> None:
+    file = tmp_path / "mock.json"
+    file.write_text('{"mock": true}')
+    rules = RuleSet.from_options(
+        block_list=["/~u /blocked/404"],
+        map_local=[f"|/local/|{file}"],
+        map_remote=["|example\\.com|backend.test"],
+        modify_headers=["/~q/X-Seen/yes"],
+    )
+    blocked = flow_for("http://example.com/blocked/local/")
+    assert run_request(rules, blocked)[1] == ["--block-list /~u /blocked/404"]
+    local = flow_for("http://example.com/local/")
+    assert run_request(rules, local)[1] == [f"--map-local |/local/|{file}"]
+    assert local.request.host == "example.com" and local.request.header("x-seen") is None
+    remote = flow_for("http://example.com/other")
+    labels = run_request(rules, remote)[1]
+    assert labels == ["--map-remote |example\\.com|backend.test", "--modify-headers /~q/X-Seen/yes"]
+    assert (
+        remote.request.header("host") == "backend.test" and remote.request.header("x-seen") == "yes"
+    )
