@@ -1,7 +1,8 @@
-"""Shared fixtures: a trustme CA, plain and TLS echo servers, raw misbehaving peers."""
+"""Shared fixtures: a trustme CA, plain and TLS echo servers, raw misbehaving peers, the proxy."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.proxy_fixtures import LiveProxy, live_proxy
 from tests.servers import EchoServer, RawServer, has_ipv6
 
 
@@ -69,3 +71,21 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
 
 
 needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback on this machine")
+
+
+@pytest.fixture
+def proxy_options() -> dict[str, object]:
+    """Config fields for the ``proxy`` fixture: a test module overrides this to configure it."""
+    return {}
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, proxy_options: dict[str, object]) -> Iterator[LiveProxy]:
+    """The real proxy on a background thread, with a fresh confdir and session under tmp_path."""
+    with live_proxy(tmp_path, **proxy_options) as p:
+        yield p
+
+
+needs_curl = pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (the tests use it as a real client)"
+)

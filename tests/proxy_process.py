@@ -16,8 +16,9 @@ _LISTENING = re.compile(r"inspector: proxy listening on http://(\[[^\]]+\]|[^:]+
 class ProxyProcess:
     """``python -m inspector dump`` on a free port, with its own confdir and session.
 
-    A thread collects stderr line by line for the whole run, so nothing the proxy
-    prints after the listening line is lost.
+    One thread per pipe collects stdout and stderr for the whole run, so nothing the
+    proxy prints after the listening line is lost, and a full stdout pipe never blocks it.
+    Only these threads read the pipes (two readers on one pipe would split its lines).
     """
 
     def __init__(
@@ -41,10 +42,13 @@ class ProxyProcess:
             cwd=Path(__file__).parents[1],
         )
         self.stderr_lines: list[str] = []
+        self._stdout: list[bytes] = []
         self._address: tuple[str, int] | None = None
         self._listening = threading.Event()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
+        self._stdout_reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._stdout_reader.start()
         if not self._listening.wait(startup_timeout) or self._address is None:
             self.proc.kill()
             self._stderr_reader.join(5)
@@ -53,14 +57,21 @@ class ProxyProcess:
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace")
-            self.stderr_lines.append(line)
-            m = _LISTENING.search(line)
-            if m and self._address is None:
-                self._address = (m.group(1).strip("[]"), int(m.group(2)))
-                self._listening.set()
+        with self.proc.stderr:
+            for raw in self.proc.stderr:
+                line = raw.decode(errors="replace")
+                self.stderr_lines.append(line)
+                m = _LISTENING.search(line)
+                if m and self._address is None:
+                    self._address = (m.group(1).strip("[]"), int(m.group(2)))
+                    self._listening.set()
         self._listening.set()  # the process ended: stop waiting
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout:
+            while chunk := self.proc.stdout.read1(65536):
+                self._stdout.append(chunk)
 
     @property
     def url(self) -> str:
@@ -70,11 +81,12 @@ class ProxyProcess:
         """Signal the proxy, wait for it, and return (stdout, everything on stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        assert self.proc.stdout is not None
         try:
-            out, _ = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self._stderr_reader.join(5)
-        return out.decode(errors="replace"), "".join(self.stderr_lines)
+            self.proc.wait()
+        self._stdout_reader.join(10)
+        self._stderr_reader.join(10)
+        out = b"".join(self._stdout).decode(errors="replace")
+        return out, "".join(self.stderr_lines)

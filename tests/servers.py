@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -218,6 +220,45 @@ def read_request_head(conn: socket.socket, limit: int = 65536) -> bytes:
             break
         data += chunk
     return data
+
+
+def _proc_net_address(address: tuple) -> str:  # type: ignore[type-arg]
+    """``host:port`` as /proc/net/tcp* writes it (the address in host byte order words)."""
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, address[0])
+    words = [packed[i : i + 4] for i in range(0, len(packed), 4)]
+    if sys.byteorder == "little":
+        words = [word[::-1] for word in words]
+    return f"{b''.join(words).hex().upper()}:{address[1]:04X}"
+
+
+def _unread_by_peer(conn: socket.socket) -> int | None:
+    """Bytes ``conn`` sent that its loopback peer's application has not read yet, if shown."""
+    theirs = f"{_proc_net_address(conn.getpeername())} {_proc_net_address(conn.getsockname())}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()
+            if f"{fields[1]} {fields[2]}" == theirs:
+                return int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return None
+
+
+def wait_until_read(conn: socket.socket, timeout: float = 10.0) -> None:
+    """Return once the loopback peer has read everything sent on ``conn``.
+
+    An ordering aid that waits for the fact instead of guessing a delay: a reset sent
+    now cannot overtake the data. Where the kernel does not show receive queues
+    (not Linux), it falls back to a short pause.
+    """
+    deadline = time.monotonic() + timeout
+    while (unread := _unread_by_peer(conn)) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if unread is None:
+        time.sleep(0.05)
 
 
 def reset(conn: socket.socket) -> None:

@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import httpx
-import pytest
 import requests
 
 from inspector.bus import EventKind
@@ -17,12 +16,6 @@ from inspector.store import Store
 from tests.conftest import needs_ipv6
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_response, read_responses
 from tests.servers import EchoServer
-
-
-@pytest.fixture
-def proxy(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with live_proxy(tmp_path) as p:
-        yield p
 
 
 def curl(proxy: LiveProxy, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -15,14 +15,19 @@ import pytest
 
 from inspector.render import flow_line
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_response
-from tests.servers import EchoServer, read_request_head, reset
+from tests.servers import EchoServer, read_request_head, reset, wait_until_read
 
 CLOSED = 0
 
 
+# The read-timeout case waits this long; every healthy check after a fault shares it, so it
+# is generous enough for a loaded machine (the echo server answers in milliseconds).
+READ_TIMEOUT = 3.0
+
+
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with live_proxy(tmp_path_factory.mktemp("errors"), read_timeout=0.5) as p:
+    with live_proxy(tmp_path_factory.mktemp("errors"), read_timeout=READ_TIMEOUT) as p:
         yield p
 
 
@@ -39,15 +44,16 @@ def sends(data: bytes, *, then_reset: bool = False) -> Callable[[socket.socket],
         if data:
             conn.sendall(data)
         if then_reset:
-            time.sleep(0.05)
+            wait_until_read(conn)  # a reset must not overtake the bytes the proxy should see
             reset(conn)
 
     return handle
 
 
 def hangs(conn: socket.socket) -> None:
+    """Say nothing until the proxy gives up and closes (RawServer's 10 s socket timeout caps it)."""
     read_request_head(conn)
-    time.sleep(3)
+    conn.recv(1)
 
 
 def get(proxy: LiveProxy, url: str) -> tuple[int, bytes]:
@@ -251,20 +257,24 @@ def test_broken_request_body_gets_400(proxy: LiveProxy, healthy: EchoServer) -> 
 def test_client_gone_before_the_response_is_a_client_error_not_an_internal_one(  # type: ignore[no-untyped-def]
     proxy: LiveProxy, healthy: EchoServer, raw_server, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    gone = threading.Event()
+    arrived, gone = threading.Event(), threading.Event()
+    block = b"x" * 65536
 
     def answer_late(conn: socket.socket) -> None:
         read_request_head(conn)
-        gone.wait(5)
-        time.sleep(0.1)  # ordering aid: the proxy sees the client's reset first
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        conn.close()
+        arrived.set()
+        assert gone.wait(10)
+        # The answer comes only after the client's reset; it is large enough that the
+        # proxy cannot deliver it even if it has not yet noticed the reset when it begins.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(block) * 64))
+        for _ in range(64):
+            conn.sendall(block)
 
     peer = raw_server(answer_late)
     url = f"{peer.url}/late"
     with proxy.connect() as s:
         s.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        time.sleep(0.1)  # ordering aid: the request reaches the upstream first
+        assert arrived.wait(10), "the request never reached the upstream"
         reset(s)
     gone.set()
     flow = last_finished(proxy, url)

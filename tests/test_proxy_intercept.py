@@ -29,9 +29,8 @@ def wait_held(proxy: LiveProxy, stage: str, count: int = 1) -> list[Flow]:
 
 
 @pytest.fixture
-def proxy(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with live_proxy(tmp_path, intercept="~u /held") as p:
-        yield p
+def proxy_options() -> dict[str, object]:
+    return {"intercept": "~u /held"}
 
 
 def test_hold_edit_and_resume_both_stages(proxy: LiveProxy, echo_server: EchoServer) -> None:

@@ -17,9 +17,8 @@ from tests.servers import EchoServer
 
 
 @pytest.fixture
-def proxy(tmp_path: Path, upstream_ca_file: Path):  # type: ignore[no-untyped-def]
-    with live_proxy(tmp_path, upstream_ca=upstream_ca_file) as p:
-        yield p
+def proxy_options(upstream_ca_file: Path) -> dict[str, object]:
+    return {"upstream_ca": upstream_ca_file}
 
 
 def curl(proxy: LiveProxy, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from inspector.config import Mode
 from tests.client_fixtures import recv_until
@@ -38,12 +35,6 @@ def dechunk(wire: bytes) -> tuple[bytes, bytes]:
         if size == 0:
             return body, wire[:-2]
         body, wire = body + wire[:size], wire[size + 2 :]
-
-
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[LiveProxy]:
-    with live_proxy(tmp_path) as p:
-        yield p
 
 
 def chunked_upstream(sock: socket.socket) -> None:
