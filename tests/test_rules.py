@@ -180,3 +180,23 @@ def test_order_block_then_local_then_remote_then_modifications(tmp_path: Path) -
     assert (
         remote.request.header("host") == "backend.test" and remote.request.header("x-seen") == "yes"
     )
+
+
+def test_har_keeps_the_originals_and_redaction_covers_them() -> None:
+    from inspector.addons.host import AddonHost
+    from inspector.changes import Changes
+    from inspector.export.har import har_document
+
+    rules = RuleSet.from_options(modify_headers=["/~q/Authorization/Bearer new-token-123"])
+    flow = flow_for("http://example.com/x?token=old-secret-456")
+    flow.request.headers.append((b"Authorization", b"Bearer old-token-789"))
+    asyncio.run(Changes(rules, AddonHost([]), 1024).request(flow))
+    entry = har_document([flow])["log"]["entries"][0]
+    original = entry["_original"]
+    assert original["modifiedBy"] == ["--modify-headers /~q/Authorization/Bearer new-token-123"]
+    assert {"name": "Authorization", "value": "Bearer old-token-789"} in original["request"]["headers"]
+    assert {"name": "Authorization", "value": "Bearer new-token-123"} in entry["request"]["headers"]
+    assert "response" not in original
+    redacted = str(har_document([flow], redact=True))
+    for secret in ("old-token-789", "new-token-123", "old-secret-456"):
+        assert secret not in redacted

@@ -8,6 +8,11 @@ Bodies: HAR holds content as ``text``, or base64 with ``encoding: "base64"``. We
 recorded bytes as they went over the wire (still content-encoded) and mark that with
 ``content._encoded: true``; browsers write decoded content, so on reading a browser HAR
 the ``Content-Encoding`` header is dropped to keep the headers true to the bytes.
+
+A flow changed by a rule or an addon is written as it was sent and received (the
+entry's ``request`` and ``response``), with ``_original``: ``{"modifiedBy": [...],
+"request": {...}, "response": {...}}`` holding the request as the client sent it and
+the response as the upstream sent it (each only when changed), in the entry's format.
 """
 
 from __future__ import annotations
@@ -88,7 +93,20 @@ def har_entry(flow: Flow) -> dict:
     if flow.error is not None:
         err = flow.error
         entry["_error"] = {"class": err.exc_class, "message": err.message, "phase": str(err.phase)}
+    if flow.modified_by:
+        entry["_original"] = _original(flow)
     return entry
+
+
+def _original(flow: Flow) -> dict:
+    """``_original``: what the client sent and the upstream answered before a rule or an
+    addon changed it (only the changed side), and what changed it, in order."""
+    original: dict = {"modifiedBy": list(flow.modified_by)}
+    if flow.original_request is not None:
+        original["request"] = _request(flow.original_request)
+    if flow.original_response is not None:
+        original["response"] = _response_message(flow.original_response)
+    return original
 
 
 def _is_ip(host: str) -> bool:
@@ -174,6 +192,10 @@ def _response(flow: Flow) -> dict:
             "headersSize": -1,
             "bodySize": -1,
         }
+    return _response_message(resp)
+
+
+def _response_message(resp: FlowResponse) -> dict:
     mime = resp.header("content-type") or "x-unknown"
     content: dict = {"size": resp.body.size, "mimeType": mime}
     if resp.body.data:

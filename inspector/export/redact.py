@@ -38,19 +38,26 @@ def is_sensitive(name: str) -> bool:
 
 
 def redact_flow(flow: Flow) -> Flow:
-    """A deep copy of ``flow`` with every credential masked."""
+    """A deep copy of ``flow`` with every credential masked (in the originals kept beside
+    what a rule or an addon changed, too)."""
     secrets = _secrets(flow)
     out = copy.deepcopy(flow)
-    req = out.request
-    req.path = _scrub(redact_target(req.path).encode("latin-1"), secrets).decode("latin-1")
-    req.headers = _scrub_headers(redact_headers(req.headers), secrets)
-    req.trailers = _scrub_headers(redact_headers(req.trailers), secrets)
-    req.body, req.headers = _redact_message_body(req.body, req.headers, secrets)
-    if out.response is not None:
-        resp = out.response
-        resp.headers = _scrub_headers(redact_headers(resp.headers), secrets)
-        resp.trailers = _scrub_headers(redact_headers(resp.trailers), secrets)
-        resp.body, resp.headers = _redact_message_body(resp.body, resp.headers, secrets)
+    for req in (out.request, out.original_request):
+        if req is not None:
+            path = redact_target(req.path).encode("latin-1")
+            req.path = _scrub(path, secrets).decode("latin-1")
+            req.headers = _scrub_headers(redact_headers(req.headers), secrets)
+            req.trailers = _scrub_headers(redact_headers(req.trailers), secrets)
+            req.body, req.headers = _redact_message_body(req.body, req.headers, secrets)
+    for resp in (out.response, out.original_response):
+        if resp is not None:
+            resp.headers = _scrub_headers(redact_headers(resp.headers), secrets)
+            resp.trailers = _scrub_headers(redact_headers(resp.trailers), secrets)
+            resp.body, resp.headers = _redact_message_body(resp.body, resp.headers, secrets)
+    # A rule's text can hold the credential it sets (-H "/Authorization/Bearer ...").
+    out.modified_by = [
+        _scrub(m.encode(), secrets).decode("utf-8", "replace") for m in out.modified_by
+    ]
     return out
 
 
@@ -133,9 +140,9 @@ _MIN_SECRET = 4  # shorter values ("1", "yes") would mask unrelated text
 def _secrets(flow: Flow) -> list[bytes]:
     """The credential values the rules mask in ``flow``, longest first."""
     found: set[bytes] = set()
-    messages = [(flow.request.headers, flow.request.body)]
-    if flow.response is not None:
-        messages.append((flow.response.headers, flow.response.body))
+    requests = [r for r in (flow.request, flow.original_request) if r is not None]
+    responses = [r for r in (flow.response, flow.original_response) if r is not None]
+    messages = [(m.headers, m.body) for m in (*requests, *responses)]
     for headers, body in messages:
         for name, value in headers:
             found.update(_header_secrets(name, value))
@@ -143,8 +150,8 @@ def _secrets(flow: Flow) -> list[bytes]:
         if not body.truncated:
             ctype = content_type.decode("latin-1") if content_type else None
             found.update(_body_secrets(body.data, ctype))
-    query = flow.request.path.partition("?")[2]
-    found.update(_pair_secrets(query))
+    for req in requests:
+        found.update(_pair_secrets(req.path.partition("?")[2]))
     mask = MASK.encode()
     return sorted((s for s in found if len(s) >= _MIN_SECRET and s != mask), key=len, reverse=True)
 
