@@ -48,10 +48,7 @@ class DecodedTooLarge(ContentError):
     """A body whose decoded size passes the decode limit: the caller keeps the raw bytes."""
 
     def __init__(self, coding: str, limit: int) -> None:
-        super().__init__(
-            f"{coding}: decoded size exceeds {limit / 2**20:g} MiB; showing raw "
-            f"(a compression bomb, or a body too large to decode here)"
-        )
+        super().__init__(f"{coding}: decoded size exceeds {limit / 2**20:g} MiB")
 
 
 def _zlib_chunks(data: bytes, wbits: int, coding: str) -> Iterator[bytes]:
@@ -392,6 +389,8 @@ def render(
     notes: list[str] = []
     try:
         data, codings = decode(data, content_encoding)
+    except DecodedTooLarge as e:
+        notes.append(f"{e}; showing raw (a compression bomb, or too large to decode here)")
     except ContentError as e:
         notes.append(str(e))
     else:

@@ -22,6 +22,8 @@ from inspector import content
 from inspector.content import DECODE_LIMIT, ContentError, DecodedTooLarge
 from inspector.diff import body_differences
 from inspector.flow import FlowBody, FlowResponse
+from inspector.http import HTTPFlow
+from tests.replay_fixtures import make_flow
 
 MiB = 1024 * 1024
 ZEROS = bytes(MiB)
@@ -94,7 +96,7 @@ def test_decode_stops_at_the_limit(coding: str, bombs: dict[str, tuple[bytes, in
     body, _ = bombs[coding]
     result, peak = _peak(lambda: content.decode(body, coding))
     assert isinstance(result, DecodedTooLarge), result
-    assert f"decoded size exceeds {DECODE_LIMIT // MiB} MiB; showing raw" in str(result)
+    assert str(result) == f"{coding.split(', ')[0]}: decoded size exceeds {DECODE_LIMIT // MiB} MiB"
     assert peak < PEAK_ALLOWED, f"{coding}: {peak / MiB:.1f} MiB held"
 
 
@@ -105,7 +107,8 @@ def test_viewer_shows_the_raw_bytes_with_a_note(
     body, _ = bombs[coding]
     view, peak = _peak(lambda: content.render(body, "text/plain", coding))
     assert isinstance(view, content.View)
-    assert any("decoded size exceeds" in note for note in view.notes), view.notes
+    note = f"decoded size exceeds {DECODE_LIMIT // MiB} MiB; showing raw"
+    assert any(note in line for line in view.notes), view.notes
     assert view.viewer == "hex"  # the compressed bytes themselves
     assert peak < PEAK_ALLOWED
 
@@ -150,3 +153,25 @@ def test_a_truncated_stream_is_an_error_not_a_short_body(coding: str, body: byte
 def test_garbage_is_an_error_naming_the_coding(coding: str) -> None:
     with pytest.raises(ContentError, match=f"^{coding}: "):
         content.decode(b"this is not compressed at all", coding)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+def test_addons_and_modify_body_see_a_bomb_as_an_error(
+    coding: str, bombs: dict[str, tuple[bytes, int]]
+) -> None:
+    """``flow.response.content`` (addons, --modify-body) decodes in the proxy itself."""
+    body, _ = bombs[coding]
+    flow = make_flow("127.0.0.1", 9, response_headers=[(b"Content-Encoding", coding.encode())])
+    assert flow.response is not None
+    flow.response.body = FlowBody(body, len(body))
+    result, peak = _peak(lambda: _content_or_error(HTTPFlow(flow)))
+    assert isinstance(result, ValueError) and "decoded size exceeds" in str(result)
+    assert peak < PEAK_ALLOWED
+
+
+def _content_or_error(flow: HTTPFlow) -> object:
+    assert flow.response is not None
+    try:
+        return flow.response.content
+    except ValueError as e:
+        return e
