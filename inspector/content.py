@@ -221,6 +221,33 @@ def looks_textual(data: bytes) -> bool:
     return controls <= len(text) // 100
 
 
+TEXT_MEDIA_TYPES = frozenset({
+    "application/json", "application/xml", "application/javascript", "application/ecmascript",
+    "application/x-www-form-urlencoded", "application/graphql", "application/x-ndjson",
+})  # fmt: skip
+"""Media types outside ``text/*`` (and ``+json``/``+xml``) whose bodies are text."""
+
+
+def is_text_type(content_type: str | None) -> bool:
+    """Whether a Content-Type says text: ``text/*``, ``TEXT_MEDIA_TYPES``, ``+json``, ``+xml``."""
+    mt = media_type(content_type)
+    return mt.startswith("text/") or mt in TEXT_MEDIA_TYPES or mt.endswith(("+json", "+xml"))
+
+
+def is_text_body(
+    data: bytes, content_type: str | None, content_encoding: str | None = None
+) -> bool:
+    """Whether a body is text to search, show or export as text.
+
+    Never while it is content-encoded (compressed bytes are not its text); always when its
+    Content-Type says text; otherwise (unlabelled, or labelled as something else) when its
+    bytes look like UTF-8 text, as the viewers decide.
+    """
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        return False
+    return is_text_type(content_type) or looks_textual(data)
+
+
 # --- formatting ---------------------------------------------------------------------------
 
 

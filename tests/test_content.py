@@ -199,3 +199,24 @@ def test_text_uses_declared_charset_and_empty_body_is_noted():
     assert content.render(b"caf\xe9", "text/plain; charset=latin-1").text == "café"
     assert content.render(b"caf\xe9", "text/plain; charset=bogus").text == "caf\ufffd"
     assert content.render(b"", "text/plain").notes == ("no body",)
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "encoding", "expected"),
+    [
+        (b"\xff\xfe latin soup", "text/plain; charset=latin-1", None, True),  # labelled text
+        (b'{"a": 1}', "application/problem+json", None, True),
+        (b"<svg/>", "image/svg+xml", "identity", True),
+        (b"a=1&b=2", "application/x-www-form-urlencoded", None, True),
+        (b"plain words", None, None, True),  # unlabelled: the bytes decide
+        (b"plain words", "application/octet-stream", None, True),  # as the viewers decide
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image/png", None, False),
+        (b"\x00\x01\x02\x03" * 10, None, None, False),
+        (gzip.compress(b"words"), "text/plain", "gzip", False),  # compressed is not its text
+        (b"words", "text/plain", "br", False),
+    ],
+)
+def test_is_text_body_is_the_one_rule(
+    data: bytes, content_type: str | None, encoding: str | None, expected: bool
+) -> None:
+    assert content.is_text_body(data, content_type, encoding) is expected

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inspector import content
 from inspector.filters import FilterError, parse
 from inspector.flow import (
     Flow,
@@ -186,6 +187,22 @@ def test_search_urls_headers_and_text_bodies(store: Store) -> None:
     assert store.search("...") == []
     assert store.search("   ") == []
     assert store.search("items", limit=2) == [text.id, binary.id]
+
+
+def test_search_finds_text_the_viewers_show_as_text(store: Store) -> None:
+    # One rule (content.is_text_body) for search, the viewers and HAR export: a body
+    # labelled as something else whose bytes are text is searchable too.
+    labelled = make_flow(1, resp_body=b"export ledger", content_type=b"application/octet-stream")
+    store.put(labelled)
+    store.flush()
+    assert store.search("ledger") == [labelled.id]
+    assert content.render(b"export ledger", "application/octet-stream").viewer == "text"
+
+
+def test_every_older_schema_version_has_a_migration() -> None:
+    from inspector.store.migrations import MIGRATIONS
+
+    assert sorted(MIGRATIONS) == list(range(SCHEMA_VERSION))
 
 
 def test_bad_filter_expression_raises_filter_error(store: Store) -> None:
@@ -390,7 +407,7 @@ def test_readers_in_several_threads(store: Store) -> None:
 
 
 def _write_version_0(path: Path, flows: list[Flow]) -> None:
-    """The legacy layout (documented in inspector/store.py): one JSON document per flow."""
+    """The legacy layout (see inspector/store/migrations.py): one JSON document per flow."""
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
@@ -481,9 +498,7 @@ def test_flushed_flows_survive_sigkill(tmp_path: Path) -> None:
 def test_write_failure_keeps_flows_and_reports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import inspector.store as store_module
-
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr("inspector.store.files.BUSY_TIMEOUT", 0.05)
     path = tmp_path / "locked.db"
     store = Store(path)
     try:
@@ -555,7 +570,7 @@ def test_many_concurrent_readers_share_a_small_pool(store: Store) -> None:
     for t in threads:
         t.join(timeout=60)
     assert results == [40] * 200
-    assert len(store._idle) <= 4  # connections beyond the pool size were closed
+    assert store._readers.idle <= 4  # connections beyond the pool size were closed
 
 
 def test_summary_rows_are_light_and_agree_with_flows(store: Store) -> None:
@@ -701,7 +716,7 @@ def _fts_rowids(path: Path) -> list[int]:
 def test_flush_and_close_cut_the_commit_delay_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("inspector.store.COMMIT_DELAY", 3600.0)
+    monkeypatch.setattr("inspector.store.writer.COMMIT_DELAY", 3600.0)
     path = tmp_path / "s.db"
     flows = [make_flow(i) for i in range(3)]
     store = Store(path)
@@ -734,8 +749,8 @@ def test_a_trickle_is_committed_without_flush(tmp_path: Path) -> None:
 def test_new_flows_are_indexed_when_the_writer_is_idle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("inspector.store.INDEX_IDLE", 0.05)
-    monkeypatch.setattr("inspector.store.INDEX_CHUNK", 2)
+    monkeypatch.setattr("inspector.store.writer.INDEX_IDLE", 0.05)
+    monkeypatch.setattr("inspector.store.search.INDEX_CHUNK", 2)
     path = tmp_path / "s.db"
     with Store(path) as store:
         flows = [make_flow(i) for i in range(5)]
@@ -789,9 +804,9 @@ def test_updates_and_deletes_of_unindexed_flows_index_each_flow_once(store: Stor
 def test_a_big_backlog_is_indexed_while_busy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("inspector.store.INDEX_IDLE", 3600.0)
-    monkeypatch.setattr("inspector.store.MAX_BACKLOG", 3)
-    monkeypatch.setattr("inspector.store.INDEX_CHUNK", 2)
+    monkeypatch.setattr("inspector.store.writer.INDEX_IDLE", 3600.0)
+    monkeypatch.setattr("inspector.store.writer.MAX_BACKLOG", 3)
+    monkeypatch.setattr("inspector.store.search.INDEX_CHUNK", 2)
     path = tmp_path / "s.db"
     with Store(path) as store:
         for i in range(8):
@@ -885,8 +900,8 @@ def test_close_indexes_what_is_left_within_its_time_budget(
         for flow in flows:
             store.put(flow)
     assert _meta(tmp_path / "all.db", "fts_indexed") == "5"
-    monkeypatch.setattr("inspector.store.CLOSE_INDEX_SECONDS", 0.0)
-    monkeypatch.setattr("inspector.store.INDEX_CHUNK", 2)
+    monkeypatch.setattr("inspector.store.writer.CLOSE_INDEX_SECONDS", 0.0)
+    monkeypatch.setattr("inspector.store.search.INDEX_CHUNK", 2)
     with Store(tmp_path / "some.db") as store:
         for flow in flows:
             store.put(flow)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from inspector.content import looks_textual, media_type
+from inspector.content import is_text_body, media_type
 from inspector.export.redact import redact_flow
 from inspector.flow import (
     Flow,
@@ -45,9 +45,6 @@ from protocol.headers import HeaderPairs, Headers
 
 HAR_VERSION = "1.2"
 CREATOR = {"name": "http-inspector", "version": "0.1.0"}
-_TEXT_TYPES = re.compile(
-    r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded))|\+(json|xml)$"
-)
 
 
 class HarError(Exception):
@@ -149,7 +146,7 @@ def _request(req: FlowRequest) -> dict:
 def _post_data(req: FlowRequest) -> dict:
     mime = req.header("content-type") or ""
     data: dict = {"mimeType": mime, "params": []}
-    data.update(_content_text(req.body.data, mime))
+    data.update(_content_text(req.body.data, mime, req.header("content-encoding")))
     data.update(_body_marks(req.body))
     if media_type(mime) == "application/x-www-form-urlencoded" and "encoding" not in data:
         pairs = parse_qsl(data["text"], keep_blank_values=True)
@@ -167,9 +164,9 @@ def _body_marks(body: FlowBody) -> dict:
     return marks
 
 
-def _content_text(data: bytes, mime: str) -> dict:
+def _content_text(data: bytes, mime: str, encoding: str | None) -> dict:
     """``{"text": ...}`` for UTF-8 text, else ``{"text": base64, "encoding": "base64"}``."""
-    if looks_textual(data) or _TEXT_TYPES.search(media_type(mime)):
+    if is_text_body(data, mime, encoding):
         try:
             return {"text": data.decode("utf-8")}
         except UnicodeDecodeError:
@@ -199,7 +196,7 @@ def _response_message(resp: FlowResponse) -> dict:
     mime = resp.header("content-type") or "x-unknown"
     content: dict = {"size": resp.body.size, "mimeType": mime}
     if resp.body.data:
-        content.update(_content_text(resp.body.data, mime))
+        content.update(_content_text(resp.body.data, mime, resp.header("content-encoding")))
     content.update(_body_marks(resp.body))
     if resp.header("content-encoding"):
         content["_encoded"] = True

@@ -1,0 +1,251 @@
+"""A flow as the store writes it: the JSON record, the indexed column values, the bodies.
+
+The record holds everything of a Flow but body bytes and ``marked``: header pairs as
+``[name, value]`` lists of latin-1 strings and WebSocket message heads as latin-1
+strings, so every byte survives JSON. Unset and empty parts (trailers, error, WebSocket
+messages, timings not reached, a body's ``truncated``/``sha256``) are left out, and a
+reader takes them as unset. The record carries the Flow's ``format_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from inspector.filters import header_text
+from inspector.flow import (
+    Flow,
+    FlowBody,
+    FlowError,
+    FlowRequest,
+    FlowResponse,
+    Phase,
+    Timings,
+    TLSInfo,
+    WebSocketMessage,
+)
+
+# The columns of ``flows`` derived from a flow, in the order ``flow_rows`` gives them.
+COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
+           "reason", "req_content_type", "resp_content_type", "req_size", "resp_size",
+           "duration", "error_class", "replay_of", "marked", "req_head_text",
+           "resp_head_text")  # fmt: skip
+REQUEST, RESPONSE = 0, 1  # the ``part`` of a body row
+
+
+def _pairs_out(pairs: list[tuple[bytes, bytes]]) -> list[list[str]]:
+    return [[n.decode("latin-1"), v.decode("latin-1")] for n, v in pairs]
+
+
+def _pairs_in(items: list[list[str]]) -> list[tuple[bytes, bytes]]:
+    return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in items]
+
+
+def _body_out(body: FlowBody) -> dict[str, Any]:
+    out: dict[str, Any] = {"size": body.size}
+    if body.truncated:
+        out["truncated"] = True
+    if body.sha256 is not None:
+        out["sha256"] = body.sha256
+    return out
+
+
+def _body_in(d: dict[str, Any], data: bytes) -> FlowBody:
+    return FlowBody(data, d["size"], d.get("truncated", False), d.get("sha256"))
+
+
+def _request_out(r: FlowRequest) -> dict[str, Any]:
+    out = {
+        "method": r.method, "scheme": r.scheme, "host": r.host, "port": r.port,
+        "path": r.path, "version": r.http_version, "headers": _pairs_out(r.headers),
+        "body": _body_out(r.body), "ts": r.timestamp,
+    }  # fmt: skip
+    if r.trailers:
+        out["trailers"] = _pairs_out(r.trailers)
+    return out
+
+
+def _response_out(r: FlowResponse) -> dict[str, Any]:
+    out = {
+        "status": r.status_code, "reason": r.reason, "version": r.http_version,
+        "headers": _pairs_out(r.headers), "body": _body_out(r.body), "ts": r.timestamp,
+    }  # fmt: skip
+    if r.trailers:
+        out["trailers"] = _pairs_out(r.trailers)
+    return out
+
+
+def _request_in(q: dict[str, Any], data: bytes) -> FlowRequest:
+    return FlowRequest(
+        q["method"], q["scheme"], q["host"], q["port"], q["path"], q["version"],
+        _pairs_in(q["headers"]), _body_in(q["body"], data),
+        _pairs_in(q.get("trailers", ())), q["ts"],
+    )  # fmt: skip
+
+
+def _response_in(s: dict[str, Any] | None, data: bytes) -> FlowResponse | None:
+    if s is None:
+        return None
+    return FlowResponse(
+        s["status"], s["reason"], s["version"], _pairs_in(s["headers"]),
+        _body_in(s["body"], data), _pairs_in(s.get("trailers", ())), s["ts"],
+    )  # fmt: skip
+
+
+_TIMING_FIELDS = ("start", "connect_start", "connect_end", "tls_end", "request_sent",
+                  "response_start", "end")  # fmt: skip
+_TLS_FIELDS = ("sni", "client_alpn", "client_version", "upstream_version", "upstream_cipher",
+               "upstream_alpn", "upstream_cert_subject", "upstream_cert_issuer")  # fmt: skip
+
+
+def _set_fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """The attributes of ``obj`` among ``names`` that are not None."""
+    values = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def flow_to_record(flow: Flow) -> dict[str, Any]:
+    """Everything of a flow but body bytes and ``marked``, as JSON-ready values.
+
+    Empty and unset parts (no trailers, no error, timings not reached, ...) are left
+    out: the record is written for every flow, and smaller is faster to encode and store.
+    """
+    rec: dict[str, Any] = {
+        "v": flow.format_version,
+        "id": flow.id,
+        "client": list(flow.client_addr),
+        "mode": flow.mode,
+        "req": _request_out(flow.request),
+        "resp": None if flow.response is None else _response_out(flow.response),
+        "timings": _set_fields(flow.timings, _TIMING_FIELDS),
+        "tls": None if flow.tls is None else _set_fields(flow.tls, _TLS_FIELDS),
+    }
+    if flow.websocket:
+        rec["ws"] = [
+            [m.timestamp, m.from_client, m.opcode, m.size, m.head.decode("latin-1")]
+            for m in list(flow.websocket)  # a copy: the proxy may be appending
+        ]
+    err = flow.error
+    if err is not None:
+        rec["error"] = {
+            "cls": err.exc_class,
+            "msg": err.message,
+            "phase": str(err.phase),
+            "ts": err.timestamp,
+        }
+    if flow.replay_of is not None:
+        rec["replay_of"] = flow.replay_of
+    if flow.intercepted:
+        rec["intercepted"] = True
+    return rec
+
+
+def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
+    """The inverse of ``flow_to_record``; ``bodies`` maps part (REQUEST, RESPONSE) to bytes."""
+    e = rec.get("error")
+    return Flow(
+        _request_in(rec["req"], bodies.get(REQUEST, b"")),
+        id=rec["id"],
+        client_addr=(rec["client"][0], rec["client"][1]),
+        mode=rec["mode"],
+        response=_response_in(rec["resp"], bodies.get(RESPONSE, b"")),
+        timings=Timings(**rec["timings"]),
+        tls=None if rec["tls"] is None else TLSInfo(**rec["tls"]),
+        websocket=[
+            WebSocketMessage(ts, from_client, opcode, size, head.encode("latin-1"))
+            for ts, from_client, opcode, size, head in rec.get("ws", ())
+        ],
+        error=None if e is None else FlowError(e["cls"], e["msg"], Phase(e["phase"]), e["ts"]),
+        replay_of=rec.get("replay_of"),
+        marked=marked,
+        intercepted=rec.get("intercepted", False),
+        format_version=rec["v"],
+    )
+
+
+def decode_flow(record: str, marked: object, bodies: dict[int, bytes]) -> Flow:
+    """A flow from a stored record's JSON text, its ``marked`` column and its bodies."""
+    return flow_from_record(json.loads(record), bool(marked), bodies)
+
+
+class FlowSummary(NamedTuple):
+    """One row of a flow list, read from indexed columns only (no JSON, no bodies)."""
+
+    id: str
+    start: float
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    url: str
+    status: int | None  # None without a response
+    reason: str | None
+    content_type: str | None  # the response's Content-Type header
+    response_size: int | None  # response body size on the wire
+    duration: float | None  # None while unfinished
+    error_class: str | None  # the exception class when the exchange failed
+    replay_of: str | None
+    marked: bool
+
+
+# The columns a FlowSummary is read from, in its fields' order.
+SUMMARY_COLUMNS = ", ".join(
+    ("id", "start", "method", "scheme", "host", "port", "path", "url", "status", "reason",
+     "resp_content_type", "resp_size", "duration", "error_class", "replay_of", "marked != 0")
+)  # fmt: skip
+
+
+class FlowRows(NamedTuple):
+    """Everything written for one flow, computed before the first write."""
+
+    flow_id: str
+    columns: tuple[Any, ...]  # the values of COLUMNS
+    record: str
+    bodies: list[tuple[int, bytes]]  # (part, data) of each non-empty body
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def flow_rows(flow: Flow) -> FlowRows:
+    """The column values, the record's JSON and the bodies stored for ``flow``."""
+    req, resp = flow.request, flow.response
+    status = reason = resp_size = resp_type = resp_heads = None
+    if resp is not None:
+        status, reason, resp_size = resp.status_code, clean(resp.reason), resp.body.size
+        resp_type, resp_heads = _content_type(resp.headers), header_text(resp.headers)
+    columns = (
+        flow.id, flow.timings.start, clean(req.method), clean(req.scheme), clean(req.host),
+        req.port, clean(req.path), clean(req.url), status, reason,
+        clean(_content_type(req.headers)), clean(resp_type), req.body.size, resp_size,
+        flow.timings.duration, None if flow.error is None else clean(flow.error.exc_class),
+        flow.replay_of, int(flow.marked), clean(header_text(req.headers)), clean(resp_heads),
+    )  # fmt: skip
+    bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
+    return FlowRows(flow.id, columns, _ENCODE(flow_to_record(flow)), bodies)
+
+
+def _bodies(flow: Flow) -> list[tuple[int, FlowBody]]:
+    if flow.response is None:
+        return [(REQUEST, flow.request.body)]
+    return [(REQUEST, flow.request.body), (RESPONSE, flow.response.body)]
+
+
+def _content_type(pairs: list[tuple[bytes, bytes]]) -> str | None:
+    """The first Content-Type value (latin-1), without building a Headers object."""
+    for name, value in pairs:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
+def clean(text: str | None) -> str | None:
+    """``text`` as valid UTF-8 for a column (the record keeps the exact text)."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
