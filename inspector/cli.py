@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from inspector.config import (
     DEFAULT_BODY_LIMIT,
@@ -56,9 +57,16 @@ def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
         p.add_argument("-q", "--quiet", action="store_true", help="print only exception events")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line saying what was wrong and where the options are listed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     prog = "inspector" if command is None else f"inspector {command}"
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description=_DESCRIPTIONS[command],
         epilog=_commands_help() if command is None else None,

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import ipaddress
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -60,8 +62,8 @@ class Runtime:
         self.store.close()
 
 
-def build(config: Config) -> Runtime:
-    """Create every part (the CA on first use); ConfigError with a clear message on failure."""
+def _serving_parts(config: Config) -> tuple[Bus, Interceptor, ProxyServer]:
+    """Every part but the session (the CA on first use); ConfigError with a clear message."""
     try:
         ca = CertificateAuthority.load_or_create(config.confdir)
     except CAError as e:
@@ -71,13 +73,23 @@ def build(config: Config) -> Runtime:
         interceptor = Interceptor(config.intercept, bus=bus)
     except FilterError as e:
         raise ConfigError(f"bad --intercept expression: {e}") from None
+    return bus, interceptor, ProxyServer(config, bus, CertStore(ca), interceptor=interceptor)
+
+
+def _open_session(config: Config, bus: Bus) -> tuple[Store, Callable[[], None]]:
+    """The session store, recording every finished flow from now on, and how to stop that."""
     path = config.session_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         store = Store(path)
-    except (StoreError, OSError) as e:
+    except StoreError as e:
         raise ConfigError(f"cannot record to session {path}: {e}") from None
-
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        raise ConfigError(
+            f"cannot record to session {path}: {e.strerror or e}{where} "
+            f"(choose --session FILE, or a --confdir you can write to)"
+        ) from None
     recorder = StoreFeeder(store)
     unsubscribe = bus.subscribe(recorder.on_event, StoreFeeder.KINDS)
 
@@ -85,8 +97,7 @@ def build(config: Config) -> Runtime:
         unsubscribe()
         recorder.flush()
 
-    server = ProxyServer(config, bus, CertStore(ca), interceptor=interceptor)
-    return Runtime(config, server.certstore, store, bus, interceptor, server, stop_recording)
+    return store, stop_recording
 
 
 class StoreFeeder:
@@ -187,20 +198,42 @@ def _is_loopback(host: str) -> bool:
 
 
 async def start(config: Config) -> Runtime:
-    """Build and start listening; ConfigError when the address cannot be bound."""
-    runtime = build(config)
+    """Build, bind, and only then open the session: a start that fails (address in use,
+    unusable confdir or option) leaves no empty session file behind. ConfigError says why.
+    """
+    bus, interceptor, server = _serving_parts(config)
     try:
-        host, port = await runtime.server.start()
+        host, port = await server.start()
     except OSError as e:
-        runtime.close_store()
-        raise ConfigError(
-            f"cannot listen on {host_port(config.listen_host, config.listen_port)}: "
-            f"{e.strerror or e} (pick another --listen-port, or 0 for a free one)"
-        ) from None
-    ca = runtime.certstore.ca
-    new_ca = ca.cert_path if ca.created else None
-    announce(host, port, config, session=runtime.store.path, new_ca=new_ca)
+        where = host_port(config.listen_host, config.listen_port)
+        raise ConfigError(f"cannot listen on {where}: {_bind_failure(e)}") from None
+    # No await from here until the store is subscribed: no client is served before it.
+    try:
+        store, stop_recording = _open_session(config, bus)
+    except ConfigError:
+        await server.shutdown(0)
+        raise
+    runtime = Runtime(config, server.certstore, store, bus, interceptor, server, stop_recording)
+    ca = server.certstore.ca
+    announce(host, port, config, session=store.path, new_ca=ca.cert_path if ca.created else None)
     return runtime
+
+
+# Why binding failed -> what to do about it.
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another program holds it: pick another --listen-port, or 0 for a free one",
+    errno.EACCES: "ports below 1024 need privileges: pick another --listen-port",
+    errno.EADDRNOTAVAIL: "no interface here has this address: check --listen-host",
+}
+
+
+def _bind_failure(e: OSError) -> str:
+    """The reason in the OS's words (asyncio wraps it in a longer text) and what to do."""
+    if isinstance(e, socket.gaierror):
+        return f"{e.strerror} (check --listen-host)"
+    reason = os.strerror(e.errno) if e.errno else str(e)
+    hint = _BIND_HINTS.get(e.errno or 0, "pick another --listen-port, or 0 for a free one")
+    return f"{reason} ({hint})"
 
 
 async def run(
