@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -86,6 +87,28 @@ def proxy(tmp_path: Path, proxy_options: dict[str, object]) -> Iterator[LiveProx
         yield p
 
 
-needs_curl = pytest.mark.skipif(
-    shutil.which("curl") is None, reason="curl is not installed (the tests use it as a real client)"
-)
+NO_CURL = "curl is not installed (these tests use it as a real client)"
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason=NO_CURL)
+
+
+def run_curl(*args: str, text: bool = False) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    """curl as a client (``-q``: never reads ~/.curlrc), bounded; skips the test without curl."""
+    if shutil.which("curl") is None:
+        pytest.skip(NO_CURL)
+    return subprocess.run(
+        ["curl", "-q", "-sS", "--max-time", "20", *args],
+        capture_output=True, text=text, timeout=30, check=False,
+    )  # fmt: skip
+
+
+# Names through which a test module runs the proxy: its tests are the "proxy" tests, which
+# .ci/run runs a second time on plain asyncio (INSPECTOR_LOOP=asyncio).
+_RUNS_THE_PROXY = ("live_proxy", "LiveProxy", "ProxyProcess")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        names = vars(module) if module is not None else {}
+        if "proxy" in getattr(item, "fixturenames", ()) or any(n in names for n in _RUNS_THE_PROXY):
+            item.add_marker(pytest.mark.proxy)

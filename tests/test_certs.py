@@ -40,11 +40,10 @@ from certs import (
 )
 from certs.ca import CAKey
 from tests.certs_fixtures import race_for_ca
-from tests.conftest import needs_ipv6
+from tests.conftest import needs_curl, needs_ipv6
 from tests.servers import RawServer, read_request_head
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
 
 ServerFactory = Callable[..., RawServer]
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"

@@ -1,4 +1,9 @@
-"""The proxy behaves the same on plain asyncio and on uvloop (used when installed)."""
+"""The proxy behaves the same on plain asyncio and on uvloop (used when installed).
+
+The in-process proxy tests run on whichever loop ``INSPECTOR_LOOP`` picks (uvloop when
+installed); ``.ci/run`` runs them a second time on plain asyncio. This module checks both
+loops end to end in one run, and that the loop asked for is the one the proxy runs.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_curl
 from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer
 
@@ -23,12 +29,21 @@ LOOPS = [
 ]
 
 
+def _maps_uvloop(pid: int) -> bool:
+    """Whether uvloop's extension module is mapped into process ``pid`` (Linux /proc)."""
+    maps = Path(f"/proc/{pid}/maps")
+    if not maps.exists():
+        pytest.skip("no /proc here to see which event loop the proxy runs")
+    return "/uvloop/loop." in maps.read_text()
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+@needs_curl
 @pytest.mark.parametrize("loop", LOOPS)
 def test_plain_intercepted_and_failed_exchanges(
     loop: str, tmp_path: Path, echo_server: EchoServer, tls_echo_server: EchoServer,
@@ -40,6 +55,7 @@ def test_plain_intercepted_and_failed_exchanges(
     refused = f"http://127.0.0.1:{_closed_port()}/"
     trust_ours = ["--cacert", str(proxy.confdir / "ca.pem")]
     try:
+        assert _maps_uvloop(proxy.proc.pid) == (loop == "uvloop"), f"not running on {loop}"
         for url, extra in (
             (f"{echo_server.url}/status/404", []),
             (f"https://localhost:{tls_echo_server.port}/echo", trust_ours),

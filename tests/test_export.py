@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -16,12 +17,15 @@ from inspector.export.pytest_module import pytest_module
 from inspector.export.raw import raw_exchange
 from inspector.export.redact import MASK, redact_flow
 from inspector.flow import FlowError, Phase
+from tests.conftest import NO_CURL
 from tests.replay_fixtures import body, check_har, make_flow, visible_headers
 
 # --- curl -----------------------------------------------------------------------------------
 
 
 def _run_curl(command: str, cwd=None) -> subprocess.CompletedProcess:
+    if shutil.which("curl") is None:
+        pytest.skip(NO_CURL)
     return subprocess.run(
         ["bash", "-c", command + " -s -o /dev/null -w '%{http_code}'"],
         capture_output=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_curl
 from tests.replay_fixtures import (
     JsonServer,
     check_har,
@@ -50,6 +51,7 @@ def _session(tmp_path: Path, server) -> tuple[Path, list]:
     return session, flows
 
 
+@needs_curl
 def test_exported_curl_script_reproduces_every_request(tmp_path, echo_server):
     session, flows = _session(tmp_path, echo_server)
     script = tmp_path / "replay.sh"

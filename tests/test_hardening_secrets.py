@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from inspector.store import Store
-from tests.conftest import needs_ipv6
+from tests.conftest import needs_ipv6, run_curl
 from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer, RawServer, read_request_head
 
@@ -31,11 +31,7 @@ PROXY_USER, PROXY_PASS = "alice", "pa55-w0rd"
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
     """curl printing the status code last; never follows env proxies or reads ~/.curlrc."""
-    return subprocess.run(
-        ["curl", "-q", "-sS", "--max-time", "15", "-o", "/dev/null", "-D", "-",
-         "-w", "%{http_code}", *args],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    return run_curl("-o", "/dev/null", "-D", "-", "-w", "%{http_code}", *args, text=True)
 
 
 def curl_status(result: subprocess.CompletedProcess[str]) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -47,6 +46,7 @@ from protocol.events import (
     Response,
 )
 from protocol.headers import Headers
+from tests.conftest import needs_curl
 from tests.parser_fixtures import HOST, client_after, drain, merge_data, server_with
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
@@ -1518,7 +1518,7 @@ def test_server_parses_httpx() -> None:
     assert (body, reply, request.headers.get("x-test")) == (b"\x00\xffbinary", b"ok", b"yes")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@needs_curl
 def test_server_parses_curl_with_expect_100_continue() -> None:
     def client(url: str) -> bytes:
         cmd = ["curl", "-sS", "--max-time", "5", "-X", "PUT", "--data-binary", "@-"]

@@ -13,18 +13,13 @@ import requests
 
 from inspector.bus import EventKind
 from inspector.store import Store
-from tests.conftest import needs_ipv6
+from tests.conftest import needs_ipv6, run_curl
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_response, read_responses
 from tests.servers import EchoServer
 
 
 def curl(proxy: LiveProxy, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", "-x", proxy.url, *args],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    return run_curl("-x", proxy.url, *args)
 
 
 def test_curl_get(proxy: LiveProxy, echo_server: EchoServer) -> None:

@@ -9,14 +9,13 @@ from pathlib import Path
 import requests
 
 from inspector.config import Mode
+from tests.conftest import run_curl
 from tests.proxy_fixtures import live_proxy
 from tests.servers import EchoServer
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=30, check=False
-    )
+    return run_curl(*args)
 
 
 def test_reverse_mode_sends_everything_to_the_target(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from inspector.store import Store
+from tests.conftest import needs_curl
 from tests.proxy_fixtures import live_proxy, read_response
 from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer, read_request_head
@@ -78,6 +79,7 @@ def test_256_mib_both_ways_with_bounded_memory(tmp_path: Path, raw_server) -> No
     assert all(f.request.body.size == 0 or f.request.body.truncated for f in flows)
 
 
+@needs_curl
 def test_expect_100_continue_with_curl(tmp_path: Path, echo_server: EchoServer) -> None:
     body = tmp_path / "body.bin"
     body.write_bytes(b"c" * 200_000)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import requests
 
+from tests.conftest import run_curl
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_head, read_response
 from tests.servers import EchoServer
 
@@ -22,12 +23,7 @@ def proxy_options(upstream_ca_file: Path) -> dict[str, object]:
 
 
 def curl(proxy: LiveProxy, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "20", "-x", proxy.url, *args],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    return run_curl("-x", proxy.url, *args)
 
 
 def curl_status(proxy: LiveProxy, url: str) -> bytes:

@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 import requests
 
+from tests.conftest import needs_curl
 from tests.proxy_process import ProxyProcess
 from tests.replay_fixtures import read_session, run_inspector
 from tests.servers import EchoServer
@@ -67,6 +68,7 @@ def test_replay_of_a_proxy_capture_resends_the_same_requests(captured, echo_serv
     assert put.body == b"chunk-1;chunk-2"
 
 
+@needs_curl
 def test_curl_export_of_a_proxy_capture_runs(captured, echo_server, tmp_path):
     session, _ = captured
     script = tmp_path / "again.sh"
