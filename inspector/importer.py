@@ -18,6 +18,7 @@ from pathlib import Path
 from inspector.config import ConfigError
 from inspector.export.har import HarError, flows_from_har
 from inspector.flow import Flow
+from inspector.sessions import check_new_session
 
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -27,8 +28,7 @@ def main(args: argparse.Namespace) -> int:
     target: Path = args.output.expanduser()
     if target.exists():
         raise ConfigError(f"{target} already exists: choose a new session file name")
-    if not target.parent.is_dir():
-        raise ConfigError(f"cannot create {target}: directory {target.parent} does not exist")
+    check_new_session(target)
     flows = read_har(har_path)
     write_session(flows, target)
     print(f"inspector: imported {len(flows)} exchanges into {target}", file=sys.stderr)

@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 import protocol
 from inspector.config import DEFAULT_BODY_LIMIT, ConfigError, Endpoint
 from inspector.diff import ResponseDiff, compare
-from inspector.export.source import open_session, selected_ids
 from inspector.failures import flow_error
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, Timings
 from inspector.render import flow_line, human_size, status_text
+from inspector.sessions import open_session, selected_ids
 from protocol.authority import format_authority
 from protocol.headers import HeaderPairs, Headers
 

@@ -15,8 +15,8 @@ from inspector.export.har import har_document
 from inspector.export.pytest_module import pytest_module, unusable_reason
 from inspector.export.raw import raw_exchange
 from inspector.export.redact import redact_flow
-from inspector.export.source import check_filter, open_session
 from inspector.flow import Flow
+from inspector.sessions import check_filter, open_session
 
 
 def main(args: argparse.Namespace) -> int:

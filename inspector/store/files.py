@@ -103,9 +103,10 @@ def open_for_writing(path: Path, shown: Path | None = None) -> sqlite3.Connectio
     except (OSError, sqlite3.Error) as e:
         raise fail(shown, f"cannot create or open it ({e})", "check the directory") from None
     try:
+        version = schema_version(conn, shown)  # before any change to a file that is not ours
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        prepare(conn, schema_version(conn, shown))
+        prepare(conn, version)
     except sqlite3.DatabaseError as e:
         conn.close()
         raise fail(shown, f"not a usable http-inspector session ({e})", _NOT_A_SESSION) from None

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from inspector.bus import FlowEvent
-from inspector.config import Config
+from inspector.config import Config, ConfigError
 from inspector.filters import FilterError
 from inspector.flow import Flow
 from inspector.replay import ReplayError, ReplayOptions, replay_flow
@@ -46,7 +46,7 @@ from inspector.tui.screens.flow_list import FlowListScreen
 from inspector.tui.screens.help import HelpScreen
 from inspector.tui.screens.intercept_editor import open_editor
 from inspector.tui.screens.search_results import SearchResultsScreen
-from inspector.tui.session import Session, SessionError, open_live, open_saved
+from inspector.tui.session import Session, open_live, open_saved
 from inspector.tui.state import MAX_EVENTS, FlowState
 
 DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
@@ -362,7 +362,7 @@ def run_show(path: Path) -> int:
 def _run_app(open_session: Callable[[], Session]) -> int:
     try:
         session = open_session()
-    except SessionError as e:
+    except ConfigError as e:  # the session cannot be opened, or the proxy cannot start
         print(f"inspector: error: {e}", file=sys.stderr)
         return 2
     try:

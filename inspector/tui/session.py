@@ -16,7 +16,8 @@ from inspector.bus import Bus
 from inspector.config import DEFAULT_BODY_LIMIT, Config
 from inspector.flow import Flow
 from inspector.intercept import Interceptor
-from inspector.store import FlowSummary, Store, StoreError
+from inspector.sessions import open_session
+from inspector.store import FlowSummary, Store
 from inspector.tui.widgets.status_bar import SourceInfo
 from protocol.authority import host_port
 
@@ -161,19 +162,9 @@ class Session:
 
 
 def open_saved(path: Path) -> Session:
-    """A saved session file, read-only."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise SessionError(f"{path} is a directory, not a session file")
-    if not path.exists():
-        raise SessionError(
-            f"session file {path} does not exist (record one with `inspector` or `inspector dump`)"
-        )
-    try:
-        store = Store(path, readonly=True)
-    except StoreError as e:
-        raise SessionError(str(e)) from None  # it names the file already
-    return Session(store=store, info=SourceInfo(session=str(path), readonly=True))
+    """A saved session file, read-only; ConfigError (from ``inspector.sessions``) if unusable."""
+    store = open_session(path)  # ConfigError saying what is wrong
+    return Session(store=store, info=SourceInfo(session=str(store.path), readonly=True))
 
 
 def open_live(config: Config) -> Session:

@@ -1,7 +1,9 @@
-"""Open a session and select its flows, turning every failure into a clear ConfigError.
+"""Opening a saved session file, for ``show``, ``export``, ``replay``, ``import`` and the UI.
 
-Shared by ``inspector replay`` and ``inspector export`` so that a missing file, a file
-that is not a session and a bad ``--filter`` read the same everywhere.
+One set of errors for all of them, each a ``ConfigError`` (printed as ``inspector: error:
+...``, exit status 2) that names the file and says what to do: a missing file, a missing
+directory for a new one, and from the store a directory, a file that is not a session,
+an empty or newer one. A bad ``--filter`` reads the same everywhere too.
 """
 
 from __future__ import annotations
@@ -16,22 +18,27 @@ if TYPE_CHECKING:
     from inspector.store import Store
 
 
+def check_new_session(path: Path) -> None:
+    """ConfigError unless a session file can be created at ``path`` (its directory exists)."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot create {path}: directory {path.parent} does not exist")
+
+
 def open_session(path: Path, *, readonly: bool = True, create: bool = False) -> Store:
-    """Open the session file at ``path`` (``create``: make it when missing)."""
+    """Open the session file at ``path``; ``create`` makes it when missing (and writable)."""
     from inspector.store import Store, StoreError  # SQLite is loaded only when a file is opened
 
-    path = path.expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{path} is a directory, not a session file")
-    if not create and not path.exists():
-        raise ConfigError(f"session file {path} does not exist (record one with `inspector dump`)")
-    if create and not path.parent.is_dir():
-        raise ConfigError(f"cannot create {path}: directory {path.parent} does not exist")
+    path = Path(path).expanduser()
+    if create:
+        check_new_session(path)
+    elif not path.exists():
+        raise ConfigError(
+            f"session file {path} does not exist (record one with `inspector` or `inspector dump`)"
+        )
     try:
         return Store(path, readonly=readonly and not create)
     except StoreError as e:
-        message = str(e)
-        raise ConfigError(message if str(path) in message else f"{path}: {message}") from None
+        raise ConfigError(str(e)) from None  # it names the file and what to do
 
 
 def check_filter(expr: str | None) -> None:
