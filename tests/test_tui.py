@@ -225,7 +225,7 @@ async def test_kill_gives_the_client_an_error(live, echo_server):
         app.set_intercept("~m POST")
         thread, out = in_thread(lambda: fetch(live, f"{echo_server.url}/echo", data=b"x=1"))
         await wait_for(pilot, lambda: app.state.held_ids, "a held flow")
-        await pilot.press("x")
+        await pilot.press("X")
         await asyncio.to_thread(thread.join, WAIT)
         assert out, "the client never got an answer"
         result = out[0]

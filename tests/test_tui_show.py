@@ -134,13 +134,13 @@ async def test_body_viewers_decode_cycle_and_find(saved: Path):
         notes, text = viewer_text(screen, "response")
         assert "decoded Content-Encoding: gzip" in notes and "viewer: JSON" in notes
         assert text == '{\n  "rows": [\n    1,\n    2,\n    3\n  ]\n}'
-        await pilot.press("v")  # auto (JSON) -> text
+        await pilot.press("m")  # auto (JSON) -> text
         notes, text = viewer_text(screen, "response")
         assert "viewer: text" in notes and text == '{"rows": [1, 2, 3]}'
-        await pilot.press("v", "v", "v")  # -> JSON -> HTML/XML -> form, which does not fit
+        await pilot.press("m", "m", "m")  # -> JSON -> HTML/XML -> form, which does not fit
         notes, text = viewer_text(screen, "response")
         assert "form view: not URL-encoded form data" in notes
-        await pilot.press("v")  # -> hex of the decoded content
+        await pilot.press("m")  # -> hex of the decoded content
         notes, text = viewer_text(screen, "response")
         assert "viewer: hex" in notes and text.startswith("00000000  7b 22 72 6f 77 73")
         await pilot.press("escape")
@@ -197,7 +197,7 @@ async def test_export_curl_and_har_to_files(saved: Path, tmp_path: Path):
     app = InspectorApp(open_saved(saved))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: len(app.state.index) == 13, "loaded")
-        await pilot.press("home", "w")
+        await pilot.press("home", "x")
         await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), "export dialog")
         app.screen.query_one("#path").value = str(tmp_path / "out.sh")
         await pilot.press("ctrl+s")
@@ -206,7 +206,7 @@ async def test_export_curl_and_har_to_files(saved: Path, tmp_path: Path):
         # the session has a marked flow: marked flows are what gets exported
         assert "curl " in script and "https://api.example.com/v1/login" in script
         assert "/v1/users" not in script
-        await pilot.press("w")
+        await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), "export dialog")
         app.screen.query(RadioButton)[2].value = True  # HAR
         await pilot.pause(0.05)
@@ -245,10 +245,10 @@ async def test_sort_by_key_and_by_clicking_a_column_title(saved: Path):
     app = InspectorApp(open_saved(saved))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: len(app.state.index) == 13, "loaded")
-        await pilot.press("o")  # time -> method
+        await pilot.press("o", "down", "enter")  # the chooser: time -> method
         methods = [app.state.index.row_at(i).method for i in range(13)]
         assert methods == sorted(methods)
-        await pilot.press("O")
+        await pilot.press("v")
         methods = [app.state.index.row_at(i).method for i in range(13)]
         assert methods == sorted(methods, reverse=True)
         table = app.screen.query_one(FlowTable)

@@ -29,16 +29,17 @@ from inspector.store import StoreError
 from inspector.tui import keys
 from inspector.tui.collector import Collector
 from inspector.tui.messages import (
-    EditHeld,
+    EditFlow,
     FilterApplied,
+    FlowsAdded,
     FlowsChanged,
     JumpToFlow,
     OpenExport,
     OpenFlow,
     OpenSearch,
-    ReplayFinished,
 )
 from inspector.tui.rows import FlowRow
+from inspector.tui.saving import SaveError, save_body, save_flows
 from inspector.tui.screens.confirm_quit import ConfirmQuitScreen
 from inspector.tui.screens.export import ExportScreen
 from inspector.tui.screens.flow_detail import FlowDetailScreen
@@ -308,17 +309,119 @@ class InspectorApp(App[int]):
                 self.session.record(flow)
             except StoreError as e:
                 failures.append(f"replay of {flow.request.url} not recorded: {e}")
-        self.post_message(ReplayFinished(done, failures))
+        self.post_message(FlowsAdded(done, failures, "replayed"))
 
-    @on(ReplayFinished)
-    def _replay_finished(self, message: ReplayFinished) -> None:
-        self.state.add_replayed(message.flows)
+    @work(thread=True, group="store")
+    def duplicate(self, ids: list[str]) -> None:
+        """Copy each flow under a new id (to edit and replay), recorded like a replay."""
+        made: list[Flow] = []
+        failures: list[str] = []
+        for flow_id in ids:
+            try:
+                flow = self.state.load_flow(flow_id)
+                if flow is None:
+                    failures.append(f"{flow_id}: no longer in the session")
+                    continue
+                twin = self.state.duplicate(flow)
+                self.session.record(twin)
+                made.append(twin)
+            except StoreError as e:
+                failures.append(f"{flow_id}: {e}")
+        self.post_message(FlowsAdded(made, failures, "duplicated"))
+
+    @on(FlowsAdded)
+    def _flows_added(self, message: FlowsAdded) -> None:
+        self.state.add_flows(message.flows)
         self.flows_changed(reordered=self.state.index.sorted)
         n = len(message.flows)
+        title = message.done.capitalize()
         if n:
-            self.notify(f"replayed {n} flow{'s' if n != 1 else ''}", title="Replay")
+            self.notify(f"{message.done} {n} flow{'s' if n != 1 else ''}", title=title)
         for failure in message.failures:
-            self.notify(failure, title="Cannot replay", severity="error", timeout=8)
+            self.notify(failure, title=f"Not {message.done}", severity="error", timeout=8)
+
+    # --- edits ----------------------------------------------------------------------------
+
+    def edit(self, flow_id: str, part: str = "request") -> None:
+        """Edit the held message of ``flow_id``, else ``part`` of the recorded flow."""
+        held = self.session.held_flow(flow_id)
+        stage = self.session.stage_of(flow_id)
+        if held is not None and stage is not None:
+            open_editor(self, held, stage, held=True)
+            return
+        flow = self.state.load_flow(flow_id)
+        if flow is None:
+            self.notify("that flow is no longer in the session", severity="warning")
+        elif part == "response" and flow.response is None:
+            self.notify("this flow has no response to edit", severity="warning")
+        else:
+            open_editor(self, flow, part, held=False)
+
+    def flow_edited(self, flow: Flow, stage: str) -> None:
+        """A user's edit was applied to ``flow``: record it unless it is held (the proxy
+        sends, and records, a held flow as edited)."""
+        self.state.edits += 1
+        if self.session.held_flow(flow.id) is not None:
+            self.notify(f"{stage} edited: a resumes it", title="Edit")
+        else:
+            self._record_edit(flow)
+            self.notify(f"{stage} edited (r replays it, V reverts)", title="Edit")
+        self.flows_changed()
+
+    def _record_edit(self, flow: Flow) -> None:
+        self.state.add_flows([flow])
+        self._write_store("record the edit", self.session.record, flow)
+
+    def revert(self, ids: list[str]) -> None:
+        """Undo the user's edits of these flows (held ones too, while held)."""
+        reverted = 0
+        for flow_id in ids:
+            held = self.session.held_flow(flow_id)
+            flow = held or self.state.load_flow(flow_id)
+            if flow is None or not self.state.revert(flow):
+                continue
+            reverted += 1
+            if held is None:
+                self._record_edit(flow)
+        if reverted:
+            self.notify(f"reverted {reverted} flow{'s' if reverted != 1 else ''}", title="Revert")
+            self.flows_changed()
+        else:
+            self.notify("nothing to revert: not edited here", severity="warning")
+
+    # --- saving ---------------------------------------------------------------------------
+
+    @work(thread=True, group="save")
+    def save_flows(self, ids: list[str], path: str) -> None:
+        """Write these flows into the session file ``path`` (made when missing)."""
+        flows = [f for f in map(self.state.load_flow, ids) if f is not None]
+        try:
+            written = save_flows(flows, path, self.session.info.session)
+        except SaveError as e:
+            self.call_from_thread(self.notify, str(e), title="Not saved", severity="error")
+            return
+        n = len(flows)
+        self.call_from_thread(
+            self.notify, f"saved {n} flow{'s' if n != 1 else ''} to {written}", title="Save"
+        )
+
+    def save_body(self, flow_id: str, part: str, path: str) -> None:
+        """Write the (decoded) body of ``part`` of the flow to ``path``."""
+        flow = self.state.load_flow(flow_id)
+        if flow is None:
+            self.notify("that flow is no longer in the session", severity="warning")
+            return
+        try:
+            written, note = save_body(flow, part, path)
+        except SaveError as e:
+            self.notify(str(e), title="Not saved", severity="error")
+            return
+        self.notify(f"wrote the {part} body to {written}{note}", title="Save")
+
+    def copy_text(self, text: str, what: str) -> None:
+        """Send ``text`` to the terminal's clipboard; say truthfully what was done."""
+        self.copy_to_clipboard(text)
+        self.notify(f"{what} sent to the terminal clipboard (OSC 52)", title="Copy")
 
     # --- what the screens ask for ---------------------------------------------------------
 
@@ -334,9 +437,9 @@ class InspectorApp(App[int]):
     def _open_search(self, message: OpenSearch) -> None:
         self.push_screen(SearchResultsScreen(message.query))
 
-    @on(EditHeld)
-    def _edit_held(self, message: EditHeld) -> None:
-        open_editor(self, message.flow_id)
+    @on(EditFlow)
+    def _edit_flow(self, message: EditFlow) -> None:
+        self.edit(message.flow_id, message.part)
 
     @on(JumpToFlow)
     def _jump(self, message: JumpToFlow) -> None:

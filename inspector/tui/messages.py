@@ -28,13 +28,15 @@ class JumpToFlow(Message):
         self.open_detail = open_detail
 
 
-class ReplayFinished(Message):
-    """A replay worker is done: the new flows (linked by ``replay_of``) and the failures."""
+class FlowsAdded(Message):
+    """A worker made and recorded flows (replays linked by ``replay_of``, duplicates):
+    ``done`` says what happened to them ("replayed"), ``failures`` what could not be done."""
 
-    def __init__(self, flows: list[Flow], failures: list[str]) -> None:
+    def __init__(self, flows: list[Flow], failures: list[str], done: str) -> None:
         super().__init__()
         self.flows = flows
         self.failures = failures
+        self.done = done
 
 
 class FilterApplied(Message):
@@ -70,9 +72,11 @@ class OpenSearch(Message):
         self.query = query
 
 
-class EditHeld(Message):
-    """Edit this held flow (in $EDITOR or the built-in editor)."""
+class EditFlow(Message):
+    """Edit this flow (in $EDITOR or the built-in editor): its held message, else ``part``
+    (request or response) of the recorded flow."""
 
-    def __init__(self, flow_id: str) -> None:
+    def __init__(self, flow_id: str, part: str = "request") -> None:
         super().__init__()
         self.flow_id = flow_id
+        self.part = part

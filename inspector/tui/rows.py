@@ -139,6 +139,7 @@ class FlowIndex:
         self.matching: set[str] | None = None  # ids passing the filter; None: no filter
         self.sort_key: str | None = None
         self.sort_reverse = False
+        self.only_marked = False  # show only marked rows (M)
 
     def __len__(self) -> int:
         return len(self.view)
@@ -160,8 +161,11 @@ class FlowIndex:
         row.seq = self._next_seq
         self._next_seq += 1
         self.rows[row.id] = row
-        if self.matching is None or row.id in self.matching:
+        if (self.matching is None or row.id in self.matching) and self._marked_ok(row):
             self.view.append(row.id)
+
+    def _marked_ok(self, row: FlowRow) -> bool:
+        return row.marked or not self.only_marked
 
     def upsert(self, flow: Flow, matches: bool | None) -> bool:
         """Record a live flow event; ``matches`` is the active filter's verdict. True if new."""
@@ -177,13 +181,23 @@ class FlowIndex:
             visible = flow.id in self.matching
             if matches and not visible:
                 self.matching.add(flow.id)
-                self.view.append(flow.id)
+                if self._marked_ok(row):
+                    self.view.append(flow.id)
             elif not matches and visible:
                 self.matching.discard(flow.id)
-                self.view.remove(flow.id)
-        elif is_new and self.matching is None:
+                if flow.id in self.view:
+                    self.view.remove(flow.id)
+        elif is_new and self.matching is None and self._marked_ok(row):
             self.view.append(flow.id)
         return is_new
+
+    def rebuild_row(self, flow: Flow) -> None:
+        """Take every field from ``flow`` again (the user edited its request)."""
+        old = self.rows.get(flow.id)
+        if old is not None:
+            row = FlowRow.from_flow(flow, old.seq)
+            row.held = old.held
+            self.rows[flow.id] = row
 
     def remove(self, ids: Iterable[str]) -> None:
         gone = set(ids)
@@ -203,7 +217,7 @@ class FlowIndex:
         """Show the rows passing ``test``: one pass over the rows builds the view too."""
         view = [flow_id for flow_id, row in self.rows.items() if test(row)]
         self.matching = set(view)
-        if self.sorted:
+        if self.sorted or self.only_marked:
             self.resort()
         else:
             self.view = view  # ``rows`` is in capture order already
@@ -219,18 +233,27 @@ class FlowIndex:
         self.sort_key, self.sort_reverse = key, reverse
         self.resort()
 
+    def set_only_marked(self, only: bool) -> None:
+        self.only_marked = only
+        self.resort()
+
     def resort(self) -> None:
-        """Rebuild the view from every row, the filter and the sort order."""
-        if not self.sorted:
+        """Rebuild the view from every row, the filter, the marks and the sort order."""
+        matching = self.matching
+        if not self.sorted and not self.only_marked:
             # ``rows`` keeps insertion order, which is capture order: no sort needed.
-            matching = self.matching
             self.view = (
                 list(self.rows) if matching is None else [i for i in self.rows if i in matching]
             )
             return
         rows = self.rows.values()
-        if self.matching is not None:
-            rows = [r for r in rows if r.id in self.matching]
+        if matching is not None:
+            rows = [r for r in rows if r.id in matching]
+        if self.only_marked:
+            rows = [r for r in rows if r.marked]
+        if not self.sorted:
+            self.view = [r.id for r in rows]
+            return
         ordered = sorted(rows, key=SORT_KEYS[self.sort_key or "time"], reverse=self.sort_reverse)
         self.view = [r.id for r in ordered]
 

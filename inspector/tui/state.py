@@ -8,6 +8,7 @@ touches a widget, so the whole model is testable without an app.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from inspector.bus import EventKind, FlowEvent
 from inspector.filters import FilterError
 from inspector.filters import parse as parse_filter
-from inspector.flow import Flow
+from inspector.flow import Flow, new_flow_id
 from inspector.tui.rows import FlowIndex, FlowRow
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ class FlowState:
         self._filter: Callable[[Flow], object] | None = None  # applied to live flows
         self._live_matches: set[str] = set()
         self._recent: dict[str, Flow] = {}  # newest last
+        self._originals: dict[str, Flow] = {}  # flows as they were before the user's edits
+        self.edits = 0  # bumped by every edit and revert: detail views reload on a change
         self._error_seq = 0
         self._counted_errors: set[str] = set()
         self._last_resort = 0.0
@@ -228,11 +231,13 @@ class FlowState:
             self.error_events.append(ErrorEvent.from_flow(flow, self._error_seq))
             self._error_seq += 1
 
-    def add_replayed(self, flows: list[Flow]) -> None:
-        """Replays (recorded already) join the list; failed ones count as errors."""
+    def add_flows(self, flows: list[Flow]) -> None:
+        """Flows the UI made (replays, duplicates, edits; recorded already) join or update
+        the list; failed ones count as errors."""
         failed = []
         for flow in flows:
             self.remember({flow.id: flow})
+            self.index.rebuild_row(flow)
             self.index.upsert(flow, self.matches(flow))
             if flow.error is not None and flow.id not in self._counted_errors:
                 failed.append(flow)
@@ -249,6 +254,40 @@ class FlowState:
             row = self.index.rows.get(flow_id)
             if row is not None:
                 row.marked = marked
+        if self.index.only_marked and not marked:
+            self.index.resort()
+
+    def hidden_ids(self) -> list[str]:
+        """Flows the filter (or M) hides, held ones left out: what Z drops."""
+        shown = set(self.index.view)
+        return [i for i in self.index.rows if i not in shown and i not in self.held_ids]
+
+    def duplicate(self, flow: Flow) -> Flow:
+        """A copy of ``flow`` under a new id (to edit and replay), unmarked."""
+        twin = copy.deepcopy(flow)
+        twin.id = new_flow_id()
+        twin.marked = False
+        return twin
+
+    def before_edit(self, flow: Flow) -> None:
+        """Keep the flow as it is before the user's first edit of it (V reverts to it)."""
+        if flow.id not in self._originals:
+            self._originals[flow.id] = copy.deepcopy(flow)
+
+    def edited(self, flow_id: str) -> bool:
+        return flow_id in self._originals
+
+    def revert(self, flow: Flow) -> bool:
+        """Put back what ``flow`` was before the user's edits, in place; False if unedited."""
+        original = self._originals.pop(flow.id, None)
+        if original is None:
+            return False
+        flow.request = original.request
+        if original.response is not None:  # else the response came after the edit
+            flow.response = original.response
+        flow.intercepted = original.intercepted
+        self.edits += 1
+        return True
 
     def forget(self, ids: list[str]) -> None:
         """Drop flows from the list (the app deletes them from the store)."""

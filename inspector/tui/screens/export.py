@@ -104,9 +104,8 @@ class ExportScreen(ModalScreen[None]):
         data = self._export_bytes(None)
         if data is None:
             return
-        self.app.copy_to_clipboard(data.decode("utf-8", errors="replace"))
         self.dismiss(None)
-        self.app.notify(f"{FORMATS[self.fmt][0]} copied to the clipboard", title="Export")
+        self.app.copy_text(data.decode("utf-8", errors="replace"), FORMATS[self.fmt][0])
 
     def action_dismiss_export(self) -> None:
         self.dismiss(None)

@@ -18,7 +18,8 @@ from inspector import content
 from inspector.flow import Flow
 from inspector.render import flow_line
 from inspector.tui import keys
-from inspector.tui.messages import EditHeld, FlowsChanged, OpenExport
+from inspector.tui.messages import EditFlow, FlowsChanged, OpenExport
+from inspector.tui.screens.choose import ChoiceScreen
 from inspector.tui.state import FlowState
 from inspector.tui.views import (
     error_view,
@@ -92,7 +93,7 @@ class FlowDetailScreen(Screen):
         row = self.state.index.rows.get(self.flow_id)
         if row is None:
             return ()
-        return (row.finished, row.held, row.status, row.error, row.marked)
+        return (row.finished, row.held, row.status, row.error, row.marked, self.state.edits)
 
     def reload(self) -> None:
         self.flow = self.state.load_flow(self.flow_id)
@@ -124,7 +125,7 @@ class FlowDetailScreen(Screen):
         text = Text()
         if flow.id in self.state.held_ids:
             text.append(" ⏸ HELD ", style="bold black on yellow")
-            text.append("  e edit · a resume · x kill   ", style="yellow")
+            text.append("  e edit · a resume · X kill   ", style="yellow")
         if flow.marked:
             text.append("● ", style="bold magenta")
         text.append(flow_line(flow))
@@ -194,12 +195,14 @@ class FlowDetailScreen(Screen):
         self._show_body(part)
 
     def action_find(self) -> None:
-        if self._body_part() is None:
-            return
+        if self._body_part() is not None:
+            self._open_prompt("find", self._find)
+
+    def _open_prompt(self, purpose: str, value: str) -> None:
         slot = self.query_one("#prompt", Vertical)
         slot.remove_children()
-        history = self.state.histories.setdefault("find", [])
-        slot.mount(FilterBar("find", history, value=self._find))
+        history = self.state.histories.setdefault(purpose, [])
+        slot.mount(FilterBar(purpose, history, value=value))
         slot.display = True
 
     def _close_prompt(self) -> None:
@@ -209,14 +212,19 @@ class FlowDetailScreen(Screen):
 
     @on(FilterBar.Changed)
     def _find_live(self, message: FilterBar.Changed) -> None:
-        if type(message) is FilterBar.Changed:
+        if type(message) is FilterBar.Changed and message.purpose == "find":
             self._find = message.value
             self._find_in_body(again=False)
 
     @on(FilterBar.Submitted)
-    def _find_submitted(self, message: FilterBar.Submitted) -> None:
-        self._find = message.value
+    def _prompt_submitted(self, message: FilterBar.Submitted) -> None:
         self._close_prompt()
+        if message.purpose == "body":
+            part = self._body_part()
+            if part is not None and message.value:
+                self.app.save_body(self.flow_id, part, message.value)
+            return
+        self._find = message.value
         self._find_in_body(again=False)
 
     @on(FilterBar.Cancelled)
@@ -248,8 +256,67 @@ class FlowDetailScreen(Screen):
         return True
 
     def action_edit(self) -> None:
-        if self._held():
-            self.post_message(EditHeld(self.flow_id))
+        """The held message, else the part on screen (the request from other tabs)."""
+        part = self.active_tab if self.active_tab in self.viewers else "request"
+        self.post_message(EditFlow(self.flow_id, part))
+
+    def action_duplicate(self) -> None:
+        self.app.duplicate([self.flow_id])
+
+    def action_revert(self) -> None:
+        self.app.revert([self.flow_id])
+
+    def _step_flow(self, step: int) -> None:
+        """Show the next (or previous) flow of the list's order, as mitmproxy's space/p."""
+        index = self.state.index
+        pos = index.position(self.flow_id)
+        row = index.row_at(pos + step) if pos is not None else None
+        if row is None:
+            self.notify("no more flows that way", severity="information")
+            return
+        self.flow_id = row.id
+        self.reload()
+        if self.flow is not None:
+            self.query_one(TabbedContent).active = initial_tab(self.flow)
+
+    def action_next_flow(self) -> None:
+        self._step_flow(1)
+
+    def action_previous_flow(self) -> None:
+        self._step_flow(-1)
+
+    def action_copy_url(self) -> None:
+        if self.flow is not None:
+            self.app.copy_text(self.flow.request.url, "URL")
+
+    def action_copy_header(self) -> None:
+        flow = self.flow
+        if flow is None:
+            return
+        parts = [("request", flow.request)]
+        if flow.response is not None:
+            parts.append(("response", flow.response))
+        pairs = [
+            (part, name.decode("latin-1"), value.decode("latin-1"))
+            for part, message in parts
+            for name, value in message.headers
+        ]
+        choices = [(f"{p:<8}  {name}: {value}", str(n)) for n, (p, name, value) in enumerate(pairs)]
+        if not choices:
+            self.notify("this flow has no headers", severity="warning")
+            return
+
+        def chosen(picked: str | None) -> None:
+            if picked is not None:
+                self.app.copy_text(pairs[int(picked)][2], f"{pairs[int(picked)][1]} value")
+
+        self.app.push_screen(ChoiceScreen("Copy which header's value?", choices), chosen)
+
+    def action_save_body(self) -> None:
+        part = self._body_part()
+        if part is None:
+            return
+        self._open_prompt("body", "")
 
     def action_resume(self) -> None:
         if self._held():
@@ -260,11 +327,6 @@ class FlowDetailScreen(Screen):
         if self._held():
             self.app.kill([self.flow_id])
             self.reload()
-
-    def action_mark(self) -> None:
-        row = self.state.index.rows.get(self.flow_id)
-        if row is not None:
-            self.app.set_marked([self.flow_id], not row.marked)
 
     def action_export(self) -> None:
         self.post_message(OpenExport([self.flow_id]))

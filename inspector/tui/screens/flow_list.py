@@ -11,8 +11,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from inspector.tui import keys
-from inspector.tui.messages import EditHeld, FlowsChanged, OpenExport, OpenFlow, OpenSearch
+from inspector.tui.messages import EditFlow, FlowsChanged, OpenExport, OpenFlow, OpenSearch
 from inspector.tui.rows import SORT_KEYS
+from inspector.tui.screens.choose import ChoiceScreen
 from inspector.tui.screens.confirm_quit import ConfirmScreen
 from inspector.tui.state import FlowState, filter_error
 from inspector.tui.widgets.events_pane import EventsPane
@@ -29,6 +30,7 @@ FILTER_HINT = (
 )
 NOT_HELD = "the selected flow is not held (i sets what to intercept)"
 SORT_ORDER = ("time", *[k for k in SORT_KEYS if k != "time"])
+SORT_TITLES = {"time": "time (capture order)", "host": "host", "size": "size (response body)"}
 
 
 def first_run_text(info: SourceInfo) -> str:
@@ -109,6 +111,7 @@ class FlowListScreen(Screen):
         status.filter_off = state.filter_off
         status.intercept_expr = app.session.intercept_expr
         status.follow = table.follow
+        status.only_marked = state.index.only_marked
         key = state.index.sort_key
         status.sort = (
             None
@@ -136,6 +139,8 @@ class FlowListScreen(Screen):
 
     # --- prompts --------------------------------------------------------------------------
 
+    _prompt_ids: list[str] = []  # the flows a save prompt was opened for
+
     def _prompt(self, purpose: str, value: str = "", hint: str = "") -> None:
         slot = self.query_one("#prompt", Vertical)
         slot.remove_children()
@@ -160,7 +165,7 @@ class FlowListScreen(Screen):
         self._prompt(
             "intercept",
             self.app.session.intercept_expr or "",
-            hint="matching requests and responses are held: e edits, a resumes, x kills; "
+            hint="matching requests and responses are held: e edits, a resumes, X kills; "
             "an empty filter stops intercepting",
         )
 
@@ -184,6 +189,10 @@ class FlowListScreen(Screen):
             self.notify(f"intercepting {value}" if value else "intercept off", title="Intercept")
         elif message.purpose == "search" and value:
             self.post_message(OpenSearch(value))
+        elif message.purpose == "save" and value:
+            self.app.save_flows(self._prompt_ids, value)
+        elif message.purpose == "body" and value and self._prompt_ids:
+            self.app.save_body(self._prompt_ids[0], "response", value)
 
     @on(FilterBar.Cancelled)
     def _cancelled(self, message: FilterBar.Cancelled) -> None:
@@ -205,11 +214,10 @@ class FlowListScreen(Screen):
         return ids
 
     def action_edit(self) -> None:
+        """Edit the held message, else the recorded request (then r replays it)."""
         current = self.current_id
-        if current is None or not self.state.is_held(current):
-            self.notify(NOT_HELD, severity="warning")
-            return
-        self.post_message(EditHeld(current))
+        if current is not None:
+            self.post_message(EditFlow(current))
 
     def action_resume(self) -> None:
         ids = self._held_targets()
@@ -240,6 +248,41 @@ class FlowListScreen(Screen):
         marked = [i for i, r in self.state.index.rows.items() if r.marked]
         self.app.set_marked(marked, False)
 
+    def action_marked_only(self) -> None:
+        index = self.state.index
+        index.set_only_marked(not index.only_marked)
+        self.refresh_flows(reordered=True)
+
+    def action_duplicate(self) -> None:
+        ids = self.state.selected_ids(self.current_id)
+        if ids:
+            self.app.duplicate(ids)
+
+    def action_revert(self) -> None:
+        ids = self.state.selected_ids(self.current_id)
+        if ids:
+            self.app.revert(ids)
+
+    def action_save_flows(self) -> None:
+        marked = [i for i in self.state.index.view if self.state.index.rows[i].marked]
+        self._prompt_ids = marked or list(self.state.index.view)
+        n = len(self._prompt_ids)
+        what = "marked" if marked else "listed"
+        self._prompt(
+            "save", "flows.db", hint=f"the {n} {what} flows are added to this session file"
+        )
+
+    def action_save_body(self) -> None:
+        current = self.current_id
+        if current is not None:
+            self._prompt_ids = [current]
+            self._prompt("body", hint="the response body, Content-Encoding undone")
+
+    def action_copy_url(self) -> None:
+        row = self.query_one(FlowTable).cursor_row
+        if row is not None:
+            self.app.copy_text(row.url, "URL")
+
     def _writable(self) -> bool:
         if self.app.session.readonly:
             self.notify(
@@ -252,6 +295,22 @@ class FlowListScreen(Screen):
         if self._writable():
             ids = self.state.selected_ids(self.current_id)
             self.app.delete_flows([i for i in ids if i not in self.state.held_ids])
+
+    def action_drop_hidden(self) -> None:
+        if not self._writable():
+            return
+        ids = self.state.hidden_ids()
+        if not ids:
+            self.notify("every flow is shown: nothing to drop", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.delete_flows(ids)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the {len(ids)} flows the filter hides from the session?"), done
+        )
 
     def action_clear(self) -> None:
         if not self._writable():
@@ -284,16 +343,17 @@ class FlowListScreen(Screen):
         self.refresh_flows(reordered=True)
 
     def action_sort(self) -> None:
-        current = self.state.index.sort_key or "time"
-        self._sort(
-            SORT_ORDER[(SORT_ORDER.index(current) + 1) % len(SORT_ORDER)],
-            self.state.index.sort_reverse,
+        index = self.state.index
+        current = SORT_ORDER.index(index.sort_key or "time")
+
+        def chosen(key: str | None) -> None:
+            if key is not None:
+                self._sort(key, index.sort_reverse)
+
+        choices = [(SORT_TITLES.get(k, k), k) for k in SORT_ORDER]
+        self.app.push_screen(
+            ChoiceScreen("Sort the flows by (v reverses)", choices, current), chosen
         )
 
     def action_reverse(self) -> None:
         self._sort(self.state.index.sort_key or "time", not self.state.index.sort_reverse)
-
-    def action_follow(self) -> None:
-        table = self.query_one(FlowTable)
-        table.action_last()
-        self.refresh_flows()

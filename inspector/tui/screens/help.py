@@ -12,14 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from inspector.filters import HELP as FILTER_HELP
-from inspector.tui.keys import SECTIONS
-
-
-def key_names(binding: Binding) -> str:
-    if binding.key_display:
-        return binding.key_display
-    names = {"slash": "/", "question_mark": "?", "space": "space", "escape": "esc"}
-    return ", ".join(names.get(k, k) for k in binding.key.split(","))
+from inspector.tui.keys import SECTIONS, key_names
 
 
 def bindings_table(title: str, bindings: list[BindingType]) -> Table:

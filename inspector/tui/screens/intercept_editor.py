@@ -21,16 +21,13 @@ if TYPE_CHECKING:
     from inspector.tui.app import InspectorApp
 
 
-def open_editor(app: InspectorApp, flow_id: str) -> None:
-    """Edit held flow ``flow_id`` with $EDITOR if set, else in the built-in editor screen."""
-    flow = app.session.held_flow(flow_id)
-    stage = app.session.stage_of(flow_id)
-    if flow is None or stage is None:
-        app.notify("that flow is no longer held", severity="warning")
-        return
+def open_editor(app: InspectorApp, flow: Flow, stage: str, *, held: bool) -> None:
+    """Edit ``stage`` (request or response) of ``flow`` with $EDITOR if set, else in the
+    built-in editor screen; the app records the change (``flow_edited``). A ``held``
+    flow's edit applies only while it is still held."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor or not _edit_externally(app, flow, stage, editor):
-        app.push_screen(InterceptEditorScreen(flow, stage))
+        app.push_screen(InterceptEditorScreen(flow, stage, held=held))
 
 
 def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> bool:
@@ -50,35 +47,38 @@ def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> 
                 f"{editor} exited with {result.returncode}: nothing changed", severity="warning"
             )
             return True
-        apply_text(flow, path.read_text(encoding="utf-8"), stage)
+        text = path.read_text(encoding="utf-8")
+        app.state.before_edit(flow)
+        apply_text(flow, text, stage)
     except EditError as e:
         app.notify(f"not applied: {e}", title="Edit", severity="error", timeout=10)
     except OSError as e:
         app.notify(f"cannot run {editor!r}: {e}", title="Edit", severity="error", timeout=10)
     else:
-        app.notify(f"{stage} edited: a resumes it", title="Edit")
-        app.flows_changed()
+        app.flow_edited(flow, stage)
     finally:
         path.unlink(missing_ok=True)
     return True
 
 
 class InterceptEditorScreen(Screen):
-    """The held message as HTTP text; ctrl+s applies, esc discards."""
+    """A held or recorded message as HTTP text; ctrl+s applies, esc discards."""
 
     BINDINGS = keys.EDITOR_KEYS
 
     app: InspectorApp
 
-    def __init__(self, flow: Flow, stage: str) -> None:
+    def __init__(self, flow: Flow, stage: str, *, held: bool = True) -> None:
         super().__init__()
         self.flow = flow
         self.stage = stage
+        self.held = held
 
     def compose(self) -> ComposeResult:
         stage = self.stage
         yield Static(
-            f"Editing the held {stage} of {self.flow.request.method} {self.flow.request.url}: "
+            f"Editing the {'held' if self.held else 'recorded'} {stage} of "
+            f"{self.flow.request.method} {self.flow.request.url}: "
             "start line, headers, a blank line, then the body.",
             id="editor-title",
         )
@@ -95,12 +95,13 @@ class InterceptEditorScreen(Screen):
         self.query_one(TextArea).focus()
 
     def _apply(self) -> bool:
-        if self.app.session.held_flow(self.flow.id) is None:
+        if self.held and self.app.session.held_flow(self.flow.id) is None:
             self.query_one("#editor-error", Static).update(
                 "this flow is no longer held: nothing to apply"
             )
             return False
         try:
+            self.app.state.before_edit(self.flow)
             apply_text(self.flow, self.query_one(TextArea).text, self.stage)
         except EditError as e:
             self._error(f"not applied: {e}")
@@ -113,10 +114,11 @@ class InterceptEditorScreen(Screen):
     def action_save(self) -> None:
         if self._apply():
             self.app.pop_screen()
-            self.app.notify(f"{self.stage} edited: a resumes it", title="Edit")
-            self.app.flows_changed()
+            self.app.flow_edited(self.flow, self.stage)
 
     def action_save_resume(self) -> None:
         if self._apply():
             self.app.pop_screen()
-            self.app.resume([self.flow.id])
+            self.app.flow_edited(self.flow, self.stage)
+            if self.held:
+                self.app.resume([self.flow.id])

@@ -19,6 +19,8 @@ PROMPTS = {
     "intercept": "Intercept",
     "search": "Search all",
     "find": "Find in body",
+    "save": "Save flows to session file",
+    "body": "Save body to file",
 }
 LIVE_DELAY = 0.25  # seconds of typing pause before a live change is announced
 

@@ -70,6 +70,7 @@ class StatusLine(Widget):
     intercept_expr: reactive[str | None] = reactive(None)
     follow: reactive[bool] = reactive(True)
     sort: reactive[str | None] = reactive(None)
+    only_marked: reactive[bool] = reactive(False)
     message: reactive[str] = reactive("")
 
     def __init__(self, source: SourceInfo, *, id: str | None = None) -> None:
@@ -92,10 +93,12 @@ class StatusLine(Widget):
             text.append("intercept ", style="bold")
             text.append(self.intercept_expr, style="bold yellow")
             text.append("  ")
+        if self.only_marked:
+            text.append("marked only (M)  ", style="bold magenta")
         if self.sort:
             text.append(f"sort {self.sort}  ")
         text.append(
-            "follow" if self.follow else "follow off (G)", style="green" if self.follow else ""
+            "follow" if self.follow else "follow off (F)", style="green" if self.follow else ""
         )
         if self.message:
             text.append(f"  {self.message}", style="italic")
