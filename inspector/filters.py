@@ -29,8 +29,9 @@ SQL contract with the store (``inspector.store``): the fragment refers to a tabl
 (NULL without a response), ``error_class`` (NULL without an error),
 ``req_content_type``, ``resp_content_type``, ``req_head_text``, ``resp_head_text``
 (``header_text()`` of the header pairs; NULL without a response), ``marked``,
-``replay_of``; and a table ``bodies(flow_seq, part, data)`` with part 0 for the request
-and 1 for the response (no row for an empty body). The connection must have
+``replay_of``, ``modified``; and a table ``bodies(flow_seq, part, data)`` with part 0 for
+the request and 1 for the response (no row for an empty body; parts 2 and 3 hold the
+originals of a changed flow, which filters do not look at). The connection must have
 ``register_sql_functions()`` applied.
 """
 
@@ -455,7 +456,7 @@ class Body(_RegexOperator):
         )
 
     def sql(self) -> SQL:
-        return _body_sql(self.arg, "")
+        return _body_sql(self.arg, " AND part < 2")  # parts 2 and 3 are originals kept
 
 
 class RequestBody(_RegexOperator):
@@ -576,6 +577,18 @@ class Replayed(Operator):
         return lambda row: row.replay_of is not None
 
 
+class Modified(Operator):
+    __slots__ = ()
+    code = "~modified"
+    help = "flows changed by a rule or an addon (-M, --map-local, -H, -B, --block-list, -s)"
+
+    def __call__(self, flow: Flow) -> bool:
+        return bool(flow.modified_by)
+
+    def sql(self) -> SQL:
+        return "(flows.modified = 1)", []
+
+
 OPERATORS: dict[str, type[Operator]] = {
     cls.code: cls
     for cls in (
@@ -595,6 +608,7 @@ OPERATORS: dict[str, type[Operator]] = {
         NoResponse,
         Marked,
         Replayed,
+        Modified,
     )
 }
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from protocol.authority import format_authority, host_port
 from protocol.headers import HeaderPairs, Headers
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: original_request/original_response/modified_by/comment
 
 
 class Phase(StrEnum):

@@ -6,6 +6,7 @@ version it leaves it at: the next one when it alters tables in place, or
 have nothing to do). To change the layout: change schema.py, raise ``SCHEMA_VERSION``,
 and register a migration from the previous version here.
 
+Version 2 had no ``flows.modified`` (rules and addons came later: no flow was changed).
 Version 1 had no ``fts_indexed`` (every flow was indexed as it was written).
 Version 0 (the prototype layout) was ``meta`` plus ``flows(id TEXT PRIMARY KEY,
 seq INTEGER, flow TEXT)``, where ``flow`` is the version 1 record with ``marked``
@@ -79,3 +80,12 @@ def _index_watermark(conn: sqlite3.Connection) -> int:
         "INSERT OR IGNORE INTO meta SELECT 'fts_indexed', coalesce(max(seq), 0) FROM flows"
     )
     return 2
+
+
+@migrates_from(2)
+def _modified_column(conn: sqlite3.Connection) -> int:
+    """Version 2 came before rules and addons: no flow in it was changed by one."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(flows)")}
+    if "modified" not in columns:  # a file rebuilt by an earlier step has it already
+        conn.execute("ALTER TABLE flows ADD COLUMN modified INTEGER NOT NULL DEFAULT 0")
+    return 3

@@ -89,5 +89,5 @@ def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]
         seqs,
     ).fetchall()
     make = FlowSummary._make
-    by_seq = {row[0]: make((*row[1:-1], bool(row[-1]))) for row in rows}
+    by_seq = {row[0]: make((*row[1:-2], bool(row[-2]), bool(row[-1]))) for row in rows}
     return [by_seq[seq] for seq in seqs]

@@ -3,8 +3,10 @@
 The record holds everything of a Flow but body bytes and ``marked``: header pairs as
 ``[name, value]`` lists of latin-1 strings and WebSocket message heads as latin-1
 strings, so every byte survives JSON. Unset and empty parts (trailers, error, WebSocket
-messages, timings not reached, a body's ``truncated``/``sha256``) are left out, and a
-reader takes them as unset. The record carries the Flow's ``format_version``.
+messages, timings not reached, a body's ``truncated``/``sha256``, a comment, what a rule
+or an addon changed) are left out, and a reader takes them as unset. A changed flow's
+record adds ``modified_by`` and the originals ``orig_req``/``orig_resp`` (bodies in parts
+``ORIGINAL_REQUEST``/``ORIGINAL_RESPONSE``). The record carries the Flow's ``format_version``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from inspector.flow import (
 COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
            "reason", "req_content_type", "resp_content_type", "req_size", "resp_size",
            "duration", "error_class", "replay_of", "marked", "req_head_text",
-           "resp_head_text")  # fmt: skip
+           "resp_head_text", "modified")  # fmt: skip
 REQUEST, RESPONSE = 0, 1  # the ``part`` of a body row
+# A flow changed by a rule or an addon also keeps what the client sent and the upstream
+# answered (filters look at parts 0 and 1 only).
+ORIGINAL_REQUEST, ORIGINAL_RESPONSE = 2, 3
 
 
 def _pairs_out(pairs: list[tuple[bytes, bytes]]) -> list[list[str]]:
@@ -141,12 +146,21 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
         rec["replay_of"] = flow.replay_of
     if flow.intercepted:
         rec["intercepted"] = True
+    if flow.comment:
+        rec["comment"] = flow.comment
+    if flow.modified_by:
+        rec["modified_by"] = list(flow.modified_by)
+    if flow.original_request is not None:
+        rec["orig_req"] = _request_out(flow.original_request)
+    if flow.original_response is not None:
+        rec["orig_resp"] = _response_out(flow.original_response)
     return rec
 
 
 def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
-    """The inverse of ``flow_to_record``; ``bodies`` maps part (REQUEST, RESPONSE) to bytes."""
+    """The inverse of ``flow_to_record``; ``bodies`` maps part (REQUEST, ...) to bytes."""
     e = rec.get("error")
+    orig_req = rec.get("orig_req")
     return Flow(
         _request_in(rec["req"], bodies.get(REQUEST, b"")),
         id=rec["id"],
@@ -163,6 +177,12 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
         replay_of=rec.get("replay_of"),
         marked=marked,
         intercepted=rec.get("intercepted", False),
+        comment=rec.get("comment", ""),
+        original_request=None
+        if orig_req is None
+        else _request_in(orig_req, bodies.get(ORIGINAL_REQUEST, b"")),
+        original_response=_response_in(rec.get("orig_resp"), bodies.get(ORIGINAL_RESPONSE, b"")),
+        modified_by=list(rec.get("modified_by", ())),
         format_version=rec["v"],
     )
 
@@ -191,12 +211,14 @@ class FlowSummary(NamedTuple):
     error_class: str | None  # the exception class when the exchange failed
     replay_of: str | None
     marked: bool
+    modified: bool = False  # changed by a rule or an addon
 
 
 # The columns a FlowSummary is read from, in its fields' order.
 SUMMARY_COLUMNS = ", ".join(
     ("id", "start", "method", "scheme", "host", "port", "path", "url", "status", "reason",
-     "resp_content_type", "resp_size", "duration", "error_class", "replay_of", "marked != 0")
+     "resp_content_type", "resp_size", "duration", "error_class", "replay_of", "marked != 0",
+     "modified != 0")
 )  # fmt: skip
 
 
@@ -225,15 +247,19 @@ def flow_rows(flow: Flow) -> FlowRows:
         clean(_content_type(req.headers)), clean(resp_type), req.body.size, resp_size,
         flow.timings.duration, None if flow.error is None else clean(flow.error.exc_class),
         flow.replay_of, int(flow.marked), clean(header_text(req.headers)), clean(resp_heads),
+        int(bool(flow.modified_by)),
     )  # fmt: skip
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
     return FlowRows(flow.id, columns, _ENCODE(flow_to_record(flow)), bodies)
 
 
 def _bodies(flow: Flow) -> list[tuple[int, FlowBody]]:
-    if flow.response is None:
-        return [(REQUEST, flow.request.body)]
-    return [(REQUEST, flow.request.body), (RESPONSE, flow.response.body)]
+    parts = [(REQUEST, flow.request), (RESPONSE, flow.response)]
+    parts += [
+        (ORIGINAL_REQUEST, flow.original_request),
+        (ORIGINAL_RESPONSE, flow.original_response),
+    ]
+    return [(part, message.body) for part, message in parts if message is not None]
 
 
 def _content_type(pairs: list[tuple[bytes, bytes]]) -> str | None:

@@ -1,6 +1,6 @@
 """The session file's layout: tables, indexes and the search index, at ``SCHEMA_VERSION``.
 
-Schema (``schema_version`` 2)::
+Schema (``schema_version`` 3)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)      -- schema_version, created_by,
                                                 -- fts_indexed (see search.py)
@@ -12,11 +12,13 @@ Schema (``schema_version`` 2)::
         req_content_type, resp_content_type,
         req_size, resp_size,                    -- body sizes on the wire
         duration REAL, error_class, replay_of, marked INTEGER,
-        req_head_text, resp_head_text)          -- "Name: value" lines, for ~h
+        req_head_text, resp_head_text,          -- "Name: value" lines, for ~h
+        modified INTEGER)                       -- changed by a rule or an addon, for ~modified
     records(seq INTEGER PRIMARY KEY,            -- = flows.seq
         record TEXT)                            -- the whole Flow but bodies, as JSON
     bodies(flow_seq, part, data BLOB)           -- recorded body bytes; part 0 request,
-                                                -- 1 response; no row for an empty body
+                                                -- 1 response, 2 and 3 the originals of
+                                                -- a changed flow; no row for an empty body
     flows_fts(url, headers, body)               -- FTS5, rowid = flows.seq, contentless
 
 Every column of ``flows`` but ``marked`` is derived from the record (record.py), for
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,7 +59,8 @@ CREATE TABLE flows (
     replay_of TEXT,
     marked INTEGER NOT NULL DEFAULT 0,
     req_head_text TEXT NOT NULL,
-    resp_head_text TEXT
+    resp_head_text TEXT,
+    modified INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE records (seq INTEGER PRIMARY KEY, record TEXT NOT NULL);
 CREATE INDEX flows_order ON flows(seq);  -- small: paging by offset skips through it

@@ -1,0 +1,95 @@
+"""What a rule or an addon changed, through the session file: originals, ~modified, migration."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from inspector.addons.host import AddonHost
+from inspector.changes import Changes
+from inspector.filters import parse
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
+from inspector.rules import RuleSet
+from inspector.store import SCHEMA_VERSION, Store
+
+
+def changed_flow(secret: bytes = b"password=hunter2") -> Flow:
+    rules = RuleSet.from_options(
+        modify_body=["/password=\\w+/password=***"], modify_headers=["/~s/Server/"]
+    )
+    changes = Changes(rules, AddonHost([]), body_limit=4096)
+    req = FlowRequest(
+        "POST", "http", "example.com", 80, "/login",
+        headers=[(b"Host", b"example.com"), (b"Content-Length", str(len(secret)).encode())],
+        body=FlowBody(secret, len(secret)),
+    )  # fmt: skip
+    flow = Flow(req)
+    asyncio.run(changes.request(flow))
+    flow.response = FlowResponse(200, "OK", headers=[(b"Server", b"x/1")], body=FlowBody(b"ok", 2))
+    asyncio.run(changes.response(flow))
+    flow.comment = "checked"
+    flow.timings.end = flow.timings.start + 0.01
+    return flow
+
+
+def plain_flow() -> Flow:
+    flow = Flow(FlowRequest("GET", "http", "example.com", 80, "/", headers=[(b"Host", b"h")]))
+    flow.response = FlowResponse(200, "OK", body=FlowBody(b"password=hunter2", 16))
+    flow.timings.end = flow.timings.start + 0.01
+    return flow
+
+
+def test_a_changed_flow_round_trips_with_its_originals(tmp_path: Path) -> None:
+    flow, plain = changed_flow(), plain_flow()
+    with Store(tmp_path / "s.db") as store:
+        store.put(flow)
+        store.put(plain)
+        store.flush()
+        back = store.get(flow.id)
+        assert back is not None
+        assert (
+            back.modified_by
+            == flow.modified_by
+            == [
+                "--modify-body /password=\\w+/password=***",
+                "--modify-headers /~s/Server/",
+            ]
+        )
+        assert back.request.body.data == b"password=***"
+        assert back.original_request is not None
+        assert back.original_request.body.data == b"password=hunter2"
+        assert back.original_response is not None
+        assert back.original_response.headers == [(b"Server", b"x/1")]
+        assert back.response is not None and back.response.headers == []
+        assert back.comment == "checked"
+        # ~modified in SQL and in Python agree; ~b looks at what was sent, not the originals
+        assert [f.id for f in store.iter_flows("~modified")] == [flow.id]
+        assert parse("~modified")(flow) and not parse("~modified")(plain)
+        assert [f.id for f in store.iter_flows("~b hunter2")] == [plain.id]
+        summaries = {s.id: s.modified for s in store.summaries(0, 10)}
+        assert summaries == {flow.id: True, plain.id: False}
+
+
+def test_a_version_2_session_opens_and_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with Store(path) as store:
+        store.put(plain_flow())
+        store.flush()
+    with sqlite3.connect(path) as conn:  # the layout before rules and addons
+        conn.execute("ALTER TABLE flows DROP COLUMN modified")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with Store(path, readonly=True) as reader:  # a migrated copy; the file stays as it is
+        assert reader.count("~modified") == 0 and reader.count() == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",
+        )
+    flow = changed_flow()
+    with Store(path) as store:
+        store.put(flow)
+        store.flush()
+        assert store.count("~modified") == 1 and store.count() == 2
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
