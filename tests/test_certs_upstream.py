@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from inspector.config import Config
 from inspector.proxy.upstream import make_upstream_context
@@ -98,15 +105,96 @@ def test_verified_context_trusts_the_upstream_ca_through_an_intermediate(
     assert handshake(ctx, tls_server) == b"!"
 
 
-@pytest.mark.skipif(
-    not (ssl.get_default_verify_paths().cafile or ssl.get_default_verify_paths().capath),
-    reason="no system trust store on this machine",
-)
-def test_verified_context_loads_the_system_trust_store() -> None:
-    ctx = make_upstream_context(Config())
-    paths = ssl.get_default_verify_paths()
-    if paths.cafile:  # a bundle is loaded up front; a directory is searched by hash
-        assert ctx.cert_store_stats()["x509_ca"] > 0
+SYSTEM_STORE = ssl.get_default_verify_paths()  # honours SSL_CERT_FILE / SSL_CERT_DIR
+X509_V_ERR_CERT_SIGNATURE_FAILURE = 7  # the issuer was found; its signature does not match
+X509_V_ERR_NO_ISSUER = 20  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: no such issuer
+
+
+def _a_system_root(location: Path) -> x509.Certificate:
+    """A CA certificate of the system store (an EC one when there is one: cheap to imitate)."""
+    if location.is_dir():  # the hashed names OpenSSL looks up
+        pems = [p.read_bytes() for p in sorted(location.glob("*.0"))]
+    else:
+        end = b"-----END CERTIFICATE-----"
+        pems = [block + end for block in location.read_bytes().split(end)[:-1]]
+    roots = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # old roots with negative serial numbers
+        for pem in pems:
+            try:
+                roots.append(x509.load_pem_x509_certificate(pem))
+            except ValueError:
+                continue  # one the cryptography package refuses; OpenSSL may still use it
+    assert roots, f"no certificate in {location}"
+    ec_roots = [r for r in roots if isinstance(r.public_key(), ec.EllipticCurvePublicKey)]
+    return (ec_roots or roots)[0]
+
+
+def _forged_server_context(root: x509.Certificate, tmp: Path) -> ssl.SSLContext:
+    """A server whose leaf names ``root`` as its issuer but is signed by a key of its own."""
+    root_key = root.public_key()
+    key = (
+        ec.generate_private_key(root_key.curve)
+        if isinstance(root_key, ec.EllipticCurvePublicKey)
+        else rsa.generate_private_key(65537, 2048)  # the signature type must match the root's
+    )
+    now = dt.datetime.now(dt.UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip_address(HOST))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert, key_file = tmp / "forged.pem", tmp / "forged-key.pem"
+    cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key_file)
+    return ctx
+
+
+@pytest.mark.parametrize("shape", ["bundle", "directory"])
+def test_verified_context_loads_the_system_trust_store(  # type: ignore[no-untyped-def]
+    shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw_server
+) -> None:
+    """The system's roots are found whether the store is a bundle or a hashed directory.
+
+    The server's leaf claims a system root as its issuer: a context that searched the store
+    finds that root and fails on the signature; one that did not fails to find an issuer.
+    """
+    location = SYSTEM_STORE.cafile if shape == "bundle" else SYSTEM_STORE.capath
+    if not location:
+        pytest.skip(f"no system trust store {shape} on this machine")
+    nowhere = tmp_path / "nowhere"
+    nowhere.mkdir()
+    forged = _forged_server_context(_a_system_root(Path(location)), tmp_path)
+    peer = raw_server(lambda conn: conn.sendall(b"!"), tls=forged)
+
+    def verify_code(cafile: Path | str, capath: Path | str) -> int:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cafile))
+        monkeypatch.setenv("SSL_CERT_DIR", str(capath))
+        ctx = make_upstream_context(Config())
+        with pytest.raises(ssl.SSLCertVerificationError) as failed:
+            handshake(ctx, peer.port)
+        return failed.value.verify_code
+
+    if shape == "bundle":  # only the bundle: the directory points nowhere
+        assert verify_code(location, nowhere) == X509_V_ERR_CERT_SIGNATURE_FAILURE
+    else:  # only the directory: no bundle file
+        assert verify_code(nowhere / "none.pem", location) == X509_V_ERR_CERT_SIGNATURE_FAILURE
+    # and the check tells the difference: with neither, the issuer is not found at all
+    assert verify_code(nowhere / "none.pem", nowhere) == X509_V_ERR_NO_ISSUER
 
 
 def test_both_contexts_offer_only_http11_by_alpn(

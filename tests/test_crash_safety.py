@@ -8,13 +8,13 @@ Then the proxy is stopped by a signal, and the session file is opened and checke
   that finished more than ``COMMIT_WINDOW`` before the kill;
 - SIGINT / SIGTERM: exit status 0 and every finished exchange is there.
 
-``COMMIT_WINDOW`` comes from the documented bounds, not a guess: the runtime hands
-finished flows to the store every ``FEED_DELAY`` (5 ms), and the store commits a flow
-within ``COMMIT_DELAY`` (50 ms) plus the time to write one batch of ``BATCH_SIZE``; the
-window allows that plus ``WRITE_ALLOWANCE`` for the batch write on a busy two-core
-machine. It is also measured: a reader polls the session during the traffic and records
-how long after the client saw each response its flow became visible; that lag must stay
-under the window, and the SIGKILL check uses the same bound.
+``COMMIT_WINDOW`` is the README's promise: a commit follows a finished exchange "within a
+fraction of a second". The design takes far less (the runtime hands finished flows to the
+store every ``FEED_DELAY``, 5 ms, and the store commits within ``COMMIT_DELAY``, 50 ms, plus
+one batch write), which is the margin a loaded two-core machine needs. It is also measured:
+a reader polls the session during the traffic and notes how long after the client saw each
+response its flow became visible; that lag must stay under the window, and the SIGKILL
+check uses the same bound.
 """
 
 from __future__ import annotations
@@ -41,13 +41,12 @@ from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer
 
 CLIENTS = 8
-TRAFFIC_SECONDS = 1.5  # of traffic before the signal
+TRAFFIC_SECONDS = 1.5  # of traffic before the signal, at least
 MIN_EXCHANGES = 100  # the signal waits for at least this many (bounded by MAX_WAIT)
-MAX_WAIT = 8.0
-# One batch of BATCH_SIZE flows takes a few ms to write (the polled lag shows ~15-80 ms
-# end to end here); the allowance leaves room for a busy two-core CI machine.
-WRITE_ALLOWANCE = 0.4
-COMMIT_WINDOW = FEED_DELAY + COMMIT_DELAY + WRITE_ALLOWANCE
+MAX_WAIT = 15.0
+# README, "Session files": "a commit follows a finished exchange within a fraction of a second".
+COMMIT_WINDOW = 1.0
+assert COMMIT_WINDOW > 10 * (FEED_DELAY + COMMIT_DELAY), "the promise no longer has a margin"
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux
 
 
@@ -76,9 +75,12 @@ class Traffic:
             t.join(10)
         assert not any(t.is_alive() for t in self._threads), "a client thread hung"
 
-    def count(self) -> int:
+    def count(self, before: float | None = None) -> int:
+        """Exchanges finished so far (only those finished before ``before``, if given)."""
         with self._lock:
-            return len(self.finished)
+            if before is None:
+                return len(self.finished)
+            return sum(1 for t in self.finished.values() if t <= before)
 
     def _client(self, n: int) -> None:
         up = f"127.0.0.1:{self.upstream.port}"
@@ -135,7 +137,11 @@ def request_id(path: str) -> str:
 
 
 class LagProbe:
-    """Polls the session read-only and notes when each id first becomes visible."""
+    """Polls the session read-only and notes when each id was last seen missing.
+
+    A flow first seen by one poll was committed after the previous poll began: that moment
+    is what is noted, so a poll delayed by a busy machine never makes a commit look late.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -146,6 +152,7 @@ class LagProbe:
 
     def _poll(self) -> None:
         store: Store | None = None
+        missing_since = time.monotonic()  # when the last poll that found nothing new began
         try:
             while not self._stop.wait(0.02):
                 if store is None:
@@ -153,13 +160,14 @@ class LagProbe:
                         store = Store(self.path, readonly=True)
                     except Exception:
                         continue
+                began = time.monotonic()
                 try:
                     page = store.summaries(len(self.seen), 100_000)
                 except sqlite3.Error:
                     continue  # the writer was killed mid-checkpoint; retry
-                now = time.monotonic()
                 for flow in page:
-                    self.seen.setdefault(request_id(flow.request.path), now)
+                    self.seen.setdefault(request_id(flow.request.path), missing_since)
+                missing_since = began
         finally:
             if store is not None:
                 store.close()
@@ -169,6 +177,7 @@ class LagProbe:
         self._thread.join(10)
 
     def max_lag(self, finished: dict[str, float]) -> float:
+        """The longest commit lag seen (each a lower bound: see the class docstring)."""
         lags = [self.seen[i] - t for i, t in finished.items() if i in self.seen]
         assert lags, "the probe never saw a flow in the session while the traffic ran"
         return max(lags)
@@ -190,9 +199,15 @@ def run_until_signal(
     probe = LagProbe(proxy.session)
     try:
         traffic.start()
-        time.sleep(TRAFFIC_SECONDS)
-        deadline = time.monotonic() + MAX_WAIT
-        while traffic.count() < MIN_EXCHANGES and time.monotonic() < deadline:
+        started = time.monotonic()
+
+        def enough() -> bool:  # SIGKILL checks the exchanges older than the window: have some
+            now = time.monotonic()
+            old = traffic.count(before=now - COMMIT_WINDOW)
+            long_enough = now - started >= TRAFFIC_SECONDS
+            return long_enough and traffic.count() >= MIN_EXCHANGES and old >= MIN_EXCHANGES // 2
+
+        while not enough() and time.monotonic() - started < MAX_WAIT:
             time.sleep(0.05)
         assert traffic.count() >= MIN_EXCHANGES, f"only {traffic.count()} exchanges"
         signalled_at = time.monotonic()

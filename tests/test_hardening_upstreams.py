@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import trustme
 
 from inspector.store import Store
 from tests.proxy_process import ProxyProcess
-from tests.servers import EchoServer, RawServer, read_request_head, reset
+from tests.servers import EchoServer, RawServer, read_request_head, reset, wait_until_read
 
 CLOSED = 0
 
@@ -40,15 +41,16 @@ def reset_after(data: bytes) -> Handler:
         read_request_head(conn)
         if data:
             conn.sendall(data)
-            time.sleep(0.05)
+            wait_until_read(conn)  # a reset must not overtake the bytes the proxy should see
         reset(conn)
 
     return handle
 
 
 def hang(conn: socket.socket) -> None:
+    """Say nothing until the proxy gives up and closes (RawServer's 10 s socket timeout caps it)."""
     read_request_head(conn)
-    time.sleep(5)
+    conn.recv(1)
 
 
 def informational_flood(conn: socket.socket) -> None:
@@ -57,13 +59,21 @@ def informational_flood(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
 
 
-def endless_body(conn: socket.socket) -> None:
-    read_request_head(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
-    block = b"e" * 65536
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        conn.sendall(block)
+def endless_body(dropped: threading.Event) -> Handler:
+    """A body without end, until the proxy drops the connection: then ``dropped`` is set."""
+
+    def handle(conn: socket.socket) -> None:
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+        block = b"e" * 65536
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                conn.sendall(block)
+        except ConnectionError:  # reset or broken pipe; a proxy that stopped reading times out
+            dropped.set()
+
+    return handle
 
 
 def trickle(conn: socket.socket) -> None:
@@ -162,6 +172,11 @@ FAULTS = [
 ]
 
 
+# The hang waits this long; the healthy checks and the trickle share it, so it is generous
+# enough for a loaded machine.
+READ_TIMEOUT = "3"
+
+
 @pytest.fixture(scope="module")
 def proxy(
     tmp_path_factory: pytest.TempPathFactory, upstream_ca_file: Path
@@ -169,7 +184,7 @@ def proxy(
     p = ProxyProcess(
         tmp_path_factory.mktemp("faults"),
         "--read-timeout",
-        "1",
+        READ_TIMEOUT,
         "--connect-timeout",
         "2",
         "--upstream-ca",
@@ -259,12 +274,14 @@ def test_refused(proxy: ProxyProcess, healthy: EchoServer) -> None:
 def test_endless_body_is_dropped_when_the_client_leaves(
     proxy: ProxyProcess, healthy: EchoServer, raw_server
 ) -> None:  # type: ignore[no-untyped-def]
-    peer = raw_server(endless_body)
+    dropped = threading.Event()
+    peer = raw_server(endless_body(dropped))
     with socket.create_connection((proxy.host, proxy.port), timeout=10) as s:
         s.sendall(f"GET {peer.url}/endless HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         received = 0
         while received < 1_000_000:
             received += len(s.recv(65536))
+    assert dropped.wait(20), "the proxy still holds the upstream connection after the client left"
     _still_serving(proxy, healthy)
 
 
