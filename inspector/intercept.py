@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from inspector import filters
 from inspector.bus import Bus, EventKind, FlowEvent
 from inspector.flow import Flow
-from inspector.proxy.errors import FlowKilled
 
 STAGES = ("request", "response")
 
 __all__ = ["STAGES", "FlowKilled", "Interceptor"]
+
+
+class FlowKilled(Exception):
+    """The user killed a held flow in the UI (the proxy ends the exchange with it)."""
+
+    def __init__(self, message: str = "killed by the user") -> None:
+        super().__init__(message)
 
 
 @dataclass(slots=True)

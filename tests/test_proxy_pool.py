@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -97,7 +98,8 @@ def test_post_on_a_dead_pooled_connection_is_not_retried(tmp_path: Path, raw_ser
 
 def test_slow_request_head_gets_408(tmp_path: Path) -> None:
     with live_proxy(tmp_path) as proxy:
-        proxy.runtime.server.head_timeout = 0.3
+        server = proxy.runtime.server  # connections accepted from now on take the new context
+        server.context = replace(server.context, head_timeout=0.3)
         with proxy.connect() as s:
             s.sendall(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: slow")
             status, headers, body = read_response(s)
@@ -108,7 +110,8 @@ def test_slow_request_head_gets_408(tmp_path: Path) -> None:
 
 def test_idle_keep_alive_client_is_closed(tmp_path: Path, echo_server: EchoServer) -> None:
     with live_proxy(tmp_path) as proxy:
-        proxy.runtime.server.idle_timeout = 0.3
+        server = proxy.runtime.server
+        server.context = replace(server.context, idle_timeout=0.3)
         with proxy.connect() as s:
             s.sendall(f"GET {echo_server.url}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert read_response(s)[0] == 200

@@ -9,13 +9,6 @@ GATEWAY_TIMEOUT = 504
 BAD_GATEWAY = 502
 
 
-class FlowKilled(Exception):
-    """The user killed a held flow in the UI."""
-
-    def __init__(self, message: str = "killed by the user") -> None:
-        super().__init__(message)
-
-
 class ProxyShutdown(Exception):
     """The proxy stopped (SIGINT/SIGTERM) before an exchange could finish."""
 
@@ -30,6 +23,14 @@ class ClientError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers
+
+
+class ClientGone(Exception):
+    """The client closed or broke its connection in the middle of an exchange."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc_message(exc))
+        self.exc = exc
 
 
 class UpstreamError(Exception):

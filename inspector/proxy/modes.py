@@ -1,13 +1,18 @@
-"""Where a request goes: regular (explicit proxy), reverse and upstream-proxy target resolution."""
+"""Which requests the proxy takes and where they go: proxy authentication, and target
+resolution for the regular (explicit proxy), reverse and upstream-proxy modes."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from inspector.config import Endpoint, Mode
 from inspector.proxy.errors import ClientError
+from protocol.headers import Headers
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _REG_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?\.?")  # DNS-ish, no userinfo
@@ -117,3 +122,39 @@ def resolve(mode: Mode, raw_target: bytes, tunnel: Tunnel | None, listen: str) -
     if tunnel is not None:
         scheme = tunnel.scheme  # the tunnel's TLS decides, not what the client wrote
     return Target(scheme, host, port, path, via)
+
+
+class ProxyAuth:
+    """Basic proxy authentication (``--proxy-auth USER:PASS``): 407 without the credentials."""
+
+    __slots__ = ("_expected",)
+
+    def __init__(self, user: str, password: str) -> None:
+        self._expected = f"{user}:{password}".encode()
+
+    def check(self, headers: Headers) -> None:
+        """Return if ``Proxy-Authorization`` carries the credentials, else ClientError 407."""
+        given = headers.get(b"Proxy-Authorization")
+        if given is not None and _basic_matches(given, self._expected):
+            return
+        why = (
+            "the credentials given do not match --proxy-auth"
+            if given is not None
+            else "pass the --proxy-auth credentials (e.g. curl --proxy-user USER:PASS)"
+        )
+        raise ClientError(
+            407,
+            f"inspector: proxy authentication required: {why}\n",
+            headers=((b"Proxy-Authenticate", b'Basic realm="inspector"'),),
+        )
+
+
+def _basic_matches(given: bytes, expected: bytes) -> bool:
+    scheme, _, token = given.strip().partition(b" ")
+    if scheme.lower() != b"basic":
+        return False
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(decoded, expected)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
 import socket
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from certs import CertStore
-from inspector.bus import Bus, EventKind, FlowEvent
+from inspector.bus import Bus
 from inspector.config import Config
-from inspector.flow import Flow
+from inspector.proxy.context import FlowIds, Lifecycle, ProxyContext
 from inspector.proxy.deadlines import ReadDeadlines
-from inspector.proxy.handler import READ_CHUNK, ClientHandler
+from inspector.proxy.hooks import ExchangeHook, InterceptHook
+from inspector.proxy.http1 import HTTP1Connection
+from inspector.proxy.modes import ProxyAuth
 from inspector.proxy.upstream import UpstreamPool
+from protocol.aio import READ_CHUNK
 
 if TYPE_CHECKING:
     from inspector.intercept import Interceptor
@@ -27,7 +29,10 @@ HEAD_TIMEOUT = 30.0  # a request head must be complete this long after its first
 
 
 class ProxyServer:
-    """Accepts client connections and runs a ClientHandler for each one."""
+    """Accepts client connections and serves each one with an ``HTTP1Connection``.
+
+    ``hooks`` run at every exchange's two stops (``hooks.py``), before the interceptor's.
+    """
 
     def __init__(
         self,
@@ -36,39 +41,28 @@ class ProxyServer:
         certstore: CertStore,
         *,
         interceptor: Interceptor | None = None,
+        hooks: Sequence[ExchangeHook] = (),
         idle_timeout: float = IDLE_TIMEOUT,
         head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
-        self.idle_timeout = idle_timeout
-        self.head_timeout = head_timeout
-        self.closing = False  # shutting down: finish exchanges in flight, start no new ones
         self.config = config
         self.bus = bus
         self.certstore = certstore
         self.interceptor = interceptor
-        self.mode_text = str(config.mode)
-        self.auth_header: bytes | None = None
-        if config.proxy_auth is not None:
-            user, password = config.proxy_auth
-            self.auth_header = f"{user}:{password}".encode()
+        self.hooks = (*hooks, InterceptHook(interceptor)) if interceptor else tuple(hooks)
+        self.idle_timeout = idle_timeout
+        self.head_timeout = head_timeout
+        self.lifecycle = Lifecycle()
         self.deadlines = ReadDeadlines()
         self.pool = UpstreamPool(config, deadlines=self.deadlines)
-        self.listen_text = ""
         self.address: tuple[str, int] = ("", 0)
+        self.context: ProxyContext | None = None  # made once the listening port is known
         self._server: asyncio.Server | None = None
-        self._tasks: dict[asyncio.Task[None], ClientHandler] = {}
-        # Flow ids: a random per-process prefix and a counter, 32 hex digits like a uuid4
-        # hex, without a getrandom() call per exchange.
-        self._id_prefix = os.urandom(8).hex()
-        self._id_counter = itertools.count(1)
+        self._connections: dict[asyncio.Task[None], HTTP1Connection] = {}
 
-    def new_flow_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):016x}"
-
-    def publish(self, kind: EventKind, flow: Flow) -> None:
-        bus = self.bus
-        if bus.wants(kind):  # dump and the store take only finished flows
-            bus.publish(FlowEvent(kind, flow))
+    @property
+    def closing(self) -> bool:
+        return self.lifecycle.closing
 
     async def start(self) -> tuple[str, int]:
         """Bind and listen; returns the real (host, port) (a free port for port 0)."""
@@ -82,33 +76,50 @@ class ProxyServer:
         )
         sockname = self._server.sockets[0].getsockname()
         self.address = (str(sockname[0]), int(sockname[1]))
-        host = self.address[0]
-        self.listen_text = (
-            f"[{host}]:{self.address[1]}" if ":" in host else f"{host}:{self.address[1]}"
-        )
+        self.context = self._make_context()
         return self.address
+
+    def _make_context(self) -> ProxyContext:
+        config = self.config
+        host, port = self.address
+        return ProxyContext(
+            config=config,
+            pool=self.pool,
+            bus=self.bus,
+            certstore=self.certstore,
+            deadlines=self.deadlines,
+            hooks=self.hooks,
+            auth=ProxyAuth(*config.proxy_auth) if config.proxy_auth is not None else None,
+            new_flow_id=FlowIds(),
+            lifecycle=self.lifecycle,
+            listen_text=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            mode_text=str(config.mode),
+            idle_timeout=self.idle_timeout,
+            head_timeout=self.head_timeout,
+        )
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        handler = ClientHandler(self, reader, writer)
-        self._tasks[task] = handler
+        assert self.context is not None  # start() made it before accepting
+        connection = HTTP1Connection(self.context, reader, writer)
+        self._connections[task] = connection
         try:
             sock = writer.get_extra_info("socket")
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await handler.run()
+            await connection.run()
         except asyncio.CancelledError:
-            pass  # shutdown cut this connection; the handler already reported its flow
-        except Exception as e:  # a handler must never take the server down
+            pass  # shutdown cut this connection; it already reported its flow
+        except Exception as e:  # a connection must never take the server down
             print(f"inspector: internal error: {e!r}", file=sys.stderr)
         finally:
-            self._tasks.pop(task, None)
+            self._connections.pop(task, None)
 
     @property
     def active_connections(self) -> int:
-        return len(self._tasks)
+        return len(self._connections)
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set."""
@@ -116,18 +127,19 @@ class ProxyServer:
 
     async def shutdown(self, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight exchanges finish for ``grace`` seconds, then cut."""
-        self.closing = True
+        self.lifecycle.closing = True
         if self._server is not None:
             self._server.close()
-        for task, handler in list(self._tasks.items()):
-            if handler.flow is None:
+        tasks = self._connections
+        for task, connection in list(tasks.items()):
+            if connection.exchange is None:
                 task.cancel()  # idle between requests: nothing to finish
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in list(self._tasks):
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=grace)
+        for task in list(tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=1.0)
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=1.0)
         await self.pool.close()
         if self._server is not None:
             with contextlib.suppress(Exception):

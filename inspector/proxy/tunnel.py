@@ -1,142 +1,182 @@
-"""CONNECT tunnels: peek at the client's first bytes, parse a TLS ClientHello, relay raw bytes."""
+"""CONNECT tunnels: answer the CONNECT, then intercept what flows through or relay it raw.
+
+``open_tunnel`` answers a client's CONNECT and looks at its first bytes (``sniff.py``):
+a TLS ClientHello gets our certificate for its SNI name and the HTTP inside comes back
+to the connection layer; plain HTTP comes back as is; anything else (and every host
+matching ``--ignore-hosts``) is relayed untouched and recorded as one CONNECT flow.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import struct
+import ssl
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from protocol.aio import stream_write
+from inspector.bus import EventKind
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, TLSInfo
+from inspector.proxy import errors
+from inspector.proxy.errors import ClientGone, UpstreamError
+from inspector.proxy.modes import Target, Tunnel
+from inspector.proxy.sniff import ClientHello, looks_like_http, peek_client_hello
+from inspector.proxy.upstream import open_raw
+from protocol.aio import READ_CHUNK, stream_write
+from protocol.connection import SWITCHED
+from protocol.events import Request
 
-TLS_HANDSHAKE = 0x16
-_HTTP_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-MAX_CLIENT_HELLO = 16384 + 5
-RELAY_CHUNK = 262144
+if TYPE_CHECKING:
+    from inspector.proxy.context import ProxyContext
+    from inspector.proxy.http1 import HTTP1Connection
 
-
-@dataclass(slots=True)
-class ClientHello:
-    sni: str | None = None
-    alpn: list[str] | None = None
-
-
-def looks_like_tls(first: bytes) -> bool:
-    """A TLS handshake record (ClientHello) starts with 0x16 0x03."""
-    return len(first) >= 2 and first[0] == TLS_HANDSHAKE and first[1] == 0x03
-
-
-def looks_like_http(first: bytes) -> bool:
-    """An HTTP/1.x request starts with an upper-case method token and a space."""
-    head = first[:16]
-    space = head.find(b" ")
-    return space > 0 and all(c in _HTTP_METHOD_CHARS for c in head[:space])
+PEEK_TIMEOUT = 30.0  # a client must start talking inside a CONNECT tunnel within this
+ESTABLISHED = b"Connection established"
 
 
-def client_hello_length(first: bytes) -> int:
-    """Bytes needed to hold the whole first TLS record (header + body)."""
-    return 5 + struct.unpack_from("!H", first, 3)[0] if len(first) >= 5 else 5
-
-
-def parse_client_hello(record: bytes) -> ClientHello | None:
-    """SNI and ALPN offered in a ClientHello record, or None if it is not one we can read."""
+async def open_tunnel(
+    ctx: ProxyContext, client: HTTP1Connection, req: Request, host: str, port: int
+) -> Tunnel | bool:
+    """Answer CONNECT host:port: the tunnel whose HTTP the client connection serves next,
+    or, when there is none (relayed raw, refused, failed), whether the client connection
+    may carry another request."""
+    ignore = ctx.config.ignore_hosts
+    if ignore is not None and ignore.search(host):
+        return await _raw_tunnel(ctx, client, req, host, port)
+    transport = client.writer.transport
+    transport.pause_reading()  # keep the first tunnel bytes in the kernel for peeking
+    await client.send_established()
+    if client.conn.our_state is not SWITCHED:
+        return False
+    early, _ = client.conn.trailing_data
+    if early:
+        transport.resume_reading()
+        return False  # bytes sent before our 200 cannot be peeked: refuse the tunnel
     try:
-        return _parse_client_hello(memoryview(record))
-    except (struct.error, IndexError, UnicodeDecodeError, ValueError):
-        return None
+        first, hello = await peek_client_hello(transport, PEEK_TIMEOUT)
+    except TimeoutError:
+        return False
+    if not first:
+        return False
+    if hello is not None:
+        try:
+            await _start_client_tls(ctx, client, host, hello)
+        except ClientGone as e:
+            _report_client_tls_failure(ctx, client, req, host, port, hello, e.exc)
+            return False
+        return Tunnel("https", host, port)
+    transport.resume_reading()
+    if looks_like_http(first):
+        return Tunnel("http", host, port)
+    return await _raw_tunnel(ctx, client, req, host, port, answered=True)
 
 
-def _parse_client_hello(rec: memoryview) -> ClientHello | None:
-    if rec[0] != TLS_HANDSHAKE or rec[5] != 1:  # record type handshake, message client_hello
-        return None
-    body = rec[9 : 9 + int.from_bytes(rec[6:9], "big")]
-    pos = 2 + 32  # client version, random
-    pos += 1 + body[pos]  # session id
-    pos += 2 + struct.unpack_from("!H", body, pos)[0]  # cipher suites
-    pos += 1 + body[pos]  # compression methods
-    if pos + 2 > len(body):
-        return ClientHello()
-    end = pos + 2 + struct.unpack_from("!H", body, pos)[0]
-    pos += 2
-    hello = ClientHello()
-    while pos + 4 <= end:
-        ext_type, ext_len = struct.unpack_from("!HH", body, pos)
-        data = body[pos + 4 : pos + 4 + ext_len]
-        pos += 4 + ext_len
-        if ext_type == 0 and len(data) >= 5 and data[2] == 0:  # server_name, host_name
-            name_len = struct.unpack_from("!H", data, 3)[0]
-            hello.sni = bytes(data[5 : 5 + name_len]).decode("ascii").lower()
-        elif ext_type == 16 and len(data) >= 2:  # application_layer_protocol_negotiation
-            protos, i = [], 2
-            while i < len(data):
-                n = data[i]
-                protos.append(bytes(data[i + 1 : i + 1 + n]).decode("ascii"))
-                i += 1 + n
-            hello.alpn = protos
-    return hello
-
-
-async def peek(transport: asyncio.BaseTransport, want: int, timeout: float) -> bytes:
-    """Up to ``want`` bytes the client has sent, left unread in the socket.
-
-    The transport's reading must be paused. A duplicate descriptor is watched so
-    that the transport keeps sole ownership of its own; the bytes stay in the
-    kernel so ``start_tls`` (or the plain stream) reads them normally afterwards.
-    """
-    loop = asyncio.get_running_loop()
-    sock = transport.get_extra_info("socket")
-    dup = socket.socket(fileno=os.dup(sock.fileno()))
-    dup.setblocking(False)
+async def _start_client_tls(
+    ctx: ProxyContext, client: HTTP1Connection, host: str, hello: ClientHello
+) -> None:
+    name = hello.sni or host
+    store = ctx.certstore
     try:
-        data = _peek_now(dup, want)  # on a busy proxy the ClientHello is often there already
-        if data is not None and not _needs_more(data, want):
-            return data
-        async with asyncio.timeout(timeout):
-            data = b""
-            for _ in range(200):  # bounded: a ClientHello comes in a few segments at most
-                await _readable(loop, dup.fileno())
-                data = dup.recv(want, socket.MSG_PEEK)
-                if not _needs_more(data, want):
-                    return data
-                await asyncio.sleep(0.002)  # level-triggered: let more bytes arrive
-            return data
+        if name in store:
+            tls_context = store.server_context(name)
+        else:  # minting signs a new leaf: keep it off the event loop
+            loop = asyncio.get_running_loop()
+            tls_context = await loop.run_in_executor(None, store.server_context, name)
+    except ValueError as e:  # certs.HostError: a name no certificate can carry
+        raise ClientGone(e) from e
+    try:
+        async with asyncio.timeout(ctx.config.connect_timeout):
+            await client.writer.start_tls(tls_context)
+    except (OSError, TimeoutError) as e:
+        raise ClientGone(e) from e
+    sslobj = client.writer.get_extra_info("ssl_object")
+    client.tls = TLSInfo(
+        sni=hello.sni,
+        client_alpn=",".join(hello.alpn) if hello.alpn else None,
+        client_version=sslobj.version() if sslobj is not None else None,
+    )
+
+
+def _report_client_tls_failure(
+    ctx: ProxyContext,
+    client: HTTP1Connection,
+    req: Request,
+    host: str,
+    port: int,
+    hello: ClientHello,
+    exc: BaseException,
+) -> None:
+    """A client that refuses our certificate is the commonest set-up problem: record it."""
+    flow = _connect_flow(ctx, client, req, host, port)
+    flow.tls = TLSInfo(sni=hello.sni, client_alpn=",".join(hello.alpn or ()) or None)
+    ctx.publish(EventKind.STARTED, flow)
+    trust = "does it trust the inspector CA? see `inspector ca`"
+    if isinstance(exc, ssl.SSLError):
+        exc = type(exc)(f"{exc} (the client refused the TLS handshake: {trust})")
+    elif isinstance(exc, ConnectionError):  # clients that drop the connection, no alert
+        exc = type(exc)(f"the client closed the connection during the TLS handshake: {trust}")
+    ctx.finish_error(flow, exc, Phase.CLIENT)
+
+
+def _connect_flow(
+    ctx: ProxyContext, client: HTTP1Connection, req: Request, host: str, port: int
+) -> Flow:
+    """The flow that records a CONNECT itself (a raw tunnel, or a failed one)."""
+    request = FlowRequest(
+        method="CONNECT",
+        scheme="https" if port == 443 else "http",
+        host=host,
+        port=port,
+        path=f"{host}:{port}",
+        headers=list(req.headers.raw),
+        timestamp=time.time(),
+    )
+    return ctx.new_flow(request, client.client_addr, client.head_start)
+
+
+async def _raw_tunnel(
+    ctx: ProxyContext,
+    client: HTTP1Connection,
+    req: Request,
+    host: str,
+    port: int,
+    *,
+    answered: bool = False,
+) -> bool:
+    """Relay a tunnel untouched (--ignore-hosts, or not HTTP inside); recorded as CONNECT.
+    True only when the target was unreachable and the client may send another request."""
+    flow = _connect_flow(ctx, client, req, host, port)
+    ctx.publish(EventKind.STARTED, flow)
+    mode = ctx.config.mode
+    target = Target("tcp", host, port, "", mode.target if mode.kind == "upstream" else None)
+    try:
+        up = await open_raw(target, ctx.pool, flow.timings)
+    except UpstreamError as e:
+        ctx.finish_error(flow, e.exc, e.phase)
+        if answered:
+            return False
+        body = errors.upstream_error_body(e).decode("utf-8", "replace")
+        return await client.fail(errors.upstream_status(e.exc), body)
+    if not answered:
+        await client.send_established()
+    flow.response = FlowResponse(200, ESTABLISHED.decode(), timestamp=time.time())
+    ctx.publish(EventKind.RESPONSE_HEADERS, flow)
+    up_reader, up_writer, early = up.detach()
+    rest, _ = client.conn.trailing_data
+    try:
+        if early:  # the far end spoke first, and it came with the upstream proxy's answer
+            stream_write(client.writer, early, "the client")
+        if rest:
+            stream_write(up_writer, rest, "the upstream")
+        sent, received = await relay(client.reader, client.writer, up_reader, up_writer)
+    except OSError:
+        sent = received = 0
     finally:
-        dup.close()
-
-
-def _peek_now(sock: socket.socket, want: int) -> bytes | None:
-    """What is already waiting in the socket, left there; None if nothing has arrived."""
-    try:
-        return sock.recv(want, socket.MSG_PEEK)
-    except (BlockingIOError, InterruptedError):
-        return None
-
-
-def _needs_more(data: bytes, want: int) -> bool:
-    """Whether a TLS record has begun but not all of it (up to ``want``) is here yet;
-    EOF (``b""``) and anything not TLS need no more."""
-    return looks_like_tls(data) and len(data) < min(want, client_hello_length(data))
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    fut = loop.create_future()
-    loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)
-
-
-async def peek_client_hello(
-    transport: asyncio.BaseTransport, timeout: float
-) -> tuple[bytes, ClientHello | None]:
-    """The first bytes of the tunnel, and the parsed ClientHello when they are TLS."""
-    first = await peek(transport, MAX_CLIENT_HELLO, timeout)
-    if not looks_like_tls(first):
-        return first, None
-    return first, parse_client_hello(first[: client_hello_length(first)])
+        up_writer.close()
+    sent, received = sent + len(rest), received + len(early)  # what went before the relay
+    flow.request.body = FlowBody(size=sent, truncated=sent > 0)
+    flow.response.body = FlowBody(size=received, truncated=received > 0)
+    ctx.finish(flow)
+    return False
 
 
 async def _pump(
@@ -146,7 +186,7 @@ async def _pump(
 ) -> int:
     total = 0
     try:
-        while data := await reader.read(RELAY_CHUNK):
+        while data := await reader.read(READ_CHUNK):
             total += len(data)
             if on_data is not None:
                 on_data(data)

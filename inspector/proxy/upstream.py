@@ -80,6 +80,12 @@ class PoolKey:
     sni: str | None
     via: Endpoint | None
 
+    @property
+    def authority(self) -> str:
+        """``host:port`` of the origin (IPv6 in brackets), for error texts."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
 
 class UpstreamConnection(AsyncHTTPConnection):
     """A pooled ``protocol.aio`` connection: its pool key, use count and idle time."""
@@ -124,19 +130,19 @@ class UpstreamConnection(AsyncHTTPConnection):
                 timings.tls_end = time.time()
         except (OSError, TimeoutError, ssl.SSLError, HTTPException) as e:
             up.abort()
-            raise UpstreamError(e, Phase(up.phase), _where(key)) from e
+            raise UpstreamError(e, Phase(up.phase), key.authority) from e
         return up
+
+    @property
+    def authority(self) -> str:
+        """``host:port`` of the origin this connection serves (not of a proxy on the way)."""
+        return self.key.authority
 
     def tls_info(self) -> TLSInfo | None:
         """What the upstream TLS session looks like (computed once per connection)."""
         if self._tls_info is None and self.key.scheme == "https":
             self._tls_info = _describe_tls(self)
         return self._tls_info
-
-
-def _where(key: PoolKey) -> str:
-    host = f"[{key.host}]" if ":" in key.host else key.host
-    return f"{host}:{key.port}"
 
 
 def _describe_tls(up: AsyncHTTPConnection) -> TLSInfo:

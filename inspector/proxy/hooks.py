@@ -1,0 +1,59 @@
+"""The exchange layer's two stops, where rules, addons and the interceptor plug in.
+
+An exchange asks each hook, once the request head is known, whether it wants the
+request (``wants_request``); those that do get ``request(flow)`` once the whole request
+body has been read and before anything goes upstream. Likewise ``wants_response`` once
+the response head is known, and ``response(flow)`` once the whole response body is
+read and before the client gets any of it. Hooks run in the order the context lists
+them. A flow no hook wants streams through without being held whole.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from inspector.flow import Flow
+    from inspector.intercept import Interceptor
+
+
+class ExchangeHook(Protocol):
+    """A step run at the exchange's two stops.
+
+    ``request(flow)`` may edit ``flow.request`` (changing scheme, host or port re-targets
+    it), set ``flow.response`` to answer without contacting the upstream, or raise
+    ``inspector.intercept.FlowKilled`` to drop the exchange (the client gets a 502).
+    ``response(flow)`` may edit ``flow.response``; the framing headers the client gets
+    follow the body it is given. A body larger than the body limit cannot be held whole:
+    a response that large is relayed without ``response`` being called, and a request
+    that large reaches ``request`` with its recorded (truncated) body.
+    """
+
+    def wants_request(self, flow: Flow) -> bool: ...
+
+    async def request(self, flow: Flow) -> None: ...
+
+    def wants_response(self, flow: Flow) -> bool: ...
+
+    async def response(self, flow: Flow) -> None: ...
+
+
+class InterceptHook:
+    """The interceptor as a hook: hold matching flows until the user resumes or kills them."""
+
+    __slots__ = ("interceptor",)
+
+    def __init__(self, interceptor: Interceptor) -> None:
+        self.interceptor = interceptor
+
+    def wants_request(self, flow: Flow) -> bool:
+        return self.interceptor.matches(flow)
+
+    async def request(self, flow: Flow) -> None:
+        await self.interceptor.hold(flow, "request")
+
+    def wants_response(self, flow: Flow) -> bool:
+        return self.interceptor.matches(flow)
+
+    async def response(self, flow: Flow) -> None:
+        await self.interceptor.hold(flow, "response")
