@@ -14,9 +14,10 @@ from inspector.flow import Phase
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientError, UpstreamError
 from inspector.proxy.hop import is_upgrade, strip_hop_by_hop
-from inspector.proxy.modes import Target, Tunnel, parse_connect_target, resolve, split_authority
+from inspector.proxy.modes import Target, Tunnel, parse_connect_target, resolve
 from inspector.proxy.recorder import BodyRecorder
 from inspector.proxy.sniff import looks_like_http, looks_like_tls, parse_client_hello
+from protocol.authority import split_authority
 from protocol.errors import BadStatusLine
 
 REGULAR = Mode("regular")

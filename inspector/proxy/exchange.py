@@ -27,6 +27,7 @@ from inspector.proxy.tunnel import relay
 from inspector.proxy.upstream import IDEMPOTENT, PoolKey, UpstreamConnection
 from inspector.proxy.websocket import FrameReader
 from protocol.aio import stream_write
+from protocol.authority import host_port
 from protocol.errors import HTTPException
 from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
@@ -484,6 +485,4 @@ def merge_upstream_tls(info: TLSInfo, upstream: TLSInfo) -> None:
 
 def flow_authority(flow: Flow) -> str:
     """``host:port`` of the flow's target (IPv6 in brackets), for error texts."""
-    host = flow.request.host
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{flow.request.port}"
+    return host_port(flow.request.host, flow.request.port)

@@ -6,17 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from inspector.config import Endpoint, Mode
 from inspector.proxy.errors import ClientError
+from protocol.authority import DEFAULT_PORTS, format_authority, split_authority
 from protocol.headers import Headers
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
-_REG_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?\.?")  # DNS-ish, no userinfo
-_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9._~-]+)?")
 
 NOT_A_PROXY_REQUEST = (
     "inspector: this is an HTTP proxy, and the request target {target!r} is not an absolute URL.\n"
@@ -46,33 +42,7 @@ class Target:
 
     @property
     def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == DEFAULT_PORTS.get(self.scheme) else f"{host}:{self.port}"
-
-
-def split_authority(text: str, default_port: int) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or ``host`` -> (host, port); ValueError if bad."""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"unclosed [ in {text!r}")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"junk after ] in {text!r}")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            host, port_text = text, ""
-    if not host:
-        raise ValueError(f"no host in {text!r}")
-    if not (_IPV6 if text.startswith("[") else _REG_NAME).fullmatch(host):
-        raise ValueError(f"bad host {host!r}")
-    if not port_text:
-        return host.lower(), default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port {port_text!r} in {text!r}")
-    return host.lower(), int(port_text)
+        return format_authority(self.scheme, self.host, self.port)
 
 
 def parse_connect_target(target: bytes) -> tuple[str, int]:

@@ -19,6 +19,7 @@ from inspector.proxy.http1 import HTTP1Connection
 from inspector.proxy.modes import ProxyAuth
 from inspector.proxy.upstream import UpstreamPool
 from protocol.aio import READ_CHUNK
+from protocol.authority import host_port
 
 if TYPE_CHECKING:
     from inspector.intercept import Interceptor
@@ -92,7 +93,7 @@ class ProxyServer:
             auth=ProxyAuth(*config.proxy_auth) if config.proxy_auth is not None else None,
             new_flow_id=FlowIds(),
             lifecycle=self.lifecycle,
-            listen_text=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            listen_text=host_port(host, port),
             mode_text=str(config.mode),
             idle_timeout=self.idle_timeout,
             head_timeout=self.head_timeout,

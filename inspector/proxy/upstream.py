@@ -24,6 +24,7 @@ from inspector.proxy.deadlines import ReadDeadlines
 from inspector.proxy.errors import UpstreamError
 from inspector.proxy.modes import Target
 from protocol.aio import AsyncHTTPConnection
+from protocol.authority import host_port
 from protocol.errors import HTTPException
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
@@ -83,8 +84,7 @@ class PoolKey:
     @property
     def authority(self) -> str:
         """``host:port`` of the origin (IPv6 in brackets), for error texts."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 class UpstreamConnection(AsyncHTTPConnection):
