@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -502,96 +503,98 @@ class ContentType(_RegexOperator):
         )
 
 
-class HasError(Operator):
-    __slots__ = ()
-    code = "~e"
-    help = "exchanges with an exception (connect, TLS, protocol, timeout, ...)"
+@dataclass(frozen=True, slots=True)
+class FlagQuestion:
+    """An operator without an argument: one yes/no question about a flow, asked three ways.
+
+    ``of_flow`` asks a Flow, ``where`` asks the store (an SQL condition on ``flows``, never
+    NULL) and ``of_row`` a list row (None where rows do not hold the answer). Calling the
+    question gives its ``Flag`` filter, as calling an operator class does.
+    """
+
+    code: str
+    help: str
+    of_flow: Callable[[Flow], bool]
+    where: str
+    of_row: RowTest | None = None
+    argument: ClassVar[None] = None
+
+    def __call__(self) -> Flag:
+        return Flag(self)
+
+
+class Flag(Operator):
+    """A ``~x`` term without an argument: the filter of one row of ``FLAGS``."""
+
+    __slots__ = ("question",)
+
+    def __init__(self, question: FlagQuestion) -> None:
+        self.question = question
 
     def __call__(self, flow: Flow) -> bool:
-        return flow.error is not None
+        return self.question.of_flow(flow)
 
     def sql(self) -> SQL:
-        return "(flows.error_class IS NOT NULL)", []
+        return f"({self.question.where})", []
 
-    def row_test(self) -> RowTest:
-        return lambda row: row.error is not None
+    def row_test(self) -> RowTest | None:
+        return self.question.of_row
 
+    def _key(self) -> tuple[object, ...]:
+        return (self.question.code,)
 
-class HasResponse(Operator):
-    __slots__ = ()
-    code = "~s"
-    help = "exchanges with a response"
-
-    def __call__(self, flow: Flow) -> bool:
-        return flow.response is not None
-
-    def sql(self) -> SQL:
-        return "(flows.status IS NOT NULL)", []
-
-    def row_test(self) -> RowTest:
-        return lambda row: row.status is not None
+    def __str__(self) -> str:
+        return self.question.code
 
 
-class NoResponse(Operator):
-    __slots__ = ()
-    code = "~q"
-    help = "exchanges with no response (yet)"
-
-    def __call__(self, flow: Flow) -> bool:
-        return flow.response is None
-
-    def sql(self) -> SQL:
-        return "(flows.status IS NULL)", []
-
-    def row_test(self) -> RowTest:
-        return lambda row: row.status is None
-
-
-class Marked(Operator):
-    __slots__ = ()
-    code = "~marked"
-    help = "flows marked by the user"
-
-    def __call__(self, flow: Flow) -> bool:
-        return flow.marked
-
-    def sql(self) -> SQL:
-        return "(flows.marked = 1)", []
-
-    def row_test(self) -> RowTest:
-        return lambda row: bool(row.marked)
-
-
-class Replayed(Operator):
-    __slots__ = ()
-    code = "~replay"
-    help = "flows made by replaying another flow"
-
-    def __call__(self, flow: Flow) -> bool:
-        return flow.replay_of is not None
-
-    def sql(self) -> SQL:
-        return "(flows.replay_of IS NOT NULL)", []
-
-    def row_test(self) -> RowTest:
-        return lambda row: row.replay_of is not None
-
-
-class Modified(Operator):
-    __slots__ = ()
-    code = "~modified"
-    help = "flows changed by a rule or an addon (-M, --map-local, -H, -B, --block-list, -s)"
-
-    def __call__(self, flow: Flow) -> bool:
-        return bool(flow.modified_by)
-
-    def sql(self) -> SQL:
-        return "(flows.modified = 1)", []
+FLAGS = (
+    FlagQuestion(
+        "~e",
+        "exchanges with an exception (connect, TLS, protocol, timeout, ...)",
+        lambda flow: flow.error is not None,
+        "flows.error_class IS NOT NULL",
+        lambda row: row.error is not None,
+    ),
+    FlagQuestion(
+        "~s",
+        "exchanges with a response",
+        lambda flow: flow.response is not None,
+        "flows.status IS NOT NULL",
+        lambda row: row.status is not None,
+    ),
+    FlagQuestion(
+        "~q",
+        "exchanges with no response (yet)",
+        lambda flow: flow.response is None,
+        "flows.status IS NULL",
+        lambda row: row.status is None,
+    ),
+    FlagQuestion(
+        "~marked",
+        "flows marked by the user",
+        lambda flow: flow.marked,
+        "flows.marked = 1",
+        lambda row: bool(row.marked),
+    ),
+    FlagQuestion(
+        "~replay",
+        "flows made by replaying another flow",
+        lambda flow: flow.replay_of is not None,
+        "flows.replay_of IS NOT NULL",
+        lambda row: row.replay_of is not None,
+    ),
+    FlagQuestion(
+        "~modified",
+        "flows changed by a rule or an addon (-M, --map-local, -H, -B, --block-list, -s)",
+        lambda flow: bool(flow.modified_by),
+        "flows.modified = 1",
+    ),
+)
 
 
-OPERATORS: dict[str, type[Operator]] = {
-    cls.code: cls
-    for cls in (
+OPERATORS: dict[str, type[Operator] | FlagQuestion] = {
+    kind.code: kind
+    for kind in (
         Method,
         Domain,
         Url,
@@ -603,12 +606,7 @@ OPERATORS: dict[str, type[Operator]] = {
         RequestBody,
         ResponseBody,
         ContentType,
-        HasError,
-        HasResponse,
-        NoResponse,
-        Marked,
-        Replayed,
-        Modified,
+        *FLAGS,
     )
 }
 
@@ -877,22 +875,22 @@ class _Parser:
 
     def parse_operator(self) -> Filter:
         code, pos = self.lex.take_operator()
-        cls = OPERATORS.get(code.lower())
-        if cls is None:
+        kind = OPERATORS.get(code.lower())
+        if kind is None:
             raise FilterError(
                 f"unknown operator {code} at position {pos}: known operators are {_known()}", pos
             )
-        if cls.argument is None:
-            return cls()
+        if isinstance(kind, FlagQuestion):
+            return kind()
         arg_pos = self.lex.skip_space()
         arg = self.lex.take_argument()
         if arg is None:
             raise FilterError(
-                f"{cls.code} needs a {cls.argument} argument at position {arg_pos} "
-                f"(e.g. {cls.help.rsplit(': ', 1)[-1]})",
+                f"{kind.code} needs a {kind.argument} argument at position {arg_pos} "
+                f"(e.g. {kind.help.rsplit(': ', 1)[-1]})",
                 arg_pos,
             )
-        return self.build(cls, arg, arg_pos)
+        return self.build(kind, arg, arg_pos)
 
     @staticmethod
     def build(cls: Callable[[str], Filter], arg: str, pos: int) -> Filter:
@@ -908,7 +906,7 @@ def parse(expr: str) -> Filter:
 
 
 def _help_text() -> str:
-    rows = [(f"{cls.code} {cls.argument or ''}".rstrip(), cls.help) for cls in OPERATORS.values()]
+    rows = [(f"{op.code} {op.argument or ''}".rstrip(), op.help) for op in OPERATORS.values()]
     rows += [
         ("!X", "not X"),
         ("X & Y", "X and Y (whitespace between terms also means and)"),

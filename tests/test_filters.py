@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector.filters import HELP, OPERATORS, Filter, FilterError, parse
+from inspector.filters import FLAGS, HELP, OPERATORS, Filter, FilterError, parse
 from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase
 
 
@@ -260,7 +260,7 @@ def _valid_regex(s: str) -> bool:
 
 
 _leaf = st.one_of(
-    st.sampled_from(["~e", "~s", "~q", "~marked", "~replay"]),
+    st.sampled_from([question.code for question in FLAGS]),
     st.builds(lambda a: f"~m {_q(a)}", _args),
     st.builds(lambda c, a: f"{c} {_q(a)}", st.sampled_from(["~u", "~d", "~h", "~b", "~t"]), _args),
     st.sampled_from(["~c 200", "~c 4xx", "~c 503"]),
@@ -357,3 +357,28 @@ def test_literal_text_search_equals_the_regex(pattern: str, text: str) -> None:
     assert _search(pattern, text) == (re.search(pattern, text, re.IGNORECASE) is not None)
     multiline = re.search(pattern, text, re.IGNORECASE | re.MULTILINE) is not None
     assert _lines_match(pattern, text) == multiline
+
+
+def test_every_flag_asks_one_question_of_flows_sessions_and_list_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each FLAGS row's three evaluators (flow, SQL, list row) select the same flows."""
+    from inspector.store import Store
+    from inspector.tui.rows import FlowRow
+
+    marked, replayed, modified = make_flow(), make_flow("POST", status=None), make_flow()
+    marked.marked = True
+    replayed.replay_of = marked.id
+    modified.modified_by = ["-H|~q|X-Debug|1"]
+    flows = [make_flow(), make_flow(status=None, error="TimeoutError"), marked, replayed, modified]
+    with Store(tmp_path / "s.db") as store:
+        for flow in flows:
+            store.put(flow)
+        store.flush()
+        for question in FLAGS:
+            flag = parse(question.code)
+            expected = {f.id for f in flows if flag(f)}
+            assert expected and expected != {f.id for f in flows}, f"{question.code}: both ways"
+            assert {f.id for f in store.iter_flows(question.code)} == expected, question.code
+            test = flag.row_test()
+            if test is not None:
+                rows = {f.id for n, f in enumerate(flows) if test(FlowRow.from_flow(f, n))}
+                assert rows == expected, question.code
