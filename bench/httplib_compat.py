@@ -46,7 +46,6 @@ CALLER_LENGTH = "A request body shorter or longer than the caller's own Content-
 PROTOCOL_ERROR_CLOSE = "A protocol error while reading a response head"
 HEADER_NAME = "`putheader` with a name that is not a token (`Key Space`, `\\xa0Name`)"
 MULTI_VALUE = "`putheader(name, v1, v2)`"
-PRIVATE_BUFFER = "Code that replaces the private `HTTPConnection._buffer` list"
 MODULE_ALL = "`__all__` and the classes' `__module__`"
 
 README_ROWS = (
@@ -58,7 +57,6 @@ README_ROWS = (
     PROTOCOL_ERROR_CLOSE,
     HEADER_NAME,
     MULTI_VALUE,
-    PRIVATE_BUFFER,
     MODULE_ALL,
 )
 

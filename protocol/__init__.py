@@ -14,21 +14,16 @@ from protocol.authority import (
     host_port,
     split_authority,
 )
-from protocol.client import (
-    HTTP_PORT,
-    HTTPS_PORT,
-    HTTPConnection,
-    HTTPMessage,
-    HTTPResponse,
-    HTTPSConnection,
-)
+from protocol.client import HTTP_PORT, HTTPS_PORT, HTTPConnection
 from protocol.errors import (
     BadStatusLine,
     CannotSendHeader,
     CannotSendRequest,
+    HeaderBlockTooLarge,
     HTTPException,
     ImproperConnectionState,
     IncompleteRead,
+    InvalidChunk,
     InvalidURL,
     LineTooLong,
     LocalProtocolError,
@@ -40,6 +35,17 @@ from protocol.errors import (
     UnknownProtocol,
     UnknownTransferEncoding,
     error,
+)
+from protocol.https import HTTPSConnection
+
+# http.client's private names for its caps (code reads them), and parse_headers,
+# which http.client has outside its __all__ too.
+from protocol.limits import MAX_HEADERS as _MAXHEADERS  # noqa: F401
+from protocol.limits import MAX_LINE as _MAXLINE  # noqa: F401
+from protocol.response import (
+    HTTPMessage,
+    HTTPResponse,
+    parse_headers,  # noqa: F401
 )
 from protocol.status import *  # noqa: F403  (one constant per status code, and ``responses``)
 from protocol.status import responses
@@ -62,8 +68,10 @@ __all__ = [
     "CannotSendHeader",
     "CannotSendRequest",
     "HTTPException",
+    "HeaderBlockTooLarge",
     "ImproperConnectionState",
     "IncompleteRead",
+    "InvalidChunk",
     "InvalidURL",
     "LineTooLong",
     "LocalProtocolError",

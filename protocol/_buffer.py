@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.errors import LineTooLong, RemoteProtocolError, quote
+from protocol.errors import HeaderBlockTooLarge, LineTooLong, RemoteProtocolError, quote
 
 # A head end where some line ends in a bare LF: "\n\n" or "\n\r\n".
 _LF_HEAD_END = re.compile(rb"\n\r?\n")
@@ -21,7 +21,9 @@ _ANY_EOL = re.compile(rb"\r?\n")
 class ReceiveBuffer:
     __slots__ = (
         "_buf",
+        "_line_at",
         "_line_scanned",
+        "_lines",
         "_pos",
         "_scanned",
         "bare_lf_ok",
@@ -37,6 +39,8 @@ class ReceiveBuffer:
         self._pos = 0  # start of the unconsumed bytes in _buf
         self._scanned = 0  # bytes after _pos already searched by the pending search
         self._line_scanned = 0  # same, for the first line of a pending head
+        self._lines = 0  # line ends in the pending head (valid while _scanned > 0)
+        self._line_at = 0  # where the pending head's unfinished line starts, after _pos
         self.start_line_checked = False  # the pending head's first line was validated
         self.eof = False  # the peer closed its side
 
@@ -140,12 +144,16 @@ class ReceiveBuffer:
             return None if not self or self.startswith(b"\r") else False
         return False
 
-    def take_head(self, max_bytes: int, what: str) -> bytes | None:
+    def take_head(
+        self, max_bytes: int, what: str, max_line: int = 0, max_headers: int = 0
+    ) -> bytes | None:
         """Consume a head up to and including its blank line; return it without the
         final ``CRLF`` (so every line, the last too, ends in ``CRLF``), or None.
 
-        Raises ``RemoteProtocolError`` (431) when the head grows past ``max_bytes``
-        and at once when a bare LF shows up where its end should be.
+        Raises ``HeaderBlockTooLarge`` (431) when the head grows past ``max_bytes``
+        and at once when a bare LF shows up where its end should be. With
+        ``max_headers``, a head still arriving is refused as soon as its header lines
+        outnumber it or its unfinished line is longer than ``max_line``.
         """
         buf, pos = self._buf, self._pos
         start = pos + self._scanned - 3 if self._scanned > 3 else pos
@@ -162,6 +170,8 @@ class ReceiveBuffer:
                 self.start_line_checked = False
                 return _ANY_EOL.sub(b"\r\n", bytes(buf[pos : m.start() + 1]))
         size = len(buf) - pos
+        if max_headers:
+            self._check_growing_head(size, max_line, max_headers)
         self._scanned = size
         if not self.bare_lf_ok and buf.find(b"\n\n", start) >= 0:
             raise RemoteProtocolError(
@@ -169,10 +179,23 @@ class ReceiveBuffer:
                 "line endings"
             )
         if size > max_bytes:
-            raise RemoteProtocolError(
-                f"peer's {what} is larger than {max_bytes} bytes", status_hint=431
-            )
+            raise HeaderBlockTooLarge(f"peer's {what} is larger than {max_bytes} bytes", max_bytes)
         return None
+
+    def _check_growing_head(self, size: int, max_line: int, max_headers: int) -> None:
+        """Count the lines of an unfinished head as they come (only bytes not yet seen),
+        as ``http.client`` does: the 101st header line is refused when it arrives."""
+        buf, pos, seen = self._buf, self._pos, self._scanned
+        if not seen:
+            self._lines = self._line_at = 0
+        new = buf.count(b"\n", pos + seen)
+        if new:
+            self._lines += new
+            self._line_at = buf.rfind(b"\n", pos + seen) + 1 - pos
+        if self._lines > max_headers + 1:  # the start line, then the header lines
+            raise RemoteProtocolError(f"got more than {max_headers} headers", status_hint=431)
+        if self._lines and size - self._line_at > max_line:
+            raise LineTooLong("header line", max_line)
 
     def take_line(self, max_line: int, line_type: str) -> bytes | None:
         """Consume one line and return it without its ``CRLF``, or None if incomplete."""

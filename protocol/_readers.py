@@ -14,8 +14,10 @@ from protocol import _abnf
 from protocol._buffer import ReceiveBuffer
 from protocol.errors import (
     BadStatusLine,
+    HeaderBlockTooLarge,
     HTTPException,
     IncompleteRead,
+    InvalidChunk,
     LineTooLong,
     RemoteProtocolError,
     UnknownProtocol,
@@ -68,23 +70,41 @@ class Framing:
 # ---------------------------------------------------------------- head parsing
 
 
-def parse_fields(head: bytes, start: int, limits: Limits, what: str) -> HeaderPairs:
-    """The ``(name, value)`` pairs of the header lines in ``head[start:]``."""
+def parse_fields(
+    head: bytes, start: int, limits: Limits, what: str, unfold: bool = False
+) -> HeaderPairs:
+    """The ``(name, value)`` pairs of the header lines in ``head[start:]``.
+
+    Limits are checked as ``http.client`` does: an overlong line first (``LineTooLong``),
+    then the number of lines, then the whole block. ``unfold`` (response heads) turns
+    each obs-fold into one space, as RFC 9112 5.2 tells a user agent to; elsewhere an
+    obs-fold is refused.
+    """
+    size = len(head) - start
+    if size > limits.max_line:
+        _check_line_lengths(head, start, limits.max_line, what)
     count = head.count(b"\n", start)
     if count > limits.max_headers:
         raise RemoteProtocolError(f"got more than {limits.max_headers} {what}s", status_hint=431)
-    size = len(head) - start
     if size > limits.max_header_bytes:
-        raise RemoteProtocolError(
+        raise HeaderBlockTooLarge(
             f"{what} block is {size} bytes, more than the limit of {limits.max_header_bytes}",
-            status_hint=431,
+            limits.max_header_bytes,
         )
-    if size > limits.max_line:
-        _check_line_lengths(head, start, limits.max_line, what)
     fields = _field_lines(head, start)
     if len(fields) != count:
-        _explain_bad_fields(head[start:], what)
+        block = head[start:]
+        if unfold and _obs_fold.search(block):
+            block = _obs_fold.sub(b" ", block)
+            fields = _field_lines(block)
+            if len(fields) == block.count(b"\n"):
+                return fields
+        _explain_bad_fields(block, what)
     return fields
+
+
+# obs-fold (RFC 9112 5.2): a line break followed by whitespace, with the whitespace around it.
+_obs_fold = re.compile(rb"[ \t]*\r\n[ \t]+")
 
 
 def _check_line_lengths(head: bytes, start: int, max_line: int, what: str) -> None:
@@ -121,7 +141,7 @@ def _field_problem(line: bytes) -> str:
 
 def read_request_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Request, Framing] | None:
     buf.skip_blank_lines()
-    head = buf.take_head(_head_cap(limits), "request head")
+    head = buf.take_head(_head_cap(limits), "request head", limits.max_line, limits.max_headers)
     if head is None:
         _judge_start_line_early(buf, limits, *_REQUEST_START)
         return None
@@ -193,7 +213,7 @@ def _explain_request_line(line: bytes) -> None:
 
 def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Framing] | None:
     buf.skip_blank_lines()
-    head = buf.take_head(_head_cap(limits), "response head")
+    head = buf.take_head(_head_cap(limits), "response head", limits.max_line, limits.max_headers)
     if head is None:
         _judge_start_line_early(buf, limits, *_RESPONSE_START)
         return None
@@ -201,7 +221,7 @@ def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Fr
     if eol > limits.max_line:
         raise LineTooLong("status line", limits.max_line)
     version, code, reason = _status_line_parts(head, eol)
-    fields = parse_fields(head, eol + 2, limits, "header")
+    fields = parse_fields(head, eol + 2, limits, "header", unfold=True)
     framing = response_framing(fields, version)
     return Response(int(code), Headers._trusted(fields), reason, version), framing
 
@@ -371,8 +391,11 @@ class ContentLengthReader:
         self.remaining -= len(data)
         return Data(data)
 
-    def read_eof(self) -> EndOfMessage:
+    def read_eof(self, buf: ReceiveBuffer) -> EndOfMessage:
         raise IncompleteRead(b"", self.remaining, received=self.expected - self.remaining)
+
+    def read_hint(self) -> int:
+        return self.remaining
 
 
 class ChunkedReader:
@@ -439,9 +462,10 @@ class ChunkedReader:
                 if ended is None:
                     return None
                 if not ended:
-                    raise RemoteProtocolError(
+                    raise InvalidChunk(
                         f"chunk data is longer than its size line said: {quote(buf.prefix(20))} "
-                        "follows where CRLF was expected"
+                        "follows where CRLF was expected",
+                        received=self.received,
                     )
                 self._crlf_due = False
             if self._trailers_due:
@@ -451,9 +475,10 @@ class ChunkedReader:
                 return None
             m = _chunk_size_line(line)
             if m is None:
-                raise RemoteProtocolError(
+                raise InvalidChunk(
                     f"invalid chunk size line {quote(line)}: expected 1 to 16 hex digits, "
-                    "optionally followed by ;extensions"
+                    "optionally followed by ;extensions",
+                    received=self.received,
                 )
             self.remaining = int(m.group(1), 16)
             self._trailers_due = not self.remaining
@@ -470,8 +495,15 @@ class ChunkedReader:
             return None
         return EndOfMessage(Headers._trusted(parse_fields(block, 0, limits, "trailer")))
 
-    def read_eof(self) -> EndOfMessage:
+    def read_eof(self, buf: ReceiveBuffer) -> EndOfMessage:
+        # The peer closed right after the last chunk: only the CRLF that ends the
+        # (empty) trailer section is missing, and the body is whole (RFC 9112 7.1).
+        if self._trailers_due and not buf:
+            return EndOfMessage()
         raise IncompleteRead(b"", self.remaining or None, received=self.received)
+
+    def read_hint(self) -> int:
+        return self.remaining  # 0: a size line, a CRLF or a trailer line comes next
 
 
 class UntilCloseReader:
@@ -484,8 +516,11 @@ class UntilCloseReader:
             return None
         return Data(buf.take(len(buf)))
 
-    def read_eof(self) -> EndOfMessage:
+    def read_eof(self, buf: ReceiveBuffer) -> EndOfMessage:
         return EndOfMessage()
+
+    def read_hint(self) -> int:
+        return -1
 
 
 BodyReader = ContentLengthReader | ChunkedReader | UntilCloseReader

@@ -132,9 +132,12 @@ def sent_framing(fields: HeaderPairs) -> SentFraming:
     if codings:
         if lengths:
             raise LocalProtocolError("cannot send both Content-Length and Transfer-Encoding")
-        if codings != [b"chunked"]:
+        # Codings the caller applied itself (gzip, ...) may come first; chunked, which
+        # frames the message, must be last and only once (RFC 9112 6.1).
+        if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
             raise LocalProtocolError(
-                f"cannot send Transfer-Encoding {quote(b', '.join(codings))}; only chunked"
+                f"cannot send Transfer-Encoding {quote(b', '.join(codings))}: it must end in "
+                "chunked, applied once"
             )
         framing.chunked = True
     elif lengths:

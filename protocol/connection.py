@@ -31,7 +31,6 @@ from protocol._writers import (
     write_response_head,
 )
 from protocol.errors import (
-    MAX_LINE,
     HTTPException,
     LocalProtocolError,
     RemoteDisconnected,
@@ -47,12 +46,7 @@ from protocol.events import (
     Request,
     Response,
 )
-
-MAX_HEADERS = 100
-"""Most header fields in one head (``http.client``'s ``_MAXHEADERS``); more gives 431."""
-
-MAX_HEADER_BYTES = 65536
-"""Largest header block (after the start line); more gives 431."""
+from protocol.limits import MAX_HEADER_BYTES, MAX_HEADERS, MAX_LINE
 
 
 class _Name:
@@ -149,6 +143,17 @@ class Connection:
         and whether the peer has closed."""
         return self._buf.peek(), self._buf.eof
 
+    def read_hint(self) -> int:
+        """How much may be read from the peer without reading past the message being
+        received: ``n > 0`` at most n bytes, ``0`` one line (a head, a chunk-size line,
+        a trailer), ``-1`` any amount (a body that runs until the peer closes).
+
+        For a reader that must leave the bytes after the message where they are.
+        """
+        if self._states[self.their_role] is SEND_BODY:
+            return self._reader.read_hint()  # type: ignore[union-attr]
+        return 0
+
     def _advance(self, party: _Name, kind: str) -> None:
         """Move ``party`` along ``_TRANSITIONS`` for an event of ``kind``; refuse what it lacks."""
         state = self._states[party]
@@ -222,7 +227,7 @@ class Connection:
         if event is None:
             if not self._buf.eof:
                 return NEED_DATA
-            event = reader.read_eof()  # type: ignore[union-attr]
+            event = reader.read_eof(self._buf)  # type: ignore[union-attr]
         self.they_expect_100_continue = False
         if type(event) is EndOfMessage:
             self._advance(party, "end")

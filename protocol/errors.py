@@ -9,8 +9,7 @@ status a server should answer with when the error is about a request it got.
 
 from __future__ import annotations
 
-MAX_LINE = 65536
-"""Default longest line (request line, status line, header line, chunk size line)."""
+from protocol.limits import MAX_LINE
 
 _QUOTE_LIMIT = 80
 
@@ -139,6 +138,43 @@ class RemoteProtocolError(HTTPException):
         self.status_hint = status_hint
 
 
+class HeaderBlockTooLarge(LineTooLong, RemoteProtocolError):
+    """The peer's header block (or all of a head) is larger than the limit: status hint 431.
+
+    A ``LineTooLong`` for code written against ``http.client``, which raises that for
+    an overlong header line; a ``RemoteProtocolError`` for the proxy.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        HTTPException.__init__(self, message)
+        self.line_type = "headers"
+        self.limit = limit
+        self.status_hint = 431
+
+
+class InvalidChunk(IncompleteRead, RemoteProtocolError):
+    """A chunked body broke its framing (a bad chunk-size line, data longer than its size).
+
+    An ``IncompleteRead`` as ``http.client`` raises for it, ``partial`` holding the body
+    before the fault; a ``RemoteProtocolError`` for the proxy. ``detail`` says what was
+    wrong; without one (as the synchronous client raises it, the core's error chained as
+    its cause) ``str()`` and ``repr()`` are ``http.client``'s ``IncompleteRead(N bytes read)``.
+    """
+
+    def __init__(self, detail: str = "", partial: bytes = b"", *, received: int | None = None):
+        IncompleteRead.__init__(self, partial, received=received)
+        self.detail = detail
+        self.status_hint = 400
+
+    def __str__(self) -> str:
+        return self.detail or f"IncompleteRead({self.received} bytes read)"
+
+    def __repr__(self) -> str:
+        if self.detail:
+            return f"{type(self).__name__}({self.detail!r})"
+        return f"IncompleteRead({self.received} bytes read)"
+
+
 class LocalProtocolError(HTTPException, ValueError):
     """Our side asked for something illegal: wrong state, or bytes that would corrupt framing."""
 
@@ -152,8 +188,10 @@ __all__ = [
     "CannotSendHeader",
     "CannotSendRequest",
     "HTTPException",
+    "HeaderBlockTooLarge",
     "ImproperConnectionState",
     "IncompleteRead",
+    "InvalidChunk",
     "InvalidURL",
     "LineTooLong",
     "LocalProtocolError",

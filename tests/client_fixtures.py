@@ -49,7 +49,7 @@ class RawRequest:
 
     def decoded_body(self) -> bytes:
         """The body with chunk framing removed (the test's own tiny decoder)."""
-        if (self.header("Transfer-Encoding") or "").lower() != "chunked":
+        if not (self.header("Transfer-Encoding") or "").lower().endswith("chunked"):
             return self.body_wire
         out, rest = b"", self.body_wire
         while True:
@@ -67,7 +67,7 @@ def read_raw_request(conn: socket.socket, buffered: bytes = b"") -> tuple[RawReq
         return None, b""
     head, _, rest = data.partition(b"\r\n\r\n")
     request = RawRequest(head, b"")
-    if (request.header("Transfer-Encoding") or "").lower() == "chunked":
+    if (request.header("Transfer-Encoding") or "").lower().endswith("chunked"):
         end, rest = _chunked_end(conn, rest)
         request.body_wire, rest = rest[:end], rest[end:]
     else:

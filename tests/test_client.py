@@ -214,7 +214,8 @@ def test_chunked_upload_from_a_generator_byte_for_byte(raw_server):
     conn.close()
 
 
-def test_binary_file_body_gets_content_length(raw_server, tmp_path):
+def test_binary_file_body_is_sent_chunked_from_its_position(raw_server, tmp_path):
+    """As http.client 3.11: a file without a caller's Content-Length goes chunked."""
     server = RecordingServer(raw_server)
     path = tmp_path / "upload.bin"
     payload = bytes(range(256)) * 100
@@ -225,8 +226,9 @@ def test_binary_file_body_gets_content_length(raw_server, tmp_path):
         conn.request("PUT", "/file", body=f)
     conn.getresponse().read()
     req = server.requests[0]
-    assert req.header("Content-Length") == str(len(payload) - 56)
-    assert req.body_wire == payload[56:]
+    assert req.header("Content-Length") is None
+    assert req.header("Transfer-Encoding") == "chunked"
+    assert req.decoded_body() == payload[56:]
     conn.close()
 
 
@@ -244,13 +246,17 @@ def test_text_file_body_is_chunked_and_latin1_encoded(raw_server, tmp_path):
     conn.close()
 
 
-def test_bytesio_body_gets_content_length(raw_server):
+def test_bytesio_body_is_chunked_unless_the_caller_gives_a_length(raw_server):
     server = RecordingServer(raw_server)
     conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
     conn.request("POST", "/", body=io.BytesIO(b"in memory"))
     conn.getresponse().read()
-    assert server.requests[0].header("Content-Length") == "9"
-    assert server.requests[0].body_wire == b"in memory"
+    conn.request("POST", "/", body=io.BytesIO(b"in memory"), headers={"Content-Length": "9"})
+    conn.getresponse().read()
+    first, second = server.requests
+    assert first.header("Transfer-Encoding") == "chunked"
+    assert first.body_wire == b"9\r\nin memory\r\n0\r\n\r\n"
+    assert (second.header("Content-Length"), second.body_wire) == ("9", b"in memory")
     conn.close()
 
 

@@ -157,12 +157,17 @@ def test_truncated_chunked_body_is_incomplete_read(raw_server):
     assert info.value.partial == b"abcab"
 
 
-def test_bad_chunk_size_is_a_remote_protocol_error(raw_server):
+def test_bad_chunk_size_is_incomplete_read_and_remote_protocol_error(raw_server):
+    """http.client's IncompleteRead (its text, the data so far), and the core's error too."""
     server = raw_server(
-        answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
+        answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n")
     )
-    with pytest.raises(protocol.RemoteProtocolError, match="invalid chunk size line b'zz'"):
+    with pytest.raises(protocol.IncompleteRead) as info:
         fetch(protocol, server.port)
+    assert isinstance(info.value, protocol.RemoteProtocolError)
+    assert info.value.partial == b"abc"
+    assert str(info.value) == repr(info.value) == "IncompleteRead(3 bytes read)"
+    assert "invalid chunk size line b'zz'" in str(info.value.__cause__)
 
 
 def test_chunk_longer_than_its_size_line_is_refused(raw_server):
@@ -172,8 +177,11 @@ def test_chunk_longer_than_its_size_line_is_refused(raw_server):
     conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
     conn.request("GET", "/")
     r = conn.getresponse()
-    with pytest.raises(protocol.RemoteProtocolError, match="longer than its size line"):
+    with pytest.raises(protocol.RemoteProtocolError) as info:
         r.read()
+    assert isinstance(info.value, protocol.IncompleteRead)
+    assert info.value.partial == b"ab"
+    assert "longer than its size line" in str(info.value.__cause__)
     conn.close()
 
 
@@ -324,7 +332,7 @@ STRICTER = {
     ),
     "bad chunk": (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "RemoteProtocolError",
+        "InvalidChunk",  # an IncompleteRead (as http.client) that is a RemoteProtocolError
     ),
 }
 

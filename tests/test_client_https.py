@@ -96,9 +96,10 @@ def test_wrong_host_name_fails_and_check_hostname_false_allows_it(
 
     relaxed = ssl.create_default_context()
     upstream_ca.configure_trust(relaxed)
-    conn2 = HTTPSConnection(
-        "127.0.0.1", server.port, context=relaxed, check_hostname=False, timeout=5
-    )
+    with pytest.warns(DeprecationWarning, match="check_hostname are deprecated"):
+        conn2 = HTTPSConnection(
+            "127.0.0.1", server.port, context=relaxed, check_hostname=False, timeout=5
+        )
     conn2.request("GET", "/")
     assert conn2.getresponse().read() == b"secure"
     conn2.close()
@@ -108,7 +109,10 @@ def test_check_hostname_without_verification_is_refused():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with pytest.raises(ValueError, match="check_hostname needs a SSL context"):
+    with (
+        pytest.raises(ValueError, match="check_hostname needs a SSL context"),
+        pytest.warns(DeprecationWarning),
+    ):
         HTTPSConnection("127.0.0.1", context=ctx, check_hostname=True)
 
 
@@ -150,9 +154,11 @@ def test_client_certificate_from_key_and_cert_files(
     key_file, cert_file = client_cert_files
     ctx = ssl.create_default_context()
     upstream_ca.configure_trust(ctx)
-    conn = HTTPSConnection(
-        "127.0.0.1", server.port, context=ctx, key_file=key_file, cert_file=cert_file, timeout=5
-    )
+    # Deprecated as in http.client 3.11 (a context with load_cert_chain is the way now).
+    with pytest.warns(DeprecationWarning, match="key_file, cert_file and check_hostname"):
+        conn = HTTPSConnection(
+            "127.0.0.1", server.port, context=ctx, key_file=key_file, cert_file=cert_file, timeout=5
+        )
     assert (conn.key_file, conn.cert_file) == (key_file, cert_file)
     conn.request("GET", "/")
     assert conn.getresponse().read() == b"secure"
@@ -174,7 +180,7 @@ def test_server_requiring_a_client_certificate_refuses_without_one(
 
 
 def test_missing_client_key_file_is_a_clear_error(tmp_path, client_tls_context):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError), pytest.warns(DeprecationWarning):
         HTTPSConnection(
             "127.0.0.1",
             context=client_tls_context,

@@ -97,7 +97,7 @@ def fault(name: str, handler: Handler, statuses, classes, phases) -> Fault:  # t
 
 
 DISCONNECTS = {"RemoteDisconnected", "ConnectionResetError", "IncompleteRead", "BrokenPipeError"}
-PROTOCOL = {"RemoteProtocolError", "BadStatusLine", "LineTooLong", "HTTPException"}
+PROTOCOL = {"RemoteProtocolError", "BadStatusLine", "LineTooLong", "HTTPException", "InvalidChunk"}
 
 FAULTS = [
     fault("reset-before-status", reset_after(b""), {502}, DISCONNECTS, {"status line", "send"}),

@@ -1169,7 +1169,10 @@ def test_send_conflicting_framing_is_refused() -> None:
     with pytest.raises(LocalProtocolError, match="both"):
         Connection(CLIENT).send(Request(b"POST", b"/", Headers(headers)))
     headers = [*HOST, (b"Transfer-Encoding", b"gzip")]
-    with pytest.raises(LocalProtocolError, match="only chunked"):
+    with pytest.raises(LocalProtocolError, match="must end in chunked"):
+        Connection(CLIENT).send(Request(b"POST", b"/", Headers(headers)))
+    headers = [*HOST, (b"Transfer-Encoding", b"chunked, chunked")]
+    with pytest.raises(LocalProtocolError, match="applied once"):
         Connection(CLIENT).send(Request(b"POST", b"/", Headers(headers)))
     headers = [*HOST, (b"Content-Length", b"3"), (b"Content-Length", b"4")]
     with pytest.raises(LocalProtocolError, match="Content-Length"):

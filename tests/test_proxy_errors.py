@@ -124,7 +124,7 @@ FAULTS = [
         "bad-chunk",
         sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"),
         CLOSED,
-        "RemoteProtocolError",
+        "InvalidChunk",  # an IncompleteRead that is a RemoteProtocolError (issue #13)
         "body",
     ),
     ("read-timeout", hangs, 504, "TimeoutError", "status line"),
