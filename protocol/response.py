@@ -363,11 +363,7 @@ class HTTPResponse(io.BufferedIOBase):
         """At most ``n`` body bytes, with at most one socket read."""
         if n == 0 or self._skip_body():
             return b""
-        if not self._pending:
-            try:
-                self._pending = self._next_chunk()
-            except IncompleteRead as exc:
-                raise self._incomplete(b"", exc) from exc
+        self._ensure_pending()
         if n < 0 or n >= len(self._pending):
             data, self._pending = self._pending, b""
         else:
@@ -377,15 +373,19 @@ class HTTPResponse(io.BufferedIOBase):
             return data
         return self._took(data)
 
-    def peek(self, n: int = 0) -> bytes:
-        """Body bytes available without consuming them (reads the socket if none are)."""
-        if self._skip_body():
-            return b""
+    def _ensure_pending(self) -> None:
+        """Fetch the next piece of body into ``_pending`` unless one is waiting."""
         if not self._pending:
             try:
                 self._pending = self._next_chunk()
             except IncompleteRead as exc:
                 raise self._incomplete(b"", exc) from exc
+
+    def peek(self, n: int = 0) -> bytes:
+        """Body bytes available without consuming them (reads the socket if none are)."""
+        if self._skip_body():
+            return b""
+        self._ensure_pending()
         return self._pending
 
     def readline(self, limit: int | None = -1) -> bytes:

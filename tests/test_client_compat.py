@@ -35,6 +35,14 @@ def answering(raw: bytes, *, hold: threading.Event | None = None):
     return handler
 
 
+def get_from(raw_server, wire: bytes, hold: threading.Event | None = None) -> HTTPConnection:
+    """A connection that has sent ``GET /`` to a peer answering ``wire``."""
+    server = raw_server(answering(wire, hold=hold))
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/")
+    return conn
+
+
 # -- 1. a subclass whose connect() only sets self.sock ---------------------------
 
 
@@ -104,9 +112,7 @@ def test_standalone_responses_read_one_message_each(raw_server, first):
 
 def test_chunked_body_ending_at_the_last_chunk_without_final_crlf_is_complete(raw_server):
     wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
-    server = raw_server(answering(wire))  # the handler returns: the server closes
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, wire)  # the handler returns: the server closes
     response = conn.getresponse()
     assert response.read() == b"hello"
     assert response.isclosed()
@@ -115,9 +121,7 @@ def test_chunked_body_ending_at_the_last_chunk_without_final_crlf_is_complete(ra
 
 def test_chunked_body_cut_inside_the_trailers_is_still_incomplete(raw_server):
     wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Tr"
-    server = raw_server(answering(wire))
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, wire)
     with pytest.raises(protocol.IncompleteRead) as info:
         conn.getresponse().read()
     assert info.value.partial == b"hello"
@@ -129,9 +133,7 @@ def test_chunked_body_cut_inside_the_trailers_is_still_incomplete(raw_server):
 
 def test_obs_fold_in_a_response_header_is_unfolded_to_one_space(raw_server):
     wire = b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two \r\n\tthree\r\nContent-Length: 2\r\n\r\nok"
-    server = raw_server(answering(wire))
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, wire)
     response = conn.getresponse()
     assert response.getheader("X-Folded") == "one two three"
     assert response.headers["X-Folded"] == "one two three"
@@ -277,9 +279,7 @@ def test_request_while_the_previous_response_is_unread_goes_out(raw_server):
 
 def test_overlong_header_line_is_line_too_long(raw_server):
     wire = b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n"
-    server = raw_server(answering(wire))
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, wire)
     with pytest.raises(protocol.LineTooLong, match="header line"):
         conn.getresponse()
     conn.close()
@@ -287,9 +287,7 @@ def test_overlong_header_line_is_line_too_long(raw_server):
 
 def test_overlong_header_line_is_refused_before_the_head_ends(raw_server):
     hold = threading.Event()
-    server = raw_server(answering(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000, hold=hold))
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000, hold)
     try:
         with pytest.raises(protocol.LineTooLong):
             conn.getresponse()  # without the early check this would wait for the timeout
@@ -300,9 +298,7 @@ def test_overlong_header_line_is_refused_before_the_head_ends(raw_server):
 
 def test_header_block_over_the_limit_is_a_line_too_long_with_the_431_hint(raw_server):
     lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(70))
-    server = raw_server(answering(b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n"))
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n")
     with pytest.raises(protocol.LineTooLong) as info:
         conn.getresponse()
     assert isinstance(info.value, protocol.RemoteProtocolError)
@@ -314,9 +310,7 @@ def test_header_block_over_the_limit_is_a_line_too_long_with_the_431_hint(raw_se
 def test_101st_header_is_refused_when_it_arrives(raw_server, interim):
     hold = threading.Event()
     headers = b"".join(b"H%d: x\r\n" % i for i in range(101))
-    server = raw_server(answering(interim + b"HTTP/1.1 200 OK\r\n" + headers, hold=hold))
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.request("GET", "/")
+    conn = get_from(raw_server, interim + b"HTTP/1.1 200 OK\r\n" + headers, hold)
     try:
         with pytest.raises(protocol.HTTPException, match="got more than 100 headers"):
             conn.getresponse()  # the head never ends: only counting as lines come can tell
