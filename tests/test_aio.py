@@ -682,16 +682,16 @@ def test_read_timeout_is_per_read_not_per_body(raw_server):
 
     def trickle(sock):
         recv_until(sock, b"\r\n\r\n")
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
-        for _ in range(8):  # 8 x 0.1 s: longer than the timeout, each gap well inside it
-            time.sleep(0.1)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
+        for _ in range(6):  # 6 x 0.3 s: longer than the timeout, each gap well inside it
+            time.sleep(0.3)
             sock.sendall(b"t")
 
     server = raw_server(trickle)
 
     async def main():
-        async with AsyncHTTPConnection("127.0.0.1", server.port, read_timeout=0.4) as conn:
+        async with AsyncHTTPConnection("127.0.0.1", server.port, read_timeout=1.5) as conn:
             return await exchange(conn, b"GET", b"/", host_headers(server.port))
 
     _response, body = run(main())
-    assert body == b"t" * 8
+    assert body == b"t" * 6

@@ -31,13 +31,13 @@ async def one_request(pool: UpstreamPool, target: Target) -> int:
 
 def test_pool_reuses_and_expires_idle_connections(echo_server: EchoServer) -> None:
     async def scenario() -> list[int]:
-        pool = UpstreamPool(Config(), idle_timeout=0.3)
+        pool = UpstreamPool(Config(), idle_timeout=1.0)  # reuse must come within it, loaded or not
         target = Target("http", "127.0.0.1", echo_server.port, "/")
         opened = []
         await one_request(pool, target)
         await one_request(pool, target)
         opened.append(pool.opened)  # reused: still one
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.2)
         await one_request(pool, target)
         opened.append(pool.opened)  # the idle one expired: a new one
         await pool.close()
@@ -111,7 +111,7 @@ def test_slow_request_head_gets_408(tmp_path: Path) -> None:
 def test_idle_keep_alive_client_is_closed(tmp_path: Path, echo_server: EchoServer) -> None:
     with live_proxy(tmp_path) as proxy:
         server = proxy.runtime.server
-        server.context = replace(server.context, idle_timeout=0.3)
+        server.context = replace(server.context, idle_timeout=1.0)  # the request must beat it
         with proxy.connect() as s:
             s.sendall(f"GET {echo_server.url}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert read_response(s)[0] == 200
