@@ -25,7 +25,6 @@ from typing import Any, Protocol
 from protocol.authority import host_port
 from protocol.connection import CLIENT, DONE, Connection
 from protocol.errors import (
-    MAX_LINE,
     BadStatusLine,
     LineTooLong,
     RemoteDisconnected,
@@ -34,12 +33,13 @@ from protocol.errors import (
 )
 from protocol.events import NEED_DATA, Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
-
-READ_CHUNK = 262144
-"""Largest read, and the reader's limit: it stops reading the socket past twice this."""
-
-MAX_INTERIM = 50
-"""1xx responses accepted before the final one; more is a misbehaving server."""
+from protocol.limits import (  # READ_CHUNK and MAX_INTERIM stay importable from here
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_INTERIM,
+    MAX_LINE,
+    READ_CHUNK,
+)
 
 CONNECT, TLS, SEND = "connect", "tls", "send"
 STATUS_LINE, HEADERS, BODY = "status line", "headers", "body"
@@ -114,8 +114,8 @@ class AsyncHTTPConnection:
         connect_timeout: float | None = 10.0,
         read_timeout: float | None = 30.0,
         max_line: int = MAX_LINE,
-        max_headers: int = 100,
-        max_header_bytes: int = 65536,
+        max_headers: int = MAX_HEADERS,
+        max_header_bytes: int = MAX_HEADER_BYTES,
         source_address: tuple[str, int] | None = None,
         on_informational: Callable[[Response], Any] | None = None,
         watchdog: ReadWatchdog | None = None,

@@ -24,7 +24,8 @@ MAX_INTERIM = 50
 """1xx responses the asyncio client accepts before the final one; more is a misbehaving server."""
 
 READ_CHUNK = 262144
-"""Largest read of the asyncio client, and its stream reader's limit."""
+"""Largest read of the asyncio clients (HTTP/1.1 and HTTP/2) and of the proxy, and their
+stream readers' limit: a reader stops reading the socket past twice this."""
 
 SYNC_READ_CHUNK = 65536
 """How much one socket read of the synchronous client asks for when it may read ahead
