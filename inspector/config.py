@@ -98,6 +98,7 @@ class Config:
     quiet: bool = False
     body_limit: int = DEFAULT_BODY_LIMIT
     proxy_auth: tuple[str, str] | None = None
+    http2: bool = True  # --no-http2 turns it off: only HTTP/1.1 to clients and upstreams
 
     def session_path(self) -> Path:
         """The session file to record to, choosing a new dated name when none was given."""

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from inspector.proxy.context import ProxyContext
     from inspector.proxy.hooks import ExchangeHook
 
-VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2"}
 
 
 class ClientSide(Protocol):

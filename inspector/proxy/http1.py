@@ -19,6 +19,7 @@ from inspector.proxy.context import ProxyContext
 from inspector.proxy.errors import ClientError, ClientGone
 from inspector.proxy.exchange import Exchange, copied_headers
 from inspector.proxy.hop import strip_hop_by_hop
+from inspector.proxy.http2 import PREFACE, HTTP2Connection
 from inspector.proxy.modes import Tunnel, parse_connect_target, resolve
 from protocol.aio import READ_CHUNK, stream_write
 from protocol.connection import DONE, IDLE, SERVER, Connection
@@ -43,6 +44,14 @@ TLS_ON_PLAIN_PORT = (
 STAND_IN_REQUEST = b"GET / HTTP/1.1\r\nHost: inspector\r\nConnection: close\r\n\r\n"
 
 
+class PrefaceSeen(Exception):
+    """The connection opened with what may be the HTTP/2 preface (``data``: bytes so far)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("HTTP/2 connection preface")
+        self.data = data
+
+
 class HTTP1Connection:
     """Serves one accepted client connection until it closes (the exchange layer's
     ``ClientSide`` for the requests it carries)."""
@@ -65,6 +74,7 @@ class HTTP1Connection:
         self._responded = False  # a final response head went out in this exchange
         self.request_method = b""  # the method of the request being answered (HEAD: no body)
         self._out: list[bytes] = []  # encoded response pieces not yet written
+        self.fresh = True  # nothing read yet on this connection (or in its tunnel)
 
     @property
     def tunnel_sni(self) -> str | None:
@@ -90,6 +100,9 @@ class HTTP1Connection:
                 event = await self._read_request_head()
             except HTTPException as e:
                 await self.reject(e)
+                return
+            except PrefaceSeen as seen:
+                await self._serve_http2(seen.data)
                 return
             except TimeoutError:
                 if self.partial_head:  # a head that never completes (slowloris): say so
@@ -125,6 +138,9 @@ class HTTP1Connection:
                     deadlines.arm(reader, ctx.head_timeout)
                     if data[:1] == b"\x16" and self.tls is None:
                         raise RemoteProtocolError(TLS_ON_PLAIN_PORT)
+                    if self.fresh and data[:4] == b"PRI " and ctx.config.http2:
+                        raise PrefaceSeen(data)
+                    self.fresh = False
                 conn.receive_data(data)
                 event = conn.next_event()
         finally:
@@ -174,8 +190,34 @@ class HTTP1Connection:
             return opened  # relayed raw, refused or failed
         self.tunnel = opened
         self.conn = Connection(SERVER)
+        self.fresh = True
         await self.serve()
         return False
+
+    async def _serve_http2(self, data: bytes) -> None:
+        """Prior knowledge or ALPN h2: the rest of the connection is HTTP/2's."""
+        while len(data) < len(PREFACE) and PREFACE.startswith(data):
+            more = await self.reader.read(READ_CHUNK)
+            if not more:
+                return
+            data += more
+        if not data.startswith(PREFACE):
+            await self.answer(
+                400,
+                "inspector: a request line starting 'PRI ' that is not the HTTP/2 preface\n",
+                close=True,
+            )
+            return
+        h2conn = HTTP2Connection(
+            self.ctx,
+            self.reader,
+            self.writer,
+            client_addr=self.client_addr,
+            tunnel=self.tunnel,
+            tls=self.tls,
+            authenticated=self.authenticated,
+        )
+        await h2conn.serve(data)
 
     # -- the request body (exchange layer's body source) ---------------------------------
 
