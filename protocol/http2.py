@@ -33,7 +33,7 @@ from h2.settings import SettingCodes
 
 from protocol.aio import READ_CHUNK, stream_write
 from protocol.errors import HTTPException, RemoteDisconnected, RemoteProtocolError, UnknownProtocol
-from protocol.events import Response
+from protocol.events import Data, EndOfMessage, Response
 from protocol.headers import Headers
 from protocol.http2_fields import response_head
 
@@ -145,30 +145,52 @@ class H2Stream:
     async def iter_body(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive; the windows reopen as the caller takes them."""
         while True:
-            event = await self._next_event()
+            event = self.body_event_nowait()
+            if event is None:
+                await self.wait_readable()
+            elif type(event) is Data:
+                yield event.data
+            else:
+                return
+
+    def body_event_nowait(self) -> Data | EndOfMessage | None:
+        """The next body piece already received (``EndOfMessage`` carries the trailers),
+        or None: ``await wait_readable()`` first. Raises the stream's failure."""
+        inbox = self._inbox
+        while inbox:
+            event = inbox.popleft()
             if isinstance(event, h2.events.DataReceived):
                 self.received += len(event.data)
                 self._conn._consumed(self.id, event.flow_controlled_length)
                 if event.data:
-                    yield event.data
+                    return Data(event.data)
             elif isinstance(event, h2.events.TrailersReceived):
                 self.trailers = Headers(event.headers)
             elif isinstance(event, h2.events.StreamEnded):
-                return
+                return EndOfMessage(self.trailers)
+        if self._failure is not None:
+            raise self._failure
+        return None
+
+    async def wait_readable(self) -> None:
+        """Wait until something arrives for this stream (TimeoutError after read_timeout)."""
+        if self._inbox or self._failure is not None:
+            return
+        self._wakeup.clear()
+        timeout = self._conn.read_timeout
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no data from {self._conn.host}:{self._conn.port} for {timeout:g} s "
+                f"(stream {self.id})"
+            ) from None
 
     async def _next_event(self) -> h2.events.Event:
         while not self._inbox:
             if self._failure is not None:
                 raise self._failure
-            self._wakeup.clear()
-            timeout = self._conn.read_timeout
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"no data from {self._conn.host}:{self._conn.port} for {timeout:g} s "
-                    f"(stream {self.id})"
-                ) from None
+            await self.wait_readable()
         return self._inbox.popleft()
 
     # -- fed by the connection's reader ------------------------------------------------------
@@ -218,6 +240,7 @@ class AsyncHTTP2Connection:
         self._writer: asyncio.StreamWriter | None = None
         self._read_task: asyncio.Task[None] | None = None
         self._closed: BaseException | None = None
+        self._settings_seen = asyncio.Event()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -263,6 +286,18 @@ class AsyncHTTP2Connection:
         self._flush()
         self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
         self.phase = SEND
+
+    async def settled(self) -> None:
+        """Wait for the server's SETTINGS, the proof it speaks HTTP/2 (a plain HTTP/1.1
+        server answers prior knowledge with an error or a close: raised here)."""
+        try:
+            await asyncio.wait_for(self._settings_seen.wait(), self.connect_timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.host}:{self.port} sent no HTTP/2 SETTINGS in {self.connect_timeout:g} s"
+            ) from None
+        if self._closed is not None:
+            raise self._closed
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -385,9 +420,12 @@ class AsyncHTTP2Connection:
         except (OSError, HTTPException) as exc:
             self._closed = exc
             self._fail_all(exc)
+            self._settings_seen.set()
 
     def _dispatch(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.ConnectionTerminated):
+        if isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings_seen.set()
+        elif isinstance(event, h2.events.ConnectionTerminated):
             self._terminated(event)
         elif isinstance(event, h2.events.WindowUpdated):
             self._window_updated(event.stream_id)

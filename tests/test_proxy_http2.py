@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from inspector.config import Endpoint, Mode
 from protocol.headers import Headers
 from protocol.http2 import AsyncHTTP2Connection
+from tests.h2_servers import HypercornServer
 from tests.proxy_fixtures import live_proxy
 from tests.servers import EchoServer
 
@@ -87,3 +89,24 @@ def test_curl_prior_knowledge(tmp_path: Path, echo_server: EchoServer) -> None:
         [flow] = proxy.finished(1)
     assert out.stdout == "2 200", out.stderr
     assert flow.request.http_version == "HTTP/2" and flow.response.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def h2_upstream() -> Iterator[HypercornServer]:
+    server = HypercornServer()
+    yield server
+    server.close()
+
+
+def test_prior_knowledge_is_spoken_upstream_too(
+    tmp_path: Path, h2_upstream: HypercornServer
+) -> None:
+    mode = Mode("reverse", Endpoint("http", "127.0.0.1", h2_upstream.port))
+    with live_proxy(tmp_path, mode=mode) as proxy:
+        results = asyncio.run(_h2_requests(proxy.port, [f"/u{i}" for i in range(10)], body=b"abc"))
+        flows = proxy.finished(10)
+    # hypercorn says which protocol reached it: HTTP/2 end to end
+    assert sorted(body for _, body in results) == sorted(
+        f"POST /u{i}? http/2 body=3".encode() for i in range(10)
+    )
+    assert {f.response.http_version for f in flows} == {"HTTP/2"}

@@ -171,7 +171,7 @@ class Exchange:
             self.ctx.pool.discard(up, abort=abort)
 
     def _key(self, target: Target) -> PoolKey:
-        return self.ctx.pool.key_for(target, self.client.tunnel_sni)
+        return self.ctx.pool.key_for(target, self.client.tunnel_sni, http2=self.client.http2)
 
     # -- request side -------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ class Exchange:
         r = flow.request  # the hooks may have pointed it elsewhere
         edited = Target(r.scheme, r.host, r.port, r.path, self.target.via)
         sni = self.client.tunnel_sni if r.host == self.target.host else None
-        key = self.ctx.pool.key_for(edited, sni)
+        key = self.ctx.pool.key_for(edited, sni, http2=self.client.http2)
         return await self._send_recorded(flow, key, fresh=False)
 
     async def _send_streamed(

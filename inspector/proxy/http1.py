@@ -56,6 +56,8 @@ class HTTP1Connection:
     """Serves one accepted client connection until it closes (the exchange layer's
     ``ClientSide`` for the requests it carries)."""
 
+    http2 = False
+
     def __init__(
         self, ctx: ProxyContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:

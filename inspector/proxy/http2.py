@@ -219,6 +219,8 @@ class HTTP2Connection:
 class H2StreamSide:
     """One stream of an ``HTTP2Connection``: the exchange layer's ``ClientSide``."""
 
+    http2 = True
+
     def __init__(self, conn: HTTP2Connection, stream_id: int) -> None:
         self.conn = conn
         self.id = stream_id

@@ -23,6 +23,7 @@ from inspector.flow import Phase, Timings, TLSInfo
 from inspector.proxy.deadlines import ReadDeadlines
 from inspector.proxy.errors import UpstreamError
 from inspector.proxy.modes import Target
+from inspector.proxy.upstream_h2 import H2Pool, UpstreamStream
 from protocol.aio import AsyncHTTPConnection
 from protocol.authority import host_port
 from protocol.errors import HTTPException
@@ -30,10 +31,10 @@ from protocol.errors import HTTPException
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
-def make_upstream_context(config: Config) -> ssl.SSLContext:
+def make_upstream_context(config: Config, alpn: list[str] | None = None) -> ssl.SSLContext:
     """The client-side TLS context for upstream servers: verified unless --insecure.
 
-    Made once per pool and shared by every upstream connection.
+    Made once per pool (and ALPN offer) and shared by every upstream connection.
     """
     if config.insecure:
         # Nothing is verified, so no trust store: OpenSSL still builds the chain it then
@@ -47,7 +48,7 @@ def make_upstream_context(config: Config) -> ssl.SSLContext:
         ctx = ssl.create_default_context(**_system_trust())
     if config.upstream_ca is not None:
         ctx.load_verify_locations(cafile=str(config.upstream_ca))
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(alpn or ["http/1.1"])
     return ctx
 
 
@@ -80,6 +81,7 @@ class PoolKey:
     port: int
     sni: str | None
     via: Endpoint | None
+    http2: bool = False  # the client spoke HTTP/2: offer it upstream too
 
     @property
     def authority(self) -> str:
@@ -202,21 +204,47 @@ class UpstreamPool:
         self.idle_timeout = idle_timeout
         self._hosts: dict[PoolKey, _HostSlots] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._h2: H2Pool | None = None
         self.opened = 0  # connections opened, for tests and benchmarks
 
-    def key_for(self, target: Target, sni: str | None = None) -> PoolKey:
+    def key_for(self, target: Target, sni: str | None = None, *, http2: bool = False) -> PoolKey:
         return PoolKey(
             target.scheme,
             target.host,
             target.port,
             sni if target.scheme == "https" else None,
             target.via,
+            http2 and self.config.http2,
         )
+
+    def tls_for_alpn(self, alpn: list[str]) -> ssl.SSLContext:
+        """Another upstream TLS context like ``self.tls``, offering ``alpn``."""
+        return make_upstream_context(self.config, alpn)
+
+    async def open(
+        self, key: PoolKey, timings: Timings, tls: ssl.SSLContext | None = None
+    ) -> UpstreamConnection:
+        """A new connection for ``key`` (TLS with ``tls``, default ``self.tls``), unpooled."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+        up = await UpstreamConnection.open(
+            key, tls or self.tls, self.config, timings, self.deadlines
+        )
+        self.opened += 1
+        up.uses = 1
+        return up
 
     async def acquire(
         self, key: PoolKey, timings: Timings, *, fresh: bool = False
-    ) -> UpstreamConnection:
-        """An idle connection for ``key`` (unless ``fresh``), or a new one; UpstreamError."""
+    ) -> UpstreamConnection | UpstreamStream:
+        """An idle connection for ``key`` (unless ``fresh``), or a new one; UpstreamError.
+
+        For an HTTP/2 key: a stream on the origin's shared connection.
+        """
+        if key.http2:
+            if self._h2 is None:
+                self._h2 = H2Pool(self)
+            return await self._h2.acquire(key, timings)
         slots = self._hosts.get(key)
         if slots is None:
             slots = self._hosts[key] = _HostSlots()
@@ -232,15 +260,18 @@ class UpstreamPool:
                     await up.start_next_cycle()
                     up.uses += 1
                     return up
-            if self._sweeper is None:
-                self._sweeper = asyncio.ensure_future(self._sweep())
-            up = await UpstreamConnection.open(key, self.tls, self.config, timings, self.deadlines)
-            self.opened += 1
-            up.uses = 1
-            return up
+            return await self.open(key, timings)
         except BaseException:
             self._free_slot(slots)
             raise
+
+    def adopt(self, up: UpstreamConnection) -> UpstreamConnection:
+        """Count a connection opened by ``open`` as in use: ``release``/``discard`` free it."""
+        slots = self._hosts.get(up.key)
+        if slots is None:
+            slots = self._hosts[up.key] = _HostSlots()
+        slots.active += 1
+        return up
 
     def _take_idle(self, slots: _HostSlots) -> UpstreamConnection | None:
         deadline = time.monotonic() - self.idle_timeout
@@ -251,8 +282,11 @@ class UpstreamPool:
             up.close_nowait()
         return None
 
-    def release(self, up: UpstreamConnection) -> None:
+    def release(self, up: UpstreamConnection | UpstreamStream) -> None:
         """Give a connection back: kept idle if it can carry another request, else closed."""
+        if type(up) is UpstreamStream:
+            up.close_nowait()
+            return
         slots = self._hosts.get(up.key)
         if slots is None:
             up.close_nowait()
@@ -264,7 +298,10 @@ class UpstreamPool:
         else:
             up.close_nowait()
 
-    def discard(self, up: UpstreamConnection, *, abort: bool = False) -> None:
+    def discard(self, up: UpstreamConnection | UpstreamStream, *, abort: bool = False) -> None:
+        if type(up) is UpstreamStream:
+            up.abort()
+            return
         slots = self._hosts.get(up.key)
         if slots is not None:
             self._free_slot(slots)
@@ -301,6 +338,8 @@ class UpstreamPool:
             for up in slots.idle:
                 up.close_nowait()
         self._hosts.clear()
+        if self._h2 is not None:
+            await self._h2.close()
 
 
 async def open_raw(target: Target, pool: UpstreamPool, timings: Timings) -> UpstreamConnection:
