@@ -18,16 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certs.ca import CertificateAuthority
 from certs.mint import HostError, LeafMinter, normalize_host, san_names
 
-ALPN_PROTOCOLS = ["http/1.1"]
+ALPN_HTTP1, ALPN_H2 = "http/1.1", "h2"
 # How often one lookup waits for another thread's mint of the same name before minting
 # its own: only a cache evicting leaves before they can be read needs more than one wait.
 _MAX_WAITS = 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Entry:
     certificate: x509.Certificate
-    context: ssl.SSLContext
+    context: ssl.SSLContext  # offers ALPN http/1.1
+    h2_context: ssl.SSLContext | None = None  # offers h2; made when first asked for
 
 
 class CertStore:
@@ -90,13 +91,23 @@ class CertStore:
         with self._lock:
             return any(key in self._cache for key in (name, _wildcard_for(name)) if key)
 
-    def server_context(self, sni_or_host: str, extra_sans: Sequence[str] = ()) -> ssl.SSLContext:
-        """A server-side context presenting a leaf for ``sni_or_host`` (cached).
+    def server_context(
+        self, sni_or_host: str, extra_sans: Sequence[str] = (), *, alpn: str = ALPN_HTTP1
+    ) -> ssl.SSLContext:
+        """A server-side context presenting a leaf for ``sni_or_host`` (cached), offering
+        the one application protocol ``alpn`` ("http/1.1" or "h2").
 
         ``extra_sans`` (e.g. the real server's names) only matter when a leaf is
         minted. Raises ``HostError`` (a ValueError) for a name no certificate can hold.
         """
-        return self._entry(sni_or_host, extra_sans).context
+        entry = self._entry(sni_or_host, extra_sans)
+        if alpn == ALPN_HTTP1:
+            return entry.context
+        if alpn != ALPN_H2:
+            raise ValueError(f"unknown ALPN protocol {alpn!r}: expected 'http/1.1' or 'h2'")
+        if entry.h2_context is None:  # two threads may both build it: either one serves
+            entry.h2_context = self._context_for(entry.certificate, ALPN_H2)
+        return entry.h2_context
 
     def leaf_pem(self, host: str) -> bytes:
         """The PEM of the leaf ``server_context(host)`` presents."""
@@ -142,7 +153,7 @@ class CertStore:
         it), then cache it under every name it covers."""
         names = san_names(name, extra_sans)
         cert = self._minter.mint_for(names)
-        entry = _Entry(cert, self._context_for(cert))
+        entry = _Entry(cert, self._context_for(cert, ALPN_HTTP1))
         with self._lock:
             self.minted += 1
             for covered in names:
@@ -152,10 +163,10 @@ class CertStore:
                 self._cache.popitem(last=False)
         return entry
 
-    def _context_for(self, cert: x509.Certificate) -> ssl.SSLContext:
+    def _context_for(self, cert: x509.Certificate, alpn: str) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_alpn_protocols(ALPN_PROTOCOLS)
+        ctx.set_alpn_protocols([alpn])
         # The leaf alone: the CA stays out of the chain, since clients that trust it hold
         # it already (RFC 8446 4.4.2 lets a server omit the root) and OpenSSL would parse
         # it again for every leaf. Leaf and key go in one memory file: the ssl module loads

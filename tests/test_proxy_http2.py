@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from inspector.config import Endpoint, Mode
@@ -110,3 +112,88 @@ def test_prior_knowledge_is_spoken_upstream_too(
         f"POST /u{i}? http/2 body=3".encode() for i in range(10)
     )
     assert {f.response.http_version for f in flows} == {"HTTP/2"}
+
+
+@pytest.fixture(scope="module")
+def h2_cert_files(upstream_ca, tmp_path_factory) -> tuple[Path, Path]:
+    cert = upstream_ca.issue_cert("localhost", "127.0.0.1")
+    d = tmp_path_factory.mktemp("h2proxycert")
+    cert.private_key_pem.write_to_path(str(d / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(d / "cert.pem"))
+    return d / "cert.pem", d / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def h2_tls_upstream(h2_cert_files: tuple[Path, Path]) -> Iterator[HypercornServer]:
+    server = HypercornServer(*h2_cert_files)
+    yield server
+    server.close()
+
+
+def test_httpx_http2_through_an_intercepted_tunnel(
+    tmp_path: Path, h2_tls_upstream: HypercornServer, upstream_ca_file: Path
+) -> None:
+    with live_proxy(tmp_path, upstream_ca=upstream_ca_file) as proxy:
+        with httpx.Client(
+            http2=True, proxy=proxy.url, verify=ssl.create_default_context(cafile=proxy.ca_file)
+        ) as client:
+            responses = [
+                client.get(f"https://localhost:{h2_tls_upstream.port}/h{i}") for i in range(3)
+            ]
+        flows = proxy.finished(3)
+    assert [r.http_version for r in responses] == ["HTTP/2"] * 3
+    assert [r.text for r in responses] == [f"GET /h{i}? http/2 body=0" for i in range(3)]
+    assert {(f.request.http_version, f.response.http_version) for f in flows} == {
+        ("HTTP/2", "HTTP/2")
+    }
+    assert all(f.tls is not None and f.tls.upstream_alpn == "h2" for f in flows)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+@pytest.mark.parametrize("upstream", ["h2", "http1"])
+def test_curl_gets_the_protocol_the_server_chose(
+    tmp_path: Path,
+    upstream: str,
+    h2_tls_upstream: HypercornServer,
+    tls_echo_server: EchoServer,
+    upstream_ca_file: Path,
+) -> None:
+    port = h2_tls_upstream.port if upstream == "h2" else tls_echo_server.port
+    with live_proxy(tmp_path, upstream_ca=upstream_ca_file) as proxy:
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--http2",
+                "-x",
+                proxy.url,
+                "--cacert",
+                str(proxy.ca_file),
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version}",
+                f"https://localhost:{port}/v",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        [flow] = proxy.finished(1)
+    expected = "2" if upstream == "h2" else "1.1"
+    assert out.stdout == expected, out.stderr
+    assert flow.request.http_version == ("HTTP/2" if upstream == "h2" else "HTTP/1.1")
+
+
+def test_no_http2_offers_only_http1(
+    tmp_path: Path, h2_tls_upstream: HypercornServer, upstream_ca_file: Path
+) -> None:
+    with live_proxy(tmp_path, upstream_ca=upstream_ca_file, http2=False) as proxy:
+        with httpx.Client(
+            http2=True, proxy=proxy.url, verify=ssl.create_default_context(cafile=proxy.ca_file)
+        ) as client:
+            response = client.get(f"https://localhost:{h2_tls_upstream.port}/n")
+        [flow] = proxy.finished(1)
+    assert response.http_version == "HTTP/1.1"
+    assert response.text == "GET /n? http/1.1 body=0"
+    assert flow.response.http_version == "HTTP/1.1"

@@ -9,6 +9,7 @@ matching ``--ignore-hosts``) is relayed untouched and recorded as one CONNECT fl
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import Callable
@@ -59,7 +60,7 @@ async def open_tunnel(
         return False
     if hello is not None:
         try:
-            await _start_client_tls(ctx, client, host, hello)
+            await _start_client_tls(ctx, client, host, port, hello)
         except ClientGone as e:
             _report_client_tls_failure(ctx, client, req, host, port, hello, e.exc)
             return False
@@ -71,16 +72,18 @@ async def open_tunnel(
 
 
 async def _start_client_tls(
-    ctx: ProxyContext, client: HTTP1Connection, host: str, hello: ClientHello
+    ctx: ProxyContext, client: HTTP1Connection, host: str, port: int, hello: ClientHello
 ) -> None:
     name = hello.sni or host
     store = ctx.certstore
+    alpn = await _choose_protocol(ctx, host, port, hello)
     try:
         if name in store:
-            tls_context = store.server_context(name)
+            tls_context = store.server_context(name, alpn=alpn)
         else:  # minting signs a new leaf: keep it off the event loop
             loop = asyncio.get_running_loop()
-            tls_context = await loop.run_in_executor(None, store.server_context, name)
+            mint = functools.partial(store.server_context, name, alpn=alpn)
+            tls_context = await loop.run_in_executor(None, mint)
     except ValueError as e:  # certs.HostError: a name no certificate can carry
         raise ClientGone(e) from e
     try:
@@ -94,6 +97,20 @@ async def _start_client_tls(
         client_alpn=",".join(hello.alpn) if hello.alpn else None,
         client_version=sslobj.version() if sslobj is not None else None,
     )
+
+
+async def _choose_protocol(ctx: ProxyContext, host: str, port: int, hello: ClientHello) -> str:
+    """The protocol to offer the client: what the upstream picks from the client's offer.
+
+    HTTP/2 only end to end (mitmproxy's behaviour): when the client offers h2, the upstream
+    is asked first; it decides, and the client is offered just that.
+    """
+    if not ctx.config.http2 or "h2" not in (hello.alpn or ()):
+        return "http/1.1"
+    mode = ctx.config.mode
+    target = Target("https", host, port, "", mode.target if mode.kind == "upstream" else None)
+    key = ctx.pool.key_for(target, hello.sni, http2=True)
+    return "h2" if await ctx.pool.speaks_http2(key) else "http/1.1"
 
 
 def _report_client_tls_failure(

@@ -217,6 +217,13 @@ class UpstreamPool:
             http2 and self.config.http2,
         )
 
+    async def speaks_http2(self, key: PoolKey) -> bool:
+        """Whether the origin of an HTTP/2 ``key`` speaks it (its connection is opened and
+        kept for the exchanges to come; an unreachable origin counts as not)."""
+        if self._h2 is None:
+            self._h2 = H2Pool(self)
+        return await self._h2.probe(key)
+
     def tls_for_alpn(self, alpn: list[str]) -> ssl.SSLContext:
         """Another upstream TLS context like ``self.tls``, offering ``alpn``."""
         return make_upstream_context(self.config, alpn)
@@ -244,7 +251,7 @@ class UpstreamPool:
         if key.http2:
             if self._h2 is None:
                 self._h2 = H2Pool(self)
-            return await self._h2.acquire(key, timings)
+            return await self._h2.acquire(key, timings)  # type: ignore[return-value]
         slots = self._hosts.get(key)
         if slots is None:
             slots = self._hosts[key] = _HostSlots()

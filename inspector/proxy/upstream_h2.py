@@ -160,6 +160,17 @@ class H2Pool:
             if up is not None:
                 return up
 
+    async def probe(self, key: PoolKey) -> bool:
+        """Open the origin's connection ahead of its first request; True if it is HTTP/2."""
+        try:
+            up = await self.acquire(key, Timings())
+        except UpstreamError:
+            return False  # the exchange will fail and say why
+        if type(up) is UpstreamStream:
+            return True
+        self.pool.release(up)  # an HTTP/1.1 connection: idle for the first exchange
+        return False
+
     async def _open(self, key: PoolKey, timings: Timings) -> UpstreamConnection | None:
         """Open the origin's connection; an HTTP/1.1 one is returned for this exchange."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
