@@ -260,7 +260,7 @@ CORPUS = [
     case("connect-userinfo", req(b"CONNECT user@127.0.0.1:443 HTTP/1.1\nHost: 127.0.0.1\n"), 400),
     # --- versions and other protocols on the HTTP/1 port ---
     case("http09", b"GET /\r\n", 400, 505, CLOSED),
-    case("http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, 505, CLOSED),
+    case("pri-not-http2-preface", b"PRI * HTTP/1.1\r\nHost: x\r\n\r\n", 400, CLOSED),
     case("http30", req(b"GET http://{UP}/ HTTP/3.0\nHost: {UP}\n"), 505, 400),
     case("bad-version-name", req(b"GET http://{UP}/ HTTX/1.1\nHost: {UP}\n"), 400),
     case("lowercase-version", req(b"GET http://{UP}/ http/1.1\nHost: {UP}\n"), 400),

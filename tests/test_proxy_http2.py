@@ -7,12 +7,14 @@ import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from inspector.config import Endpoint, Mode
+from inspector.proxy.http2 import PREFACE
 from protocol.headers import Headers
 from protocol.http2 import AsyncHTTP2Connection
 from tests.h2_servers import HypercornServer
@@ -197,3 +199,24 @@ def test_no_http2_offers_only_http1(
     assert response.http_version == "HTTP/1.1"
     assert response.text == "GET /n? http/1.1 body=0"
     assert flow.response.http_version == "HTTP/1.1"
+
+
+@pytest.mark.parametrize("http2", [True, False])
+def test_preface_on_the_plain_port(tmp_path: Path, http2: bool) -> None:
+    """The preface starts HTTP/2 (our SETTINGS come back), or with --no-http2 an error."""
+    with live_proxy(tmp_path, http2=http2) as proxy, proxy.connect() as sock:
+        sock.sendall(PREFACE)
+        reply = sock.recv(65536)
+    if http2:
+        assert reply[3] == 0x04  # a SETTINGS frame: the server's connection preface
+    else:
+        assert reply.startswith((b"HTTP/1.1 400", b"HTTP/1.1 505"))
+
+
+def test_incomplete_preface_times_out_like_a_slow_head(tmp_path: Path) -> None:
+    with live_proxy(tmp_path) as proxy:
+        server = proxy.runtime.server  # connections accepted from now on take the new context
+        server.context = replace(server.context, head_timeout=0.3)
+        with proxy.connect() as sock:
+            sock.sendall(PREFACE[:10])
+            assert sock.recv(65536) == b""  # closed once the head timeout passes

@@ -41,6 +41,7 @@ TLS_ON_PLAIN_PORT = (
     "a TLS handshake arrived on the proxy's plain HTTP port: configure the proxy as "
     "http://HOST:PORT (not https://); HTTPS sites still work through CONNECT"
 )
+NOT_A_PREFACE = "inspector: a request starting 'PRI ' that is not the HTTP/2 connection preface\n"
 STAND_IN_REQUEST = b"GET / HTTP/1.1\r\nHost: inspector\r\nConnection: close\r\n\r\n"
 
 
@@ -198,17 +199,20 @@ class HTTP1Connection:
 
     async def _serve_http2(self, data: bytes) -> None:
         """Prior knowledge or ALPN h2: the rest of the connection is HTTP/2's."""
-        while len(data) < len(PREFACE) and PREFACE.startswith(data):
-            more = await self.reader.read(READ_CHUNK)
-            if not more:
-                return
-            data += more
+        ctx = self.ctx
+        ctx.deadlines.arm(self.reader, ctx.head_timeout)  # the preface is part of the head
+        try:
+            while len(data) < len(PREFACE) and PREFACE.startswith(data):
+                more = await self.reader.read(READ_CHUNK)
+                if not more:
+                    return
+                data += more
+        except TimeoutError:
+            return
+        finally:
+            ctx.deadlines.disarm(self.reader)
         if not data.startswith(PREFACE):
-            await self.answer(
-                400,
-                "inspector: a request line starting 'PRI ' that is not the HTTP/2 preface\n",
-                close=True,
-            )
+            await self.answer(400, NOT_A_PREFACE, close=True)
             return
         h2conn = HTTP2Connection(
             self.ctx,
