@@ -180,7 +180,7 @@ def _run_command(command: str | None, args: argparse.Namespace) -> int:
 
         return run_show(args.session)
     if command == "replay":
-        from inspector.replay import main as replay_main
+        from inspector.replay.cli import main as replay_main
 
         return replay_main(args)
     if command == "export":

@@ -10,15 +10,9 @@ import pytest
 
 from inspector.config import Endpoint
 from inspector.flow import Phase
-from inspector.replay import (
-    RateLimiter,
-    ReplayError,
-    ReplayOptions,
-    Reporter,
-    Tally,
-    replay_flow,
-    run_replays,
-)
+from inspector.replay.cli import Reporter, Tally
+from inspector.replay.engine import RateLimiter, ReplayOptions, replay_flow, run_replays
+from inspector.replay.request import ReplayError
 from tests.replay_fixtures import body, closed_port, make_flow
 from tests.servers import read_request_head
 

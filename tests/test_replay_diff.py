@@ -10,16 +10,9 @@ import pytest
 from inspector.config import ConfigError, Endpoint
 from inspector.diff import MAX_BODY_LINES, compare, json_differences
 from inspector.flow import FlowResponse
-from inspector.replay import (
-    ReplayError,
-    ReplayOptions,
-    Tally,
-    check_replayable,
-    outgoing_headers,
-    parse_target,
-    replay_request,
-    skip_reason,
-)
+from inspector.replay.cli import Tally, parse_target
+from inspector.replay.engine import ReplayOptions, replay_request
+from inspector.replay.request import ReplayError, check_replayable, outgoing_headers, skip_reason
 from tests.replay_fixtures import body, make_flow
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from inspector.config import Endpoint
 from inspector.export.redact import redact_flow
 from inspector.flow import Flow
-from inspector.replay import ReplayError, authority, check_replayable, outgoing_headers
+from inspector.replay.request import ReplayError, authority, check_replayable, outgoing_headers
 
 _HEADER = '''\
 """Regression tests captured by http-inspector ({count}).

@@ -24,7 +24,7 @@ from inspector.bus import FlowEvent
 from inspector.config import Config, ConfigError
 from inspector.filters import FilterError
 from inspector.flow import Flow
-from inspector.replay import ReplayError, ReplayOptions, replay_flow
+from inspector.replay.engine import ReplayError, ReplayOptions, replay_flow
 from inspector.store import StoreError
 from inspector.tui import keys
 from inspector.tui.collector import Collector
