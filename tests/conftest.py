@@ -49,6 +49,14 @@ def echo_server() -> Iterator[EchoServer]:
     server.close()
 
 
+@pytest.fixture(scope="module")
+def healthy() -> Iterator[EchoServer]:
+    """An echo server for a whole module: after each fault, the proxy must still reach it."""
+    server = EchoServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def tls_echo_server(server_tls_context: ssl.SSLContext) -> Iterator[EchoServer]:
     server = EchoServer(tls=server_tls_context)

@@ -261,6 +261,30 @@ def wait_until_read(conn: socket.socket, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def answers(data: bytes, *, then_reset: bool = False) -> Callable[[socket.socket], None]:
+    """A raw peer's handler: read a request head, send ``data``, then close.
+
+    ``then_reset``: close with a reset instead, once the proxy has read ``data``.
+    """
+
+    def handle(conn: socket.socket) -> None:
+        read_request_head(conn)
+        if data:
+            conn.sendall(data)
+        if then_reset:
+            wait_until_read(conn)  # a reset must not overtake the bytes the proxy should see
+            reset(conn)
+
+    return handle
+
+
+def hangs(conn: socket.socket) -> None:
+    """A raw peer's handler: read a request head, then say nothing until the proxy gives up
+    and closes (RawServer's 10 s socket timeout caps the wait)."""
+    read_request_head(conn)
+    conn.recv(1)
+
+
 def reset(conn: socket.socket) -> None:
     """Close ``conn`` with a TCP RST instead of a FIN."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -183,13 +182,6 @@ class LagProbe:
         return max(lags)
 
 
-@pytest.fixture
-def upstream() -> Iterator[EchoServer]:
-    server = EchoServer()
-    yield server
-    server.close()
-
-
 def run_until_signal(
     tmp_path: Path, upstream: EchoServer, sig: int
 ) -> tuple[Traffic, LagProbe, float, ProxyProcess]:
@@ -234,9 +226,9 @@ def integrity(session: Path) -> str:
 
 
 def test_sigkill_mid_traffic_keeps_every_exchange_older_than_the_commit_window(
-    tmp_path: Path, upstream: EchoServer
+    tmp_path: Path, echo_server: EchoServer
 ) -> None:
-    traffic, probe, killed_at, proxy = run_until_signal(tmp_path, upstream, signal.SIGKILL)
+    traffic, probe, killed_at, proxy = run_until_signal(tmp_path, echo_server, signal.SIGKILL)
     assert proxy.proc.returncode == -signal.SIGKILL
     assert integrity(proxy.session) == "ok"
     ids = stored_ids(proxy.session)
@@ -254,14 +246,14 @@ def test_sigkill_mid_traffic_keeps_every_exchange_older_than_the_commit_window(
 
 
 def test_session_killed_mid_traffic_can_be_recorded_to_again(
-    tmp_path: Path, upstream: EchoServer
+    tmp_path: Path, echo_server: EchoServer
 ) -> None:
-    run_until_signal(tmp_path, upstream, signal.SIGKILL)
+    run_until_signal(tmp_path, echo_server, signal.SIGKILL)
     before = len(stored_ids(tmp_path / "session.db"))
     again = ProxyProcess(tmp_path, "-q")  # same confdir and session file
     try:
         with socket.create_connection((again.host, again.port), timeout=10) as s:
-            up = f"127.0.0.1:{upstream.port}"
+            up = f"127.0.0.1:{echo_server.port}"
             s.sendall(
                 f"GET http://{up}/status/200?id=after HTTP/1.1\r\nHost: {up}\r\n"
                 "Connection: close\r\n\r\n".encode()
@@ -277,9 +269,9 @@ def test_session_killed_mid_traffic_can_be_recorded_to_again(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_graceful_stop_mid_traffic_keeps_every_finished_exchange(
-    tmp_path: Path, upstream: EchoServer, sig: int
+    tmp_path: Path, echo_server: EchoServer, sig: int
 ) -> None:
-    traffic, _, _, proxy = run_until_signal(tmp_path, upstream, sig)
+    traffic, _, _, proxy = run_until_signal(tmp_path, echo_server, sig)
     assert proxy.proc.returncode == 0
     assert integrity(proxy.session) == "ok"
     ids = stored_ids(proxy.session)
@@ -349,14 +341,14 @@ def test_sigterm_as_soon_as_the_listening_line_appears_stops_cleanly(tmp_path: P
 
 
 def test_graceful_stop_takes_no_new_requests_on_keep_alive_connections(
-    tmp_path: Path, upstream: EchoServer
+    tmp_path: Path, echo_server: EchoServer
 ) -> None:
     """A stopping proxy finishes the exchange in flight, then takes no new request.
 
     Regression test: busy keep-alive handlers used to go on serving new requests for the
     whole grace period (hundreds here), then were cut wherever they were.
     """
-    traffic, _, signalled_at, proxy = run_until_signal(tmp_path, upstream, signal.SIGINT)
+    traffic, _, signalled_at, proxy = run_until_signal(tmp_path, echo_server, signal.SIGINT)
     assert proxy.proc.returncode == 0
     # Requests sent well after the signal (100 ms for the proxy to notice it) are new
     # work: a stopping proxy closes the connection instead of serving them.

@@ -21,36 +21,11 @@ import trustme
 
 from inspector.store import Store
 from tests.proxy_process import ProxyProcess
-from tests.servers import EchoServer, RawServer, read_request_head, reset, wait_until_read
+from tests.servers import EchoServer, RawServer, answers, hangs, read_request_head, reset
 
 CLOSED = 0
 
 Handler = Callable[[socket.socket], None]
-
-
-def answer(data: bytes) -> Handler:
-    def handle(conn: socket.socket) -> None:
-        read_request_head(conn)
-        conn.sendall(data)
-
-    return handle
-
-
-def reset_after(data: bytes) -> Handler:
-    def handle(conn: socket.socket) -> None:
-        read_request_head(conn)
-        if data:
-            conn.sendall(data)
-            wait_until_read(conn)  # a reset must not overtake the bytes the proxy should see
-        reset(conn)
-
-    return handle
-
-
-def hang(conn: socket.socket) -> None:
-    """Say nothing until the proxy gives up and closes (RawServer's 10 s socket timeout caps it)."""
-    read_request_head(conn)
-    conn.recv(1)
 
 
 def informational_flood(conn: socket.socket) -> None:
@@ -100,67 +75,75 @@ DISCONNECTS = {"RemoteDisconnected", "ConnectionResetError", "IncompleteRead", "
 PROTOCOL = {"RemoteProtocolError", "BadStatusLine", "LineTooLong", "HTTPException", "InvalidChunk"}
 
 FAULTS = [
-    fault("reset-before-status", reset_after(b""), {502}, DISCONNECTS, {"status line", "send"}),
-    fault("close-before-status", answer(b""), {502}, DISCONNECTS, {"status line"}),
+    fault(
+        "reset-before-status",
+        answers(b"", then_reset=True),
+        {502},
+        DISCONNECTS,
+        {"status line", "send"},
+    ),
+    fault("close-before-status", answers(b""), {502}, DISCONNECTS, {"status line"}),
     fault(
         "reset-mid-headers",
-        reset_after(b"HTTP/1.1 200 OK\r\nContent-Le"),
+        answers(b"HTTP/1.1 200 OK\r\nContent-Le", then_reset=True),
         {502},
         DISCONNECTS,
         {"headers", "status line"},
     ),
     fault(
         "reset-mid-body",
-        reset_after(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"),
+        answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", then_reset=True),
         {200, CLOSED},
         DISCONNECTS,
         {"body"},
     ),
     fault(
         "garbage-status-line",
-        answer(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+        answers(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
         {502},
         PROTOCOL,
         {"status line"},
     ),
     fault(
         "overlong-status-line",
-        answer(b"HTTP/1.1 200 " + b"O" * 70000 + b"\r\n\r\n"),
+        answers(b"HTTP/1.1 200 " + b"O" * 70000 + b"\r\n\r\n"),
         {502},
         {"LineTooLong"},
         {"status line"},
     ),
     fault(
         "too-many-headers",
-        answer(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(500)) + b"\r\n"),
+        answers(
+            b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(500)) + b"\r\n"
+        ),
         {502},
         PROTOCOL,
         {"headers"},
     ),
     fault(
         "truncated-content-length",
-        answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-this"),
+        answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-this"),
         {200, CLOSED},
         {"IncompleteRead"},
         {"body"},
     ),
     fault(
         "bad-chunk",
-        answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"),
+        answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"),
         {200, CLOSED},
         PROTOCOL,
         {"body"},
     ),
     fault(
         "unterminated-chunks",
-        answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"),
+        answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"),
         {200, CLOSED},
         DISCONNECTS | PROTOCOL,
         {"body"},
     ),
     fault(
         "cl-and-te",
-        answer(
+        answers(
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
         ),
         {502},
@@ -168,7 +151,7 @@ FAULTS = [
         {"headers"},
     ),
     fault("informational-flood", informational_flood, {502}, PROTOCOL, {"headers", "status line"}),
-    fault("hang", hang, {504}, {"TimeoutError"}, {"status line"}),
+    fault("hang", hangs, {504}, {"TimeoutError"}, {"status line"}),
 ]
 
 
@@ -192,13 +175,6 @@ def proxy(
     )
     yield p
     p.stop()
-
-
-@pytest.fixture(scope="module")
-def healthy() -> Iterator[EchoServer]:
-    server = EchoServer()
-    yield server
-    server.close()
 
 
 def _get(proxy: ProxyProcess, url: str, timeout: float = 15.0) -> tuple[int, bytes]:
@@ -294,7 +270,7 @@ def test_slow_trickle_still_arrives(proxy: ProxyProcess, raw_server) -> None:  #
 def _tls_peer(raw_server, ca: trustme.CA, *names: str, **cert_kwargs) -> RawServer:  # type: ignore[no-untyped-def]
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names, **cert_kwargs).configure_cert(ctx)
-    return raw_server(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), tls=ctx)
+    return raw_server(answers(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), tls=ctx)
 
 
 def _connect_get(proxy: ProxyProcess, host: str, port: int, client_ctx: ssl.SSLContext) -> int:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from inspector.render import flow_line
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_response
-from tests.servers import EchoServer, read_request_head, reset, wait_until_read
+from tests.servers import EchoServer, answers, hangs, read_request_head, reset
 
 CLOSED = 0
 
@@ -29,31 +28,6 @@ READ_TIMEOUT = 3.0
 def proxy(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     with live_proxy(tmp_path_factory.mktemp("errors"), read_timeout=READ_TIMEOUT) as p:
         yield p
-
-
-@pytest.fixture(scope="module")
-def healthy():  # type: ignore[no-untyped-def]
-    server = EchoServer()
-    yield server
-    server.close()
-
-
-def sends(data: bytes, *, then_reset: bool = False) -> Callable[[socket.socket], None]:
-    def handle(conn: socket.socket) -> None:
-        read_request_head(conn)
-        if data:
-            conn.sendall(data)
-        if then_reset:
-            wait_until_read(conn)  # a reset must not overtake the bytes the proxy should see
-            reset(conn)
-
-    return handle
-
-
-def hangs(conn: socket.socket) -> None:
-    """Say nothing until the proxy gives up and closes (RawServer's 10 s socket timeout caps it)."""
-    read_request_head(conn)
-    conn.recv(1)
 
 
 def get(proxy: LiveProxy, url: str) -> tuple[int, bytes]:
@@ -86,43 +60,43 @@ FAULTS = [
     # name, handler, client status, exception class, phase
     (
         "reset-before-status",
-        sends(b"", then_reset=True),
+        answers(b"", then_reset=True),
         502,
         "ConnectionResetError",
         "status line",
     ),
-    ("close-before-status", sends(b""), 502, "RemoteDisconnected", "status line"),
+    ("close-before-status", answers(b""), 502, "RemoteDisconnected", "status line"),
     (
         "reset-mid-headers",
-        sends(b"HTTP/1.1 200 OK\r\nContent-Le", then_reset=True),
+        answers(b"HTTP/1.1 200 OK\r\nContent-Le", then_reset=True),
         502,
         "ConnectionResetError",
         "headers",
     ),
     (
         "garbage-status-line",
-        sends(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+        answers(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
         502,
         "BadStatusLine",
         "status line",
     ),
     (
         "reset-mid-body",
-        sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", then_reset=True),
+        answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", then_reset=True),
         CLOSED,
         "ConnectionResetError",
         "body",
     ),
     (
         "truncated-body",
-        sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly"),
+        answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly"),
         CLOSED,
         "IncompleteRead",
         "body",
     ),
     (
         "bad-chunk",
-        sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"),
+        answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"),
         CLOSED,
         "InvalidChunk",  # an IncompleteRead that is a RemoteProtocolError (issue #13)
         "body",
@@ -153,7 +127,7 @@ def test_upstream_fault(  # type: ignore[no-untyped-def]
 
 
 def test_truncated_body_says_how_far_it_got(proxy: LiveProxy, raw_server) -> None:  # type: ignore[no-untyped-def]
-    peer = raw_server(sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly"))
+    peer = raw_server(answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly"))
     url = f"{peer.url}/short"
     get(proxy, url)
     flow = last_finished(proxy, url)
