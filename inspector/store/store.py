@@ -127,14 +127,9 @@ class Store:
             last = rows[-1][0]
 
     def summaries(
-        self,
-        offset: int = 0,
-        limit: int = 100,
-        expr: str | None = None,
-        *,
-        sort: str = "seq",
-        descending: bool = False,
-    ) -> list[Flow]:
+        self, offset: int = 0, limit: int = 100, expr: str | None = None, *,
+        sort: str = "seq", descending: bool = False,
+    ) -> list[Flow]:  # fmt: skip
         """A page of flows WITHOUT body bytes (``FlowBody.data`` is empty, size kept).
 
         In capture order, or by ``sort`` (a key of ``SORT_KEYS``); ``expr`` filters.
@@ -144,14 +139,9 @@ class Store:
         return self._sorted_page(reads.flows_without_bodies, window, expr, sort, descending)
 
     def summary_rows(
-        self,
-        offset: int = 0,
-        limit: int = 100,
-        expr: str | None = None,
-        *,
-        sort: str = "seq",
-        descending: bool = False,
-    ) -> list[FlowSummary]:
+        self, offset: int = 0, limit: int = 100, expr: str | None = None, *,
+        sort: str = "seq", descending: bool = False,
+    ) -> list[FlowSummary]:  # fmt: skip
         """Like ``summaries()`` but lightweight ``FlowSummary`` rows: for 100,000-flow lists."""
         window = slice(offset, offset + limit)
         return self._sorted_page(reads.summaries_at, window, expr, sort, descending)
