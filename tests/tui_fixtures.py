@@ -231,6 +231,28 @@ def sample_flows() -> list[Flow]:
     return flows
 
 
+def marker_flows() -> list[Flow]:
+    """Flows showing every row marker: HTTP/2 and gRPC, HTTP/1.0 plain, a WebSocket, a flow
+    changed by a rule, a replay of it and a marked one."""
+    grpc = _flow(
+        1, "POST", "grpc.example.com", "/pkg.Users/Get", port=50051, ctype="application/grpc",
+        body=b"\x00\x00\x00\x00\x00", req_body=b"\x00\x00\x00\x00\x00",
+    )  # fmt: skip
+    grpc.request.headers = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
+    grpc.request.http_version = grpc.response.http_version = "HTTP/2"
+    grpc.response.trailers = [(b"grpc-status", b"5"), (b"grpc-message", b"no such user")]
+    old = _flow(2, "GET", "legacy.example.com", "/index.html", scheme="http", ctype="text/html")
+    old.request.http_version = old.response.http_version = "HTTP/1.0"
+    ws = _flow(3, "GET", "chat.example.com", "/live", scheme="http", status=101, body=b"")
+    ws.websocket = [WebSocketMessage(BASE_TIME + 5, True, 1, 2, b"hi")]
+    changed = _flow(4, "GET", "api.example.com", "/v1/flags")
+    changed.original_request = replace(changed.request, path="/v1/flags?beta=0")
+    changed.modified_by = ["--modify-headers /~q/X-Beta/1"]
+    replay = _flow(5, "GET", "api.example.com", "/v1/flags", duration=0.03)
+    replay.replay_of, replay.mode, replay.marked = changed.id, "replay", True
+    return [grpc, old, ws, changed, replay]
+
+
 def _png() -> bytes:
     import struct
     import zlib
@@ -283,6 +305,7 @@ class Scene:
     live: bool  # a first-run "live" screen rather than a saved session
     row: int | None = None  # open this row's detail
     press: tuple[str, ...] = ()
+    flows: str = "sample"  # "sample" (sample_flows), or "markers": marker_flows() arriving live
 
 
 SCENES = (
@@ -292,6 +315,7 @@ SCENES = (
     Scene("events_pane", live=False, press=("E",)),
     Scene("help", live=False, press=("question_mark",)),
     Scene("first_run", live=True),
+    Scene("row_markers", live=True, flows="markers"),
 )
 
 
@@ -323,9 +347,16 @@ async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pi
     from inspector.tui.widgets.flow_table import FlowTable
 
     app = pilot.app
-    if not scene.live:
+    expected = 0 if scene.live else 13
+    if scene.flows == "markers":
+        from inspector.bus import EventKind, FlowEvent
+
+        expected = len(marker_flows())
+        for flow in marker_flows():
+            app.session.bus.publish(FlowEvent(EventKind.RESPONSE, flow))
+    if expected:
         for _ in range(200):
-            if len(app.state.index) == 13:
+            if len(app.state.index) == expected:
                 break
             await pilot.pause(0.02)
     if scene.row is not None:

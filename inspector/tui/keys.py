@@ -97,6 +97,18 @@ SECTIONS: list[tuple[str, list[BindingType]]] = [
 ]
 
 
+# What a flow list row shows beside its columns (the help screen and README explain it).
+MARK_GLYPH, MODIFIED_GLYPH, REPLAY_GLYPH = "●", "✎", "↻"
+ROW_LEGEND: list[tuple[str, str]] = [
+    (MARK_GLYPH, "marked (m)"),
+    (MODIFIED_GLYPH, "changed by a rule or an addon (the header counts them)"),
+    (REPLAY_GLYPH, "a replay (r) of another flow"),
+    ("⏸ held", "held by the intercept filter (i): e edits, a resumes, X kills"),
+    ("https://  http://", "the scheme before the host; wss:// and ws:// for a WebSocket"),
+    ("HTTP 2, 1.0", "the HTTP version, where it is not 1.1"),
+    ("grpc NAME", "a gRPC call: its gRPC status after the HTTP status"),
+]
+
 KEY_NAMES = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "esc"}
 
 
@@ -116,4 +128,7 @@ def markdown() -> str:
             if isinstance(binding, Binding) and binding.description:
                 out.append(f"| `{key_names(binding)}` | {binding.description} |")
         out.append("")
+    out += ["**Row markers**", "", "| shown | meaning |", "|---|---|"]
+    out += [f"| `{shown}` | {meaning} |" for shown, meaning in ROW_LEGEND]
+    out.append("")
     return "\n".join(out)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from sys import intern  # hosts, types and reasons repeat: one string each saves memory
 
+from inspector import grpc
 from inspector.content import media_type
 from inspector.flow import Flow
 from inspector.store import FlowSummary
@@ -53,6 +54,10 @@ class FlowRow:
     replay_of: str | None = None
     held: bool = False
     finished: bool = False
+    version: str = ""  # HTTP version where it is not 1.1: "2", "1.0"
+    modified: bool = False  # changed by a rule or an addon
+    websocket: bool = False
+    grpc: str | None = None  # None: not gRPC; else the gRPC status name ("" unknown yet)
 
     @classmethod
     def from_flow(cls, flow: Flow, seq: int) -> FlowRow:
@@ -68,6 +73,7 @@ class FlowRow:
             path=req.path if req.method != "CONNECT" else req.url,
             replay_of=flow.replay_of,
             marked=flow.marked,
+            version=short_version(req.http_version),
         )
         row.update(flow)
         return row
@@ -93,6 +99,9 @@ class FlowRow:
             marked=s.marked,
             replay_of=s.replay_of,
             finished=s.duration is not None,
+            modified=s.modified,
+            websocket=s.status == 101,
+            grpc="" if (s.content_type or "").startswith("application/grpc") else None,
         )
 
     def update(self, flow: Flow) -> None:
@@ -107,6 +116,18 @@ class FlowRow:
         self.duration = flow.timings.duration
         self.finished = flow.finished
         self.marked = flow.marked
+        self.modified = flow.modified
+        self.websocket = bool(flow.websocket) or self.status == 101
+        if grpc.is_grpc(flow):
+            status = grpc.status(flow)
+            self.grpc = status.name if status is not None else ""
+
+    @property
+    def shown_scheme(self) -> str:
+        """``https``, ``http``; ``wss``/``ws`` for a WebSocket."""
+        if self.websocket:
+            return "wss" if self.scheme == "https" else "ws"
+        return self.scheme
 
     @property
     def url(self) -> str:
@@ -115,11 +136,20 @@ class FlowRow:
         return f"{self.scheme}://{self.authority}{self.path}"
 
 
+def short_version(http_version: str) -> str:
+    """``HTTP/2`` -> ``2``, ``HTTP/1.0`` -> ``1.0``; HTTP/1.1, the usual one, -> ``""``."""
+    version = http_version.removeprefix("HTTP/")
+    if version == "1.1":
+        return ""
+    return intern(version.removesuffix(".0") if version.startswith("2") else version)
+
+
 SORT_KEYS.update(
     {
         "time": operator.attrgetter("seq"),
         "method": operator.attrgetter("method"),
-        "host": operator.attrgetter("authority"),
+        "host": lambda r: (r.authority, r.scheme),
+        "version": operator.attrgetter("version"),
         "path": operator.attrgetter("path"),
         "status": lambda r: (r.status is None, r.status or 0),
         "type": operator.attrgetter("content_type"),
@@ -140,6 +170,7 @@ class FlowIndex:
         self.sort_key: str | None = None
         self.sort_reverse = False
         self.only_marked = False  # show only marked rows (M)
+        self.modified: set[str] = set()  # ids of rows changed by a rule or an addon
 
     def __len__(self) -> int:
         return len(self.view)
@@ -161,6 +192,8 @@ class FlowIndex:
         row.seq = self._next_seq
         self._next_seq += 1
         self.rows[row.id] = row
+        if row.modified:
+            self.modified.add(row.id)
         if (self.matching is None or row.id in self.matching) and self._marked_ok(row):
             self.view.append(row.id)
 
@@ -177,6 +210,8 @@ class FlowIndex:
             self.rows[flow.id] = row
         else:
             row.update(flow)
+        if row.modified:
+            self.modified.add(flow.id)
         if self.matching is not None and matches is not None:
             visible = flow.id in self.matching
             if matches and not visible:
@@ -203,12 +238,14 @@ class FlowIndex:
         gone = set(ids)
         for flow_id in gone:
             self.rows.pop(flow_id, None)
+        self.modified -= gone
         if self.matching is not None:
             self.matching -= gone
         self.view = [i for i in self.view if i not in gone]
 
     def clear(self) -> None:
         self.rows.clear()
+        self.modified.clear()
         self.view.clear()
         if self.matching is not None:
             self.matching.clear()

@@ -47,6 +47,7 @@ class Counts:
     errors: int = 0
     held: int = 0
     shown: int = 0  # rows in the (filtered) view
+    modified: int = 0  # changed by a rule or an addon
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class FlowState:
             errors=self.errors,
             held=len(self.held_ids),
             shown=len(self.index),
+            modified=len(self.index.modified),
         )
 
     @property

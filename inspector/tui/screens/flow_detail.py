@@ -129,6 +129,10 @@ class FlowDetailScreen(Screen):
         if flow.marked:
             text.append("● ", style="bold magenta")
         text.append(flow_line(flow))
+        if flow.modified:
+            text.append(f"\n✎ modified by {', '.join(flow.modified_by)}", style="cyan")
+        if self.state.edited(flow.id):
+            text.append("\n✎ edited here: V reverts, r replays", style="cyan")
         self.query_one("#summary", Static).update(text)
 
     def _show_body(self, part: str) -> None:

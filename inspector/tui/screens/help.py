@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from inspector.filters import HELP as FILTER_HELP
-from inspector.tui.keys import SECTIONS, key_names
+from inspector.tui.keys import ROW_LEGEND, SECTIONS, key_names
 
 
 def bindings_table(title: str, bindings: list[BindingType]) -> Table:
@@ -30,6 +30,12 @@ def help_renderable() -> Group:
     parts: list[Table | Text] = []
     for title, bindings in SECTIONS:
         parts += [bindings_table(title, bindings), Text()]
+    legend = Table(title="Row markers", title_justify="left", title_style="bold", box=None)
+    legend.add_column("shown", style="bold cyan", min_width=12)
+    legend.add_column("meaning")
+    for shown, meaning in ROW_LEGEND:
+        legend.add_row(shown, meaning)
+    parts += [legend, Text()]
     parts += [Text("Filters (f, i, --intercept)", style="bold"), Text(FILTER_HELP)]
     return Group(*parts)
 

@@ -35,10 +35,11 @@ class Column:
 
 
 COLUMNS = (
-    Column("", "", 2),
+    Column("", "", 3),
     Column("time", "Time", 8),
     Column("method", "Method", 8),
-    Column("host", "Host", 24, minimum=14),
+    Column("version", "HTTP", 4),
+    Column("host", "Host", 29, minimum=16),
     Column("path", "Path", 0),
     Column("status", "Status", 26, minimum=16),
     Column("type", "Type", 18, minimum=10),
@@ -54,7 +55,7 @@ MIN_PATH_WIDTH = 24
 LINE_CACHE_SIZE = 128
 # On a narrow terminal these give up width first, then drop out (in this order).
 SHRINK_ORDER = ("type", "host", "status")
-DROP_ORDER = ("type", "time", "duration")
+DROP_ORDER = ("type", "version", "time", "duration")
 
 
 def column_widths(width: int) -> tuple[int, ...]:
@@ -90,6 +91,8 @@ PENDING_STYLE = Style(dim=True)
 METHOD_STYLE = Style(bold=True)
 MARK_STYLE = Style(color="magenta", bold=True)
 REPLAY_STYLE = Style(color="cyan", bold=True)
+MODIFIED_STYLE = Style(color="bright_cyan", bold=True)
+VERSION_STYLE = Style(color="magenta")
 
 
 def fit(text: str, width: int, right: bool = False) -> str:
@@ -108,15 +111,24 @@ def status_cell(row: FlowRow) -> tuple[str, Style]:
         return row.error, ERROR_STYLE
     if row.status is None:
         return "…", PENDING_STYLE
-    return status_text(row.status, row.reason), STATUS_STYLES.get(row.status // 100, Style())
+    text = status_text(row.status, row.reason)
+    if row.grpc is not None:  # the HTTP status says little of a gRPC call: add its own
+        text = f"{text} grpc {row.grpc}".rstrip()
+    return text, STATUS_STYLES.get(row.status // 100, Style())
 
 
 def marker_cell(row: FlowRow) -> tuple[str, Style]:
+    text = ""  # glyphs in a fixed order: see keys.ROW_LEGEND
     if row.marked:
-        return "●", MARK_STYLE
+        text += keys.MARK_GLYPH
+    if row.modified:
+        text += keys.MODIFIED_GLYPH
     if row.replay_of is not None:
-        return "↻", REPLAY_STYLE
-    return "", Style()
+        text += keys.REPLAY_GLYPH
+    if not text:
+        return "", Style()
+    style = MARK_STYLE if row.marked else MODIFIED_STYLE if row.modified else REPLAY_STYLE
+    return text, style
 
 
 def row_state(row: FlowRow) -> tuple[object, ...]:
@@ -131,6 +143,9 @@ def row_state(row: FlowRow) -> tuple[object, ...]:
         row.marked,
         row.held,
         row.replay_of,
+        row.modified,
+        row.websocket,
+        row.grpc,
     )
 
 
@@ -145,7 +160,11 @@ def cell(row: FlowRow, key: str) -> tuple[str, Style]:
     if key == "method":
         return row.method, METHOD_STYLE
     if key == "host":
-        return row.authority, Style()
+        if row.method == "CONNECT":
+            return row.authority, Style()
+        return f"{row.shown_scheme}://{row.authority}", Style()
+    if key == "version":
+        return row.version, VERSION_STYLE
     if key == "path":
         return row.path, Style()
     if key == "type":

@@ -52,6 +52,8 @@ class HeaderBar(Widget):
         text.append(f"{shown} exchanges", style="bold")
         text.append("  ")
         text.append(f"{c.errors} errors", style="bold red" if c.errors else "")
+        if c.modified:
+            text.append(f"  ✎ {c.modified} modified", style="bold cyan")
         if src.address is not None or c.held:
             text.append("  ")
             text.append(f"⏸ {c.held} held", style="bold yellow" if c.held else "")
