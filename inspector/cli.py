@@ -52,6 +52,9 @@ def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
     p.add_argument("--intercept", metavar="EXPR", help="hold matching flows for editing")
     p.add_argument("--body-limit", default=str(DEFAULT_BODY_LIMIT), metavar="SIZE")
     p.add_argument("--proxy-auth", metavar="USER:PASS", help="require Basic proxy auth")
+    p.add_argument(
+        "--no-http2", action="store_true", help="offer only HTTP/1.1 to clients and upstreams"
+    )
     if dump:
         p.add_argument("--filter", metavar="EXPR", help="print only matching exchanges")
         p.add_argument("-q", "--quiet", action="store_true", help="print only exception events")
@@ -158,6 +161,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         quiet=getattr(args, "quiet", False),
         body_limit=parse_size(args.body_limit),
         proxy_auth=auth,
+        http2=not args.no_http2,
     )
 
 
