@@ -33,14 +33,8 @@ from inspector.config import Config
 from inspector.failures import exc_message
 from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase
 from inspector.http import HTTPFlow
+from inspector.proxy.hooks import CloseConnection
 from inspector.rules import RuleSet
-
-
-class ClosedByRule(Exception):
-    """The flow was killed at the request stop: close the client connection, no response."""
-
-    def __init__(self, flow: Flow) -> None:
-        super().__init__(flow.error.message if flow.error else "closed without a response")
 
 
 def copy_request(r: FlowRequest) -> FlowRequest:
@@ -146,7 +140,7 @@ class Changes:
         return bool(self.rules) or self.addons.has("request")
 
     async def request(self, flow: Flow) -> None:
-        """Rules, then addons; raises ClosedByRule when the flow was killed."""
+        """Rules, then addons; raises CloseConnection when the flow was killed."""
         view = HTTPFlow(flow)
         original = copy_request(flow.request)
         before = _request_state(flow.request)
@@ -160,11 +154,8 @@ class Changes:
             original.body = capped(original.body, self.body_limit)
             flow.original_request = original
         if view.killed:
-            if flow.error is None:
-                by = flow.modified_by[-1] if flow.modified_by else "an addon"
-                message = f"closed without a response by {by}"
-                flow.error = FlowError("ConnectionClosed", message, Phase.RULE, time.time())
-            raise ClosedByRule(flow)
+            by = flow.modified_by[-1] if flow.modified_by else "an addon"
+            raise CloseConnection(f"closed without a response by {by}")
         if flow.response is not None:  # answered here: the response stop comes now
             await self._respond(flow, local=True)
 

@@ -55,9 +55,80 @@ def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
     p.add_argument(
         "--no-http2", action="store_true", help="offer only HTTP/1.1 to clients and upstreams"
     )
+    _add_rule_options(p)
     if dump:
         p.add_argument("--filter", metavar="EXPR", help="print only matching exchanges")
         p.add_argument("-q", "--quiet", action="store_true", help="print only exception events")
+
+
+def _add_rule_options(p: argparse.ArgumentParser) -> None:
+    """Rules and addons (inspector.rules, inspector.addons); each option is repeatable."""
+    rule = p.add_argument_group("rules (the first character of a PATTERN separates its parts)")
+    add = rule.add_argument
+    add(
+        "-M",
+        "--map-remote",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="[/FILTER]/URL-REGEX/REPLACEMENT: send matching requests to the rewritten URL",
+    )
+    add(
+        "--map-local",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="[/FILTER]/URL-REGEX/FILE-OR-DIR: answer from a local file (404 when missing)",
+    )
+    add(
+        "-H",
+        "--modify-headers",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="[/FILTER]/NAME/[@]VALUE: set a header (~q requests, ~s responses; empty removes)",
+    )
+    add(
+        "-B",
+        "--modify-body",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="[/FILTER]/REGEX/[@]REPLACEMENT: replace in bodies (framing headers follow)",
+    )
+    add(
+        "--block-list",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="/FILTER/STATUS: answer matching requests with STATUS (444: close, no response)",
+    )
+    add(
+        "-s",
+        "--script",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="load a Python addon (reloaded when the file changes)",
+    )
+
+
+def _rule_options(args: argparse.Namespace) -> dict:
+    """The rule and addon fields of Config, checked (a bad pattern or script: exit 2)."""
+    fields = {
+        name: tuple(getattr(args, name, None) or ())
+        for name in ("map_remote", "map_local", "modify_headers", "modify_body", "block_list")
+    }
+    if any(fields.values()):
+        from inspector.rules import RuleSet
+
+        RuleSet.from_options(**fields)  # compiles every pattern: RuleError says where
+    scripts = tuple(path.expanduser() for path in getattr(args, "script", None) or ())
+    for path in scripts:
+        if not path.is_file():
+            raise ConfigError(f"-s/--script {path}: no such file")
+    return {**fields, "scripts": scripts}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -162,6 +233,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         body_limit=parse_size(args.body_limit),
         proxy_auth=auth,
         http2=not args.no_http2,
+        **_rule_options(args),
     )
 
 

@@ -99,6 +99,13 @@ class Config:
     body_limit: int = DEFAULT_BODY_LIMIT
     proxy_auth: tuple[str, str] | None = None
     http2: bool = True  # --no-http2 turns it off: only HTTP/1.1 to clients and upstreams
+    # Rules (patterns as typed; inspector.rules compiles them) and addon scripts.
+    map_remote: tuple[str, ...] = ()
+    map_local: tuple[str, ...] = ()
+    modify_headers: tuple[str, ...] = ()
+    modify_body: tuple[str, ...] = ()
+    block_list: tuple[str, ...] = ()
+    scripts: tuple[Path, ...] = ()
 
     def session_path(self) -> Path:
         """The session file to record to, choosing a new dated name when none was given."""

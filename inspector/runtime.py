@@ -22,6 +22,7 @@ from typing import TextIO
 
 from certs import CAError, CertificateAuthority, CertStore
 from inspector.bus import FINISHED, Bus, FlowEvent
+from inspector.changes import Changes
 from inspector.config import Config, ConfigError
 from inspector.filters import FilterError
 from inspector.flow import Flow
@@ -51,6 +52,7 @@ class Runtime:
     interceptor: Interceptor
     server: ProxyServer
     unsubscribe_store: Callable[[], None]  # stops recording after putting what is gathered
+    changes: Changes | None = None  # rules and addons (-M, --map-local, -H, -B, --block-list, -s)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -62,7 +64,7 @@ class Runtime:
         self.store.close()
 
 
-def _serving_parts(config: Config) -> tuple[Bus, Interceptor, ProxyServer]:
+def _serving_parts(config: Config) -> tuple[Bus, Interceptor, ProxyServer, Changes | None]:
     """Every part but the session (the CA on first use); ConfigError with a clear message."""
     try:
         ca = CertificateAuthority.load_or_create(config.confdir)
@@ -73,7 +75,10 @@ def _serving_parts(config: Config) -> tuple[Bus, Interceptor, ProxyServer]:
         interceptor = Interceptor(config.intercept, bus=bus)
     except FilterError as e:
         raise ConfigError(f"bad --intercept expression: {e}") from None
-    return bus, interceptor, ProxyServer(config, bus, CertStore(ca), interceptor=interceptor)
+    changes = Changes.from_config(config)  # RuleError (a ConfigError) for a bad pattern
+    hooks = (changes,) if changes else ()
+    server = ProxyServer(config, bus, CertStore(ca), interceptor=interceptor, hooks=hooks)
+    return bus, interceptor, server, changes if changes else None
 
 
 def _open_session(config: Config, bus: Bus) -> tuple[Store, Callable[[], None]]:
@@ -201,7 +206,7 @@ async def start(config: Config) -> Runtime:
     """Build, bind, and only then open the session: a start that fails (address in use,
     unusable confdir or option) leaves no empty session file behind. ConfigError says why.
     """
-    bus, interceptor, server = _serving_parts(config)
+    bus, interceptor, server, changes = _serving_parts(config)
     try:
         host, port = await server.start()
     except OSError as e:
@@ -213,7 +218,9 @@ async def start(config: Config) -> Runtime:
     except ConfigError:
         await server.shutdown(0)
         raise
-    runtime = Runtime(config, server.certstore, store, bus, interceptor, server, stop_recording)
+    runtime = Runtime(
+        config, server.certstore, store, bus, interceptor, server, stop_recording, changes
+    )
     ca = server.certstore.ca
     announce(host, port, config, session=store.path, new_ca=ca.cert_path if ca.created else None)
     return runtime
@@ -252,12 +259,17 @@ async def run(
     _TUNED_GC.enter()
     try:
         runtime = await start(config)
+        changes = runtime.changes
         try:
+            if changes is not None:  # scripts load before the first exchange is served
+                await changes.start(runtime.bus)
             if on_ready is not None:
                 on_ready(runtime)
             await runtime.server.serve_until(stop)
         finally:
             await runtime.server.shutdown(SHUTDOWN_GRACE)
+            if changes is not None:
+                await changes.stop()
             runtime.close_store()
     finally:
         _TUNED_GC.exit()

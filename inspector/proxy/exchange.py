@@ -20,6 +20,7 @@ from inspector.flow import Flow, FlowRequest, FlowResponse, Phase, TLSInfo
 from inspector.intercept import FlowKilled
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientGone, UpstreamError
+from inspector.proxy.hooks import CloseConnection
 from inspector.proxy.hop import request_fields
 from inspector.proxy.modes import Target
 from inspector.proxy.recorder import BodyRecorder
@@ -112,6 +113,9 @@ class Exchange:
         except FlowKilled as e:
             ctx.finish_error(flow, e, Phase.INTERCEPT)
             return await self.client.fail(errors.BAD_GATEWAY, f"inspector: {e}\n")
+        except CloseConnection as e:
+            ctx.finish_error(flow, e, Phase.RULE)
+            return False  # the connection closes with no response, as a hook asked
         except ClientGone as e:
             ctx.finish_error(flow, e.exc, Phase.CLIENT)
             if isinstance(e.exc, HTTPException) and not self.client.responded:

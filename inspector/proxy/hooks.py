@@ -17,12 +17,18 @@ if TYPE_CHECKING:
     from inspector.intercept import Interceptor
 
 
+class CloseConnection(Exception):
+    """Raised by ``request(flow)``: close the client connection without any response
+    (``--block-list`` 444, an addon's ``flow.kill()``); the message is the flow's error."""
+
+
 class ExchangeHook(Protocol):
     """A step run at the exchange's two stops.
 
     ``request(flow)`` may edit ``flow.request`` (changing scheme, host or port re-targets
     it), set ``flow.response`` to answer without contacting the upstream, or raise
-    ``inspector.intercept.FlowKilled`` to drop the exchange (the client gets a 502).
+    ``inspector.intercept.FlowKilled`` to drop the exchange (the client gets a 502), or
+    raise ``CloseConnection`` to close the client's connection without a response.
     ``response(flow)`` may edit ``flow.response``; the framing headers the client gets
     follow the body it is given. A body larger than the body limit cannot be held whole:
     a response that large is relayed without ``response`` being called, and a request
