@@ -43,11 +43,6 @@ def field_value(value: str | bytes | int) -> bytes:
     return raw
 
 
-def split_line(line: bytes) -> tuple[bytes, bytes, bytes]:
-    """A header line putheader() built, split at the ``": "`` after its name (a token)."""
-    return line.partition(b": ")
-
-
 def idna_host(host: str) -> bytes:
     try:
         return host.encode("ascii")

@@ -25,7 +25,6 @@ from protocol._request_parts import (
     encode_latin1,
     field_value,
     idna_host,
-    split_line,
 )
 from protocol.connection import CLIENT, DONE, IDLE, Connection
 from protocol.errors import (
@@ -234,7 +233,7 @@ class HTTPConnection:
         if core.our_state is IDLE and core.their_state is IDLE:
             return True
         if core.our_state is DONE and core.their_state is DONE and core.keep_alive:
-            if core.trailing_data[1]:
+            if core.peer_closed:
                 return False  # the server already closed: the next request needs a new socket
             core.start_next_cycle()
             return True
@@ -383,7 +382,8 @@ class HTTPConnection:
         self._send_output(message_body, encode_chunked=encode_chunked)
 
     def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        fields = Headers._trusted([(n, v) for n, _, v in map(split_line, self._buffer)])
+        # Each line is "name: value" as putheader() built it; a name (a token) has no colon.
+        fields = Headers._trusted([line.partition(b": ")[::2] for line in self._buffer])
         length, codings, expect = framing_fields(fields)
         if encode_chunked and message_body is not None and length is codings is None:
             # http.client would chunk the body without saying so; say so.

@@ -143,6 +143,16 @@ class Connection:
         and whether the peer has closed."""
         return self._buf.peek(), self._buf.eof
 
+    @property
+    def has_unparsed(self) -> bool:
+        """Whether received bytes wait to be parsed (``trailing_data`` without the copy)."""
+        return bool(self._buf)
+
+    @property
+    def peer_closed(self) -> bool:
+        """Whether the peer has closed its side (``receive_data(b"")`` was called)."""
+        return self._buf.eof
+
     def read_hint(self) -> int:
         """How much may be read from the peer without reading past the message being
         received: ``n > 0`` at most n bytes, ``0`` one line (a head, a chunk-size line,

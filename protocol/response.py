@@ -141,8 +141,7 @@ class HTTPResponse(io.BufferedIOBase):
     def _read_head(self) -> Response:
         core = self._core
         assert core is not None
-        pending, eof = core.trailing_data
-        if not pending and not eof:
+        if not core.has_unparsed and not core.peer_closed:
             self._fill()  # nothing buffered: the head can only come from the socket
         while True:
             event = core.next_event()
