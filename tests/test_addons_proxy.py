@@ -212,23 +212,44 @@ def test_mitmproxy_style_scripts_run_with_only_the_import_changed(
     assert ["Host", f"127.0.0.1:{echo_server.port}"] in moved["headers"]
 
 
-def test_a_body_over_the_limit_streams_untouched(tmp_path: Path, echo_server: EchoServer) -> None:
+def test_bodies_over_the_limit_stream_untouched(tmp_path: Path, echo_server: EchoServer) -> None:
     seen = tmp_path / "seen.txt"
     path = script(
         tmp_path,
         "sizes.py",
         f"""
-        def response(flow):
+        def note(text):
             with open({str(seen)!r}, "a") as f:
-                f.write(repr(flow.response.content is None) + "\\n")
+                f.write(text + "\\n")
+
+        def request(flow):
+            note(f"request {{flow.request.content is None}}")
+            flow.request.headers["X-Seen"] = "1"
+
+        def response(flow):
+            note(f"response {{flow.response.content is None}}")
         """,
     )
+    upload = bytes(range(256)) * 40  # 10 kB, over the 1 kB limit
     with live_proxy(tmp_path, scripts=(path,), body_limit=1000) as proxy:
         small = requests.get(f"{echo_server.url}/bytes/500", proxies=proxies(proxy), timeout=10)
         big = requests.get(f"{echo_server.url}/chunked/50000", proxies=proxies(proxy), timeout=10)
-        proxy.finished(2)
+        posted = requests.post(
+            f"{echo_server.url}/echo", data=upload, proxies=proxies(proxy), timeout=10
+        )
+        flows = proxy.finished(3)
     assert len(small.content) == 500 and big.content == b"z" * 50000
-    assert seen.read_text().splitlines() == ["False"]  # the large one never reached the hook
+    assert echo_server.received[-1].body == upload  # whole, in order, untouched
+    assert dict(echo_server.received[-1].headers)["X-Seen"] == "1"  # the head could change
+    assert posted.status_code == 200
+    assert seen.read_text().splitlines() == [
+        "request False",
+        "response False",  # the small exchange
+        "request False",  # the large download reached no response hook
+        "request True",  # the large upload: content None, streamed on whole
+    ]
+    post = next(f for f in flows if f.request.method == "POST")
+    assert post.request.body.size == len(upload) and post.request.body.truncated
 
 
 def test_a_hook_that_blocks_the_loop_is_reported_by_name(

@@ -213,9 +213,12 @@ class Exchange:
     async def _forward_held(
         self, flow: Flow, hooks: list[ExchangeHook], recorder: BodyRecorder
     ) -> UpstreamConnection | None:
-        """Read the whole request, run the hooks, then send what they left (None: a hook
-        answered with ``flow.response``)."""
-        await self._read_request_body(recorder, None)
+        """Read the request, run the hooks, then send what they left (None: a hook
+        answered with ``flow.response``). A body over the body limit cannot be held: the
+        hooks see its recorded (truncated) part, and it streams on whole and untouched."""
+        self.client.send_continue()  # the body is read now, whatever the upstream says
+        held: list[bytes] = []
+        whole = await self._read_request_held(recorder, held)
         flow.request.body = recorder.body()
         self.ctx.publish(EventKind.REQUEST, flow)
         for hook in hooks:
@@ -227,7 +230,37 @@ class Exchange:
         edited = Target(r.scheme, r.host, r.port, r.path, self.target.via)
         sni = self.client.tunnel_sni if r.host == self.target.host else None
         key = self.ctx.pool.key_for(edited, sni, http2=self.client.http2)
+        if not whole:
+            return await self._send_rest(flow, key, held, recorder)
         return await self._send_recorded(flow, key, fresh=False)
+
+    async def _read_request_held(self, recorder: BodyRecorder, held: list[bytes]) -> bool:
+        """Read the body into ``held`` until its end (True) or past the body limit (False)."""
+        body_event, limit = self.client.body_event, self.ctx.config.body_limit
+        while True:
+            event = await body_event()
+            if type(event) is not Data:
+                return True
+            recorder.add(event.data)
+            held.append(event.data)
+            if recorder.size > limit:
+                return False
+
+    async def _send_rest(
+        self, flow: Flow, key: PoolKey, held: list[bytes], recorder: BodyRecorder
+    ) -> UpstreamConnection:
+        """Send the head, the body read so far, then the rest as it arrives."""
+        up = await self._acquire(key)
+        await self._send_head(flow, up)
+        try:
+            for chunk in held:
+                await up.send_data(chunk)
+        except (OSError, HTTPException) as e:
+            raise UpstreamError(e, Phase.SEND, up.authority) from e
+        await self._read_request_body(recorder, up)
+        flow.request.body = recorder.body()
+        flow.timings.request_sent = time.time()
+        return up
 
     async def _send_streamed(
         self, flow: Flow, up: UpstreamConnection, recorder: BodyRecorder
