@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -15,10 +16,14 @@ import httpx
 import pytest
 import requests
 
+from inspector.config import Endpoint, Mode
 from inspector.flow import Phase
 from inspector.render import flow_line
+from protocol.headers import Headers
+from protocol.http2 import AsyncHTTP2Connection
 from tests.conftest import needs_curl
 from tests.proxy_fixtures import LiveProxy, live_proxy
+from tests.proxy_process import ProxyProcess
 from tests.servers import EchoServer, RawServer, read_request_head
 
 ROOT = Path(__file__).parents[1]
@@ -362,8 +367,6 @@ def test_example_log_slow_responses(
 def test_dump_marks_changed_exchanges_and_reports_a_broken_script(
     tmp_path: Path, echo_server: EchoServer
 ) -> None:
-    from tests.proxy_process import ProxyProcess
-
     broken = script(tmp_path, "broken.py", "import no_such_module_anywhere\n")
     proc = ProxyProcess(
         tmp_path, "-s", str(broken), "-H", "/~q/X-Via/dump", "--map-local", "|/local$|/no/such"
@@ -384,3 +387,41 @@ def test_dump_marks_changed_exchanges_and_reports_a_broken_script(
         in err
     )
     assert err.index("proxy listening on") < err.index("addon broken.py")
+
+
+def test_http2_streams_go_through_rules_and_addons(tmp_path: Path, echo_server: EchoServer) -> None:
+    path = script(
+        tmp_path,
+        "h2mock.py",
+        """
+        from inspector import http
+        def request(flow):
+            if flow.request.path == "/mock":
+                flow.response = http.Response.make(203, b"from the addon")
+        """,
+    )
+
+    async def get(port: int, paths: list[str]) -> list[tuple[int, bytes]]:
+        conn = AsyncHTTP2Connection("127.0.0.1", port, read_timeout=10)
+        await conn.connect()
+        try:
+            out = []
+            for p in paths:
+                stream = await conn.open_stream(
+                    b"GET", b"http", b"example.test", p.encode(), Headers(), end_stream=True
+                )
+                response = await stream.receive_response()
+                out.append((response.status_code, b"".join([c async for c in stream.iter_body()])))
+            return out
+        finally:
+            await conn.close()
+
+    mode = Mode("reverse", Endpoint("http", "127.0.0.1", echo_server.port))
+    options = {"mode": mode, "scripts": (path,), "modify_headers": ("/~q/X-H2/yes",)}
+    with live_proxy(tmp_path, **options) as proxy:
+        (mocked, echoed) = asyncio.run(get(proxy.port, ["/mock", "/echo"]))
+        flows = proxy.finished(2)
+    assert mocked == (203, b"from the addon")
+    assert echoed[0] == 200 and ["X-H2", "yes"] in json.loads(echoed[1])["headers"]
+    assert {f.request.http_version for f in flows} == {"HTTP/2"}
+    assert all(f.modified for f in flows)
