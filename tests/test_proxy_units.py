@@ -97,14 +97,16 @@ def test_hop_by_hop_fields_are_dropped_in_order() -> None:
         (b"X-Private", b"1"),
         (b"Keep-Alive", b"timeout=5"),
         (b"Proxy-Authorization", b"Basic eA=="),
-        (b"TE", b"trailers"),
+        (b"TE", b"gzip"),
         (b"Upgrade", b"websocket"),
         (b"x-Kept", b"yes"),
+        (b"TE", b"trailers"),
         (b"Transfer-Encoding", b"chunked"),
     ]
     assert strip_hop_by_hop(fields) == [
         (b"Host", b"h"),
         (b"x-Kept", b"yes"),
+        (b"TE", b"trailers"),  # relayed end to end, like the trailers themselves
         (b"Transfer-Encoding", b"chunked"),
     ]
 

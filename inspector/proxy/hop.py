@@ -1,5 +1,8 @@
 """Hop-by-hop header handling (RFC 9110 section 7.6.1): what a proxy must not forward.
 
+``TE: trailers`` is the one exception, as in Envoy: the proxy relays trailers end to end,
+so a client that accepts them still does through it (gRPC over HTTP/2 requires it).
+
 These run on every message, so each lower-cases every name once, and parses
 ``Connection`` tokens only when that field is present.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 from protocol.headers import HeaderPairs
 
 _ALWAYS = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"proxy-authorization"}
+    {b"connection", b"keep-alive", b"proxy-connection", b"trailer", b"proxy-authorization"}
 )
 _ALWAYS_AND_UPGRADE = _ALWAYS | {b"upgrade"}
 _CONNECTION_FIELDS = (b"connection", b"proxy-connection")
@@ -49,13 +52,19 @@ def _drop_set(
 def _strip(
     pairs: HeaderPairs, lowered: list[bytes], drop: frozenset[bytes] | set[bytes], upgrade: bool
 ) -> HeaderPairs:
-    if drop.isdisjoint(lowered):
+    if drop.isdisjoint(lowered) and b"te" not in lowered:
         out = list(pairs)  # nothing to drop
     else:
-        out = [p for p, lname in zip(pairs, lowered) if lname not in drop]  # noqa: B905
+        out = [p for p, lname in zip(pairs, lowered) if _forwarded(lname, p[1], drop)]  # noqa: B905
     if upgrade:
         out.append((b"Connection", b"Upgrade"))
     return out
+
+
+def _forwarded(lname: bytes, value: bytes, drop: frozenset[bytes] | set[bytes]) -> bool:
+    if lname == b"te":
+        return value.strip().lower() == b"trailers"
+    return lname not in drop
 
 
 def _upgrade_asked(pairs: HeaderPairs, lowered: list[bytes]) -> bool:

@@ -236,6 +236,7 @@ class H2StreamSide:
         self._request_done = False
         self._pending: list[Data | EndOfMessage] = []
         self._ended = False
+        self._head_fields: list[tuple[bytes, bytes]] | None = None
         self.expects_continue = False
 
     @property
@@ -307,6 +308,7 @@ class H2StreamSide:
                 await self._send_data(event.data)
             else:
                 self._end(event.trailers)
+        self._send_head()  # a head with nothing after it yet goes now: the client may wait on it
         await self.conn.drain()
 
     async def respond_whole(self, response: FlowResponse, keep_alive: bool) -> None:
@@ -353,14 +355,24 @@ class H2StreamSide:
     # -- internals ------------------------------------------------------------------------
 
     def _head(self, status: int, headers: Headers) -> None:
+        """Note the response head: it leaves with the first body bytes, or with the end as
+        one HEADERS frame carrying END_STREAM (gRPC's trailers-only answers need that)."""
         self._responded = True
-        fields = [(b":status", str(status).encode()), *to_http2(headers).raw]
-        self._send(H2.send_headers, self.id, fields)
+        self._head_fields = [(b":status", str(status).encode()), *to_http2(headers).raw]
+
+    def _send_head(self, *, end_stream: bool = False) -> None:
+        fields, self._head_fields = self._head_fields, None
+        if fields is not None:
+            self._send(H2.send_headers, self.id, fields, end_stream=end_stream)
 
     def _end(self, trailers: Headers) -> None:
         if self._ended:
             return
         self._ended = True
+        if not trailers and self._head_fields is not None:
+            self._send_head(end_stream=True)
+            return
+        self._send_head()
         if trailers:
             fields = to_http2(trailers).raw
             self._send(H2.send_headers, self.id, fields, end_stream=True)
@@ -368,6 +380,7 @@ class H2StreamSide:
             self._send(H2.end_stream, self.id)
 
     async def _send_data(self, data: bytes) -> None:
+        self._send_head()
         view = memoryview(data)
         h2conn = self.conn.h2
         while view:
