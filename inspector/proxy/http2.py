@@ -28,14 +28,14 @@ from h2.connection import H2Connection as H2
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from inspector.flow import FlowResponse, TLSInfo
+from inspector.flow import FlowResponse, Phase, TLSInfo
 from inspector.proxy import errors
 from inspector.proxy.context import ProxyContext
 from inspector.proxy.errors import ClientError, ClientGone
 from inspector.proxy.exchange import Exchange
 from inspector.proxy.modes import Tunnel, resolve
 from protocol.aio import READ_CHUNK, stream_write
-from protocol.errors import HTTPException
+from protocol.errors import HTTPException, RemoteProtocolError
 from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
 from protocol.http2 import CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW
@@ -88,10 +88,13 @@ class HTTP2Connection:
         )
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+        self.ended_by: BaseException = ConnectionResetError(
+            "the client closed the HTTP/2 connection"
+        )
         try:
             await self._read_loop(initial)
         finally:
-            await self._end_streams()
+            await self._end_streams(self.ended_by)
 
     async def _read_loop(self, data: bytes) -> None:
         ctx, reader = self.ctx, self.reader
@@ -100,7 +103,7 @@ class HTTP2Connection:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError as e:
                 self.flush()  # h2 queued a GOAWAY naming the error
-                print(f"inspector: HTTP/2 client broke the protocol: {e}", file=sys.stderr)
+                self.ended_by = RemoteProtocolError(f"the client broke HTTP/2: {e}")
                 return
             for event in events:
                 self._dispatch(event)
@@ -175,7 +178,8 @@ class HTTP2Connection:
             await stream.answer(400, f"inspector: a malformed HTTP/2 request: {e}\n")
             return
         try:
-            await Exchange(self.ctx, stream, request, target).run()
+            stream.exchange = Exchange(self.ctx, stream, request, target)
+            await stream.exchange.run()
         except (ClientGone, OSError):
             stream.reset(ErrorCodes.CANCEL)
         except Exception as e:  # one stream's failure never takes the connection down
@@ -193,9 +197,18 @@ class HTTP2Connection:
             raw = scheme + b"://" + authority + request.target  # an explicit proxy request
         return resolve(ctx.config.mode, raw, self.tunnel, ctx.listen_text)
 
-    async def _end_streams(self) -> None:
+    async def _end_streams(self, why: BaseException) -> None:
+        """The connection is over: the exchanges still running end as failed, now.
+
+        No answer can reach the client any more, so none is waited for; each flow records
+        ``why`` (the client's close, or the protocol error that ended the connection).
+        """
         for stream in list(self.streams.values()):
-            stream.cancel(ConnectionResetError("the client closed the HTTP/2 connection"))
+            stream.cancel(why)
+            if stream.exchange is not None:
+                self.ctx.finish_error(stream.exchange.flow, why, Phase.CLIENT)
+        for task in self._tasks:
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -237,6 +250,7 @@ class H2StreamSide:
         self._pending: list[Data | EndOfMessage] = []
         self._ended = False
         self._head_fields: list[tuple[bytes, bytes]] | None = None
+        self.exchange: Exchange | None = None
         self.expects_continue = False
 
     @property
