@@ -305,10 +305,19 @@ class AsyncHTTP2Connection:
     def usable(self) -> bool:
         """True while new streams may be opened on this connection."""
         return (
-            self._closed is None
-            and self.terminated is None
+            self.alive
             and self._h2.open_outbound_streams < self._h2.remote_settings.max_concurrent_streams
         )
+
+    @property
+    def alive(self) -> bool:
+        """Neither closed nor told to go away (it may still be full of streams)."""
+        return self._closed is None and self.terminated is None
+
+    @property
+    def idle(self) -> bool:
+        """No stream in progress."""
+        return not self._streams
 
     async def open_stream(
         self,
@@ -348,8 +357,11 @@ class AsyncHTTP2Connection:
         if self._closed is None:
             self._send(lambda c: c.close_connection(), quiet=True)
             self._closed = RemoteDisconnected("the HTTP/2 connection was closed")
-        if self._read_task is not None:
-            self._read_task.cancel()
+        task, self._read_task = self._read_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._writer.close()
         with contextlib.suppress(OSError, _ssl.SSLError):
             await self._writer.wait_closed()

@@ -220,3 +220,15 @@ def test_incomplete_preface_times_out_like_a_slow_head(tmp_path: Path) -> None:
         with proxy.connect() as sock:
             sock.sendall(PREFACE[:10])
             assert sock.recv(65536) == b""  # closed once the head timeout passes
+
+
+def test_hundred_concurrent_streams_through_the_proxy(
+    tmp_path: Path, h2_upstream: HypercornServer
+) -> None:
+    mode = Mode("reverse", Endpoint("http", "127.0.0.1", h2_upstream.port))
+    with live_proxy(tmp_path, mode=mode) as proxy:
+        paths = [f"/c{i}" for i in range(100)]
+        results = asyncio.run(_h2_requests(proxy.port, paths))
+        flows = proxy.finished(100)
+    assert [body for _, body in results] == [f"GET {p}? http/2 body=0".encode() for p in paths]
+    assert len({f.id for f in flows}) == 100 and all(f.error is None for f in flows)

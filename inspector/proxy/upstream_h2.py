@@ -139,7 +139,8 @@ class H2Pool:
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.tls = pool.tls_for_alpn(["h2", "http/1.1"])
-        self._conns: dict[PoolKey, tuple[AsyncHTTP2Connection, TLSInfo | None]] = {}
+        # Per origin, its connections: usually one; more only while one is full of streams.
+        self._conns: dict[PoolKey, list[tuple[AsyncHTTP2Connection, TLSInfo | None]]] = {}
         self._opening: dict[PoolKey, asyncio.Future[None]] = {}
         self.http1_only: set[PoolKey] = set()
 
@@ -147,9 +148,9 @@ class H2Pool:
         """A stream on the origin's connection (opened if need be), or an HTTP/1.1
         connection where the origin does not speak HTTP/2."""
         while True:
-            found = self._conns.get(key)
-            if found is not None and found[0].usable:
-                return UpstreamStream(key, *found)
+            for conn, tls in self._conns.get(key, ()):
+                if conn.usable:
+                    return UpstreamStream(key, conn, tls)
             if key in self.http1_only:
                 return await self.pool.acquire(replace(key, http2=False), timings)
             opening = self._opening.get(key)
@@ -176,6 +177,7 @@ class H2Pool:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._opening[key] = done
         try:
+            await self._drop_spent(key)
             up = await self.pool.open(replace(key, http2=False), timings, self.tls)
             if key.scheme == "https" and up.alpn != "h2":
                 self.http1_only.add(key)
@@ -193,14 +195,22 @@ class H2Pool:
             if key.scheme == "http" and not await _speaks_http2(conn):
                 self.http1_only.add(key)  # prior knowledge refused: HTTP/1.1 from now on
                 return None
-            self._conns[key] = (conn, tls)
+            self._conns.setdefault(key, []).append((conn, tls))
             return None
         finally:
             del self._opening[key]
             done.set_result(None)
 
+    async def _drop_spent(self, key: PoolKey) -> None:
+        """Close the origin's connections that ended (GOAWAY, closed) and carry no stream."""
+        found = self._conns.get(key, [])
+        spent = [c for c in found if not c[0].alive and c[0].idle]
+        self._conns[key] = [c for c in found if c not in spent]
+        for conn, _ in spent:
+            await conn.close()
+
     async def close(self) -> None:
-        conns = [conn for conn, _ in self._conns.values()]
+        conns = [conn for found in self._conns.values() for conn, _ in found]
         self._conns.clear()
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 
