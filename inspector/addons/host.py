@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from inspector.addons.script import Hook, Script, ScriptError, where_in
 
 SLOW_HOOK = 1.0  # seconds a hook may hold the event loop before it is reported
 POLL = 0.25  # seconds between looks at the script files (reload within about a second)
+HISTORY = 50  # reports kept for a UI that starts listening after they were made
 
 
 def _stderr(message: str) -> None:
@@ -75,11 +77,16 @@ class AddonHost:
     ) -> None:
         self.scripts = [Script(Path(p)) for p in paths]
         self.report = report  # how load failures and slow hooks reach the user
+        self.history: deque[str] = deque(maxlen=HISTORY)  # the latest reports, oldest first
         self.slow = slow
         self.running = False
 
     def __bool__(self) -> bool:
         return bool(self.scripts)
+
+    def _say(self, message: str) -> None:
+        self.history.append(message)
+        self.report(message)
 
     def load_all(self) -> None:
         for script in self.scripts:
@@ -89,10 +96,10 @@ class AddonHost:
         try:
             script.load()
         except ScriptError as e:
-            self.report(f"addon {script.name} is off until it loads cleanly: {e}")
+            self._say(f"addon {script.name} is off until it loads cleanly: {e}")
             return False
         for note in script.notes:
-            self.report(f"addon note: {note}")
+            self._say(f"addon note: {note}")
         return True
 
     def hooks(self, name: str) -> list[Hook]:
@@ -123,7 +130,7 @@ class AddonHost:
 
     def _check_step(self, hook: Hook, took: float) -> None:
         if took > self.slow:
-            self.report(
+            self._say(
                 f"addon hook {hook.label} blocked the event loop for {took:.1f} s "
                 "(every exchange waited): make it async and await the slow part, "
                 "or run it in a thread (asyncio.to_thread)"
@@ -135,7 +142,7 @@ class AddonHost:
             try:
                 await self.call(hook, *args)
             except HookFailed as e:
-                self.report(f"addon hook {e.label} raised {type(e.exc).__name__}: {e}")
+                self._say(f"addon hook {e.label} raised {type(e.exc).__name__}: {e}")
 
     async def start(self) -> None:
         """Load every script and run ``running()`` hooks (the proxy is listening)."""
@@ -160,12 +167,12 @@ class AddonHost:
             try:
                 await self.call(hook)
             except HookFailed as e:
-                self.report(f"addon hook {e.label} raised {type(e.exc).__name__}: {e}")
+                self._say(f"addon hook {e.label} raised {type(e.exc).__name__}: {e}")
         if not self._load(script):
             return
-        self.report(f"addon {script.name} reloaded")
+        self._say(f"addon {script.name} reloaded")
         for hook in script.hooks.get("running", ()) if self.running else ():
             try:
                 await self.call(hook)
             except HookFailed as e:
-                self.report(f"addon hook {e.label} raised {type(e.exc).__name__}: {e}")
+                self._say(f"addon hook {e.label} raised {type(e.exc).__name__}: {e}")

@@ -93,6 +93,24 @@ class InspectorApp(App[int]):
         self._load_saved()
         if self.session.intercept_expr:
             self.set_intercept(self.session.intercept_expr)
+        self._show_addon_reports()
+
+    def _show_addon_reports(self) -> None:
+        """Addon scripts' reports (failed loads and reloads, slow hooks) as notifications;
+        those made before the UI started went to stderr, under the alternate screen."""
+        thread = self.session.runtime
+        changes = thread.runtime.changes if thread is not None and thread.runtime else None
+        if changes is None or not changes.addons:
+            return
+        for message in changes.addons.history:
+            self.notify(message, title="Addon", severity="warning", timeout=10)
+
+        def from_proxy(message: str) -> None:  # called on the proxy's thread
+            self.call_from_thread(
+                self.notify, message, title="Addon", severity="warning", timeout=10
+            )
+
+        changes.addons.report = from_proxy
 
     def _queue_event(self, event: FlowEvent) -> None:
         """Called in the proxy's thread: only queue (the drain timer applies it)."""
