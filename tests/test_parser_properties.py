@@ -38,6 +38,14 @@ RESPONSES = [
     # bare LF line endings, which responses (never requests) may use
     b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nhi\r\n1\n!\n0\nT: v\n\n",
     b"HTTP/1.1 200 OK\nContent-Length: 4\r\n\n\r\n\r\n",
+    # obs-fold, which a user agent unfolds to one space (RFC 9112 5.2)
+    b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n b \r\n\tc\r\nContent-Length: 1\r\n\r\n!",
+]
+
+# Responses that are complete when the server closes right after them.
+CLOSED_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n",  # no final CRLF
+    b"HTTP/1.0 200 OK\r\n\r\nuntil close",
 ]
 
 
@@ -195,3 +203,34 @@ def test_mutated_requests_parse_or_fail_cleanly(index: int, position: int, byte:
     assert all(
         type(e) in (Request, Data, EndOfMessage, ConnectionClosed) or e is PAUSED for e in events
     )
+
+
+@SETTINGS
+@given(index=st.integers(0, len(CLOSED_RESPONSES) - 1), cuts=st.lists(st.integers(0, 10_000)))
+def test_responses_ended_by_close_do_not_depend_on_splits(index: int, cuts: list[int]) -> None:
+    raw = CLOSED_RESPONSES[index]
+    whole = merge_data(_events(_client(), [raw], eof=True))
+    split = merge_data(_events(_client(), _splits(raw, cuts), eof=True))
+    assert whole == split
+    assert type(whole[-1]) is EndOfMessage
+
+
+@SETTINGS
+@given(cuts=st.lists(st.integers(0, 10_000)), interim=st.booleans(), server=st.booleans())
+def test_101st_header_line_is_refused_when_it_arrives(
+    cuts: list[int], interim: bool, server: bool
+) -> None:
+    """However the head is split, the error comes with the 101st line, before any end."""
+    lines = b"".join(b"H%d: v\r\n" % i for i in range(101))
+    if server:
+        conn, raw = Connection(SERVER), b"GET / HTTP/1.1\r\n" + lines
+    else:
+        start = b"HTTP/1.1 100 Continue\r\n\r\n" if interim else b""
+        conn, raw = _client(), start + b"HTTP/1.1 200 OK\r\n" + lines
+    try:
+        _events(conn, _splits(raw, cuts))
+    except HTTPException as err:
+        assert "got more than 100 headers" in str(err)
+        assert err.status_hint == 431
+    else:
+        raise AssertionError("101 header lines were accepted")
