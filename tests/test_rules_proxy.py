@@ -210,3 +210,26 @@ def test_a_flow_no_rule_matches_is_not_modified(tmp_path: Path, echo_server: Ech
     assert (status, body) == (200, b"hello")
     assert flow.modified_by == [] and flow.original_request is None
     assert not flow_line(flow).endswith("[modified]")
+
+
+def test_map_remote_inside_an_intercepted_tls_tunnel(
+    tmp_path: Path, tls_echo_server: EchoServer, upstream_ca_file: Path
+) -> None:
+    rule = f"|^https://svc\\.invalid/|https://localhost:{tls_echo_server.port}/"
+    with live_proxy(tmp_path, map_remote=(rule,), upstream_ca=upstream_ca_file) as proxy:
+        resp = requests.get(
+            "https://svc.invalid/echo?x=1", proxies=proxies(proxy.url), timeout=10,
+            verify=str(proxy.ca_file),
+        )  # fmt: skip
+        (flow,) = proxy.finished(1)
+    assert resp.status_code == 200
+    seen = json.loads(resp.content)
+    assert (
+        seen["path"] == "/echo?x=1"
+        and ["Host", f"localhost:{tls_echo_server.port}"] in seen["headers"]
+    )
+    assert (
+        flow.original_request is not None
+        and flow.original_request.url == "https://svc.invalid/echo?x=1"
+    )
+    assert flow.tls is not None and flow.tls.sni == "svc.invalid"  # what the client asked for
