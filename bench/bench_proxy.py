@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -643,6 +644,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="loads to profile with --profile: " + ",".join(PROFILE_LOADS),
     )
     p.add_argument("--keep-workdir", action="store_true", help="keep configs, logs, sessions")
+    p.add_argument(
+        "--ours-args",
+        default="",
+        metavar="ARGS",
+        help="more options for our proxy, shell-quoted (rules, -s FILE): their cost per request",
+    )
     return p
 
 
@@ -697,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     nginx = Nginx(workdir / "nginx", cpus=LOAD_CPUS)
     makers = {
         "none": lambda: NoProxy(workdir, PROXY_CPUS),
-        "ours": lambda: OurProxy(workdir, PROXY_CPUS),
+        "ours": lambda: OurProxy(workdir, PROXY_CPUS, shlex.split(args.ours_args)),
         "mitmdump": lambda: Mitmdump(workdir, PROXY_CPUS, mitmdump),
     }
     proxies = [makers[n]() for n in names]

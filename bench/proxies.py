@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.upstream import free_port, wait_listening
@@ -121,6 +122,10 @@ class OurProxy(Proxy):
     name = "ours"
     uses_uvloop: bool | None = None  # seen in the process's memory map before it stops
 
+    def __init__(self, workdir: Path, cpus: str, extra: Sequence[str] = ()) -> None:
+        super().__init__(workdir, cpus)
+        self.extra = list(extra)  # more options (rules, -s scripts: bench --ours-args)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.uses_uvloop = self.loaded_library("uvloop")
@@ -151,6 +156,7 @@ class OurProxy(Proxy):
             "--session",
             str(session),
             "--insecure",
+            *self.extra,
         ]
 
     def wait_ready(self) -> None:
