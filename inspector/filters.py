@@ -29,10 +29,10 @@ SQL contract with the store (``inspector.store``): the fragment refers to a tabl
 (NULL without a response), ``error_class`` (NULL without an error),
 ``req_content_type``, ``resp_content_type``, ``req_head_text``, ``resp_head_text``
 (``header_text()`` of the header pairs; NULL without a response), ``marked``,
-``replay_of``, ``modified``; and a table ``bodies(flow_seq, part, data)`` with part 0 for
-the request and 1 for the response (no row for an empty body; parts 2 and 3 hold the
-originals of a changed flow, which filters do not look at). The connection must have
-``register_sql_functions()`` applied.
+``replay_of``, ``modified``, ``http_version`` (the request's: ``HTTP/2``, ...); and a
+table ``bodies(flow_seq, part, data)`` with part 0 for the request and 1 for the response
+(no row for an empty body; parts 2 and 3 hold the originals of a changed flow, which
+filters do not look at). The connection must have ``register_sql_functions()`` applied.
 """
 
 from __future__ import annotations
@@ -589,6 +589,13 @@ FLAGS = (
         lambda flow: bool(flow.modified_by),
         "flows.modified = 1",
     ),
+    FlagQuestion(
+        "~http2",
+        "exchanges the client made over HTTP/2 (ALPN h2 or prior knowledge)",
+        lambda flow: flow.request.http_version == "HTTP/2",
+        "flows.http_version = 'HTTP/2'",
+        lambda row: row.version == "2",
+    ),
 )
 
 
@@ -712,7 +719,8 @@ def quote(arg: str) -> str:
 # --- tokenizer and parser -----------------------------------------------------------------
 
 _PUNCT = "()!&|"
-_OPERATOR_NAME = re.compile(r"~[a-zA-Z]*")
+# Letters, but ~http2 keeps its digit (and ~c404 still reads as ~c 404).
+_OPERATOR_NAME = re.compile(r"~(?:http2(?![0-9A-Za-z_])|[a-zA-Z]*)")
 _OPERATOR_START = re.compile(r"~[a-zA-Z]")
 
 

@@ -368,7 +368,10 @@ def test_every_flag_asks_one_question_of_flows_sessions_and_list_rows(tmp_path) 
     marked.marked = True
     replayed.replay_of = marked.id
     modified.modified_by = ["-H|~q|X-Debug|1"]
+    over_h2 = make_flow()
+    over_h2.request.http_version = over_h2.response.http_version = "HTTP/2"  # type: ignore[union-attr]
     flows = [make_flow(), make_flow(status=None, error="TimeoutError"), marked, replayed, modified]
+    flows.append(over_h2)
     with Store(tmp_path / "s.db") as store:
         for flow in flows:
             store.put(flow)

@@ -6,6 +6,7 @@ version it leaves it at: the next one when it alters tables in place, or
 have nothing to do). To change the layout: change schema.py, raise ``SCHEMA_VERSION``,
 and register a migration from the previous version here.
 
+Version 3 had no ``flows.http_version`` (the record has it: HTTP/2 came on schema 3).
 Version 2 had no ``flows.modified`` (rules and addons came later: no flow was changed).
 Version 1 had no ``fts_indexed`` (every flow was indexed as it was written).
 Version 0 (the prototype layout) was ``meta`` plus ``flows(id TEXT PRIMARY KEY,
@@ -89,3 +90,17 @@ def _modified_column(conn: sqlite3.Connection) -> int:
     if "modified" not in columns:  # a file rebuilt by an earlier step has it already
         conn.execute("ALTER TABLE flows ADD COLUMN modified INTEGER NOT NULL DEFAULT 0")
     return 3
+
+
+@migrates_from(3)
+def _http_version_column(conn: sqlite3.Connection) -> int:
+    """Version 3 kept the HTTP version in the record only: copy the request's to a column."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(flows)")}
+    if "http_version" not in columns:  # a file rebuilt by an earlier step has it already
+        conn.execute("ALTER TABLE flows ADD COLUMN http_version TEXT NOT NULL DEFAULT 'HTTP/1.1'")
+        conn.execute(
+            "UPDATE flows SET http_version = (SELECT json_extract(record, '$.req.version') "
+            "FROM records WHERE records.seq = flows.seq) WHERE seq IN (SELECT seq FROM "
+            "records WHERE json_extract(record, '$.req.version') != 'HTTP/1.1')"
+        )
+    return 4

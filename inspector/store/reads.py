@@ -89,5 +89,6 @@ def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]
         seqs,
     ).fetchall()
     make = FlowSummary._make
-    by_seq = {row[0]: make((*row[1:-2], bool(row[-2]), bool(row[-1]))) for row in rows}
+    # marked and modified come as 0/1 from SQLite, then the version text
+    by_seq = {row[0]: make((*row[1:-3], bool(row[-3]), bool(row[-2]), row[-1])) for row in rows}
     return [by_seq[seq] for seq in seqs]

@@ -31,7 +31,7 @@ from inspector.flow import (
 COLUMNS = ("id", "start", "method", "scheme", "host", "port", "path", "url", "status",
            "reason", "req_content_type", "resp_content_type", "req_size", "resp_size",
            "duration", "error_class", "replay_of", "marked", "req_head_text",
-           "resp_head_text", "modified")  # fmt: skip
+           "resp_head_text", "modified", "http_version")  # fmt: skip
 REQUEST, RESPONSE = 0, 1  # the ``part`` of a body row
 # A flow changed by a rule or an addon also keeps what the client sent and the upstream
 # answered (filters look at parts 0 and 1 only).
@@ -212,13 +212,14 @@ class FlowSummary(NamedTuple):
     replay_of: str | None
     marked: bool
     modified: bool = False  # changed by a rule or an addon
+    http_version: str = "HTTP/1.1"  # what the client spoke: "HTTP/2", "HTTP/1.0"...
 
 
 # The columns a FlowSummary is read from, in its fields' order.
 SUMMARY_COLUMNS = ", ".join(
     ("id", "start", "method", "scheme", "host", "port", "path", "url", "status", "reason",
      "resp_content_type", "resp_size", "duration", "error_class", "replay_of", "marked != 0",
-     "modified != 0")
+     "modified != 0", "http_version")
 )  # fmt: skip
 
 
@@ -247,7 +248,7 @@ def flow_rows(flow: Flow) -> FlowRows:
         clean(_content_type(req.headers)), clean(resp_type), req.body.size, resp_size,
         flow.timings.duration, None if flow.error is None else clean(flow.error.exc_class),
         flow.replay_of, int(flow.marked), clean(header_text(req.headers)), clean(resp_heads),
-        int(bool(flow.modified_by)),
+        int(bool(flow.modified_by)), clean(req.http_version),
     )  # fmt: skip
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
     return FlowRows(flow.id, columns, _ENCODE(flow_to_record(flow)), bodies)

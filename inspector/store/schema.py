@@ -1,6 +1,6 @@
 """The session file's layout: tables, indexes and the search index, at ``SCHEMA_VERSION``.
 
-Schema (``schema_version`` 3)::
+Schema (``schema_version`` 4)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)      -- schema_version, created_by,
                                                 -- fts_indexed (see search.py)
@@ -13,7 +13,8 @@ Schema (``schema_version`` 3)::
         req_size, resp_size,                    -- body sizes on the wire
         duration REAL, error_class, replay_of, marked INTEGER,
         req_head_text, resp_head_text,          -- "Name: value" lines, for ~h
-        modified INTEGER)                       -- changed by a rule or an addon, for ~modified
+        modified INTEGER,                       -- changed by a rule or an addon, for ~modified
+        http_version TEXT)                      -- the request's ("HTTP/2"...), for ~http2
     records(seq INTEGER PRIMARY KEY,            -- = flows.seq
         record TEXT)                            -- the whole Flow but bodies, as JSON
     bodies(flow_seq, part, data BLOB)           -- recorded body bytes; part 0 request,
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,7 +61,8 @@ CREATE TABLE flows (
     marked INTEGER NOT NULL DEFAULT 0,
     req_head_text TEXT NOT NULL,
     resp_head_text TEXT,
-    modified INTEGER NOT NULL DEFAULT 0
+    modified INTEGER NOT NULL DEFAULT 0,
+    http_version TEXT NOT NULL DEFAULT 'HTTP/1.1'
 );
 CREATE TABLE records (seq INTEGER PRIMARY KEY, record TEXT NOT NULL);
 CREATE INDEX flows_order ON flows(seq);  -- small: paging by offset skips through it

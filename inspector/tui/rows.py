@@ -100,6 +100,7 @@ class FlowRow:
             replay_of=s.replay_of,
             finished=s.duration is not None,
             modified=s.modified,
+            version=short_version(s.http_version),
             websocket=s.status == 101,
             grpc="" if (s.content_type or "").startswith("application/grpc") else None,
         )
