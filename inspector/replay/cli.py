@@ -92,6 +92,8 @@ class Reporter:
 
     def _report_replay(self, original: Flow, new: Flow) -> None:
         line = flow_line(new)
+        if new.request.http_version == "HTTP/2":
+            line += "  (over HTTP/2)"
         if new.error is not None:
             self.tally.errors += 1
             self._print(line)

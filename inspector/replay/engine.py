@@ -2,14 +2,15 @@
 
 ``replay_flow`` sends one recorded request with ``protocol.HTTPConnection`` /
 ``HTTPSConnection`` exactly as recorded (method, target, header order and case, body;
-prepared by request.py) and returns the new exchange as a Flow (``mode="replay"``,
+prepared by request.py), or over HTTP/2 again when it was recorded over HTTP/2
+(http2.py), and returns the new exchange as a Flow (``mode="replay"``,
 ``replay_of`` = the original). ``run_replays`` replays many on a thread pool, with a
 rate limit, handing outcomes back in capture order; Ctrl-C cuts sends under way short.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import socket
 import ssl
 import threading
@@ -24,6 +25,8 @@ import protocol
 from inspector.config import DEFAULT_BODY_LIMIT, Endpoint
 from inspector.failures import flow_error
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, Timings
+from inspector.replay.body import BodyRecorder
+from inspector.replay.http2 import Cancel, H2Replay
 from inspector.replay.request import (
     ReplayError,
     authority,
@@ -45,12 +48,18 @@ class ReplayOptions:
     body_limit: int = DEFAULT_BODY_LIMIT
     _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict, repr=False)
 
-    def tls_context(self) -> ssl.SSLContext:
-        """One client context per run (building one loads the trust store)."""
-        ctx = self._contexts.get("tls")
+    def tls_context(self, alpn: str = "http/1.1") -> ssl.SSLContext:
+        """One client context per protocol and run (building one loads the trust store).
+
+        ``alpn="h2"`` offers HTTP/2 first (then http/1.1, so that a server without it
+        says what it speaks instead of failing the handshake).
+        """
+        ctx = self._contexts.get(alpn)
         if ctx is None:
             ctx = _client_context(self.insecure, self.upstream_ca)
-            self._contexts["tls"] = ctx
+            if alpn == "h2":
+                ctx.set_alpn_protocols(["h2", "http/1.1"])
+            self._contexts[alpn] = ctx
         return ctx
 
 
@@ -75,7 +84,7 @@ def replay_request(flow: Flow, options: ReplayOptions) -> FlowRequest:
         host=target.host,
         port=target.port,
         path=rec.path,
-        http_version="HTTP/1.1",
+        http_version="HTTP/2" if rec.http_version == "HTTP/2" else "HTTP/1.1",
         headers=outgoing_headers(rec, host),
         body=FlowBody(data=rec.body.data, size=len(rec.body.data), sha256=rec.body.sha256),
         timestamp=time.time(),
@@ -94,8 +103,26 @@ def replay_flow(flow: Flow, options: ReplayOptions, *, in_flight: InFlight | Non
         request=request, mode="replay", replay_of=flow.id, timings=Timings(start=time.time())
     )
     new.request.timestamp = new.timings.start
-    _exchange(new, options, in_flight or InFlight())
+    if request.http_version == "HTTP/2":
+        asyncio.run(_exchange_h2(new, options, in_flight or InFlight()))
+    else:
+        _exchange(new, options, in_flight or InFlight())
     return new
+
+
+async def _exchange_h2(flow: Flow, options: ReplayOptions, in_flight: InFlight) -> None:
+    tls = options.tls_context("h2") if flow.request.scheme == "https" else None
+    cancel = Cancel()
+    try:
+        in_flight.add(cancel)
+    except InterruptedError as e:
+        flow.error = flow_error(e, Phase.CONNECT)
+        flow.timings.end = time.time()
+        return
+    try:
+        await H2Replay(flow, tls, options.timeout, BodyRecorder(options.body_limit)).run()
+    finally:
+        in_flight.discard(cancel)
 
 
 class InFlight:
@@ -103,16 +130,16 @@ class InFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._conns: set[protocol.HTTPConnection] = set()
+        self._conns: set[protocol.HTTPConnection | Cancel] = set()
         self.aborted = False
 
-    def add(self, conn: protocol.HTTPConnection) -> None:
+    def add(self, conn: protocol.HTTPConnection | Cancel) -> None:
         with self._lock:
             if self.aborted:
                 raise InterruptedError("replay interrupted")
             self._conns.add(conn)
 
-    def discard(self, conn: protocol.HTTPConnection) -> None:
+    def discard(self, conn: protocol.HTTPConnection | Cancel) -> None:
         with self._lock:
             self._conns.discard(conn)
 
@@ -122,6 +149,9 @@ class InFlight:
             self.aborted = True
             conns = list(self._conns)
         for conn in conns:
+            if isinstance(conn, Cancel):  # an HTTP/2 replay: its task ends, closing the socket
+                conn.cancel()
+                continue
             sock = getattr(conn, "sock", None)
             if sock is not None:
                 try:
@@ -198,17 +228,10 @@ def _response_head(resp: protocol.HTTPResponse) -> FlowResponse:
 
 
 def _read_body(resp: protocol.HTTPResponse, limit: int) -> FlowBody:
-    digest = hashlib.sha256()
-    kept = bytearray()
-    size = 0
+    recorder = BodyRecorder(limit)
     while chunk := resp.read(_READ_SIZE):
-        digest.update(chunk)
-        size += len(chunk)
-        if len(kept) < limit:
-            kept += chunk[: limit - len(kept)]
-    return FlowBody(
-        data=bytes(kept), size=size, truncated=size > len(kept), sha256=digest.hexdigest()
-    )
+        recorder.add(chunk)
+    return recorder.body()
 
 
 @dataclass(slots=True)
