@@ -137,7 +137,7 @@ class Changes:
     # -- the request stop --
 
     def wants_request(self, flow: Flow) -> bool:
-        return bool(self.rules) or self.addons.has("request")
+        return self.addons.has("request") or self.rules.wants_request(flow)
 
     async def request(self, flow: Flow) -> None:
         """Rules, then addons; raises CloseConnection when the flow was killed."""
@@ -180,7 +180,9 @@ class Changes:
     # -- the response stop --
 
     def wants_response(self, flow: Flow) -> bool:
-        return self.rules.on_responses or self.addons.has("response")
+        """Held whole only for an addon or a rule that may apply: a ``~q`` header rule
+        leaves responses streaming (server-sent events and downloads stay live)."""
+        return self.addons.has("response") or self.rules.wants_response(flow)
 
     async def response(self, flow: Flow) -> None:
         """Response rules, then addons; the upstream's response is kept if they change it."""

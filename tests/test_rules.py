@@ -201,3 +201,18 @@ def test_har_keeps_the_originals_and_redaction_covers_them() -> None:
     redacted = str(har_document([flow], redact=True))
     for secret in ("old-token-789", "new-token-123", "old-secret-456"):
         assert secret not in redacted
+
+
+def test_only_rules_that_may_apply_hold_a_message() -> None:
+    rules = RuleSet.from_options(
+        modify_headers=["/~q/X-Req/1", "/~s & ~d api/X-Resp/1"], modify_body=["/~bs secret/a/b"]
+    )
+    flow = flow_for("http://cdn.test/stream")
+    assert rules.wants_request(flow)  # the ~q rule
+    flow.response = FlowResponse(200, "OK", headers=[(b"Content-Type", b"text/event-stream")])
+    assert rules.wants_response(flow)  # the body rule must see the body to know
+    headers_only = RuleSet.from_options(modify_headers=["/~q/X-Req/1", "/~s & ~d api/X-Resp/1"])
+    assert not headers_only.wants_response(flow)  # streams: no rule can apply to it
+    api = flow_for("http://api.test/")
+    api.response = FlowResponse(200, "OK")
+    assert headers_only.wants_response(api)

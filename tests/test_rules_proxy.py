@@ -233,3 +233,31 @@ def test_map_remote_inside_an_intercepted_tls_tunnel(
         and flow.original_request.url == "https://svc.invalid/echo?x=1"
     )
     assert flow.tls is not None and flow.tls.sni == "svc.invalid"  # what the client asked for
+
+
+def test_a_request_only_rule_leaves_responses_streaming(tmp_path: Path) -> None:
+    first_seen = threading.Event()
+
+    def events(conn: socket.socket) -> None:  # server-sent events: the rest waits for the client
+        read_request_head(conn)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\r\n"
+        )
+        if first_seen.wait(10):
+            conn.sendall(b"7\r\ndata: 2\r\n0\r\n\r\n")
+
+    server = RawServer(events)
+    try:
+        with live_proxy(tmp_path, modify_headers=("/~q/X-Client/1",)) as proxy:
+            with httpx.Client(proxy=proxy.url, timeout=10) as client:
+                with client.stream("GET", f"{server.url}/events") as resp:
+                    chunks = resp.iter_raw()
+                    first = next(chunks)
+                    first_seen.set()
+                    rest = b"".join(chunks)
+            (flow,) = proxy.finished(1)
+    finally:
+        server.close()
+    assert first == b"data: 1" and rest == b"data: 2"
+    assert flow.modified_by == ["--modify-headers /~q/X-Client/1"]

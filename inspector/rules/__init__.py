@@ -36,6 +36,16 @@ def _matching(rules: list, flow: Flow) -> list:
     return [r for r in rules if r.spec.filter is None or r.spec.filter(flow)]
 
 
+def _may_apply(rules: list, flow: Flow) -> bool:
+    """Whether a rule could apply once the body is read: its filter holds on the head
+    already, or it looks at bodies (``~b``, ``~bq``, ``~bs``), which are not read yet."""
+    for rule in rules:
+        flt = rule.spec.filter
+        if flt is None or rule.spec.reads_bodies or flt(flow):
+            return True
+    return False
+
+
 @dataclass(slots=True)
 class RuleSet:
     """Every rule of the command line, compiled once."""
@@ -73,9 +83,16 @@ class RuleSet:
         rules = [*self.blocks, *self.locals, *self.remotes, *self.headers, *self.bodies]
         return [rule.spec for rule in rules]
 
-    @property
-    def on_responses(self) -> bool:
-        return bool(self.headers or self.bodies)
+    def wants_request(self, flow: Flow) -> bool:
+        """Whether the request must be held for a rule (its head is known, not its body)."""
+        return any(
+            _may_apply(rules, flow)
+            for rules in (self.blocks, self.locals, self.remotes, self.headers, self.bodies)
+        )
+
+    def wants_response(self, flow: Flow) -> bool:
+        """Whether the response must be held for a rule (``~q`` rules never want it)."""
+        return _may_apply(self.headers, flow) or _may_apply(self.bodies, flow)
 
     async def request(self, flow: HTTPFlow) -> list[str]:
         """Apply the request-side rules in order; the labels of the rules that changed it."""

@@ -41,6 +41,9 @@ class Spec:
     pattern: str
     filter: filters.Filter | None
     parts: tuple[Part, ...]
+    # The filter looks at bodies (~b, ~bq, ~bs; an argument holding "~b" counts too, which
+    # only holds a message whole for nothing).
+    reads_bodies: bool = False
 
     @property
     def label(self) -> str:
@@ -76,7 +79,7 @@ def split(option: str, pattern: str, *, names: tuple[str, ...], need_filter: boo
     if len(pieces) > len(names):
         head = pieces.pop(0)
         flt = _filter(option, pattern, head)
-    return Spec(option, pattern, flt, tuple(pieces))
+    return Spec(option, pattern, flt, tuple(pieces), flt is not None and "~b" in str(flt))
 
 
 def _filter(option: str, pattern: str, part: Part) -> filters.Filter:
