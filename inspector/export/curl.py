@@ -13,7 +13,7 @@ import base64
 import shlex
 
 from inspector.export.redact import redact_flow
-from inspector.flow import Flow
+from inspector.flow import Flow, FlowRequest
 
 INLINE_BODY_LIMIT = 4096  # bodies larger than this go to a file when the caller gives one
 # Headers curl computes itself from the URL and the body.
@@ -58,7 +58,7 @@ def curl_command(flow: Flow, redact: bool = False, *, body_file: str | None = No
     req = flow.request
     body = req.body.data
     names = {name.lower() for name, _ in req.headers}
-    args: list[str] = ["curl", "--http1.1"]
+    args: list[str] = ["curl", _version_option(req)]
     args += _method_args(req.method, bool(body))
     if "/." in req.path.split("?")[0]:
         args.append("--path-as-is")
@@ -85,6 +85,13 @@ def curl_command(flow: Flow, redact: bool = False, *, body_file: str | None = No
                 prefix = f"printf %s {quote_arg(body)} | "
     args.append(quote_arg(req.url))
     return prefix + " ".join(args)
+
+
+def _version_option(req: FlowRequest) -> str:
+    """The protocol the request was made with: HTTP/2 over TLS (ALPN) or prior knowledge."""
+    if req.http_version != "HTTP/2":
+        return "--http1.1"
+    return "--http2" if req.scheme == "https" else "--http2-prior-knowledge"
 
 
 def _method_args(method: str, has_body: bool) -> list[str]:
