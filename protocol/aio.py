@@ -449,13 +449,17 @@ class AsyncHTTPConnection:
 
     @property
     def reusable(self) -> bool:
-        """Both sides finished this exchange, keep-alive holds and the server has not closed."""
+        """Both sides finished this exchange, keep-alive holds, the server has not closed
+        and sent nothing past the response (bytes after it, say a body on a 204 or a
+        second response, would be read as the answer to the next request: maybe
+        another client's)."""
         core = self._core
         writer, reader = self._writer, self._reader
         return (
             core.our_state is DONE
             and core.their_state is DONE
             and core.keep_alive
+            and not core.trailing_data[0]
             and writer is not None
             and not writer.transport.is_closing()
             and not reader.at_eof()  # type: ignore[union-attr]

@@ -57,7 +57,10 @@ def parse_connect_target(target: bytes) -> tuple[str, int]:
 
 
 def _absolute(target: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL" for http://[::1/
+        raise ClientError(400, f"inspector: bad URL {target!r}: {e}\n") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.netloc:
         raise ClientError(400, f"inspector: unsupported URL {target!r}: use http:// or https://\n")
