@@ -9,7 +9,7 @@ asyncio server (plain and TLS) and a failing one with one path per fault (reset,
 garbage status line, hang, truncated body; "refuse" is a closed port). ``--clients``
 asyncio clients on raw sockets each pick, per request, a normal exchange (70%: keep-alive
 GET, POST and chunked responses, a fifth of them HTTPS through CONNECT), a hostile
-request from the corpus of ``tests/test_hardening_clients.py`` (15%) or a request to a
+request from the corpus of ``tests/corpus_requests.py`` (15%) or a request to a
 failing upstream (15%).
 
 Every normal exchange the client saw complete (body checked) carries a unique id in its
@@ -54,8 +54,10 @@ if __package__ in (None, ""):  # run as a script: make `tests` and `inspector` i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inspector.store import Store
+from tests.corpus import CLOSED, Case
+from tests.corpus_requests import REQUESTS as CORPUS
+from tests.hostile_harness import UP
 from tests.proxy_process import ProxyProcess
-from tests.test_hardening_clients import CLOSED, CORPUS, UP, Case
 
 try:
     import uvloop
@@ -440,7 +442,7 @@ async def _hostile_outcome(proxy: tuple[str, int], case: Case, data: bytes) -> s
             status = CLOSED
         except (TimeoutError, ValueError, IndexError) as e:
             return f"no usable answer ({type(e).__name__})"
-        if status not in case.expect:
+        if status not in case.statuses:
             return f"got {status or 'no response'}"
         if status >= 400 or status == CLOSED:
             try:
