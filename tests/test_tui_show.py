@@ -263,3 +263,34 @@ async def test_sort_by_key_and_by_clicking_a_column_title(saved: Path):
         await pilot.pause(0.05)
         codes = [app.state.index.row_at(i).status for i in range(13)]  # the same title reverses
         assert codes[2:] == sorted((c for c in codes if c is not None), reverse=True)
+
+
+async def test_json_body_is_coloured_and_a_huge_one_is_capped(tmp_path: Path):
+    from inspector.tui.widgets.body_viewer import SHOW_LIMIT, ColouredTextArea
+
+    rows = [{"id": i, "name": f"user {i}", "active": i % 2 == 0} for i in range(60_000)]
+    big = json.dumps(rows).encode()
+    assert len(big) > 2 * SHOW_LIMIT
+    flows = [_flow(1, "GET", "api.example.com", "/small"), _flow(2, "GET", "a", "/big", body=big)]
+    flows[0].response.body.data = b'{"ok": true, "n": 3}'
+    app = InspectorApp(open_saved(build_session(tmp_path / "c.db", flows)))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.state.index) == 2, "loaded")
+        await pilot.press("g", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowDetailScreen), "detail")
+        viewer = app.screen.query_one("#response-body", BodyViewer)
+        await wait_for(pilot, lambda: not viewer.colouring, "coloured")
+        area = viewer.query_one(ColouredTextArea)
+        line = area.get_line(1)  # '  "ok": true,'
+        styled = {line.plain[s.start : s.end] for s in line.spans if s.style}
+        assert '"ok"' in styled and "true" in styled
+        await pilot.press("space")  # the next flow: 2 MiB of JSON
+        await wait_for(
+            pilot, lambda: "/big" in static_text(app.screen.query_one("#summary")), "big"
+        )
+        await wait_for(pilot, lambda: not viewer.colouring, "coloured")
+        assert len(viewer.text) <= SHOW_LIMIT
+        notes = static_text(viewer.query_one(".body-viewer--notes"))
+        assert "showing the first" in notes and "b saves the whole body" in notes
+        assert "colours for the first" in notes
+        assert area.spans and max(area.spans) < area.document.line_count - 1  # the rest is plain

@@ -368,6 +368,12 @@ async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pi
     if scene.press:
         await pilot.press(*scene.press)
     await pilot.pause(0.1)
+    from inspector.tui.widgets.body_viewer import BodyViewer
+
+    for _ in range(200):  # body colours come from a worker
+        if not any(v.colouring for v in app.screen.query(BodyViewer)):
+            break
+        await pilot.pause(0.02)
     for widget in app.screen.query(TextArea):
         widget.cursor_blink = False
     for widget in app.screen.query(Input):
