@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from inspector import grpc
 from inspector.flow import Flow, FlowBody
 from inspector.render import duration_text, human_size
 from protocol.status import describe
@@ -61,7 +62,10 @@ def request_head(flow: Flow) -> Text:
     text.append(f"{req.method} ", style="bold")
     text.append(req.path)
     text.append(f" {req.http_version}\n", style="dim")
-    return _with_fields(text, req.headers, req.trailers)
+    text = _with_fields(text, req.headers, req.trailers)
+    if grpc.is_grpc(flow):
+        text.append_text(grpc_messages_text(req.body))
+    return text
 
 
 def response_head(flow: Flow) -> Text:
@@ -69,10 +73,47 @@ def response_head(flow: Flow) -> Text:
     if resp is None:
         return Text("no response" + (" (see the Error tab)" if flow.error else " yet"), style="dim")
     text = status_description(resp.status_code, resp.reason)
+    call = grpc.status(flow)
+    if call is not None:
+        text.append_text(grpc_status_text(call))
     text.append("\n\n")
     text.append(f"{resp.http_version} ", style="dim")
     text.append(f"{resp.status_code} {resp.reason}\n", style="bold")
-    return _with_fields(text, resp.headers, resp.trailers)
+    text = _with_fields(text, resp.headers, resp.trailers)
+    if grpc.is_grpc(flow):
+        text.append_text(grpc_messages_text(resp.body))
+    return text
+
+
+GRPC_LISTED = 20  # messages listed one per line; the rest are counted
+
+
+def grpc_status_text(call: grpc.GrpcStatus) -> Text:
+    """``grpc 5 NOT_FOUND: a requested entity was not found`` and the server's message."""
+    text = Text("\ngrpc ")
+    style = "bold green" if call.code == 0 else "bold red"
+    text.append(f"{call.code} {call.name}", style=style)
+    text.append(f": {call.meaning}")
+    if call.message:
+        text.append(f'\nthe server said "{call.message}"', style="yellow")
+    return text
+
+
+def grpc_messages_text(body: FlowBody) -> Text:
+    """The body's length-prefixed gRPC messages: count, then size, flag and offset of each."""
+    found = grpc.messages(body.data)
+    total = sum(m.size for m in found)
+    text = Text("\ngRPC messages: ", style="dim")
+    text.append(f"{len(found)}, {human_size(total)}\n", style="bold")
+    for n, m in enumerate(found[:GRPC_LISTED], start=1):
+        flags = "compressed" if m.compressed else "plain"
+        cut = "" if m.complete else "  (recording ends inside it)"
+        text.append(f"  #{n:<3} {human_size(m.size):>9}  {flags:<10}  at byte {m.offset}{cut}\n")
+    if len(found) > GRPC_LISTED:
+        text.append(f"  ... and {len(found) - GRPC_LISTED} more\n", style="dim")
+    if found and body.truncated:
+        text.append("  (the body was recorded in part: later messages are not listed)\n")
+    return text
 
 
 def _with_fields(text: Text, headers: HeaderPairs, trailers: HeaderPairs) -> Text:
