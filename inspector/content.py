@@ -16,13 +16,14 @@ from urllib.parse import parse_qsl
 
 from inspector.markup import indent_html, indent_xml
 
-VIEWERS = ("auto", "text", "json", "markup", "form", "hex", "image")
+VIEWERS = ("auto", "text", "json", "markup", "form", "multipart", "hex", "image")
 VIEWER_TITLES = {
     "auto": "auto",
     "text": "text",
     "json": "JSON",
     "markup": "HTML/XML",
     "form": "form",
+    "multipart": "multipart parts",
     "hex": "hex",
     "image": "image",
 }
@@ -190,6 +191,8 @@ def detect_viewer(content_type: str | None, data: bytes) -> str:
         return "markup"
     if mt == "application/x-www-form-urlencoded":
         return "form"
+    if mt.startswith("multipart/"):
+        return "multipart"
     if mt.startswith("image/") or image_info(data) is not None:
         return "image"
     head = data[:512].lstrip()
@@ -275,6 +278,59 @@ def format_form(data: bytes) -> str:
         raise ContentError(f"not URL-encoded form data: {e}") from None
     width = max((len(k) for k, _ in pairs), default=0)
     return "\n".join(f"{k.ljust(width)} = {v}" for k, v in pairs)
+
+
+MULTIPART_PREVIEW = 200  # characters of a text part shown by the multipart viewer
+
+
+def boundary(content_type: str | None) -> bytes | None:
+    """The ``boundary`` parameter of a multipart Content-Type."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "boundary" and value.strip():
+            return value.strip().strip('"').encode("latin-1")
+    return None
+
+
+def format_multipart(data: bytes, content_type: str | None) -> str:
+    """One block per part: its name, file name, type and size, and a text part's start."""
+    marker = boundary(content_type)
+    if marker is None:
+        raise ContentError("no boundary in the Content-Type")
+    chunks = data.split(b"--" + marker)
+    if len(chunks) < 3:
+        raise ContentError(f"no parts delimited by --{marker.decode('latin-1')}")
+    blocks = []
+    for n, chunk in enumerate(chunks[1:-1], start=1):
+        head, _, body = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        body = body.removesuffix(b"\r\n")
+        headers = dict(_part_header(line) for line in head.split(b"\r\n") if b":" in line)
+        params = _disposition(headers.get("content-disposition", ""))
+        kind = headers.get("content-type", "text/plain")
+        lines = [f"part {n}: {params.get('name', '?')}"]
+        if "filename" in params:
+            lines.append(f"  file name     {params['filename']}")
+        lines += [f"  content type  {kind}", f"  size          {len(body)} bytes"]
+        if looks_textual(body):
+            preview = body[:MULTIPART_PREVIEW].decode("utf-8", "replace")
+            more = "…" if len(body) > MULTIPART_PREVIEW else ""
+            lines.append(f"  value         {' '.join(preview.split())}{more}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _part_header(line: bytes) -> tuple[str, str]:
+    name, _, value = line.decode("latin-1").partition(":")
+    return name.strip().lower(), value.strip()
+
+
+def _disposition(value: str) -> dict[str, str]:
+    """``form-data; name="a"; filename="b.txt"`` -> {"name": "a", "filename": "b.txt"}."""
+    params = {}
+    for param in value.split(";")[1:]:
+        key, _, raw = param.partition("=")
+        params[key.strip().lower()] = raw.strip().strip('"')
+    return params
 
 
 def format_markup(data: bytes, content_type: str | None = None) -> str:
@@ -443,6 +499,8 @@ def _format(viewer: str, data: bytes, content_type: str | None) -> tuple[str, st
         return format_markup(data, content_type), syntax
     if viewer == "form":
         return format_form(data), None
+    if viewer == "multipart":
+        return format_multipart(data, content_type), None
     if viewer == "hex":
         return hex_dump(data), None
     if viewer == "image":

@@ -140,6 +140,9 @@ async def test_body_viewers_decode_cycle_and_find(saved: Path):
         await pilot.press("m", "m", "m")  # -> JSON -> HTML/XML -> form, which does not fit
         notes, text = viewer_text(screen, "response")
         assert "form view: not URL-encoded form data" in notes
+        await pilot.press("m")  # -> multipart, which does not fit either
+        notes, text = viewer_text(screen, "response")
+        assert "multipart parts view: no boundary in the Content-Type" in notes
         await pilot.press("m")  # -> hex of the decoded content
         notes, text = viewer_text(screen, "response")
         assert "viewer: hex" in notes and text.startswith("00000000  7b 22 72 6f 77 73")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -125,30 +126,62 @@ def _with_fields(text: Text, headers: HeaderPairs, trailers: HeaderPairs) -> Tex
     return text
 
 
+WATERFALL_WIDTH = 48  # cells the whole exchange spans in the timing tab
+PHASE_STYLES = {
+    "connect": "yellow",
+    "TLS handshake": "magenta",
+    "request sent": "blue",
+    "waiting (first byte)": "green",
+    "receiving": "cyan",
+    "failed": "red",
+}
+
+
+def waterfall_bar(span: tuple[float, float], start: float, total: float, style: str) -> Text:
+    """``span`` of an exchange that began at ``start`` and took ``total`` seconds, drawn to
+    scale in WATERFALL_WIDTH cells (at least one cell, however short)."""
+    scale = WATERFALL_WIDTH / total if total > 0 else 0.0
+    left = min(WATERFALL_WIDTH - 1, round((span[0] - start) * scale))
+    length = max(1, min(WATERFALL_WIDTH - left, round((span[1] - span[0]) * scale)))
+    return Text(" " * left + "█" * length, style=style)
+
+
+def timing_steps(flow: Flow) -> list[tuple[str, float | None, tuple[float | None, float | None]]]:
+    """(step, when it ended, (began, ended)) for each step of the exchange."""
+    t = flow.timings
+    sending_from = t.tls_end or t.connect_end or t.start
+    last = "receiving" if flow.error is None else "failed"
+    return [
+        ("request received", t.start, (None, None)),
+        ("connect", t.connect_end, (t.connect_start, t.connect_end)),
+        ("TLS handshake", t.tls_end, (t.connect_end, t.tls_end)),
+        ("request sent", t.request_sent, (sending_from, t.request_sent)),
+        ("waiting (first byte)", t.response_start, (t.request_sent, t.response_start)),
+        (last, t.end, (t.response_start or t.request_sent or t.start, t.end)),
+    ]
+
+
 def timing_table(flow: Flow) -> Table:
+    """Each step with when it ended, how long it took, and a waterfall bar to scale."""
     t = flow.timings
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("step")
     table.add_column("at", justify="right")
     table.add_column("took", justify="right")
-    steps = [
-        ("request received", t.start, None),
-        ("connect", t.connect_end, (t.connect_start, t.connect_end)),
-        ("TLS handshake", t.tls_end, (t.connect_end, t.tls_end)),
-        ("request sent", t.request_sent, None),
-        ("waiting (first byte)", t.response_start, (t.request_sent, t.response_start)),
-        ("response done" if flow.error is None else "failed", t.end, (t.response_start, t.end)),
-    ]
-    for name, at, span in steps:
+    table.add_column("waterfall", width=WATERFALL_WIDTH, no_wrap=True)
+    # The last timestamp, whichever it is: a failed exchange may end before a step began.
+    total = max(getattr(t, f.name) or t.start for f in fields(t)) - t.start
+    for name, at, (began, ended) in timing_steps(flow):
         if at is None:
-            table.add_row(name, "-", "", style="dim")
+            table.add_row(name, "-", "", "", style="dim")
             continue
-        took = ""
-        if span is not None and span[0] is not None and span[1] is not None:
-            took = duration_text(span[1] - span[0])
-        table.add_row(name, "+" + duration_text(at - t.start), took)
-    total = "in progress" if t.duration is None else duration_text(t.duration)
-    table.add_row(Text("total", style="bold"), "", Text(total, style="bold"))
+        took, bar = "", Text()
+        if began is not None and ended is not None:
+            took = duration_text(ended - began)
+            bar = waterfall_bar((began, ended), t.start, total, PHASE_STYLES.get(name, ""))
+        table.add_row(name, "+" + duration_text(at - t.start), took, bar)
+    shown = "in progress" if t.duration is None else duration_text(t.duration)
+    table.add_row(Text("total", style="bold"), "", Text(shown, style="bold"), "")
     return table
 
 
