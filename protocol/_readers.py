@@ -32,6 +32,20 @@ _request_line = _abnf.request_line_re.fullmatch
 _status_line = _abnf.status_line_re.fullmatch
 _chunk_size_line = _abnf.chunk_size_line_re.fullmatch
 _content_length = _abnf.content_length_re.fullmatch
+_long_chunk_size = re.compile(rb"([0-9A-Fa-f]{17,})(?:[ \t;].*)?", re.DOTALL).fullmatch
+CONTENT_TOO_LARGE = 413
+"""The hint for a size beyond any limit (a length past 10**18, a chunk past 64 bits):
+refused at once, and a server answers 413 (RFC 9110 15.5.14) rather than 400."""
+
+
+def _oversized_content_length(value: bytes) -> bool:
+    return value.isdigit() and int(value) >= 10**18
+
+
+def _oversized_chunk_size(line: bytes) -> bool:
+    m = _long_chunk_size(line)
+    return m is not None and int(m.group(1), 16) >= 1 << 64
+
 
 FRAMING_NAMES = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade", b"host"}
@@ -297,6 +311,11 @@ def _parse_content_length(values: list[bytes]) -> int:
     first = values[0]
     for value in values:
         if _content_length(value) is None:
+            if _oversized_content_length(value):
+                raise RemoteProtocolError(
+                    f"Content-Length {quote(value)} is larger than any 64-bit length",
+                    status_hint=CONTENT_TOO_LARGE,
+                )
             raise RemoteProtocolError(
                 f"invalid Content-Length {quote(value)}: expected decimal digits only"
             )
@@ -475,11 +494,14 @@ class ChunkedReader:
                 return None
             m = _chunk_size_line(line)
             if m is None:
-                raise InvalidChunk(
+                error = InvalidChunk(
                     f"invalid chunk size line {quote(line)}: expected 1 to 16 hex digits, "
                     "optionally followed by ;extensions",
                     received=self.received,
                 )
+                if _oversized_chunk_size(line):
+                    error.status_hint = CONTENT_TOO_LARGE
+                raise error
             self.remaining = int(m.group(1), 16)
             self._trailers_due = not self.remaining
 

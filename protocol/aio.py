@@ -236,8 +236,18 @@ class AsyncHTTPConnection:
 
     # -- sending ---------------------------------------------------------------
 
-    async def send_head(self, method: bytes | str, target: bytes | str, headers: Headers) -> None:
-        """Send the request line and headers; the body follows with send_data/send_end."""
+    async def send_head(
+        self,
+        method: bytes | str,
+        target: bytes | str,
+        headers: Headers,
+        *,
+        body: bytes = b"",
+        end: EndOfMessage | None = None,
+    ) -> None:
+        """Send the request line and headers, with the first ``body`` bytes and, given
+        ``end``, the end of the request, in one write; more body follows with
+        send_data/send_end. Waits for drain when it sent body or end."""
         self.phase = SEND
         self.response = self.trailers = None
         writer = self._require_writer()
@@ -247,8 +257,15 @@ class AsyncHTTPConnection:
             method = method.encode("ascii")
         if isinstance(target, str):
             target = target.encode("ascii")
-        # The head is small and a body or send_end follows: their drain covers it.
-        writer.write(self._core.send(Request(method, target, headers)))
+        core = self._core
+        out = core.send(Request(method, target, headers))
+        if body:
+            out += core.send(Data(body))
+        if end is not None:
+            out += core.send(end)
+        writer.write(out)
+        if body or end is not None:
+            await writer.drain()  # a head alone is small, and the next send's drain covers it
 
     async def send_data(self, data: bytes) -> None:
         """Send a piece of body (chunk-framed when the request is chunked); waits for drain."""
@@ -281,13 +298,17 @@ class AsyncHTTPConnection:
                 headers.add(b"Content-Length", len(body))
             else:
                 headers.add(b"Transfer-Encoding", b"chunked")
+        if body is None or isinstance(body, bytes | bytearray | memoryview):
+            # a whole body in hand goes with its head in one write
+            await self.send_head(
+                method, target, headers, body=bytes(body or b""), end=EndOfMessage()
+            )
+            return
         await self.send_head(method, target, headers)
-        if isinstance(body, bytes | bytearray | memoryview):
-            await self.send_data(bytes(body))
-        elif hasattr(body, "__aiter__"):
+        if hasattr(body, "__aiter__"):
             async for chunk in body:  # type: ignore[union-attr]
                 await self.send_data(chunk)
-        elif body is not None:
+        else:
             for chunk in body:  # type: ignore[union-attr]
                 await self.send_data(chunk)
         await self.send_end()

@@ -41,6 +41,15 @@ if TYPE_CHECKING:
     from inspector.proxy.hooks import ExchangeHook
 
 VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2"}
+REQUEST_WINDOW = 262144
+"""Request body bytes read, their framing checked, before anything goes upstream.
+
+A request whose body ends inside the window reaches the upstream whole, its head and
+body in one write, or not at all: a framing error in it (which the connection layer
+raises as ``ClientGone``) is a 400 and the origin sees nothing. A longer body streams on
+after the window; a framing error there aborts the upstream request (its connection is
+reset), as nginx does for unbuffered uploads.
+"""
 
 
 class ClientSide(Protocol):
@@ -66,6 +75,9 @@ class ClientSide(Protocol):
     def request_done(self) -> bool: ...
 
     async def body_event(self) -> Data | EndOfMessage: ...
+
+    @property
+    def expects_continue(self) -> bool: ...  # the client waits for 100 before its body
 
     def send_continue(self) -> None: ...
 
@@ -140,7 +152,9 @@ class Exchange:
         fields, _, has_host = request_fields(req.headers.raw)
         headers = Headers()
         headers.raw.extend(fields)
-        if not has_host or self.ctx.config.mode.kind == "reverse":
+        # RFC 9112 3.2.2: the authority of an absolute-form target replaces any Host sent.
+        absolute = not req.target.startswith(b"/") and req.target != b"*"
+        if absolute or not has_host or self.ctx.config.mode.kind == "reverse":
             headers.set(b"Host", target.authority)
         request = FlowRequest(
             method=req.method.decode("latin-1"),
@@ -188,14 +202,7 @@ class Exchange:
             if up is None:
                 return  # a hook answered
         else:
-            up = await self._acquire(key)
-            try:
-                await self._send_streamed(flow, up, recorder)
-            except UpstreamError as e:
-                self._discard(up)
-                if not self._may_retry(flow, up, e, recorder):
-                    raise
-                up = await self._send_recorded(flow, key, fresh=True)
+            up = await self._send_windowed(flow, key, recorder)
         try:
             response = await self._first_response(flow, up)
         except UpstreamError as e:
@@ -251,29 +258,58 @@ class Exchange:
     ) -> UpstreamConnection:
         """Send the head, the body read so far, then the rest as it arrives."""
         up = await self._acquire(key)
-        await self._send_head(flow, up)
-        try:
-            for chunk in held:
-                await up.send_data(chunk)
-        except (OSError, HTTPException) as e:
-            raise UpstreamError(e, Phase.SEND, up.authority) from e
+        await self._send_head(flow, up, b"".join(held))
         await self._read_request_body(recorder, up)
         flow.request.body = recorder.body()
         flow.timings.request_sent = time.time()
         return up
 
-    async def _send_streamed(
-        self, flow: Flow, up: UpstreamConnection, recorder: BodyRecorder
-    ) -> None:
-        """Send the head upstream, then the client's body as it arrives."""
-        await self._send_head(flow, up)
-        # The proxy answers 100 itself once the upstream is connected (RFC 9110 10.1.1
-        # allows it); Expect is still forwarded and the upstream's 100 dropped.
-        self.client.send_continue()
-        await self._read_request_body(recorder, up)
+    async def _send_windowed(
+        self, flow: Flow, key: PoolKey, recorder: BodyRecorder
+    ) -> UpstreamConnection:
+        """Read the body's window (``REQUEST_WINDOW``: nothing goes upstream before its
+        framing is checked), send the head with it in one write, stream the rest."""
+        client = self.client
+        up = None
+        if client.expects_continue:
+            # The proxy answers 100 itself once the upstream is connected (RFC 9110 10.1.1
+            # allows it); Expect is still forwarded and the upstream's 100 dropped.
+            up = await self._acquire(key)
+            client.send_continue()
+        chunks, end = await self._body_window()
+        for chunk in chunks:
+            recorder.add(chunk)
+        if up is None:
+            up = await self._acquire(key)
+        try:
+            window = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            await self._send_head(flow, up, window, end)
+            if end is None:
+                await self._read_request_body(recorder, up)
+        except UpstreamError as e:
+            self._discard(up)
+            flow.request.body = recorder.body()
+            if not self._may_retry(flow, up, e, recorder):
+                raise
+            return await self._send_recorded(flow, key, fresh=True)
         flow.request.body = recorder.body()
         flow.timings.request_sent = time.time()
         self.ctx.publish(EventKind.REQUEST, flow)
+        return up
+
+    async def _body_window(self) -> tuple[list[bytes], EndOfMessage | None]:
+        """The request body's first ``REQUEST_WINDOW`` bytes (all of it, if it is no
+        longer), and its end if that came too; ClientGone on a framing error."""
+        body_event = self.client.body_event
+        chunks: list[bytes] = []
+        size = 0
+        while size < REQUEST_WINDOW:
+            event = await body_event()
+            if type(event) is not Data:
+                return chunks, event  # type: ignore[return-value]
+            chunks.append(event.data)
+            size += len(event.data)
+        return chunks, None
 
     async def _send_recorded(self, flow: Flow, key: PoolKey, *, fresh: bool) -> UpstreamConnection:
         """Send the (possibly edited) recorded request on a connection of its own."""
@@ -285,23 +321,28 @@ class Exchange:
             headers.set(b"Content-Length", len(body))
         flow.request.headers = headers.raw
         try:
-            await self._send_head(flow, up)
-            await up.send_data(body)
-            await up.send_end()
-        except (OSError, HTTPException) as e:
+            await self._send_head(flow, up, body, EndOfMessage())
+        except UpstreamError:
             self._discard(up)
-            raise UpstreamError(e, Phase.SEND, up.authority) from e
+            raise
         flow.timings.request_sent = time.time()
         return up
 
-    async def _send_head(self, flow: Flow, up: UpstreamConnection) -> None:
+    async def _send_head(
+        self,
+        flow: Flow,
+        up: UpstreamConnection,
+        body: bytes = b"",
+        end: EndOfMessage | None = None,
+    ) -> None:
+        """The request head, with ``body`` and ``end`` (if given) in the same write."""
         r = flow.request
         target = r.path
         if up.key.via is not None and up.key.scheme == "http":
             target = r.url  # an upstream proxy takes absolute-form
         method, path = r.method.encode("latin-1"), target.encode("latin-1")
         try:
-            await up.send_head(method, path, copied_headers(r.headers))
+            await up.send_head(method, path, copied_headers(r.headers), body=body, end=end)
         except (OSError, HTTPException) as e:
             raise UpstreamError(e, Phase.SEND, up.authority) from e
 

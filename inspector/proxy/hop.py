@@ -1,4 +1,14 @@
-"""Hop-by-hop header handling (RFC 9110 section 7.6.1): what a proxy must not forward.
+"""What a proxy forwards of a message's fields (RFC 9110 7.6.1, RFC 9112 6-7).
+
+Not forwarded: ``Connection`` and every field it names, ``Proxy-Connection`` (and what
+it names), ``Keep-Alive``, ``TE`` other than ``TE: trailers``, ``Proxy-Authorization``
+(meant for us), and ``Upgrade`` except in a WebSocket handshake, the one protocol switch
+the proxy relays and records (an ``h2c`` or ``TLS/1.2`` upgrade would turn the connection
+into bytes nobody reads; the origin answers as to a plain request). ``Trailer`` is
+end-to-end (RFC 9110 6.6.2) and goes on with the trailers it announces.
+``Transfer-Encoding`` is the connection layer's: the sans-IO core frames what it sends
+itself. A list of identical ``Content-Length`` values (``5, 5`` or two fields) goes on as
+one value (RFC 9110 8.6); differing values never get here (the parser answers 400).
 
 ``TE: trailers`` is the one exception, as in Envoy: the proxy relays trailers end to end,
 so a client that accepts them still does through it (gRPC over HTTP/2 requires it).
@@ -11,11 +21,10 @@ from __future__ import annotations
 
 from protocol.headers import HeaderPairs
 
-_ALWAYS = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"trailer", b"proxy-authorization"}
-)
+_ALWAYS = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization"})
 _ALWAYS_AND_UPGRADE = _ALWAYS | {b"upgrade"}
 _CONNECTION_FIELDS = (b"connection", b"proxy-connection")
+_CONTENT_LENGTH = b"content-length"
 
 
 def _connection_values(pairs: HeaderPairs, lowered: list[bytes]) -> list[bytes]:
@@ -56,6 +65,8 @@ def _strip(
         out = list(pairs)  # nothing to drop
     else:
         out = [p for p, lname in zip(pairs, lowered) if _forwarded(lname, p[1], drop)]  # noqa: B905
+    if _CONTENT_LENGTH in lowered:
+        _one_content_length(out, pairs, lowered)
     if upgrade:
         out.append((b"Connection", b"Upgrade"))
     return out
@@ -67,12 +78,33 @@ def _forwarded(lname: bytes, value: bytes, drop: frozenset[bytes] | set[bytes]) 
     return lname not in drop
 
 
+def _one_content_length(out: HeaderPairs, pairs: HeaderPairs, lowered: list[bytes]) -> None:
+    """Collapse a list of (identical, parser-checked) Content-Length values into one."""
+    name, value = pairs[lowered.index(_CONTENT_LENGTH)]
+    if b"," not in value and lowered.count(_CONTENT_LENGTH) == 1:
+        return  # the usual case: one field, one value
+    single: tuple[bytes, bytes] | None = (name, str(int(value.split(b",")[0])).encode())
+    kept: HeaderPairs = []
+    for pair in out:
+        if pair[0].lower() != _CONTENT_LENGTH:
+            kept.append(pair)
+        elif single is not None:  # the first one's place, the others dropped
+            kept.append(single)
+            single = None
+    out[:] = kept
+
+
 def _upgrade_asked(pairs: HeaderPairs, lowered: list[bytes]) -> bool:
-    return b"upgrade" in lowered and b"upgrade" in _connection_tokens(pairs, lowered)
+    """Connection: upgrade with an Upgrade field that offers websocket."""
+    if b"upgrade" not in lowered or b"upgrade" not in _connection_tokens(pairs, lowered):
+        return False
+    offers = b",".join(v for (_, v), lname in zip(pairs, lowered) if lname == b"upgrade")  # noqa: B905
+    return any(p.strip().lower().startswith(b"websocket") for p in offers.split(b","))
 
 
 def is_upgrade(pairs: HeaderPairs) -> bool:
-    """The message asks for (or agrees to) a protocol switch: Connection: upgrade + Upgrade."""
+    """The message asks for (or agrees to) a WebSocket switch: Connection: upgrade +
+    Upgrade: websocket."""
     return _upgrade_asked(pairs, [n.lower() for n, _ in pairs])
 
 
@@ -87,8 +119,9 @@ def strip_hop_by_hop(pairs: HeaderPairs, *, upgrade: bool = False) -> HeaderPair
 
 
 def request_fields(pairs: HeaderPairs) -> tuple[HeaderPairs, bool, bool]:
-    """In one pass over a request's fields: those to forward, whether it asks for an
-    upgrade (``is_upgrade``), and whether a ``Host`` field is among those forwarded."""
+    """In one pass over a request's fields: those to forward, whether it asks for a
+    WebSocket upgrade (``is_upgrade``), and whether a ``Host`` field is among those
+    forwarded."""
     lowered = [n.lower() for n, _ in pairs]
     upgrade = _upgrade_asked(pairs, lowered)
     drop = _drop_set(pairs, lowered, upgrade)

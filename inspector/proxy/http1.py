@@ -253,6 +253,11 @@ class HTTP1Connection:
         except (OSError, TimeoutError, HTTPException) as e:
             raise ClientGone(e) from e
 
+    @property
+    def expects_continue(self) -> bool:
+        """The client sent ``Expect: 100-continue`` and waits for it before its body."""
+        return self.conn.they_expect_100_continue
+
     def send_continue(self) -> None:
         """Answer ``Expect: 100-continue`` (if the client is waiting for it)."""
         if self.conn.they_expect_100_continue:

@@ -58,10 +58,23 @@ class UpstreamStream:
 
     # -- request --------------------------------------------------------------------------
 
-    async def send_head(self, method: bytes, target: bytes, headers: Headers) -> None:
+    async def send_head(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        *,
+        body: bytes = b"",
+        end: EndOfMessage | None = None,
+    ) -> None:
         """Note the head; it goes out with the first body bytes or the end (one frame
-        with END_STREAM for a request without a body)."""
+        with END_STREAM for a request without a body). ``body`` and ``end``, when given,
+        follow at once (the exchange hands over a request's first window this way)."""
         self._head = (method, target, headers)
+        if body:
+            await self.send_data(body)
+        if end is not None:
+            await self.send_end(end.trailers or None)
 
     async def _open(self, end_stream: bool) -> H2Stream:
         if self._stream is None:
