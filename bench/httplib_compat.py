@@ -218,6 +218,11 @@ def main() -> int:
     except RuntimeError as err:
         print(f"httplib_compat: {err}; install the Python test suite to run it", file=sys.stderr)
         return 2
+    if sys.version_info[:2] != (3, 11):
+        print(
+            "httplib_compat: protocol follows Python 3.11's http.client; this suite is "
+            f"{sys.version_info[0]}.{sys.version_info[1]}'s, so some failures may be its own"
+        )
     print(report(result))
     return 0 if result.ok else 1
 
