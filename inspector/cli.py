@@ -1,4 +1,8 @@
-"""The ``inspector`` command line: parse options, build a Config, hand off to a subcommand."""
+"""The ``inspector`` command line: parse options, build a Config, hand off to a subcommand.
+
+Proxy options may stand before or after the command word (``inspector -p 0 dump`` is
+``inspector dump -p 0``); defaults come from ``CONFDIR/config.toml`` (see config_file).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,37 @@ import argparse
 import difflib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from inspector import __version__
 from inspector.config import (
-    DEFAULT_BODY_LIMIT,
     Config,
     ConfigError,
     Mode,
     default_confdir,
     parse_size,
 )
+from inspector.config_file import (
+    ConfigDefaults,
+    OptionParser,
+    config_path,
+    read_config_file,
+)
 
-SUBCOMMANDS = ("dump", "show", "replay", "export", "import", "ca")
+SUBCOMMANDS = ("dump", "run", "env", "show", "replay", "export", "import", "ca")
+PROXY_COMMANDS = (None, "dump", "run")  # the commands that start a proxy
+# Keys of config.toml a proxy command leaves alone: only the UI can release held flows,
+# and `run` always picks a free port (a configured one is the UI's, likely in use).
+CONFIG_SKIP: dict[str | None, tuple[str, ...]] = {
+    None: (),
+    "dump": ("intercept",),
+    "run": ("intercept", "listen-port"),
+}
+RUN_USAGE = "inspector run [OPTIONS] -- CMD [ARGS...]"
+
+
+# --- option values: each check serves the command line and config.toml alike ---------------
 
 
 def _positive_float(text: str) -> float:
@@ -38,160 +59,361 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _add_proxy_options(p: argparse.ArgumentParser, *, dump: bool) -> None:
-    p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--listen-port", type=_port, default=8080, help="0 picks a free port")
-    p.add_argument("--mode", default="regular", help="regular, reverse:URL or upstream:URL")
-    p.add_argument("--confdir", type=Path, default=default_confdir())
-    p.add_argument("--session", type=Path, help="SQLite session file to record to")
-    p.add_argument("--upstream-ca", type=Path, help="extra CA bundle for upstream servers")
+def _mode(text: str) -> Mode:
+    try:
+        return Mode.parse(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"bad regex {text!r}: {e}") from None
+
+
+def _user_pass(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user:
+        raise argparse.ArgumentTypeError(f"expected USER:PASS, got {text!r}")
+    return user, password
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _expression(option: str) -> Callable[[str], str]:
+    """The check of a filter expression given to ``option``."""
+
+    def check(text: str) -> str:
+        from inspector.filters import FilterError, parse  # the grammar only when one is given
+
+        try:
+            parse(text)
+        except FilterError as e:
+            raise argparse.ArgumentTypeError(f"bad {option} expression {text!r}: {e}") from None
+        return text
+
+    return check
+
+
+# --- parsers ----------------------------------------------------------------------------------
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (from config.toml when it sets one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default:" in text:
+            return text
+        return f"{text} (default: {_shown_default(action)})"
+
+
+def _shown_default(action: argparse.Action) -> str:
+    value = action.default
+    if action.nargs == 0:
+        return "on" if value else "off"
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))
+    return str(value).replace("%", "%%")  # help texts are %-formatted by argparse
+
+
+def _add_proxy_options(p: OptionParser, command: str | None) -> None:
+    """The options of every command that starts a proxy (the UI, dump, run)."""
+    _add_listen_options(p, command)
+    _add_confdir(p)
+    _add_upstream_options(p)
+    _add_recording_options(p, command)
+    _add_rule_options(p)
+
+
+def _add_listen_options(p: OptionParser, command: str | None) -> None:
+    p.add_argument(
+        "--listen-host", default="127.0.0.1", metavar="HOST", help="address to listen on"
+    )
+    p.add_argument(
+        "-p",
+        "--listen-port",
+        type=_port,
+        default=0 if command == "run" else 8080,
+        metavar="PORT",
+        help="0 picks a free port",
+    )
+    p.add_argument(
+        "-m", "--mode", type=_mode, default="regular", help="regular, reverse:URL or upstream:URL"
+    )
+    p.add_argument(
+        "--proxy-auth",
+        type=_user_pass,
+        metavar="USER:PASS",
+        help="require Basic proxy authentication (407 otherwise)",
+    )
+
+
+def _add_upstream_options(p: OptionParser) -> None:
+    p.add_argument(
+        "--upstream-ca",
+        type=_existing_file,
+        metavar="FILE",
+        help="extra CA bundle to verify upstream servers with (default: the system trust store)",
+    )
     p.add_argument("--insecure", action="store_true", help="do not verify upstream certificates")
-    p.add_argument("--connect-timeout", type=_positive_float, default=10.0, metavar="S")
-    p.add_argument("--read-timeout", type=_positive_float, default=30.0, metavar="S")
-    p.add_argument("--ignore-hosts", metavar="REGEX", help="tunnel these hosts' TLS untouched")
-    p.add_argument("--intercept", metavar="EXPR", help="hold matching flows for editing")
-    p.add_argument("--body-limit", default=str(DEFAULT_BODY_LIMIT), metavar="SIZE")
-    p.add_argument("--proxy-auth", metavar="USER:PASS", help="require Basic proxy auth")
+    p.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="upstream connect and TLS handshake timeout, in seconds (504 when it passes)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="upstream silence allowed while a response is awaited or streams, in seconds",
+    )
+    p.add_argument(
+        "--ignore-hosts", type=_regex, metavar="REGEX", help="tunnel these hosts' TLS untouched"
+    )
     p.add_argument(
         "--no-http2", action="store_true", help="offer only HTTP/1.1 to clients and upstreams"
     )
-    _add_rule_options(p)
-    if dump:
-        p.add_argument("--filter", metavar="EXPR", help="print only matching exchanges")
+
+
+def _add_recording_options(p: OptionParser, command: str | None) -> None:
+    p.add_argument(
+        "--session",
+        type=Path,
+        metavar="PATH",
+        help="SQLite file to record every exchange to (default: a new file under DIR/sessions)",
+    )
+    p.add_argument(
+        "--body-limit",
+        type=_size,
+        default="4MiB",
+        metavar="SIZE",
+        help="how much of each body is recorded (bodies always stream through whole)",
+    )
+    p.add_argument(
+        "--intercept",
+        type=_expression("--intercept"),
+        metavar="EXPR",
+        help="hold matching requests and responses for editing in the UI",
+    )
+    if command in ("dump", "run"):
+        p.add_argument(
+            "--filter",
+            type=_expression("--filter"),
+            metavar="EXPR",
+            help="print only matching exchanges",
+        )
         p.add_argument("-q", "--quiet", action="store_true", help="print only exception events")
 
 
-def _add_rule_options(p: argparse.ArgumentParser) -> None:
+def _rule(option: str, kind: str) -> Callable[[str], str]:
+    """The check of one PATTERN of a rule option: compiled once here, kept as typed."""
+
+    def check(text: str) -> str:
+        from inspector.rules import kinds  # the rules only when a pattern is given
+
+        try:
+            getattr(kinds, kind).from_pattern(text)
+        except ConfigError as e:  # RuleError names the option, the pattern and the position
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+    check.__name__ = option  # argparse names the type in its "invalid value" message
+    return check
+
+
+def _add_rule_options(p: OptionParser) -> None:
     """Rules and addons (inspector.rules, inspector.addons); each option is repeatable."""
     rule = p.add_argument_group("rules (the first character of a PATTERN separates its parts)")
-    add = rule.add_argument
-    add(
-        "-M",
-        "--map-remote",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="[/FILTER]/URL-REGEX/REPLACEMENT: send matching requests to the rewritten URL",
-    )
-    add(
-        "--map-local",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="[/FILTER]/URL-REGEX/FILE-OR-DIR: answer from a local file (404 when missing)",
-    )
-    add(
-        "-H",
-        "--modify-headers",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="[/FILTER]/NAME/[@]VALUE: set a header (~q requests, ~s responses; empty removes)",
-    )
-    add(
-        "-B",
-        "--modify-body",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="[/FILTER]/REGEX/[@]REPLACEMENT: replace in bodies (framing headers follow)",
-    )
-    add(
-        "--block-list",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="/FILTER/STATUS: answer matching requests with STATUS (444: close, no response)",
-    )
-    add(
+    for flags, kind, text in _RULE_OPTIONS:
+        rule.add_argument(
+            *flags,
+            action="append",
+            default=[],
+            type=_rule(flags[-1], kind),
+            metavar="PATTERN",
+            help=text,
+        )
+    rule.add_argument(
         "-s",
         "--script",
         action="append",
         default=[],
-        type=Path,
+        type=_existing_file,
         metavar="FILE",
-        help="load a Python addon (reloaded when the file changes)",
+        help="load a Python addon, repeatable (reloaded when the file changes)",
     )
 
 
-def _rule_options(args: argparse.Namespace) -> dict:
-    """The rule and addon fields of Config, checked (a bad pattern or script: exit 2)."""
-    fields = {
-        name: tuple(getattr(args, name, None) or ())
-        for name in ("map_remote", "map_local", "modify_headers", "modify_body", "block_list")
-    }
-    if any(fields.values()):
-        from inspector.rules import RuleSet
+_RULE_OPTIONS = (
+    (
+        ("-M", "--map-remote"),
+        "MapRemoteRule",
+        "[/FILTER]/URL-REGEX/REPLACEMENT: send matching requests to the rewritten URL",
+    ),
+    (
+        ("--map-local",),
+        "MapLocalRule",
+        "[/FILTER]/URL-REGEX/FILE-OR-DIR: answer from a local file (404 when missing)",
+    ),
+    (
+        ("-H", "--modify-headers"),
+        "HeaderRule",
+        "[/FILTER]/NAME/[@]VALUE: set a header (~q requests, ~s responses; empty removes)",
+    ),
+    (
+        ("-B", "--modify-body"),
+        "BodyRule",
+        "[/FILTER]/REGEX/[@]REPLACEMENT: replace in bodies (framing headers follow)",
+    ),
+    (
+        ("--block-list",),
+        "BlockRule",
+        "/FILTER/STATUS: answer matching requests with STATUS (444: close, no response)",
+    ),
+)
 
-        RuleSet.from_options(**fields)  # compiles every pattern: RuleError says where
-    scripts = tuple(path.expanduser() for path in getattr(args, "script", None) or ())
-    for path in scripts:
-        if not path.is_file():
-            raise ConfigError(f"-s/--script {path}: no such file")
-    return {**fields, "scripts": scripts}
+
+def _add_confdir(p: OptionParser, text: str | None = None) -> None:
+    p.add_argument(
+        "--confdir", type=Path, default=default_confdir(), metavar="DIR", help=text or _CONFDIR_HELP
+    )
 
 
-class _Parser(argparse.ArgumentParser):
-    """A bad option is one line saying what was wrong and where the options are listed."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+_CONFDIR_HELP = (
+    "where the CA, config.toml and the sessions live; INSPECTOR_CONFDIR sets the default"
+)
 
 
-def build_parser(command: str | None) -> argparse.ArgumentParser:
-    prog = "inspector" if command is None else f"inspector {command}"
-    p = _Parser(
-        prog=prog,
+def build_parser(command: str | None) -> OptionParser:
+    """The parser of ``command`` (None: the UI), with the built-in defaults."""
+    p = OptionParser(
+        prog="inspector" if command is None else f"inspector {command}",
         description=_DESCRIPTIONS[command],
         epilog=_commands_help() if command is None else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
+        allow_abbrev=False,  # options may precede the command word: no guessing at prefixes
+        usage=RUN_USAGE if command == "run" else None,
     )
-    if command in (None, "dump"):
-        _add_proxy_options(p, dump=command == "dump")
-    elif command == "show":
-        p.add_argument("session", type=Path, nargs="?", help="session file to browse")
+    if command is None:
+        p.add_argument("--version", action="version", version=f"inspector {__version__}")
+    if command in PROXY_COMMANDS:
+        _add_proxy_options(p, command)
+    if command == "run":
         p.add_argument(
-            "--confdir",
-            type=Path,
-            default=default_confdir(),
-            help="lists its recent sessions when SESSION is left out",
+            "command",
+            nargs=argparse.REMAINDER,
+            metavar="CMD [ARGS...]",
+            help="the program to run (after --) and its arguments",
         )
-    elif command == "replay":
-        p.add_argument("session", type=Path)
-        p.add_argument("--filter", metavar="EXPR", help="replay only matching exchanges")
-        p.add_argument("--target", metavar="URL", help="send to this scheme://host:port instead")
-        p.add_argument("--diff", action="store_true", help="show differences from the recording")
-        p.add_argument("--keep-host", action="store_true", help="keep the recorded Host header")
-        p.add_argument("--concurrency", type=int, default=1, metavar="N")
-        p.add_argument("--rate", type=float, default=None, metavar="R", help="requests per second")
-        p.add_argument("--into", type=Path, metavar="OTHER", help="record replays into this file")
-        p.add_argument(
-            "--ignore-header",
-            action="append",
-            default=None,
-            metavar="NAME",
-            help="header to ignore in --diff (repeatable; adds to the defaults)",
-        )
-        p.add_argument("--insecure", action="store_true", help="do not verify certificates")
-        p.add_argument("--upstream-ca", type=Path, help="extra CA bundle to verify servers with")
-        p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="S")
-    elif command == "export":
-        p.add_argument("session", type=Path)
-        p.add_argument("--format", required=True, choices=("har", "curl", "raw", "pytest"))
-        p.add_argument("--filter", metavar="EXPR")
-        p.add_argument("--redact", action="store_true", help="mask credentials")
-        p.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
-    elif command == "import":
-        p.add_argument("har", type=Path, metavar="FILE.har")
-        p.add_argument("-o", "--output", type=Path, required=True, metavar="SESSION")
-    elif command == "ca":
-        p.add_argument("--confdir", type=Path, default=default_confdir())
+    elif command is not None and command != "dump":
+        _COMMAND_OPTIONS[command](p)
     return p
 
+
+def _show_options(p: OptionParser) -> None:
+    p.add_argument("session", type=Path, nargs="?", help="session file to browse")
+    _add_confdir(p, "lists its recent sessions when SESSION is left out")
+
+
+def _replay_options(p: OptionParser) -> None:
+    p.add_argument("session", type=Path, help="session file to replay from")
+    p.add_argument("--filter", metavar="EXPR", help="replay only matching exchanges")
+    p.add_argument("--target", metavar="URL", help="send to this scheme://host:port instead")
+    p.add_argument("--diff", action="store_true", help="show differences from the recording")
+    p.add_argument("--keep-host", action="store_true", help="keep the recorded Host header")
+    p.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="requests in flight at once"
+    )
+    p.add_argument("--rate", type=float, metavar="R", help="requests per second (default: no cap)")
+    p.add_argument("--into", type=Path, metavar="OTHER", help="record replays into this file")
+    p.add_argument(
+        "--ignore-header",
+        action="append",
+        metavar="NAME",
+        help="header to ignore in --diff, repeatable (default: Date, Server and the like)",
+    )
+    p.add_argument("--insecure", action="store_true", help="do not verify certificates")
+    p.add_argument(
+        "--upstream-ca",
+        type=Path,
+        metavar="FILE",
+        help="extra CA bundle to verify servers with (default: the system trust store)",
+    )
+    p.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="S", help="per request, seconds"
+    )
+
+
+def _export_options(p: OptionParser) -> None:
+    p.add_argument("session", type=Path, help="session file to export from")
+    p.add_argument(
+        "--format", required=True, choices=("har", "curl", "raw", "pytest"), help="output format"
+    )
+    p.add_argument("--filter", metavar="EXPR", help="export only matching exchanges")
+    p.add_argument("--redact", action="store_true", help="mask credentials")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="(default: stdout)")
+
+
+def _import_options(p: OptionParser) -> None:
+    p.add_argument("har", type=Path, metavar="FILE.har", help="HAR file to read")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="SESSION", help="new session file"
+    )
+
+
+def _ca_options(p: OptionParser) -> None:
+    _add_confdir(p)
+
+
+def _env_options(p: OptionParser) -> None:
+    p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="the running proxy (default: the listen address of the options and config.toml)",
+    )
+    p.add_argument(
+        "--shell",
+        choices=("sh", "fish", "powershell"),
+        default="powershell" if sys.platform == "win32" else "sh",
+        help="syntax of the lines",
+    )
+    _ca_options(p)
+
+
+_COMMAND_OPTIONS = {
+    "show": _show_options,
+    "replay": _replay_options,
+    "export": _export_options,
+    "import": _import_options,
+    "ca": _ca_options,
+    "env": _env_options,
+}
 
 _DESCRIPTIONS = {
     None: "HTTP debugging proxy with a live terminal UI.",
     "dump": "Proxy without a UI: one line per exchange and per exception event.",
+    "run": "Run a command through a new proxy that records its traffic.",
+    "env": "Print the lines that point a shell at a running proxy.",
     "show": "Browse a saved session in the terminal UI.",
     "replay": "Re-send captured requests; exit 0 all match, 1 differences, 2 errors.",
     "export": "Export exchanges as HAR, curl commands, raw HTTP or a pytest module.",
@@ -201,51 +423,127 @@ _DESCRIPTIONS = {
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Turn parsed proxy options into a Config, or raise ConfigError."""
-    ignore = None
-    if args.ignore_hosts:
-        try:
-            ignore = re.compile(args.ignore_hosts)
-        except re.error as e:
-            raise ConfigError(f"bad --ignore-hosts regex {args.ignore_hosts!r}: {e}") from None
-    auth = None
-    if args.proxy_auth:
-        user, sep, password = args.proxy_auth.partition(":")
-        if not sep or not user:
-            raise ConfigError("bad --proxy-auth: use USER:PASS")
-        auth = (user, password)
-    if args.upstream_ca and not args.upstream_ca.is_file():
-        raise ConfigError(f"--upstream-ca {args.upstream_ca}: no such file")
+    """Turn parsed proxy options (already checked by their types) into a Config."""
     return Config(
         listen_host=args.listen_host,
         listen_port=args.listen_port,
-        mode=Mode.parse(args.mode),
+        mode=args.mode,
         confdir=args.confdir.expanduser(),
         session=args.session.expanduser() if args.session else None,
         upstream_ca=args.upstream_ca,
         insecure=args.insecure,
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
-        ignore_hosts=ignore,
+        ignore_hosts=args.ignore_hosts,
         intercept=args.intercept,
         filter=getattr(args, "filter", None),
         quiet=getattr(args, "quiet", False),
-        body_limit=parse_size(args.body_limit),
-        proxy_auth=auth,
+        body_limit=args.body_limit,
+        proxy_auth=args.proxy_auth,
         http2=not args.no_http2,
-        **_rule_options(args),
+        map_remote=tuple(args.map_remote),
+        map_local=tuple(args.map_local),
+        modify_headers=tuple(args.modify_headers),
+        modify_body=tuple(args.modify_body),
+        block_list=tuple(args.block_list),
+        scripts=tuple(args.script),
     )
+
+
+# --- finding the command word, config.toml, dispatch -----------------------------------------
+
+
+def _value_options(parser: OptionParser) -> set[str]:
+    """The option strings that take a value in the next word."""
+    return {
+        name for action in parser.options if action.nargs != 0 for name in action.option_strings
+    }
+
+
+def first_positional(words: Sequence[str], takes_value: set[str]) -> int:
+    """Index of the first word that is neither an option nor an option's value (len if none)."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            return i
+        if not word.startswith("-") or word == "-":
+            return i
+        i += 2 if word in takes_value else 1  # "--opt=value" and "-pVALUE" are one word
+    return min(i, len(words))  # an option missing its value at the end: argparse says so
+
+
+def split_command(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The command word wherever the proxy options put it, and the words for its parser."""
+    takes_value = _value_options(build_parser("run"))
+    i = first_positional(argv, takes_value)
+    if i == len(argv) or argv[i] == "--":
+        return None, list(argv)
+    if argv[i] not in SUBCOMMANDS:
+        # The UI takes options only, so a first word is a mistyped command.
+        raise ConfigError(_unknown_command(argv[i]))
+    return argv[i], [*argv[:i], *argv[i + 1 :]]
+
+
+def _config_defaults(command: str | None, words: list[str]) -> ConfigDefaults | None:
+    """config.toml of the confdir the words name (or the default one), for a proxy command."""
+    if command not in (*PROXY_COMMANDS, "env"):
+        return None
+    parser = build_parser(command)
+    end = first_positional(words, _value_options(parser)) if command == "run" else len(words)
+    probe = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    probe.add_argument("--confdir", type=Path, default=default_confdir())
+    known, _ = probe.parse_known_args(words[:end])
+    path = config_path(known.confdir)
+    table = read_config_file(path)
+    if not table:
+        return None
+    if "confdir" in table:
+        raise ConfigError(
+            f"{path}: key 'confdir': the file lives in the confdir, so it cannot move it; "
+            "use --confdir DIR or INSPECTOR_CONFDIR"
+        )
+    # The run parser has every proxy option (the UI's and dump's): each key is checked there.
+    return ConfigDefaults(
+        path, table, reference=build_parser("run"), skip=CONFIG_SKIP.get(command, ())
+    )
+
+
+def parse(command: str | None, words: list[str]) -> argparse.Namespace:
+    """Parse ``words`` for ``command`` with config.toml's defaults; ConfigError for the file."""
+    defaults = _config_defaults(command, words)
+    parser = build_parser(command)
+    if defaults is not None and command in PROXY_COMMANDS:
+        defaults.apply(parser)
+    args = parser.parse_args(words)
+    if defaults is not None and command in PROXY_COMMANDS:
+        defaults.finish(args)
+    if command == "env":
+        args.listen = _listen_defaults(defaults)
+    return args
+
+
+def _listen_defaults(defaults: ConfigDefaults | None) -> argparse.Namespace:
+    """The UI's listen address and proxy auth, as config.toml sets them (for `inspector env`)."""
+    parser = build_parser(None)
+    if defaults is not None:
+        defaults.apply(parser)
+    return parser.parse_args([])
 
 
 def _run_command(command: str | None, args: argparse.Namespace) -> int:
     # Imports are deferred so that `inspector ca` does not load Textual, and so on;
     # options are validated before anything heavy is imported.
-    if command in (None, "dump"):
+    if command in PROXY_COMMANDS:
         config = config_from_args(args)
         if command == "dump":
             from inspector.dump import run
 
             return run(config)
+        if command == "run":
+            from inspector.run import run_command
+
+            return run_command(config, _run_words(args.command))
         from inspector.tui.app import run_live
 
         return run_live(config)
@@ -255,21 +553,38 @@ def _run_command(command: str | None, args: argparse.Namespace) -> int:
         from inspector.tui.app import run_show
 
         return run_show(args.session)
+    if command == "env":
+        from inspector.env import main as env_main
+
+        return env_main(args)
+    if command in ("replay", "export", "import"):
+        return _run_file_command(command, args)
+    from inspector.ca_command import main as ca_main
+
+    return ca_main(args.confdir.expanduser())
+
+
+def _run_file_command(command: str, args: argparse.Namespace) -> int:
     if command == "replay":
-        from inspector.replay.cli import main as replay_main
+        from inspector.replay import main as replay_main
 
         return replay_main(args)
     if command == "export":
         from inspector.export.cli import main as export_main
 
         return export_main(args)
-    if command == "import":
-        from inspector.importer import main as import_main
+    from inspector.importer import main as import_main
 
-        return import_main(args)
-    from inspector.ca_command import main as ca_main
+    return import_main(args)
 
-    return ca_main(args.confdir.expanduser())
+
+def _run_words(words: list[str]) -> list[str]:
+    """CMD and its arguments from what follows the options (a leading ``--`` dropped)."""
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words:
+        raise ConfigError(f"inspector run needs a command to run: {RUN_USAGE}")
+    return words
 
 
 def _which_session(confdir: Path) -> str:
@@ -298,13 +613,9 @@ def _unknown_command(word: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
-    if command is None and argv and not argv[0].startswith("-"):
-        # The UI takes options only, so a first word is a mistyped command.
-        print(f"inspector: error: {_unknown_command(argv[0])}", file=sys.stderr)
-        return 2
-    args = build_parser(command).parse_args(argv[1:] if command else argv)
     try:
+        command, words = split_command(argv)
+        args = parse(command, words)
         return _run_command(command, args)
     except ConfigError as e:
         print(f"inspector: error: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,11 +12,14 @@ from urllib.parse import urlsplit
 from protocol.authority import default_port, host_port
 
 DEFAULT_BODY_LIMIT = 4 * 1024 * 1024
+CONFDIR_ENV = "INSPECTOR_CONFDIR"  # sets the default confdir
 
 
 def default_confdir() -> Path:
-    """Where the CA and the dated sessions live unless --confdir says otherwise."""
-    return Path.home() / ".inspector"
+    """Where the CA, config.toml and the dated sessions live unless --confdir says otherwise:
+    $INSPECTOR_CONFDIR, else ~/.inspector."""
+    from_env = os.environ.get(CONFDIR_ENV, "").strip()
+    return Path(from_env).expanduser() if from_env else Path.home() / ".inspector"
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -73,7 +77,7 @@ class Mode:
         if sep and kind in ("reverse", "upstream") and url:
             return cls(kind, Endpoint.parse(url, f"{kind} mode"))
         raise ConfigError(
-            f"bad --mode {text!r}: use regular, reverse:URL or upstream:URL "
+            f"bad mode {text!r}: use regular, reverse:URL or upstream:URL "
             "(e.g. reverse:http://127.0.0.1:9000)"
         )
 

@@ -38,7 +38,7 @@ def test_mistyped_command_suggests_the_close_one_and_starts_nothing():
     out = run("shwo", "session.db")
     assert out.returncode == 2
     assert "unknown command 'shwo' (did you mean 'show'?)" in out.stderr
-    assert "commands: dump, show, replay, export, import, ca" in out.stderr
+    assert "commands: dump, run, env, show, replay, export, import, ca" in out.stderr
     assert "Traceback" not in out.stderr
     assert out.stdout == ""
 

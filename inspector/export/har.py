@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from inspector import __version__
 from inspector.content import is_text_body, media_type
 from inspector.export.redact import redact_flow
 from inspector.flow import (
@@ -44,7 +45,7 @@ from protocol.authority import default_port
 from protocol.headers import HeaderPairs, Headers
 
 HAR_VERSION = "1.2"
-CREATOR = {"name": "http-inspector", "version": "0.1.0"}
+CREATOR = {"name": "http-inspector", "version": __version__}
 
 
 class HarError(Exception):

@@ -1,0 +1,136 @@
+"""The environment that points programs at the proxy, and ``inspector env`` that prints it.
+
+``inspector run`` gives this environment to the command it runs; ``inspector env`` prints
+it as shell lines (``eval "$(inspector env)"``) for a proxy running elsewhere, say the UI
+in another terminal. ``NO_PROXY`` is left as the user set it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from certs import CAError, CertificateAuthority
+from inspector.config import ConfigError
+from inspector.env_bundle import ensure_bundle
+from protocol.authority import host_port
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+# Each names a file of CAs its readers trust instead of the system's: Python's ssl and
+# OpenSSL, requests, curl, git, the AWS SDKs and CLI, pip.
+BUNDLE_VARS = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+)
+NODE_CA_VAR = "NODE_EXTRA_CA_CERTS"  # Node adds these to its own CAs: the inspector CA alone
+
+
+def proxy_url(host: str, port: int, auth: tuple[str, str] | None = None) -> str:
+    """The URL clients reach a proxy listening on ``host:port`` at (credentials included)."""
+    userinfo = ""
+    if auth is not None:
+        userinfo = f"{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@"
+    return f"http://{userinfo}{host_port(_reachable(host), port)}"
+
+
+def _reachable(host: str) -> str:
+    """A proxy listening on every address is reached on loopback."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host
+
+
+def proxy_environment(url: str, bundle: Path, ca_cert: Path) -> dict[str, str]:
+    """The variables, in SPEC.md's order: the proxy URL, the CA bundle, Node's extra CA."""
+    env = dict.fromkeys(PROXY_VARS, url)
+    env.update(dict.fromkeys(BUNDLE_VARS, str(bundle)))
+    env[NODE_CA_VAR] = str(ca_cert)
+    return env
+
+
+def environment_for(confdir: Path, url: str) -> dict[str, str]:
+    """The environment for the proxy at ``url`` whose CA lives in ``confdir``."""
+    try:
+        ca = CertificateAuthority.load_or_create(confdir.expanduser())
+    except CAError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        bundle = ensure_bundle(ca)
+    except OSError as e:
+        raise ConfigError(f"cannot write the CA bundle in {ca.cert_path.parent}: {e}") from None
+    return proxy_environment(url, bundle, ca.cert_path)
+
+
+# --- shell syntax ------------------------------------------------------------------------------
+
+
+def _sh_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _fish_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _powershell_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_SHELLS = {
+    "sh": (lambda k, v: f"export {k}={_sh_quote(v)}", 'eval "$(inspector env)"'),
+    "fish": (lambda k, v: f"set -gx {k} {_fish_quote(v)}", "inspector env --shell fish | source"),
+    "powershell": (
+        lambda k, v: f"$env:{k} = {_powershell_quote(v)}",
+        "inspector env --shell powershell | Invoke-Expression",
+    ),
+}
+
+
+def shell_lines(env: dict[str, str], shell: str, url: str) -> str:
+    """``env`` as lines for ``shell`` (sh, fish or powershell), with a comment on top."""
+    line, usage = _SHELLS[shell]
+    comment = f"# points this shell at the proxy {_without_password(url)}: {usage}"
+    return "\n".join([comment, *(line(k, v) for k, v in env.items())]) + "\n"
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _checked_proxy(text: str) -> str:
+    parts = urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise ConfigError(
+            f"bad --proxy {text!r}: use http://HOST:PORT (e.g. http://127.0.0.1:8080)"
+        )
+    return parts.geturl()
+
+
+def main(args: argparse.Namespace) -> int:
+    """``inspector env``: print the lines; ``args.listen`` holds the configured listen options."""
+    listen = args.listen
+    if args.proxy is not None:
+        url = _checked_proxy(args.proxy)
+    else:
+        url = proxy_url(listen.listen_host, listen.listen_port, listen.proxy_auth)
+    env = environment_for(args.confdir, url)
+    sys.stdout.write(shell_lines(env, args.shell, url))
+    return 0
