@@ -18,6 +18,9 @@ from typing import Any, NoReturn
 from inspector.config import ConfigError
 
 CONFIG_NAME = "config.toml"
+# Keys naming files: a relative path is relative to config.toml's directory, not to
+# wherever the proxy happens to be started.
+PATH_KEYS = frozenset({"script", "upstream-ca", "session"})
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -142,6 +145,8 @@ class ConfigDefaults:
     def _text(self, key: str, value: object) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.error(key, f"expected a string or a number, got {_toml_kind(value)}")
+        if key in PATH_KEYS:
+            return str(self.path.parent / Path(str(value)).expanduser())  # absolute stays so
         return str(value)
 
     def _convert(self, key: str, action: argparse.Action, text: str) -> object:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inspector import __version__
-from inspector.cli import SUBCOMMANDS, build_parser
+from inspector.cli import SUBCOMMANDS, build_parser, config_from_args, parse
 from tests.cli_fixtures import inspector_env, run_inspector
 from tests.proxy_process import ProxyProcess
 
@@ -22,11 +22,14 @@ def test_version() -> None:
 
 
 def _option_entries(help_text: str) -> dict[str, str]:
-    """Each option's first spelling -> its help text, from argparse's "options:" block."""
-    block = help_text.split("options:\n", 1)[1].split("\n\n", 1)[0]
+    """Each option's first spelling -> its help text, from the "options:" and group blocks."""
+    block = help_text.split("options:\n", 1)[1].split("\ncommands:\n", 1)[0]
     entries: dict[str, str] = {}
     current = None
     for line in block.splitlines():
+        if not line.startswith(" "):  # a group's heading, or the blank line before it
+            current = None
+            continue
         m = re.match(r"^  (-[^ ,]+)", line)
         if m:
             current = m.group(1)
@@ -148,3 +151,28 @@ def test_keys_other_commands_take_are_left_alone(tmp_path: Path) -> None:
     assert proxy.proc.returncode == 0, err
     help_text = run_inspector("--confdir", str(confdir), "--help").stdout
     assert "(default: ~m POST)" in _option_entries(help_text)["--intercept"]
+
+
+def test_repeatable_keys_take_lists_and_the_command_line_replaces_them(tmp_path: Path) -> None:
+    confdir = _config(
+        tmp_path,
+        'map-remote = ["|example\\\\.com|127.0.0.1:9000"]\nscript = ["addon.py"]\n'
+        'modify-headers = "|X-From|config"\n',
+    )
+    (confdir / "addon.py").write_text("def request(flow):\n    pass\n")
+    args = parse("dump", ["--confdir", str(confdir)])
+    config = config_from_args(args)
+    assert config.map_remote == ("|example\\.com|127.0.0.1:9000",)
+    assert config.modify_headers == ("|X-From|config",)  # one string is a list of one
+    assert config.scripts == (confdir / "addon.py",)  # relative to config.toml, not the cwd
+    args = parse("dump", ["--confdir", str(confdir), "-M", "|a|b", "-M", "|c|d"])
+    assert config_from_args(args).map_remote == ("|a|b", "|c|d")  # the command line wins
+
+
+def test_bad_rule_pattern_in_config_names_the_key(tmp_path: Path) -> None:
+    confdir = _config(tmp_path, 'block-list = ["/~d x/abc"]\n')
+    done = run_inspector("dump", "--confdir", str(confdir), "-p", "0")
+    assert done.returncode == 2
+    assert f"{confdir / 'config.toml'}: key 'block-list': bad --block-list '/~d x/abc'" in (
+        done.stderr
+    )
