@@ -170,7 +170,7 @@ def _run_command(command: str | None, args: argparse.Namespace) -> int:
 
 def _run_file_command(command: str, args: argparse.Namespace) -> int:
     if command == "replay":
-        from inspector.replay import main as replay_main
+        from inspector.replay.cli import main as replay_main
 
         return replay_main(args)
     if command == "export":
