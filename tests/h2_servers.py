@@ -92,9 +92,17 @@ async def echo_app(scope: dict, receive: Callable, send: Callable) -> None:
 
 
 class HypercornServer:
-    """hypercorn serving ``echo_app``: TLS with ALPN h2/http1.1 when cert files are given."""
+    """hypercorn serving ``app`` (``echo_app``): TLS with ALPN ``alpn`` (h2, http/1.1) when
+    cert files are given."""
 
-    def __init__(self, certfile: Path | None = None, keyfile: Path | None = None) -> None:
+    def __init__(
+        self,
+        certfile: Path | None = None,
+        keyfile: Path | None = None,
+        *,
+        app: Callable[..., Awaitable[None]] | None = None,
+        alpn: list[str] | None = None,
+    ) -> None:
         from hypercorn.asyncio import serve
         from hypercorn.config import Config
 
@@ -105,12 +113,14 @@ class HypercornServer:
         config.accesslog = None
         if certfile is not None:
             config.certfile, config.keyfile = str(certfile), str(keyfile)
+        if alpn is not None:
+            config.alpn_protocols = alpn
         self._shutdown: asyncio.Event | None = None
         self._thread = _LoopThread()
 
         async def main() -> None:
             self._shutdown = asyncio.Event()
-            await serve(echo_app, config, shutdown_trigger=self._shutdown.wait)
+            await serve(app or echo_app, config, shutdown_trigger=self._shutdown.wait)
 
         self._task = asyncio.run_coroutine_threadsafe(main(), self._thread.loop)
         _wait_listening(self.port)
