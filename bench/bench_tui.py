@@ -192,12 +192,15 @@ async def run(args: argparse.Namespace, path: Path) -> None:
     frames = Frames()
     pauses = Pauses()
     before = rss_mb()
+    started = time.perf_counter()
+    frames.expect("first screen", lambda: len(app.state.index) > 0)
     async with app.run_test(size=(160, 50)) as pilot:
-        start = time.perf_counter()
         while not app.loaded:
             await pilot.pause(0.05)
-        load = time.perf_counter() - start
+        load = time.perf_counter() - started
         await pilot.pause(0.2)
+        first = frames.shown["first screen"] - started
+        print(f"first screen (rows painted) {first:.2f} s after the app started")
         print(f"loaded {len(app.state.index.rows)} flows into the list in {load:.2f} s")
         print(f"RSS {before:.0f} MB before load, {rss_mb():.0f} MB after")
         publisher = Publisher(bus, args.flows, args.rate)

@@ -82,6 +82,22 @@ def flows_without_bodies(conn: sqlite3.Connection, seqs: list[int]) -> list[Flow
     return [flows[seq] for seq in seqs]
 
 
+def summaries_after(
+    conn: sqlite3.Connection, after: int, limit: int
+) -> tuple[list[FlowSummary], int]:
+    """Up to ``limit`` summaries in capture order past row id ``after``, and the last row
+    id read (``after`` when none): paging by key, where an offset walks every row skipped."""
+    seqs = [
+        r[0]
+        for r in conn.execute(
+            "SELECT seq FROM flows WHERE seq > ? ORDER BY seq LIMIT ?", (after, max(limit, 0))
+        )
+    ]
+    if not seqs:
+        return [], after
+    return summaries_at(conn, seqs), seqs[-1]
+
+
 def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]:
     """The ``FlowSummary`` rows at ``seqs``, in that order."""
     rows = conn.execute(

@@ -59,6 +59,7 @@ BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings abou
 BUSY_REPAINT_INTERVAL = 0.5
 IDLE_REPAINT_INTERVAL = 1.0
 LOAD_PAGE = 5000  # summaries read per store query when loading a session
+FIRST_PAGE = 200  # the first query: enough rows to paint the first screen
 
 
 class InspectorApp(App[int]):
@@ -164,18 +165,20 @@ class InspectorApp(App[int]):
     @work(thread=True, exclusive=True, group="load")
     def _load_saved(self) -> None:
         """Read the session's existing flows page by page (metadata only)."""
-        offset = 0
+        after = loaded = 0
+        page_size = FIRST_PAGE  # a screenful first, painted at once
         try:
             while True:
-                page = self.session.summaries(offset, LOAD_PAGE)
+                page, after = self.session.summaries_after(after, page_size)
                 if not page:
                     break
                 rows = [FlowRow.from_summary(s) for s in page]
                 self.call_from_thread(self._add_loaded, rows, [])
-                offset += len(page)
-                if len(page) < LOAD_PAGE:
+                loaded += len(page)
+                if len(page) < page_size:
                     break
-            if offset:
+                page_size = LOAD_PAGE
+            if loaded:
                 self.call_from_thread(self._add_loaded, [], self.session.failed_flows(MAX_EVENTS))
         except StoreError as e:
             self.call_from_thread(

@@ -32,6 +32,20 @@ def _media_type(content_type: str | None) -> str:
     return found
 
 
+_AUTHORITIES: dict[tuple[str, str, int], str] = {}  # (scheme, host, port) -> interned text
+
+
+def _authority(scheme: str, host: str, port: int) -> str:
+    """format_authority(), interned and remembered: a session has few distinct hosts."""
+    key = (scheme, host, port)
+    found = _AUTHORITIES.get(key)
+    if found is None:
+        found = intern(format_authority(scheme, host, port))
+        if len(_AUTHORITIES) < _MEDIA_TYPES_MAX:
+            _AUTHORITIES[key] = found
+    return found
+
+
 @dataclass(slots=True)
 class FlowRow:
     """What the flow list shows of one flow."""
@@ -88,12 +102,12 @@ class FlowRow:
             method=intern(s.method),
             scheme=intern(s.scheme),
             host=intern(s.host),
-            authority=intern(format_authority(s.scheme, s.host, s.port)),
+            authority=_authority(s.scheme, s.host, s.port),
             path=s.path if s.method != "CONNECT" else s.url,
             status=s.status,
             reason=intern(s.reason or ""),
             error=s.error_class,
-            content_type=intern(media_type(s.content_type)),
+            content_type=_media_type(s.content_type),
             size=s.response_size,
             duration=s.duration,
             marked=s.marked,

@@ -50,9 +50,10 @@ class Session:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def summaries(self, offset: int, limit: int) -> list[FlowSummary]:
-        """A page of list rows in capture order (indexed columns only)."""
-        return self.store.summary_rows(offset, limit)
+    def summaries_after(self, after: int, limit: int) -> tuple[list[FlowSummary], int]:
+        """A page of list rows in capture order past store row ``after`` (0: the first),
+        and the row to pass for the next page (indexed columns only)."""
+        return self.store.summaries_after(after, limit)
 
     def failed_flows(self, limit: int) -> list[Flow]:
         """The newest ``limit`` flows with an exception (without bodies), oldest first."""
