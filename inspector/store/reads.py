@@ -87,15 +87,15 @@ def summaries_after(
 ) -> tuple[list[FlowSummary], int]:
     """Up to ``limit`` summaries in capture order past row id ``after``, and the last row
     id read (``after`` when none): paging by key, where an offset walks every row skipped."""
-    seqs = [
-        r[0]
-        for r in conn.execute(
-            "SELECT seq FROM flows WHERE seq > ? ORDER BY seq LIMIT ?", (after, max(limit, 0))
-        )
-    ]
-    if not seqs:
+    rows = conn.execute(
+        f"SELECT seq, {SUMMARY_COLUMNS} FROM flows WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, max(limit, 0)),
+    ).fetchall()
+    if not rows:
         return [], after
-    return summaries_at(conn, seqs), seqs[-1]
+    make = FlowSummary._make
+    # marked and modified come as 0/1 from SQLite, then the version text
+    return [make((*r[1:-3], bool(r[-3]), bool(r[-2]), r[-1])) for r in rows], rows[-1][0]
 
 
 def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]:

@@ -198,8 +198,13 @@ class InspectorApp(App[int]):
         self.collector.collect_and_freeze(len(self.state.index.rows))
 
     def _add_loaded(self, rows: list[FlowRow], failed: list[Flow]) -> None:
+        first = not self.state.index.rows
         self.state.add_loaded(rows, failed)
-        self.flows_changed(reordered=self.state.index.sorted)
+        if first:
+            self.flows_changed(reordered=self.state.index.sorted)  # the first screen, at once
+        else:  # the drain timer repaints, not every page (a million flows are 200 pages)
+            self._paint_due = True
+            self._reorder_due |= self.state.index.sorted
 
     def drain(self) -> None:
         """Apply every queued bus event in one batch; repaint, less often in a flood."""
