@@ -16,6 +16,7 @@ import pytest
 
 from inspector.store import Store
 from tests.corpus import CLOSED, Case
+from tests.corpus_held import HELD_BACK
 from tests.corpus_requests import REQUESTS
 from tests.hostile_harness import (
     RecordingOrigin,
@@ -68,7 +69,7 @@ def _send(case: Case, proxy: ProxyProcess, origin: RecordingOrigin) -> tuple[int
     return status, closed
 
 
-@pytest.mark.parametrize("case", REQUESTS, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", REQUESTS + HELD_BACK, ids=lambda c: c.name)
 def test_hostile_request(
     case: Case, proxy: ProxyProcess, origin: RecordingOrigin, rss_ceiling: int
 ) -> None:
