@@ -60,9 +60,7 @@ class Headers(MutableMapping[str, str]):
     def __init__(
         self, fields: Pairs | Iterable[tuple[str | bytes, str | bytes]] | None = None, **kw: str
     ) -> None:
-        if isinstance(fields, list) and all(
-            isinstance(n, bytes) and isinstance(v, bytes) for n, v in fields
-        ):
+        if isinstance(fields, list) and (not fields or isinstance(fields[0][0], bytes)):
             self.fields: Pairs = fields  # a message's own list: edits go to the message
         else:
             self.fields = [(header_name(n), header_value(n, v)) for n, v in fields or ()]

@@ -203,16 +203,45 @@ def test_har_keeps_the_originals_and_redaction_covers_them() -> None:
         assert secret not in redacted
 
 
-def test_only_rules_that_may_apply_hold_a_message() -> None:
-    rules = RuleSet.from_options(
-        modify_headers=["/~q/X-Req/1", "/~s & ~d api/X-Resp/1"], modify_body=["/~bs secret/a/b"]
+def test_only_rules_on_bodies_or_framing_hold_a_message() -> None:
+    headers_only = RuleSet.from_options(
+        modify_headers=["/~q/X-Req/1", "/~s & ~d api/X-Resp/1"], map_remote=["|a|b"]
     )
-    flow = flow_for("http://cdn.test/stream")
-    assert rules.wants_request(flow)  # the ~q rule
+    flow = flow_for("http://api.test/stream")
+    assert not headers_only.holds_request(flow)  # edited on the streamed head instead
     flow.response = FlowResponse(200, "OK", headers=[(b"Content-Type", b"text/event-stream")])
-    assert rules.wants_response(flow)  # the body rule must see the body to know
-    headers_only = RuleSet.from_options(modify_headers=["/~q/X-Req/1", "/~s & ~d api/X-Resp/1"])
-    assert not headers_only.wants_response(flow)  # streams: no rule can apply to it
-    api = flow_for("http://api.test/")
-    api.response = FlowResponse(200, "OK")
-    assert headers_only.wants_response(api)
+    assert not headers_only.holds_response(flow)
+    body = RuleSet.from_options(modify_body=["/~s & ~d api/a/b"])
+    assert body.holds_response(flow) and not body.holds_request(flow_for("http://cdn.test/"))
+    assert RuleSet.from_options(modify_headers=["/~bq token/X/1"]).holds_request(flow_for())
+    framing = RuleSet.from_options(modify_headers=["/~s/Transfer-Encoding/"])
+    assert framing.holds_response(flow)
+    assert RuleSet.from_options(block_list=["/~d api/404"]).holds_request(flow_for("http://api.x/"))
+
+
+def test_head_rules_edit_a_streamed_message() -> None:
+    rules = RuleSet.from_options(
+        map_remote=["|//old\\.test/|//new.test/"], modify_headers=["/~q/X-A/1", "/~s/Server/"]
+    )
+    flow = flow_for("http://old.test/x")
+    view = HTTPFlow(flow)
+    labels = rules.request_head(view)
+    assert labels == ["--map-remote |//old\\.test/|//new.test/", "--modify-headers /~q/X-A/1"]
+    assert flow.request.url == "http://new.test/x" and flow.request.header("x-a") == "1"
+    flow.response = FlowResponse(200, "OK", headers=[(b"Server", b"s"), (b"Content-Length", b"2")])
+    assert rules.response_head(view) == ["--modify-headers /~s/Server/"]
+    assert flow.response.headers == [(b"Content-Length", b"2")]
+
+
+def test_header_rules_keep_command_line_order_across_filters() -> None:
+    rules = RuleSet.from_options(modify_headers=["/X/1", "/~d api/X/2", "/~q/X/3", "/~s/X/4"])
+    api, other = flow_for("http://api.test/"), flow_for("http://cdn.test/")
+    run_request(rules, api)
+    run_request(rules, other)
+    assert HTTPFlow(api).request.headers.get_all("x") == ["1", "2", "3"]
+    assert HTTPFlow(other).request.headers.get_all("x") == ["1", "3"]
+    api.response = FlowResponse(200, "OK", headers=[(b"X", b"upstream")])
+    assert rules.response(HTTPFlow(api)) == [
+        "--modify-headers /X/1", "--modify-headers /~d api/X/2", "--modify-headers /~s/X/4"
+    ]  # fmt: skip
+    assert api.response.headers == [(b"X", b"1"), (b"X", b"2"), (b"X", b"4")]

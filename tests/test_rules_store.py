@@ -93,3 +93,20 @@ def test_a_version_2_session_opens_and_gains_the_column(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     assert version == (str(SCHEMA_VERSION),)
+
+
+def test_an_original_with_the_same_body_is_not_stored_twice(tmp_path: Path) -> None:
+    flow = plain_flow()
+    body = flow.response.body  # type: ignore[union-attr]
+    flow.original_response = FlowResponse(200, "OK", headers=[(b"Server", b"x")], body=body)
+    flow.modified_by = ["--modify-headers /~s/Server/"]
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        store.put(flow)
+        store.flush()
+        back = store.get(flow.id)
+    assert back is not None and back.original_response is not None
+    assert back.original_response.body.data == b"password=hunter2"
+    with sqlite3.connect(path) as conn:
+        parts = [p for (p,) in conn.execute("SELECT part FROM bodies ORDER BY part")]
+    assert parts == [1]  # the response body once (the request's is empty)

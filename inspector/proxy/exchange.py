@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from inspector.bus import EventKind
-from inspector.flow import Flow, FlowRequest, FlowResponse, Phase, TLSInfo
+from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, TLSInfo
 from inspector.intercept import FlowKilled
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientGone, UpstreamError
@@ -194,9 +194,9 @@ class Exchange:
     # -- request side -------------------------------------------------------------------
 
     async def _forward(self, flow: Flow) -> None:
-        hooks = [h for h in self.ctx.hooks if h.wants_request(flow)]
+        hooks = _at_head(self.ctx.hooks, flow, "request")
         recorder = BodyRecorder(self.ctx.config.body_limit)
-        key = self._key(self.target)
+        key = self._request_key(flow)
         if hooks:
             up = await self._forward_held(flow, hooks, recorder)
             if up is None:
@@ -233,10 +233,7 @@ class Exchange:
         if flow.response is not None:
             await self._answer_locally(flow)
             return None
-        r = flow.request  # the hooks may have pointed it elsewhere
-        edited = Target(r.scheme, r.host, r.port, r.path, self.target.via)
-        sni = self.client.tunnel_sni if r.host == self.target.host else None
-        key = self.ctx.pool.key_for(edited, sni, http2=self.client.http2)
+        key = self._request_key(flow)  # the hooks may have pointed it elsewhere
         if not whole:
             return await self._send_rest(flow, key, held, recorder)
         return await self._send_recorded(flow, key, fresh=False)
@@ -263,6 +260,15 @@ class Exchange:
         flow.request.body = recorder.body()
         flow.timings.request_sent = time.time()
         return up
+
+    def _request_key(self, flow: Flow) -> PoolKey:
+        """The pool key for the request as it stands (a hook may have re-targeted it)."""
+        r, target = flow.request, self.target
+        if (r.scheme, r.host, r.port) == (target.scheme, target.host, target.port):
+            return self._key(target)
+        edited = Target(r.scheme, r.host, r.port, r.path, target.via)
+        sni = self.client.tunnel_sni if r.host == target.host else None
+        return self.ctx.pool.key_for(edited, sni, http2=self.client.http2)
 
     async def _send_windowed(
         self, flow: Flow, key: PoolKey, recorder: BodyRecorder
@@ -292,7 +298,7 @@ class Exchange:
             if not self._may_retry(flow, up, e, recorder):
                 raise
             return await self._send_recorded(flow, key, fresh=True)
-        flow.request.body = recorder.body()
+        flow.request.body = _also_original(recorder.body(), flow.original_request)
         flow.timings.request_sent = time.time()
         self.ctx.publish(EventKind.REQUEST, flow)
         return up
@@ -421,11 +427,14 @@ class Exchange:
         if response.status_code == 101:
             await self._switch_protocols(flow, up, response)
             return
-        hooks = [h for h in self.ctx.hooks if h.wants_response(flow)]
+        hooks = _at_head(self.ctx.hooks, flow, "response")
         if hooks:
             await self._respond_held(flow, up, response, hooks)
-        else:
-            await self._respond_streamed(flow, up, response)
+            return
+        if flow.response.headers != response.headers.raw:  # edited by a head-time hook
+            headers = copied_headers(flow.response.headers)
+            response = Response(response.status_code, headers, response.reason)
+        await self._respond_streamed(flow, up, response)
 
     async def _respond_streamed(
         self,
@@ -461,7 +470,7 @@ class Exchange:
                 break
             recorder.add(event.data)
         self._release(up)
-        flow.response.body = recorder.body()  # type: ignore[union-attr]
+        flow.response.body = _also_original(recorder.body(), flow.original_response)  # type: ignore[union-attr]
         flow.response.trailers = list(event.trailers.raw)  # type: ignore[union-attr]
         await client.flush()
         self.ctx.finish(flow)
@@ -543,6 +552,26 @@ class Exchange:
                 publish(EventKind.WEBSOCKET, flow)
 
         return record
+
+
+def _at_head(hooks: tuple[ExchangeHook, ...], flow: Flow, stop: str) -> list[ExchangeHook]:
+    """The hooks that hold the message whole for ``stop``; the others edit its head now."""
+    held = []
+    for hook in hooks:
+        if getattr(hook, f"wants_{stop}")(flow):
+            held.append(hook)
+        else:
+            edit_head = getattr(hook, f"{stop}_head", None)  # optional
+            if edit_head is not None:
+                edit_head(flow)
+    return held
+
+
+def _also_original(body: FlowBody, original: FlowRequest | FlowResponse | None) -> FlowBody:
+    """A streamed body is also the original's: head-time hooks never change bodies."""
+    if original is not None:
+        original.body = body
+    return body
 
 
 def copied_headers(pairs: list[tuple[bytes, bytes]]) -> Headers:

@@ -5,7 +5,9 @@ request (``wants_request``); those that do get ``request(flow)`` once the whole 
 body has been read and before anything goes upstream. Likewise ``wants_response`` once
 the response head is known, and ``response(flow)`` once the whole response body is
 read and before the client gets any of it. Hooks run in the order the context lists
-them. A flow no hook wants streams through without being held whole.
+them. A flow no hook wants streams through without being held whole; a hook that does
+not want it gets ``request_head(flow)`` / ``response_head(flow)`` just before the head
+is sent, to edit the head only (the rules do: header and URL rules cost no hold).
 """
 
 from __future__ import annotations
@@ -37,9 +39,17 @@ class ExchangeHook(Protocol):
 
     def wants_request(self, flow: Flow) -> bool: ...
 
+    def request_head(self, flow: Flow) -> None:
+        """Optional. Called instead of ``request`` when this hook did not want it held:
+        just before the head goes upstream, it may edit the head (headers, URL), never
+        the body or its framing (Content-Length, Transfer-Encoding)."""
+
     async def request(self, flow: Flow) -> None: ...
 
     def wants_response(self, flow: Flow) -> bool: ...
+
+    def response_head(self, flow: Flow) -> None:
+        """Optional. Likewise for a response streamed to the client: headers but framing."""
 
     async def response(self, flow: Flow) -> None: ...
 
@@ -55,11 +65,17 @@ class InterceptHook:
     def wants_request(self, flow: Flow) -> bool:
         return self.interceptor.matches(flow)
 
+    def request_head(self, flow: Flow) -> None:
+        pass  # the interceptor edits only what it holds
+
     async def request(self, flow: Flow) -> None:
         await self.interceptor.hold(flow, "request")
 
     def wants_response(self, flow: Flow) -> bool:
         return self.interceptor.matches(flow)
+
+    def response_head(self, flow: Flow) -> None:
+        pass
 
     async def response(self, flow: Flow) -> None:
         await self.interceptor.hold(flow, "response")

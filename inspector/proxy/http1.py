@@ -364,11 +364,13 @@ class HTTP1Connection:
         head_only = self.request_method == b"HEAD"
         if not head_only and status not in (204, 304):
             headers.set(b"Content-Length", len(body))
-        self._write(Response(status, headers, response.reason.encode("latin-1")))
+        # One write for head, body and end, as flush() does for a relayed response.
+        out = self._out
+        out.append(self._encode(Response(status, headers, response.reason.encode("latin-1"))))
         if body and not head_only:
-            self._write(Data(body))
-        self._write(EndOfMessage())
-        await self.drain()
+            out.append(self._encode(Data(body)))
+        out.append(self._encode(EndOfMessage()))
+        await self.flush()
 
     async def switch_protocols(
         self, response: Response

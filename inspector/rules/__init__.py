@@ -21,19 +21,31 @@ from inspector.rules.kinds import (
     CLOSE,
     BlockRule,
     BodyRule,
+    HeaderPlan,
     HeaderRule,
     MapLocalRule,
     MapRemoteRule,
     apply_bodies,
-    apply_headers,
+    apply_remotes,
 )
 from inspector.rules.patterns import RuleError, Spec
 
 __all__ = ["CLOSE", "RuleError", "RuleSet"]
 
+FRAMING = frozenset((b"content-length", b"transfer-encoding"))  # not edited on a streamed head
+
 
 def _matching(rules: list, flow: Flow) -> list:
     return [r for r in rules if r.spec.filter is None or r.spec.filter(flow)]
+
+
+def _direction(rule: HeaderRule) -> str:
+    """ "" (both), "q" or "s" for a rule whose filter is none or just ~q / ~s; else "?"."""
+    flt = rule.spec.filter
+    if flt is None:
+        return ""
+    text = str(flt)
+    return text[1] if text in ("~q", "~s") else "?"
 
 
 def _may_apply(rules: list, flow: Flow) -> bool:
@@ -55,6 +67,29 @@ class RuleSet:
     remotes: list[MapRemoteRule] = field(default_factory=list)
     headers: list[HeaderRule] = field(default_factory=list)
     bodies: list[BodyRule] = field(default_factory=list)
+    # Header rules that hold a message whole: they touch framing or their filter reads bodies.
+    holding: list[HeaderRule] = field(default_factory=list, init=False)
+    remotes_read_bodies: bool = field(default=False, init=False)
+    # Header rules for one direction whatever the flow (no filter, or just ~q / ~s), planned
+    # once; the others (``dynamic``) are tried on each flow.
+    plans: dict[str, HeaderPlan] = field(default_factory=dict, init=False)
+    dynamic: list[HeaderRule] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.holding = [r for r in self.headers if r.spec.reads_bodies or r.name.lower() in FRAMING]
+        self.remotes_read_bodies = any(rule.spec.reads_bodies for rule in self.remotes)
+        self.dynamic = [r for r in self.headers if _direction(r) == "?"]
+        for side in ("q", "s"):
+            fixed = [r for r in self.headers if _direction(r) in ("", side)]
+            self.plans[side] = HeaderPlan.of(fixed)
+
+    def _header_plan(self, flow: Flow, side: str) -> HeaderPlan:
+        """The plan for ``side`` ("q" request, "s" response) of this flow."""
+        matched = {id(r) for r in self.dynamic if r.spec.filter(flow)}  # type: ignore[misc]
+        if not matched:
+            return self.plans[side]
+        rules = [r for r in self.headers if id(r) in matched or _direction(r) in ("", side)]
+        return HeaderPlan.of(rules)
 
     @classmethod
     def from_options(
@@ -83,16 +118,40 @@ class RuleSet:
         rules = [*self.blocks, *self.locals, *self.remotes, *self.headers, *self.bodies]
         return [rule.spec for rule in rules]
 
-    def wants_request(self, flow: Flow) -> bool:
-        """Whether the request must be held for a rule (its head is known, not its body)."""
-        return any(
-            _may_apply(rules, flow)
-            for rules in (self.blocks, self.locals, self.remotes, self.headers, self.bodies)
+    @property
+    def edits_heads(self) -> bool:
+        return bool(self.remotes or self.headers)
+
+    def holds_request(self, flow: Flow) -> bool:
+        """Whether the request must be held whole (its head is known, not its body): a rule
+        may answer it, change its body or its framing, or its filter reads bodies. Other
+        rules edit the head as it streams (``request_head``)."""
+        return (
+            _may_apply(self.blocks, flow)
+            or _may_apply(self.locals, flow)
+            or _may_apply(self.bodies, flow)
+            or _may_apply(self.holding, flow)
+            or self.remotes_read_bodies
         )
 
-    def wants_response(self, flow: Flow) -> bool:
-        """Whether the response must be held for a rule (``~q`` rules never want it)."""
-        return _may_apply(self.headers, flow) or _may_apply(self.bodies, flow)
+    def holds_response(self, flow: Flow) -> bool:
+        """Likewise for a response whose head is known (``~q`` rules never hold it)."""
+        return _may_apply(self.bodies, flow) or _may_apply(self.holding, flow)
+
+    def request_head(self, flow: HTTPFlow) -> list[str]:
+        """Map remote and header rules on a request that streams (see ``holds_request``)."""
+        recorded = flow.flow
+        labels = apply_remotes(_matching(self.remotes, recorded), flow) if self.remotes else []
+        if self.headers:
+            labels += self._header_plan(recorded, "q").apply(recorded.request.headers)
+        return labels
+
+    def response_head(self, flow: HTTPFlow) -> list[str]:
+        """Header rules on a response that streams."""
+        if flow.response is None:
+            return []
+        recorded = flow.flow
+        return self._header_plan(recorded, "s").apply(recorded.response.headers)  # type: ignore[union-attr]
 
     async def request(self, flow: HTTPFlow) -> list[str]:
         """Apply the request-side rules in order; the labels of the rules that changed it."""
@@ -103,11 +162,8 @@ class RuleSet:
         for rule in _matching(self.locals, recorded):
             if await rule.apply(flow):
                 return [rule.spec.label]
-        labels = []
-        for rule in _matching(self.remotes, recorded):
-            if rule.apply(flow):
-                labels.append(rule.spec.label)
-        labels += apply_headers(_matching(self.headers, recorded), flow.request)
+        labels = apply_remotes(_matching(self.remotes, recorded), flow)
+        labels += self._header_plan(recorded, "q").apply(recorded.request.headers)
         labels += apply_bodies(_matching(self.bodies, recorded), flow.request)
         return labels
 
@@ -117,5 +173,5 @@ class RuleSet:
         if response is None:
             return []
         recorded = flow.flow
-        labels = apply_headers(_matching(self.headers, recorded), response)
+        labels = self._header_plan(recorded, "s").apply(recorded.response.headers)  # type: ignore[union-attr]
         return labels + apply_bodies(_matching(self.bodies, recorded), response)

@@ -119,16 +119,22 @@ class MapRemoteRule:
         check_template(spec, repl_part, compiled)
         return cls(spec, compiled, repl_part.text)
 
-    def apply(self, flow: HTTPFlow) -> bool:
-        url = flow.request.url
-        new = self.regex.sub(self.replacement, url)
-        if new == url:
-            return False
+
+def apply_remotes(rules: list[MapRemoteRule], flow: HTTPFlow) -> list[str]:
+    """Rewrite the URL with each rule in turn; the request is re-targeted once, at the end."""
+    start = url = flow.flow.request.url
+    labels = []
+    for rule in rules:
+        new = rule.regex.sub(rule.replacement, url)
+        if new != url:
+            labels.append(rule.spec.label)
+            url = new
+    if url != start:
         try:
-            flow.request.url = new
+            flow.request.url = url
         except ValueError as e:
-            raise ValueError(f"{self.spec.label}: the rewritten URL is not usable: {e}") from None
-        return True
+            raise ValueError(f"{labels[-1]}: the rewritten URL is not usable: {e}") from None
+    return labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,38 +142,56 @@ class HeaderRule:
     """``--modify-headers [/FILTER]/NAME/[@]VALUE``: set NAME (an empty VALUE removes it)."""
 
     spec: Spec
-    name: str
-    value: str  # "" removes
+    name: bytes  # checked once, at start-up
+    value: bytes  # b"" removes
 
     @classmethod
     def from_pattern(cls, pattern: str) -> HeaderRule:
         spec = split("--modify-headers", pattern, names=("NAME", "[@]VALUE"))
         name_part, value_part = spec.parts
         try:
-            name = header_name(name_part.text).decode("ascii")
+            name = header_name(name_part.text)
         except ValueError as e:
             raise spec.error(name_part, str(e)) from None
         raw = read_value(spec, value_part)
         if value_part.text.startswith("@"):
             raw = raw.strip()  # a value file usually ends with a newline
         try:
-            value = header_value(name, raw).decode("latin-1")
+            value = header_value(name_part.text, raw)
         except ValueError as e:
             raise spec.error(value_part, str(e)) from None
         return cls(spec, name, value)
 
 
-def apply_headers(rules: list[HeaderRule], message: Message) -> list[str]:
-    """Every matching rule's name is removed, then each value added (so two rules with one
-    name give two fields, as in mitmproxy); returns the labels if anything changed."""
-    headers = message.headers
-    before = list(headers.fields)
-    for rule in rules:
-        headers.pop(rule.name, None)
-    for rule in rules:
-        if rule.value:
-            headers.add(rule.name, rule.value)
-    return [rule.spec.label for rule in rules] if headers.fields != before else []
+@dataclass(frozen=True, slots=True)
+class HeaderPlan:
+    """What a set of matching header rules does, worked out once: every matching rule's
+    name is removed, then each value added (two rules with one name give two fields, as
+    in mitmproxy)."""
+
+    names: frozenset[bytes]
+    added: tuple[tuple[bytes, bytes], ...]
+    labels: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rules: list[HeaderRule]) -> HeaderPlan:
+        return cls(
+            frozenset(rule.name.lower() for rule in rules),
+            tuple((rule.name, rule.value) for rule in rules if rule.value),
+            tuple(rule.spec.label for rule in rules),
+        )
+
+    def apply(self, fields: list[tuple[bytes, bytes]]) -> list[str]:
+        """Edit a message's own header pairs; the labels when anything changed."""
+        if not self.labels:
+            return []
+        names = self.names
+        kept = [pair for pair in fields if pair[0].lower() not in names]
+        kept += self.added
+        if kept == fields:
+            return []
+        fields[:] = kept
+        return list(self.labels)
 
 
 @dataclass(frozen=True, slots=True)

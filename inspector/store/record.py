@@ -113,6 +113,19 @@ def _set_fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
+def _original_out(out: Any, original: Any, current: Any) -> dict[str, Any]:
+    """An original message; ``"same": 1`` when its body is the current one's (a rule on
+    headers or the URL), which is then not stored twice."""
+    rec = out(original)
+    if current is not None and _same_body(original.body, current.body):
+        rec["body"]["same"] = 1
+    return rec
+
+
+def _same_body(a: FlowBody, b: FlowBody) -> bool:
+    return a is b or (a.size == b.size and a.sha256 == b.sha256 and a.data == b.data)
+
+
 def flow_to_record(flow: Flow) -> dict[str, Any]:
     """Everything of a flow but body bytes and ``marked``, as JSON-ready values.
 
@@ -151,9 +164,9 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
     if flow.modified_by:
         rec["modified_by"] = list(flow.modified_by)
     if flow.original_request is not None:
-        rec["orig_req"] = _request_out(flow.original_request)
+        rec["orig_req"] = _original_out(_request_out, flow.original_request, flow.request)
     if flow.original_response is not None:
-        rec["orig_resp"] = _response_out(flow.original_response)
+        rec["orig_resp"] = _original_out(_response_out, flow.original_response, flow.response)
     return rec
 
 
@@ -180,11 +193,20 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
         comment=rec.get("comment", ""),
         original_request=None
         if orig_req is None
-        else _request_in(orig_req, bodies.get(ORIGINAL_REQUEST, b"")),
-        original_response=_response_in(rec.get("orig_resp"), bodies.get(ORIGINAL_RESPONSE, b"")),
+        else _request_in(orig_req, _original_body(orig_req, bodies, ORIGINAL_REQUEST)),
+        original_response=_response_in(
+            rec.get("orig_resp"), _original_body(rec.get("orig_resp"), bodies, ORIGINAL_RESPONSE)
+        ),
         modified_by=list(rec.get("modified_by", ())),
         format_version=rec["v"],
     )
+
+
+def _original_body(rec: dict[str, Any] | None, bodies: dict[int, bytes], part: int) -> bytes:
+    """An original's body bytes: its own part, or the current message's when the same."""
+    if rec is not None and rec["body"].get("same"):
+        return bodies.get(part - 2, b"")  # ORIGINAL_REQUEST -> REQUEST, ... -> RESPONSE
+    return bodies.get(part, b"")
 
 
 def decode_flow(record: str, marked: object, bodies: dict[int, bytes]) -> Flow:
@@ -255,12 +277,17 @@ def flow_rows(flow: Flow) -> FlowRows:
 
 
 def _bodies(flow: Flow) -> list[tuple[int, FlowBody]]:
-    parts = [(REQUEST, flow.request), (RESPONSE, flow.response)]
-    parts += [
-        (ORIGINAL_REQUEST, flow.original_request),
-        (ORIGINAL_RESPONSE, flow.original_response),
-    ]
-    return [(part, message.body) for part, message in parts if message is not None]
+    out = [(REQUEST, flow.request.body)]
+    if flow.response is not None:
+        out.append((RESPONSE, flow.response.body))
+    originals = ((ORIGINAL_REQUEST, flow.original_request, flow.request),
+                 (ORIGINAL_RESPONSE, flow.original_response, flow.response))  # fmt: skip
+    for part, original, current in originals:
+        if original is not None and (
+            current is None or not _same_body(original.body, current.body)
+        ):
+            out.append((part, original.body))
+    return out
 
 
 def _content_type(pairs: list[tuple[bytes, bytes]]) -> str | None:
