@@ -176,6 +176,7 @@ class H2Stream:
         """Wait until something arrives for this stream (TimeoutError after read_timeout)."""
         if self._inbox or self._failure is not None:
             return
+        self._conn._flush()  # window updates for what was taken go out before we wait
         self._wakeup.clear()
         timeout = self._conn.read_timeout
         try:
@@ -399,8 +400,13 @@ class AsyncHTTP2Connection:
             await stream._window_open.wait()
 
     def _consumed(self, stream_id: int, size: int) -> None:
+        # No write here: the window update leaves with the next flush (the reader's after
+        # each read, or the consumer's before it waits), one write for a batch of frames.
         if size and self._closed is None:
-            self._send(lambda c: c.acknowledge_received_data(size, stream_id), quiet=True)
+            try:
+                self._h2.acknowledge_received_data(size, stream_id)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                pass
 
     def _forget(self, stream_id: int) -> None:
         self._streams.pop(stream_id, None)

@@ -223,6 +223,8 @@ class HTTP2Connection:
                 raise ClientGone(e) from e
 
     async def drain(self) -> None:
+        """Write what ``h2`` queued, then wait for the client to keep up."""
+        self.flush()
         try:
             await self.writer.drain()
         except OSError as e:
@@ -280,6 +282,7 @@ class H2StreamSide:
         while not self._inbox:
             if self._failure is not None:
                 raise ClientGone(self._failure)
+            self.conn.flush()  # the window updates for what was taken, before waiting for more
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), self.conn.ctx.idle_timeout)
@@ -297,6 +300,7 @@ class H2StreamSide:
         if self.expects_continue and not self._responded:
             self.expects_continue = False
             self._send(H2.send_headers, self.id, [(b":status", b"100")])
+            self.conn.flush()
 
     # -- the response ------------------------------------------------------------------------
 
@@ -307,6 +311,7 @@ class H2StreamSide:
     def send_interim(self, response: Response) -> None:
         fields = [(b":status", str(response.status_code).encode()), *to_http2(response.headers).raw]
         self._send(H2.send_headers, self.id, fields)
+        self.conn.flush()
 
     def queue_head(self, response: Response, upstream_keeps_alive: bool) -> None:
         self._head(response.status_code, response.headers)
@@ -365,6 +370,7 @@ class H2StreamSide:
         if not self._ended:
             self._ended = True
             self._send(H2.reset_stream, self.id, code)
+            self.conn.flush()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -412,9 +418,9 @@ class H2StreamSide:
             view = view[size:]
 
     def _send(self, call: Callable[..., object], *args: object, **kwargs: object) -> None:
-        """``call(h2_connection, *args)``, then write what it queued."""
+        """``call(h2_connection, *args)``; what it queues is written at the next flush or
+        drain, so a batch of frames leaves in one write."""
         try:
             call(self.conn.h2, *args, **kwargs)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as e:
             raise ClientGone(e) from e
-        self.conn.flush()
