@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from inspector.addons.host import AddonHost
 from inspector.changes import Changes
 from inspector.filters import parse
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
 from inspector.rules import RuleSet
-from inspector.store import SCHEMA_VERSION, Store
+from inspector.store import SCHEMA_VERSION, Store, flow_from_record, flow_to_record
 
 
 def changed_flow(secret: bytes = b"password=hunter2") -> Flow:
@@ -110,3 +113,25 @@ def test_an_original_with_the_same_body_is_not_stored_twice(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         parts = [p for (p,) in conn.execute("SELECT part FROM bodies ORDER BY part")]
     assert parts == [1]  # the response body once (the request's is empty)
+
+
+@pytest.mark.parametrize(
+    ("original", "current"),
+    [
+        ([(b"A", b"1"), (b"B", b"2"), (b"C", b"3")], [(b"A", b"1"), (b"C", b"3"), (b"X", b"9")]),
+        ([(b"Set-Cookie", b"a"), (b"S", b"1"), (b"set-cookie", b"b")], [(b"S", b"1")]),
+        ([(b"A", b"1"), (b"B", b"2")], [(b"B", b"2"), (b"A", b"1")]),  # reordered: stored whole
+        ([(b"Host", b"h")], [(b"host", b"h")]),  # only the case changed
+        ([], [(b"X", b"1"), (b"X", b"2")]),
+    ],
+)
+def test_originals_round_trip_through_the_record(original: list, current: list) -> None:
+    flow = plain_flow()
+    flow.request.headers = list(current)
+    flow.original_request = FlowRequest("GET", "http", "old.test", 80, "/o", headers=list(original))
+    flow.modified_by = ["addon.py:request"]
+    rec = flow_to_record(flow)
+    back = flow_from_record(json.loads(json.dumps(rec)), False, {})
+    assert back.original_request is not None
+    assert back.original_request.headers == original
+    assert back.original_request.host == "old.test" and back.request.headers == current

@@ -113,13 +113,77 @@ def _set_fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-def _original_out(out: Any, original: Any, current: Any) -> dict[str, Any]:
-    """An original message; ``"same": 1`` when its body is the current one's (a rule on
-    headers or the URL), which is then not stored twice."""
-    rec = out(original)
-    if current is not None and _same_body(original.body, current.body):
-        rec["body"]["same"] = 1
+_ORIGINAL_FIELDS = {
+    "req": (("method", "method"), ("scheme", "scheme"), ("host", "host"), ("port", "port"),
+            ("path", "path"), ("version", "http_version"), ("ts", "timestamp")),
+    "resp": (("status", "status_code"), ("reason", "reason"), ("version", "http_version"),
+             ("ts", "timestamp")),
+}  # fmt: skip
+_PARTS = ("headers", "body", "trailers")  # never taken from the current message
+
+
+def _original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
+    """An original message told against the current one, which keeps the record small:
+    fields equal to the current's are left out, an unchanged body is ``{"same": 1}``
+    (stored once), and the header fields are ``"hdelta"`` (the names that differ, with
+    their original fields and positions) when only those differ."""
+    if current is None:
+        return (_request_out if kind == "req" else _response_out)(original)
+    rec: dict[str, Any] = {}
+    for key, attr in _ORIGINAL_FIELDS[kind]:
+        value = getattr(original, attr)
+        if value != getattr(current, attr):
+            rec[key] = value
+    same = _same_body(original.body, current.body)
+    rec["body"] = {"same": 1} if same else _body_out(original.body)
+    delta = _headers_delta(original.headers, current.headers)
+    if delta is None:
+        rec["headers"] = _pairs_out(original.headers)
+    else:
+        rec["hdelta"] = delta
+    if original.trailers:
+        rec["trailers"] = _pairs_out(original.trailers)
     return rec
+
+
+def _headers_delta(original: list, current: list) -> list | None:
+    """``[names, [[index, name, value], ...]]`` rebuilding ``original`` from ``current``
+    (``_headers_from_delta``), or None when fields outside those names moved."""
+    if original == current:
+        return [[], []]
+    changed = {n.lower() for n, _ in set(original).symmetric_difference(current)}
+    if [p for p in original if p[0].lower() not in changed] != [
+        p for p in current if p[0].lower() not in changed
+    ]:
+        return None  # repeated or reordered fields: the original is stored whole
+    fields = [
+        [i, n.decode("latin-1"), v.decode("latin-1")]
+        for i, (n, v) in enumerate(original)
+        if n.lower() in changed
+    ]
+    return [sorted(name.decode("latin-1") for name in changed), fields]
+
+
+def _headers_from_delta(delta: list, current: list[list[str]]) -> list[list[str]]:
+    names, fields = delta
+    changed = set(names)
+    out = [p for p in current if p[0].encode("latin-1").lower().decode("latin-1") not in changed]
+    for index, name, value in fields:  # in ascending order: each lands at its place
+        out.insert(index, [name, value])
+    return out
+
+
+def _original_in(rec: dict[str, Any] | None, current: dict[str, Any] | None) -> Any:
+    """An original's record spelled out from the current message's (see _original_out)."""
+    if rec is None or current is None:
+        return rec
+    full = {k: v for k, v in current.items() if k not in _PARTS}
+    full.update(rec)
+    if "hdelta" in rec:
+        full["headers"] = _headers_from_delta(rec["hdelta"], current["headers"])
+    if rec["body"].get("same"):
+        full["body"] = {**current["body"], "same": 1}
+    return full
 
 
 def _same_body(a: FlowBody, b: FlowBody) -> bool:
@@ -164,16 +228,17 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
     if flow.modified_by:
         rec["modified_by"] = list(flow.modified_by)
     if flow.original_request is not None:
-        rec["orig_req"] = _original_out(_request_out, flow.original_request, flow.request)
+        rec["orig_req"] = _original_out("req", flow.original_request, flow.request)
     if flow.original_response is not None:
-        rec["orig_resp"] = _original_out(_response_out, flow.original_response, flow.response)
+        rec["orig_resp"] = _original_out("resp", flow.original_response, flow.response)
     return rec
 
 
 def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
     """The inverse of ``flow_to_record``; ``bodies`` maps part (REQUEST, ...) to bytes."""
     e = rec.get("error")
-    orig_req = rec.get("orig_req")
+    orig_req = _original_in(rec.get("orig_req"), rec["req"])
+    orig_resp = _original_in(rec.get("orig_resp"), rec["resp"])
     return Flow(
         _request_in(rec["req"], bodies.get(REQUEST, b"")),
         id=rec["id"],
@@ -195,7 +260,7 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
         if orig_req is None
         else _request_in(orig_req, _original_body(orig_req, bodies, ORIGINAL_REQUEST)),
         original_response=_response_in(
-            rec.get("orig_resp"), _original_body(rec.get("orig_resp"), bodies, ORIGINAL_RESPONSE)
+            orig_resp, _original_body(orig_resp, bodies, ORIGINAL_RESPONSE)
         ),
         modified_by=list(rec.get("modified_by", ())),
         format_version=rec["v"],
