@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import h2.events
 import httpx
 
 from inspector.config import Endpoint, Mode
@@ -13,12 +19,13 @@ from inspector.replay.engine import ReplayOptions, replay_flow
 from protocol.headers import Headers
 from protocol.http2 import AsyncHTTP2Connection
 from tests.h2_fixtures import hypercorn_plain, hypercorn_tls
-from tests.h2_servers import HypercornServer
+from tests.h2_servers import HypercornServer, ScriptedH2Server
 from tests.proxy_fixtures import live_proxy
-from tests.replay_fixtures import read_session, run_inspector
+from tests.replay_fixtures import make_flow, read_session, run_inspector, write_session
 from tests.servers import EchoServer
 
 __all__ = ["hypercorn_plain", "hypercorn_tls"]  # fixtures used by name
+ROOT = Path(__file__).parents[1]
 
 
 def _record_over_tls(tmp_path: Path, server: HypercornServer, ca_file: Path) -> Path:
@@ -111,3 +118,39 @@ def test_http2_flow_to_an_http1_only_server_is_an_error_that_says_so(
     assert refused.error is not None and refused.response is None
     assert refused.error.exc_class == "RemoteDisconnected"  # it answered the preface with a 400
     assert "closed the HTTP/2 connection" in refused.error.message
+
+
+def test_ctrl_c_cuts_an_http2_replay_short(tmp_path: Path) -> None:
+    """A server that takes the request and never answers: SIGINT ends the replay at once."""
+    server = ScriptedH2Server(lambda conn, event: None)
+    try:
+        flow = make_flow("127.0.0.1", server.port, "GET", "/never")
+        flow.request.http_version = "HTTP/2"
+        session = tmp_path / "s.db"
+        write_session(session, [flow])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "inspector", "replay", str(session), "--timeout", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not any(isinstance(e, h2.events.RequestReceived) for e in server.received):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the replay never reached the server"
+                time.sleep(0.05)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        server.close()
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 15  # not the 60 s read timeout
+    assert out.decode().splitlines()[-1].endswith("; interrupted")
+    assert b"Traceback" not in err

@@ -13,9 +13,11 @@ import asyncio
 import ssl
 import time
 
+from inspector.config import Endpoint
 from inspector.failures import flow_error
-from inspector.flow import Flow, FlowResponse, Phase
+from inspector.flow import Flow, FlowRequest, FlowResponse, Phase
 from inspector.replay.body import BodyRecorder
+from inspector.replay.request import authority as endpoint_authority
 from protocol.errors import UnknownProtocol
 from protocol.headers import Headers
 from protocol.http2 import AsyncHTTP2Connection
@@ -39,10 +41,15 @@ def request_fields(flow: Flow) -> tuple[bytes, Headers]:
     req = flow.request
     headers = Headers(req.headers)
     fields = to_http2(headers)
-    authority = headers.get(b"host") or req.authority.encode("idna")
+    authority = headers.get(b"host") or request_authority(req).encode("ascii")
     if b"trailers" in [v.strip().lower() for v in headers.get_all(b"te")]:
         fields.add(b"te", b"trailers")  # replay's hop-by-hop filter took it out
     return authority, fields
+
+
+def request_authority(req: FlowRequest) -> str:
+    """``host[:port]`` of the request's target (IDNs in their ASCII form)."""
+    return endpoint_authority(Endpoint(req.scheme, req.host, req.port))
 
 
 class H2Replay:
@@ -86,7 +93,7 @@ class H2Replay:
         except UnknownProtocol:
             self.phase = Phase.TLS
             raise UnknownProtocol(
-                f"{self.flow.request.authority} did not pick HTTP/2 (ALPN h2) in the TLS "
+                f"{request_authority(self.flow.request)} did not pick HTTP/2 (ALPN h2) in the TLS "
                 "handshake; a flow recorded over HTTP/2 is replayed over HTTP/2"
             ) from None
         await self.conn.settled()  # an HTTP/1.1-only server refuses prior knowledge here
