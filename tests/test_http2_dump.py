@@ -46,9 +46,17 @@ def test_no_http2_makes_an_h2_client_and_server_speak_http1(
     assert flow.request.http_version == flow.response.http_version == f"HTTP/{expected}"
 
 
-def test_no_http2_refuses_prior_knowledge(tmp_path: Path, hypercorn_plain: HypercornServer) -> None:
+@pytest.mark.parametrize("where", ["option", "config.toml"])
+def test_no_http2_refuses_prior_knowledge(
+    tmp_path: Path, hypercorn_plain: HypercornServer, where: str
+) -> None:
     mode = f"reverse:http://127.0.0.1:{hypercorn_plain.port}"
-    proxy = ProxyProcess(tmp_path, "--no-http2", "--mode", mode)
+    if where == "config.toml":
+        (tmp_path / "conf").mkdir()
+        (tmp_path / "conf" / "config.toml").write_text("no-http2 = true\n")
+        proxy = ProxyProcess(tmp_path, "--mode", mode)
+    else:
+        proxy = ProxyProcess(tmp_path, "--no-http2", "--mode", mode)
     try:
         refused = run_curl("--http2-prior-knowledge", f"{proxy.url}/pk", text=True)
         plain = run_curl("-w", "\n%{http_version}", f"{proxy.url}/h1", text=True)
