@@ -28,6 +28,7 @@ from tests.hostile_harness import (
     status_and_close,
 )
 from tests.proxy_process import ProxyProcess
+from tests.servers import wait_until_read
 
 RSS_BUDGET_KIB = 48 * 1024
 
@@ -301,7 +302,7 @@ def client_frames(data: bytes) -> Callable[[Bench], None]:
         count = len(b.origin.frames)
         with _ws_open(b, "/ws") as s:
             s.sendall(data)
-            time.sleep(0.2)
+            wait_until_read(s)  # closing first could reset the bytes away before the proxy reads
         assert b.origin.wait_for(lambda: len(b.origin.frames) > count), "no frames recorded"
         assert b.origin.frames[-1] == data, "the frames were not relayed untouched"
 
@@ -332,7 +333,7 @@ ORIGIN_FRAMES = {
 def _serve_frames(data: bytes) -> Callable[[socket.socket, bytes], None]:
     def handle(conn: socket.socket, head: bytes) -> None:
         conn.sendall(data)
-        time.sleep(0.3)
+        wait_until_read(conn)  # closing first could reset the bytes away before the proxy reads
 
     return handle
 
