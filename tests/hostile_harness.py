@@ -203,7 +203,8 @@ def fill(data: bytes, origin: RecordingOrigin) -> bytes:
 
 def status_and_close(sock: socket.socket, timeout: float = 8.0) -> tuple[int, bool, bytes]:
     """The first final response's status (CLOSED for none), whether the proxy then closed,
-    and everything read."""
+    and everything read. A success returns once its body is in; an error or no answer
+    waits (up to ``timeout``) for the proxy to close, which it must."""
     sock.settimeout(timeout)
     data = b""
     deadline = time.monotonic() + timeout
@@ -220,17 +221,30 @@ def status_and_close(sock: socket.socket, timeout: float = 8.0) -> tuple[int, bo
             closed = True
             break
         data += chunk
-        if _final_head_done(data):
-            sock.settimeout(1.5)  # give the proxy a moment to close after an error
-    final = re.search(rb"HTTP/1\.[01] ([2-9]\d\d)[ \r]", data)
-    if not data.startswith(b"HTTP/") or final is None:
+        status = _final_status(data)
+        if status is not None and status < 400 and _body_complete(data):
+            return status, False, data
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+    status = _final_status(data)
+    if not data.startswith(b"HTTP/") or status is None:
         return CLOSED, closed, data
-    return int(final.group(1)), closed, data
+    return status, closed, data
 
 
-def _final_head_done(data: bytes) -> bool:
-    heads = re.findall(rb"HTTP/1\.[01] (\d\d\d)[^\r\n]*\r\n(?:.*?\r\n)?\r\n", data, re.S)
-    return any(not code.startswith(b"1") for code in heads)
+_FINAL_HEAD = re.compile(rb"HTTP/1\.[01] ([2-9]\d\d)[^\r\n]*\r\n(.*?)\r\n\r\n", re.S)
+
+
+def _final_status(data: bytes) -> int | None:
+    """The status of the first final (non-1xx) response whose head is complete."""
+    head = _FINAL_HEAD.search(data)
+    return int(head.group(1)) if head else None
+
+
+def _body_complete(data: bytes) -> bool:
+    head = _FINAL_HEAD.search(data)
+    assert head is not None
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", b"\r\n" + head.group(2))
+    return length is not None and len(data) - head.end() >= int(length.group(1))
 
 
 def rss_kib(proxy: ProxyProcess) -> int:
