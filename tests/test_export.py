@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector.export.curl import curl_command, needs_body_file, quote_arg
+from inspector.export.curl import curl_command, needs_body_file, printf_format, quote_arg
 from inspector.export.har import flows_from_har, har_document
 from inspector.export.pytest_module import pytest_module
 from inspector.export.raw import raw_exchange
@@ -22,12 +22,15 @@ from tests.replay_fixtures import body, check_har, make_flow, visible_headers
 
 # --- curl -----------------------------------------------------------------------------------
 
+# The exported commands must run under POSIX sh, not only bash: dash where it is installed.
+POSIX_SH = shutil.which("dash") or "sh"
+
 
 def _run_curl(command: str, cwd=None) -> subprocess.CompletedProcess:
     if shutil.which("curl") is None:
         pytest.skip(NO_CURL)
     return subprocess.run(
-        ["bash", "-c", command + " -s -o /dev/null -w '%{http_code}'"],
+        [POSIX_SH, "-c", command + " -s -o /dev/null -w '%{http_code}'"],
         capture_output=True,
         timeout=30,
         cwd=cwd,
@@ -116,19 +119,52 @@ def test_curl_binary_body_from_file_and_inline_nul(echo_server, tmp_path):
     assert f"@{path}" in command
     assert _run_curl(command).returncode == 0
     assert echo_server.received[-1].body == data
-    # Without a file the NUL-holding body is piped through base64 and still arrives whole.
+    # Without a file the NUL-holding body is piped in through printf and still arrives whole.
     result = _run_curl(curl_command(flow))
     assert result.returncode == 0, result.stderr
     assert echo_server.received[-1].body == data
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.binary(min_size=0, max_size=40).filter(lambda b: b"\x00" not in b))
-def test_quote_arg_round_trips_any_bytes_through_bash(data):
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=40))
+def test_quote_arg_round_trips_through_posix_sh(data):
+    # Arguments never hold NUL or end in a newline (headers, URLs, methods).
+    data = data.replace(b"\x00", b"").rstrip(b"\n")
     out = subprocess.run(
-        ["bash", "-c", f"printf %s {quote_arg(data)}"], capture_output=True, timeout=10
+        [POSIX_SH, "-c", f"printf %s {quote_arg(data)}"], capture_output=True, timeout=10
     )
     assert out.stdout == data
+    assert not quote_arg(data).startswith("$'")  # no bash-only ANSI-C quoting
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=60))
+def test_printf_format_prints_any_bytes_under_posix_sh(data):
+    out = subprocess.run(
+        [POSIX_SH, "-c", f"printf {printf_format(data)}"], capture_output=True, timeout=10
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+
+
+def test_bodies_of_every_kind_reach_the_server_under_posix_sh(echo_server):
+    bodies = [
+        b"line1\nline2\n",  # the newline that bash-only $'...' quoting sent wrong
+        b"tab\there 'quoted' $HOME `cmd` \\ %s %%",
+        b"crlf\r\nand esc \x1b[0m",
+        b"-starts with a dash\x01",
+        b"nul\x00inside\x00",
+        "caf\u00e9 \u2713".encode(),
+        b"@looks-like-a-file",
+        b"ends with newlines\n\n",
+    ]
+    for data in bodies:
+        flow = make_flow(echo_server.host, echo_server.port, "POST", "/echo", [], data)
+        command = curl_command(flow)
+        assert "$'" not in command and "base64" not in command
+        result = _run_curl(command)
+        assert result.returncode == 0, (data, result.stderr)
+        assert echo_server.received[-1].body == data
 
 
 # --- raw ------------------------------------------------------------------------------------

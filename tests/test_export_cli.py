@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,9 @@ def test_exported_curl_script_reproduces_every_request(tmp_path, echo_server):
     assert body_file.read_bytes() == bytes(range(256)) * 30
     assert f"@{body_file}" in script.read_text()
     before = len(echo_server.received)
-    run = subprocess.run(["bash", str(script)], capture_output=True, timeout=60)
+    run = subprocess.run(
+        [shutil.which("dash") or "sh", str(script)], capture_output=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr
     sent = echo_server.received[before:]
     assert len(sent) == len(flows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -60,7 +61,9 @@ def test_exported_curl_speaks_http2_to_the_server(
     assert done.returncode == 0, done.stderr
     assert script.read_text().count("curl --http2 ") == 2
     env = {**os.environ, "CURL_CA_BUNDLE": str(upstream_ca_file)}
-    run = subprocess.run(["bash", str(script)], capture_output=True, timeout=60, env=env)
+    run = subprocess.run(
+        [shutil.which("dash") or "sh", str(script)], capture_output=True, timeout=60, env=env
+    )
     assert run.returncode == 0, run.stderr
     # hypercorn answers with what reached it: both requests over HTTP/2, the body whole
     assert b"GET /get?x=1 http/2 body=0" in run.stdout

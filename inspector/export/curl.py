@@ -3,13 +3,14 @@
 Every header goes out with ``-H`` in its recorded order and case; curl's own default
 headers (``User-Agent``, ``Accept``, ``Content-Type`` for a body, ``Expect``) are
 switched off when the recording did not have them, so the request is the same.
-Arguments are quoted for any shell of the sh family: plain ``'...'`` for printable
-text, ANSI-C ``$'...'`` (bash, zsh, ksh) for anything else.
+Arguments are quoted for POSIX ``sh`` (dash included, not only bash): ``'...'`` for
+printable text, ``"$(printf '\\ooo...')"`` (octal escapes) for an argument holding other
+bytes. A request body that is not plain text (tabs and newlines are) is piped in with
+``printf '...' | curl --data-binary @-``, NUL bytes included.
 """
 
 from __future__ import annotations
 
-import base64
 import shlex
 
 from inspector.export.redact import redact_flow
@@ -21,37 +22,50 @@ _FRAMING = (b"content-length", b"transfer-encoding")
 # Headers curl adds on its own: (name as curl sends it, when it adds it).
 _CURL_DEFAULTS = ((b"User-Agent", "always"), (b"Accept", "always"), (b"Content-Type", "body"))
 _PRINTABLE = frozenset(range(0x20, 0x7F))
+_TEXT = _PRINTABLE | {0x09, 0x0A}  # what a body may hold to be written as it is
 
 
 def quote_arg(arg: bytes | str) -> str:
-    """Quote one argument for the shell, whatever bytes it holds (except NUL)."""
+    """Quote one argument for POSIX sh, whatever bytes it holds (except NUL, and a final
+    newline, which command substitution drops: neither occurs in a header or a URL)."""
     data = arg.encode("utf-8") if isinstance(arg, str) else arg
     if all(b in _PRINTABLE for b in data):
         return shlex.quote(data.decode("ascii"))
+    return f'"$(printf {printf_format(data)})"'
+
+
+def printf_format(data: bytes) -> str:
+    """A quoted ``printf`` format that prints exactly ``data``: octal escapes (POSIX
+    printf's, three digits so that a following digit is never read into one) for
+    anything but printable ASCII (and a leading ``-``); ``%`` and ``\\`` doubled."""
     out = []
-    for b in data:
-        if b in (0x27, 0x5C):  # ' and \
-            out.append("\\" + chr(b))
+    for i, b in enumerate(data):
+        if b == 0x2D and i == 0:  # a leading "-" would read as an option to some printfs
+            out.append("\\055")
+        elif b == 0x25:  # %
+            out.append("%%")
+        elif b == 0x5C:  # \
+            out.append("\\\\")
         elif b in _PRINTABLE:
             out.append(chr(b))
         else:
-            out.append(f"\\x{b:02x}")
-    return "$'" + "".join(out) + "'"
+            out.append(f"\\{b:03o}")
+    return shlex.quote("".join(out))
 
 
 def needs_body_file(body: bytes) -> bool:
     """True when a body is better sent from a file than inline: large or not text."""
     if len(body) > INLINE_BODY_LIMIT:
         return True
-    return any(b not in _PRINTABLE and b not in (0x09, 0x0A, 0x0D) for b in body)
+    return any(b not in _TEXT and b != 0x0D for b in body)
 
 
 def curl_command(flow: Flow, redact: bool = False, *, body_file: str | None = None) -> str:
     """The curl command for ``flow``'s request.
 
     ``body_file``: a path the caller writes the request body to; the command then reads
-    it with ``--data-binary @FILE``. Without one, the body is inline (a body holding NUL
-    bytes, which no shell argument can carry, is piped in through ``base64 -d``).
+    it with ``--data-binary @FILE``. Without one, the body is inline: text as it is,
+    anything else (and a body curl would read as ``@file``) piped in through ``printf``.
     """
     if redact:
         flow = redact_flow(flow)
@@ -76,13 +90,11 @@ def curl_command(flow: Flow, redact: bool = False, *, body_file: str | None = No
     if body:
         if body_file is not None:
             args += ["--data-binary", quote_arg("@" + body_file)]
-        elif b"\x00" in body:
-            prefix = f"printf %s {quote_arg(base64.b64encode(body))} | base64 -d | "
+        elif body[:1] != b"@" and all(b in _TEXT for b in body):
+            args += ["--data-binary", shlex.quote(body.decode("ascii"))]
+        else:  # curl reads "@name" as a file name, and no argument carries NUL: pipe it in
+            prefix = f"printf {printf_format(body)} | "
             args += ["--data-binary", "@-"]
-        else:
-            args += ["--data-binary", quote_arg(body if body[:1] != b"@" else b"@-")]
-            if body[:1] == b"@":  # curl reads "@name" as a file name; pipe such a body in
-                prefix = f"printf %s {quote_arg(body)} | "
     args.append(quote_arg(req.url))
     return prefix + " ".join(args)
 
