@@ -17,6 +17,7 @@ from pathlib import Path
 
 from inspector.config import ConfigError
 from inspector.export.har import HarError, flows_from_har
+from inspector.export.progress import counted, progress
 from inspector.flow import Flow
 from inspector.sessions import check_new_session
 
@@ -68,9 +69,10 @@ def write_session(flows: list[Flow], target: Path) -> None:
     try:
         store = Store(tmp)
         try:
-            for flow in flows:
-                store.put(flow)
-            store.flush()
+            with progress(len(flows), "importing") as advance:
+                for flow in counted(flows, advance):
+                    store.put(flow)
+                store.flush()
         finally:
             store.close()
         _checkpoint(tmp)

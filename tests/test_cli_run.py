@@ -134,7 +134,7 @@ def test_python_clients_verify_through_the_bundle(
 
 NODE_VIA_CONNECT = textwrap.dedent(
     """\
-    // Node's http/https/fetch ignore HTTPS_PROXY before Node 22.21/24.5 (NODE_USE_ENV_PROXY):
+    // Node's http/https/fetch ignore HTTPS_PROXY unless NODE_USE_ENV_PROXY=1 (Node 22.21+, 24+):
     // tunnel through it by hand; the TLS handshake trusts NODE_EXTRA_CA_CERTS as usual.
     const http = require("http"), tls = require("tls");
     const proxy = new URL(process.env.HTTPS_PROXY), target = new URL(process.argv[2]);
@@ -178,13 +178,13 @@ def test_node_trusts_the_ca_through_node_extra_ca_certs(
 
 
 def _fetch_reads_proxy_env(version: tuple[int, int] | None) -> bool:
-    # NODE_USE_ENV_PROXY=1 arrived in Node 24.0 (http/https) and 22.21 / 24.5 (fetch).
-    return version is not None and (version >= (24, 5) or (22, 21) <= version < (23, 0))
+    # NODE_USE_ENV_PROXY=1 makes fetch use the proxy variables from Node 24.0 and 22.21.
+    return version is not None and (version >= (24, 0) or (22, 21) <= version < (23, 0))
 
 
 @pytest.mark.skipif(
     not _fetch_reads_proxy_env(node_version()),
-    reason=f"node {node_version()}: fetch ignores HTTP(S)_PROXY before Node 22.21/24.5 "
+    reason=f"node {node_version()}: fetch ignores HTTP(S)_PROXY before Node 22.21/24.0 "
     "(NODE_USE_ENV_PROXY=1 turns it on there)",
 )
 def test_node_fetch_with_node_use_env_proxy(

@@ -178,7 +178,5 @@ def test_pytest_export_counts_the_tests_it_wrote_and_what_it_left_out(tmp_path):
     module = tmp_path / "test_captured.py"
     result = run_inspector("export", session, "--format", "pytest", "-o", module)
     assert result.returncode == 0, result.stderr
-    assert f"exported 1 exchange (1 left out, listed at the top of the file) to {module}" in (
-        result.stderr
-    )
+    assert f"exported 1 exchange (1 left out, listed in the file) to {module}" in (result.stderr)
     assert "# left out: GET http://127.0.0.1:9/: the exchange failed" in module.read_text()

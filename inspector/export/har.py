@@ -21,7 +21,9 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import json
 import re
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -58,14 +60,30 @@ class HarError(Exception):
 def har_document(flows, redact: bool = False) -> dict:
     """A HAR 1.2 document (``{"log": ...}``) of ``flows`` in the order given."""
     entries = [har_entry(redact_flow(f) if redact else f) for f in flows]
-    return {
-        "log": {
-            "version": HAR_VERSION,
-            "creator": dict(CREATOR),
-            "pages": [],
-            "entries": entries,
-        }
-    }
+    return {"log": {**_log_fields(), "entries": entries}}
+
+
+def _log_fields() -> dict:
+    return {"version": HAR_VERSION, "creator": dict(CREATOR), "pages": []}
+
+
+def har_chunks(flows: Iterable[Flow], redact: bool = False) -> Iterator[str]:
+    """The text of ``json.dumps(har_document(flows), indent=2, ensure_ascii=False)``, one
+    entry at a time: one flow in memory at once, whatever the session holds."""
+    head = json.dumps({"log": {**_log_fields(), "entries": []}}, indent=2, ensure_ascii=False)
+    before, after = head.rsplit('"entries": []', 1)
+    yield before + '"entries": ['
+    first = True
+    for flow in flows:
+        entry = json.dumps(
+            har_entry(redact_flow(flow) if redact else flow), indent=2, ensure_ascii=False
+        )
+        yield ("\n" if first else ",\n") + _ENTRY_INDENT + entry.replace("\n", "\n" + _ENTRY_INDENT)
+        first = False
+    yield ("]" if first else "\n" + _ENTRY_INDENT[:-2] + "]") + after + "\n"
+
+
+_ENTRY_INDENT = " " * 6  # entries sit three levels deep: {"log": {"entries": [...]}}
 
 
 def har_entry(flow: Flow) -> dict:

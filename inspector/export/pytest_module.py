@@ -8,15 +8,25 @@ server; ``INSPECTOR_CA_FILE`` adds a CA bundle for https.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from inspector.config import Endpoint
 from inspector.export.redact import redact_flow
 from inspector.flow import Flow
 from inspector.replay.request import ReplayError, authority, check_replayable, outgoing_headers
 
+
+@dataclass(slots=True)
+class ModuleTally:
+    """How many tests a module holds, and how many flows were left out of it."""
+
+    exported: int = 0
+    left_out: int = 0
+
+
 _HEADER = '''\
-"""Regression tests captured by http-inspector ({count}).
+"""Regression tests captured by http-inspector.
 
 Each test sends one recorded request again with the `protocol` client and checks
 the status and the body against the recording.
@@ -88,20 +98,25 @@ def test_exchange(exchange):
 
 def pytest_module(flows: Iterable[Flow], redact: bool = False) -> str:
     """The source of a pytest module with one test per replayable flow that has a response."""
-    exchanges: list[str] = []
-    left_out: list[str] = []
+    return "".join(pytest_chunks(flows, redact, ModuleTally()))
+
+
+def pytest_chunks(flows: Iterable[Flow], redact: bool, tally: ModuleTally) -> Iterator[str]:
+    """The module a piece at a time, one flow in memory at once; a flow that cannot become a
+    test is a ``# left out: ...`` comment in its place in the list, saying why."""
+    yield _HEADER + "\nEXCHANGES = [\n"
     for flow in flows:
         if redact:
             flow = redact_flow(flow)
         reason = unusable_reason(flow)
         if reason:
-            left_out.append(f"# left out: {flow.request.method} {flow.request.url}: {reason}")
+            tally.left_out += 1
+            note = f"{flow.request.method} {flow.request.url}: {reason}"
+            yield "    # left out: " + " ".join(note.split()) + "\n"
         else:
-            exchanges.append(_exchange_literal(flow, len(exchanges) + 1))
-    body = "EXCHANGES = [\n" + "".join(exchanges) + "]\n"
-    notes = "\n".join(left_out) + "\n\n" if left_out else ""
-    count = f"{len(exchanges)} exchange{'' if len(exchanges) == 1 else 's'}"
-    return _HEADER.format(count=count) + "\n" + notes + body + _FOOTER
+            tally.exported += 1
+            yield _exchange_literal(flow, tally.exported)
+    yield "]\n" + _FOOTER
 
 
 def unusable_reason(flow: Flow) -> str | None:

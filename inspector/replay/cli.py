@@ -8,7 +8,6 @@ its diff with ``--diff``, a summary; exit 0 all match, 1 differences, 2 errors,
 from __future__ import annotations
 
 import argparse
-import os
 import ssl
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from inspector.config import ConfigError, Endpoint
 from inspector.diff import ResponseDiff, compare
+from inspector.export.progress import stdout_closed
 from inspector.flow import Flow
 from inspector.render import flow_line, status_text
 from inspector.replay.engine import Outcome, ReplayOptions, run_replays
@@ -177,11 +177,8 @@ def main(args: argparse.Namespace) -> int:
     """``inspector replay``: exit 0 all match, 1 differences, 2 errors, 130 interrupted."""
     try:
         return _main(args)
-    except BrokenPipeError:
-        # The reader of our output went away (`| head`): stop quietly, as other tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted
+        return stdout_closed()
 
 
 def _main(args: argparse.Namespace) -> int:
