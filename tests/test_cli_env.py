@@ -12,6 +12,7 @@ import pytest
 
 from inspector.env import BUNDLE_VARS, NODE_CA_VAR, PROXY_VARS
 from tests.cli_fixtures import inspector_env, run_inspector
+from tests.conftest import needs_curl
 from tests.servers import EchoServer
 
 NAMES = [*PROXY_VARS, *BUNDLE_VARS, NODE_CA_VAR]
@@ -89,6 +90,7 @@ def test_bad_proxy_url_is_a_clear_error(tmp_path: Path, bad: str) -> None:
     assert done.stdout == ""
 
 
+@needs_curl
 def test_a_shell_pointed_by_env_reaches_a_running_proxy(
     tmp_path: Path, echo_server: EchoServer
 ) -> None:

@@ -34,6 +34,7 @@ from tests.cli_fixtures import (
     make_bare_repo,
     run_inspector,
 )
+from tests.conftest import needs_curl
 from tests.servers import EchoServer
 
 SUMMARY = re.compile(r"^inspector: (\d+) exchanges, (\d+) errors; session (.+)$", re.MULTILINE)
@@ -82,6 +83,7 @@ def assert_captured(done: subprocess.CompletedProcess[str], tmp_path: Path, url:
     assert flows[0].tls is not None  # intercepted: the client spoke TLS to our leaf
 
 
+@needs_curl
 def test_curl_verifies_and_its_exit_status_is_kept(
     tmp_path: Path, confdir: Path, upstream_ca_file: Path, tls_echo_server: EchoServer
 ) -> None:
@@ -94,6 +96,7 @@ def test_curl_verifies_and_its_exit_status_is_kept(
     assert recorded(tmp_path)[0].response.status_code == 404
 
 
+@needs_curl
 def test_curl_output_reaches_stdout_and_the_line_goes_to_stderr(
     tmp_path: Path, confdir: Path, upstream_ca_file: Path, tls_echo_server: EchoServer
 ) -> None:
@@ -242,6 +245,7 @@ def test_environment_is_exactly_the_spec_and_no_proxy_is_kept(
     assert summary(done.stderr) == (0, 0, str(tmp_path / "run.db"))
 
 
+@needs_curl
 def test_hosts_left_alone_still_verify_against_the_system_cas(
     tmp_path: Path, upstream_ca: trustme.CA, upstream_ca_file: Path, tls_echo_server: EchoServer
 ) -> None:
@@ -384,6 +388,7 @@ def test_sigterm_to_inspector_is_passed_on_to_the_command(tmp_path: Path, confdi
         assert summary(err)[:2] == (0, 0)
 
 
+@needs_curl
 def test_proxy_options_may_come_before_the_command_word(
     tmp_path: Path, confdir: Path, upstream_ca_file: Path, echo_server: EchoServer
 ) -> None:
