@@ -11,13 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import h2.events
 import httpx
+import pytest
 
+from inspector import grpc as grpc_model
 from inspector.config import Endpoint, Mode
 from inspector.replay.engine import ReplayOptions, replay_flow
 from protocol.headers import Headers
 from protocol.http2 import AsyncHTTP2Connection
+from tests.grpc_peers import GrpcServer, call
 from tests.h2_fixtures import hypercorn_plain, hypercorn_tls
 from tests.h2_servers import HypercornServer, ScriptedH2Server
 from tests.proxy_fixtures import live_proxy
@@ -154,3 +158,29 @@ def test_ctrl_c_cuts_an_http2_replay_short(tmp_path: Path) -> None:
     assert time.monotonic() - sent < 15  # not the 60 s read timeout
     assert out.decode().splitlines()[-1].endswith("; interrupted")
     assert b"Traceback" not in err
+
+
+def test_grpc_calls_replay_with_their_trailers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """grpcio calls recorded through the proxy (h2c inside CONNECT) replay against grpcio."""
+    server = GrpcServer()
+    try:
+        with live_proxy(tmp_path) as proxy:
+            monkeypatch.setenv("grpc_proxy", proxy.url)
+            monkeypatch.delenv("no_grpc_proxy", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                assert call(channel, "Unary", b"hello") == b"olleh"
+                with pytest.raises(grpc.RpcError):
+                    call(channel, "Missing", b"x")
+            recorded = {f.request.path: f for f in proxy.finished(2)}
+        replays = {path: replay_flow(f, ReplayOptions()) for path, f in recorded.items()}
+    finally:
+        server.close()
+    unary, missing = replays["/test.Echo/Unary"], replays["/test.Echo/Missing"]
+    assert unary.error is None and missing.error is None
+    assert unary.response.body.data == recorded["/test.Echo/Unary"].response.body.data  # type: ignore[union-attr]
+    # grpcio answers only a request with TE: trailers; its status comes back in the trailers
+    assert (grpc_model.status(unary).name, grpc_model.status(missing).name) == ("OK", "NOT_FOUND")  # type: ignore[union-attr]
+    assert grpc_model.status(missing).message == "no such thing"  # type: ignore[union-attr]

@@ -26,7 +26,7 @@ from inspector.config import DEFAULT_BODY_LIMIT, Endpoint
 from inspector.failures import flow_error
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, Timings
 from inspector.replay.body import BodyRecorder
-from inspector.replay.http2 import Cancel, H2Replay
+from inspector.replay.http2 import Cancel, H2Replay, trailers_asked
 from inspector.replay.request import (
     ReplayError,
     authority,
@@ -78,14 +78,18 @@ def replay_request(flow: Flow, options: ReplayOptions) -> FlowRequest:
     rec = flow.request
     target = options.target or Endpoint(rec.scheme, rec.host, rec.port)
     host = None if options.keep_host else authority(target)
+    h2 = rec.http_version == "HTTP/2"
+    headers = outgoing_headers(rec, host)
+    if h2 and trailers_asked(rec):  # the one TE value HTTP/2 allows, and gRPC requires
+        headers.append((b"te", b"trailers"))
     return FlowRequest(
         method=rec.method,
         scheme=target.scheme,
         host=target.host,
         port=target.port,
         path=rec.path,
-        http_version="HTTP/2" if rec.http_version == "HTTP/2" else "HTTP/1.1",
-        headers=outgoing_headers(rec, host),
+        http_version="HTTP/2" if h2 else "HTTP/1.1",
+        headers=headers,
         body=FlowBody(data=rec.body.data, size=len(rec.body.data), sha256=rec.body.sha256),
         timestamp=time.time(),
     )

@@ -4,7 +4,7 @@ One connection per replay, in the replay thread's own event loop: TLS offering A
 ``h2`` for https (a server that picks anything else is an error that says so), prior
 knowledge (h2c) for http. The request goes out as ``protocol.http2_fields.to_http2``
 makes it (lower-case names, no connection-specific fields, ``Host`` as ``:authority``);
-``TE: trailers``, which gRPC needs, is kept.
+``TE: trailers``, which gRPC needs, is kept (``trailers_asked``).
 """
 
 from __future__ import annotations
@@ -40,11 +40,16 @@ def request_fields(flow: Flow) -> tuple[bytes, Headers]:
     """The ``:authority`` and the regular fields a replay sends for ``flow.request``."""
     req = flow.request
     headers = Headers(req.headers)
-    fields = to_http2(headers)
     authority = headers.get(b"host") or request_authority(req).encode("ascii")
-    if b"trailers" in [v.strip().lower() for v in headers.get_all(b"te")]:
-        fields.add(b"te", b"trailers")  # replay's hop-by-hop filter took it out
-    return authority, fields
+    return authority, to_http2(headers)
+
+
+def trailers_asked(req: FlowRequest) -> bool:
+    """Whether the recorded request said ``TE: trailers`` (gRPC servers insist on it)."""
+    return any(
+        name.lower() == b"te" and value.strip().lower() == b"trailers"
+        for name, value in req.headers
+    )
 
 
 def request_authority(req: FlowRequest) -> str:
