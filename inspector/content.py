@@ -272,12 +272,15 @@ def format_json(data: bytes) -> str:
 
 
 def format_form(data: bytes) -> str:
+    """URL-encoded form fields as a two-column table (name, value), in their order."""
     try:
         pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
     except (ValueError, UnicodeDecodeError) as e:
         raise ContentError(f"not URL-encoded form data: {e}") from None
-    width = max((len(k) for k, _ in pairs), default=0)
-    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in pairs)
+    rows = [(k, v.replace("\r", "\\r").replace("\n", "\\n")) for k, v in pairs]
+    width = max((len(k) for k, _ in [("name", ""), *rows]))
+    lines = [f"{'name'.ljust(width)} │ value", f"{'─' * width}─┼─{'─' * 5}"]
+    return "\n".join([*lines, *(f"{k.ljust(width)} │ {v}" for k, v in rows)])
 
 
 MULTIPART_PREVIEW = 200  # characters of a text part shown by the multipart viewer

@@ -146,9 +146,14 @@ def test_html_one_tag_per_line():
     ]
 
 
-def test_form_view_aligns_pairs_and_rejects_garbage():
-    assert content.format_form(b"user=bob&password=s%20t&x=") == (
-        "user     = bob\npassword = s t\nx        = "
+def test_form_view_is_a_table_and_rejects_garbage():
+    assert content.format_form(b"user=bob&password=s%20t&x=&note=a%0Ab") == (
+        "name     │ value\n"
+        "─────────┼──────\n"
+        "user     │ bob\n"
+        "password │ s t\n"
+        "x        │ \n"
+        "note     │ a\\nb"
     )
     with pytest.raises(ContentError, match="not URL-encoded"):
         content.format_form(b"\xff\xfe")

@@ -193,6 +193,16 @@ async def test_detail_keys_step_view_mode_and_copy_header(saved: Path):
         assert screen.flow_id == app.state.index.row_at(1).id
         await pilot.press("p")
         assert screen.flow_id == first
+        tabs = screen.query_one("#tabs")
+        start = tabs.active
+        await pilot.press("l")
+        assert tabs.active != start
+        await pilot.press("h")
+        assert tabs.active == start
+        await pilot.press("slash", "a", "space", "b")  # space types into the find prompt
+        assert screen.flow_id == first
+        assert screen.query_one("FilterBar Input").value == "a b"
+        await pilot.press("escape")
         screen.query_one("#tabs").active = "response"
         await pilot.pause(0.05)
         before = screen.viewers["response"]
