@@ -93,9 +93,13 @@ def summaries_after(
     ).fetchall()
     if not rows:
         return [], after
-    make = FlowSummary._make
-    # marked and modified come as 0/1 from SQLite, then the version text
-    return [make((*r[1:-3], bool(r[-3]), bool(r[-2]), r[-1])) for r in rows], rows[-1][0]
+    return [_summary(row) for row in rows], rows[-1][0]
+
+
+def _summary(row: tuple) -> FlowSummary:
+    """A ``FlowSummary`` from ``seq, SUMMARY_COLUMNS``: marked and modified come as 0/1
+    from SQLite, then the version text."""
+    return FlowSummary._make((*row[1:-3], bool(row[-3]), bool(row[-2]), row[-1]))
 
 
 def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]:
@@ -104,7 +108,5 @@ def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]
         f"SELECT seq, {SUMMARY_COLUMNS} FROM flows WHERE seq IN ({','.join('?' * len(seqs))})",
         seqs,
     ).fetchall()
-    make = FlowSummary._make
-    # marked and modified come as 0/1 from SQLite, then the version text
-    by_seq = {row[0]: make((*row[1:-3], bool(row[-3]), bool(row[-2]), row[-1])) for row in rows}
+    by_seq = {row[0]: _summary(row) for row in rows}
     return [by_seq[seq] for seq in seqs]
