@@ -78,6 +78,9 @@ def capped(body: FlowBody, limit: int) -> FlowBody:
 
 
 def _note(flow: Flow, labels: list[str]) -> None:
+    if not flow.modified_by:  # the common case: one stop's rules, each named once
+        flow.modified_by.extend(labels)
+        return
     for label in labels:
         if label not in flow.modified_by:
             flow.modified_by.append(label)
@@ -152,7 +155,7 @@ class Changes:
         r = flow.request
         before = (r.scheme, r.host, r.port, r.path, list(r.headers))
         try:
-            labels = self.rules.request_head(HTTPFlow(flow))
+            labels = self.rules.request_head(flow)
         except ValueError as e:  # a rewrite that cannot be used (say, a bad URL)
             _record_failure(flow, e, Phase.RULE, "the rule was not applied")
             labels = []
@@ -223,7 +226,7 @@ class Changes:
         if not self.rules.headers or r is None:
             return
         headers = list(r.headers)
-        labels = self.rules.response_head(HTTPFlow(flow))
+        labels = self.rules.response_head(flow)
         if labels:
             _note(flow, labels)
             flow.original_response = FlowResponse(

@@ -224,12 +224,11 @@ def test_head_rules_edit_a_streamed_message() -> None:
         map_remote=["|//old\\.test/|//new.test/"], modify_headers=["/~q/X-A/1", "/~s/Server/"]
     )
     flow = flow_for("http://old.test/x")
-    view = HTTPFlow(flow)
-    labels = rules.request_head(view)
+    labels = rules.request_head(flow)
     assert labels == ["--map-remote |//old\\.test/|//new.test/", "--modify-headers /~q/X-A/1"]
     assert flow.request.url == "http://new.test/x" and flow.request.header("x-a") == "1"
     flow.response = FlowResponse(200, "OK", headers=[(b"Server", b"s"), (b"Content-Length", b"2")])
-    assert rules.response_head(view) == ["--modify-headers /~s/Server/"]
+    assert rules.response_head(flow) == ["--modify-headers /~s/Server/"]
     assert flow.response.headers == [(b"Content-Length", b"2")]
 
 

@@ -138,20 +138,18 @@ class RuleSet:
         """Likewise for a response whose head is known (``~q`` rules never hold it)."""
         return _may_apply(self.bodies, flow) or _may_apply(self.holding, flow)
 
-    def request_head(self, flow: HTTPFlow) -> list[str]:
+    def request_head(self, flow: Flow) -> list[str]:
         """Map remote and header rules on a request that streams (see ``holds_request``)."""
-        recorded = flow.flow
-        labels = apply_remotes(_matching(self.remotes, recorded), flow) if self.remotes else []
+        labels = apply_remotes(_matching(self.remotes, flow), flow) if self.remotes else []
         if self.headers:
-            labels += self._header_plan(recorded, "q").apply(recorded.request.headers)
+            labels += self._header_plan(flow, "q").apply(flow.request.headers)
         return labels
 
-    def response_head(self, flow: HTTPFlow) -> list[str]:
+    def response_head(self, flow: Flow) -> list[str]:
         """Header rules on a response that streams."""
         if flow.response is None:
             return []
-        recorded = flow.flow
-        return self._header_plan(recorded, "s").apply(recorded.response.headers)  # type: ignore[union-attr]
+        return self._header_plan(flow, "s").apply(flow.response.headers)
 
     async def request(self, flow: HTTPFlow) -> list[str]:
         """Apply the request-side rules in order; the labels of the rules that changed it."""
@@ -162,7 +160,7 @@ class RuleSet:
         for rule in _matching(self.locals, recorded):
             if await rule.apply(flow):
                 return [rule.spec.label]
-        labels = apply_remotes(_matching(self.remotes, recorded), flow)
+        labels = apply_remotes(_matching(self.remotes, recorded), recorded)
         labels += self._header_plan(recorded, "q").apply(recorded.request.headers)
         labels += apply_bodies(_matching(self.bodies, recorded), flow.request)
         return labels

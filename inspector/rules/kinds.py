@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from inspector.http import HTTPFlow, Message, Response
+from inspector.flow import Flow
+from inspector.http import HTTPFlow, Message, Request, Response
 from inspector.multidict import header_name, header_value
 from inspector.rules.patterns import Spec, check_template, read_value, regex, split
 
@@ -120,9 +121,9 @@ class MapRemoteRule:
         return cls(spec, compiled, repl_part.text)
 
 
-def apply_remotes(rules: list[MapRemoteRule], flow: HTTPFlow) -> list[str]:
+def apply_remotes(rules: list[MapRemoteRule], flow: Flow) -> list[str]:
     """Rewrite the URL with each rule in turn; the request is re-targeted once, at the end."""
-    start = url = flow.flow.request.url
+    start = url = flow.request.url
     labels = []
     for rule in rules:
         new = rule.regex.sub(rule.replacement, url)
@@ -131,7 +132,7 @@ def apply_remotes(rules: list[MapRemoteRule], flow: HTTPFlow) -> list[str]:
             url = new
     if url != start:
         try:
-            flow.request.url = url
+            Request(flow.request).url = url
         except ValueError as e:
             raise ValueError(f"{labels[-1]}: the rewritten URL is not usable: {e}") from None
     return labels

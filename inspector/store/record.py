@@ -124,9 +124,8 @@ _PARTS = ("headers", "body", "trailers")  # never taken from the current message
 
 def _original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
     """An original message told against the current one, which keeps the record small:
-    fields equal to the current's are left out, an unchanged body is ``{"same": 1}``
-    (stored once), and the header fields are ``"hdelta"`` (the names that differ, with
-    their original fields and positions) when only those differ."""
+    fields equal to the current's are left out and an unchanged body is ``{"same": 1}``
+    (its bytes stored once)."""
     if current is None:
         return (_request_out if kind == "req" else _response_out)(original)
     rec: dict[str, Any] = {}
@@ -136,41 +135,10 @@ def _original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
             rec[key] = value
     same = _same_body(original.body, current.body)
     rec["body"] = {"same": 1} if same else _body_out(original.body)
-    delta = _headers_delta(original.headers, current.headers)
-    if delta is None:
-        rec["headers"] = _pairs_out(original.headers)
-    else:
-        rec["hdelta"] = delta
+    rec["headers"] = _pairs_out(original.headers)  # whole: cheaper than a delta to work out
     if original.trailers:
         rec["trailers"] = _pairs_out(original.trailers)
     return rec
-
-
-def _headers_delta(original: list, current: list) -> list | None:
-    """``[names, [[index, name, value], ...]]`` rebuilding ``original`` from ``current``
-    (``_headers_from_delta``), or None when fields outside those names moved."""
-    if original == current:
-        return [[], []]
-    changed = {n.lower() for n, _ in set(original).symmetric_difference(current)}
-    if [p for p in original if p[0].lower() not in changed] != [
-        p for p in current if p[0].lower() not in changed
-    ]:
-        return None  # repeated or reordered fields: the original is stored whole
-    fields = [
-        [i, n.decode("latin-1"), v.decode("latin-1")]
-        for i, (n, v) in enumerate(original)
-        if n.lower() in changed
-    ]
-    return [sorted(name.decode("latin-1") for name in changed), fields]
-
-
-def _headers_from_delta(delta: list, current: list[list[str]]) -> list[list[str]]:
-    names, fields = delta
-    changed = set(names)
-    out = [p for p in current if p[0].encode("latin-1").lower().decode("latin-1") not in changed]
-    for index, name, value in fields:  # in ascending order: each lands at its place
-        out.insert(index, [name, value])
-    return out
 
 
 def _original_in(rec: dict[str, Any] | None, current: dict[str, Any] | None) -> Any:
@@ -179,8 +147,6 @@ def _original_in(rec: dict[str, Any] | None, current: dict[str, Any] | None) -> 
         return rec
     full = {k: v for k, v in current.items() if k not in _PARTS}
     full.update(rec)
-    if "hdelta" in rec:
-        full["headers"] = _headers_from_delta(rec["hdelta"], current["headers"])
     if rec["body"].get("same"):
         full["body"] = {**current["body"], "same": 1}
     return full
