@@ -227,3 +227,19 @@ def test_readme_key_table_is_the_help_screens():
     from inspector.tui.keys import markdown
 
     assert readme[start:end].split("\n", 1)[1] == markdown()
+
+
+async def test_an_exchange_in_progress_is_not_edited(tmp_path: Path, no_editor):
+    from inspector.bus import EventKind, FlowEvent
+    from tests.tui_fixtures import bus_app, numbered_flow
+
+    app, bus, store = bus_app(tmp_path)
+    flow = numbered_flow(1)
+    flow.response, flow.timings.end = None, None  # the upstream has not answered yet
+    async with app.run_test(size=SIZE) as pilot:
+        bus.publish(FlowEvent(EventKind.STARTED, flow))
+        await wait_for(pilot, lambda: len(app.state.index) == 1, "the row")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: any("in progress" in n for n in notes(app)), "refused")
+        assert isinstance(app.screen, FlowListScreen)
+    store.close()

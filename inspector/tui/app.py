@@ -378,6 +378,11 @@ class InspectorApp(App[int]):
         flow = self.state.load_flow(flow_id)
         if flow is None:
             self.notify("that flow is no longer in the session", severity="warning")
+        elif not flow.finished:  # the proxy is still writing it
+            self.notify(
+                "this exchange is still in progress: edit it when it is done (or D duplicates it)",
+                severity="warning",
+            )
         elif part == "response" and flow.response is None:
             self.notify("this flow has no response to edit", severity="warning")
         else:
@@ -404,7 +409,9 @@ class InspectorApp(App[int]):
         for flow_id in ids:
             held = self.session.held_flow(flow_id)
             flow = held or self.state.load_flow(flow_id)
-            if flow is None or not self.state.revert(flow):
+            if flow is None or (held is None and not flow.finished):
+                continue  # gone, or resumed and still in flight: the proxy is writing it
+            if not self.state.revert(flow):
                 continue
             reverted += 1
             if held is None:
