@@ -23,7 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
 from protocol.authority import host_port
-from protocol.connection import CLIENT, DONE, Connection
+from protocol.connection import CLIENT, DONE, IDLE, Connection
 from protocol.errors import (
     BadStatusLine,
     LineTooLong,
@@ -484,6 +484,28 @@ class AsyncHTTPConnection:
             and writer is not None
             and not writer.transport.is_closing()
             and not reader.at_eof()  # type: ignore[union-attr]
+        )
+
+    @property
+    def fresh(self) -> bool:
+        """Open, and no request sent on it yet: the first exchange may use it as it is."""
+        core = self._core
+        return (
+            core.our_state is IDLE
+            and core.their_state is IDLE
+            and not core.trailing_data[0]
+            and self.alive
+        )
+
+    @property
+    def alive(self) -> bool:
+        """The stream is open and the peer has not closed it (whatever the HTTP state)."""
+        writer, reader = self._writer, self._reader
+        return (
+            writer is not None
+            and reader is not None
+            and not writer.transport.is_closing()
+            and not reader.at_eof()
         )
 
     async def start_next_cycle(self) -> None:

@@ -7,6 +7,7 @@ the wire, not inferred from a parsing server's view.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 
@@ -19,12 +20,12 @@ class RecordingOrigin:
     """An origin that records each recv() per connection and answers every complete
     request (Content-Length or chunked) with 200."""
 
-    def __init__(self, answer: bytes = OK) -> None:
+    def __init__(self, answer: bytes = OK, tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer  # what each complete request gets back
         self.lock = threading.Lock()
         self.connections: list[list[bytes]] = []  # the recv() results of each connection
         self.ended: list[bool] = []  # whether each connection has ended (EOF or reset)
-        self.server = RawServer(self._serve)
+        self.server = RawServer(self._serve, tls=tls)
 
     @property
     def authority(self) -> str:

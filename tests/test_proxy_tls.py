@@ -133,21 +133,18 @@ def test_insecure_skips_upstream_verification(tmp_path: Path, tls_echo_server: E
     assert flow.tls is not None and flow.tls.upstream_cert_subject is not None
 
 
-def test_connect_to_a_refused_port_inside_the_tunnel(proxy: LiveProxy) -> None:
+def test_curl_learns_of_a_refused_port_from_the_connect(proxy: LiveProxy) -> None:
+    """CONNECT dials first: the refusal is the CONNECT's answer, before any TLS."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         out = curl(
-            proxy,
-            "--cacert",
-            str(proxy.ca_file),
-            "-w",
-            "%{http_code}",
-            f"https://127.0.0.1:{port}/",
-        )
-    assert out.stdout.endswith(b"502") and b"ConnectionRefusedError" in out.stdout
+            proxy, "--cacert", str(proxy.ca_file), "-w", "%{http_connect}", f"https://127.0.0.1:{port}/"
+        )  # fmt: skip
+    assert out.returncode != 0 and out.stdout.endswith(b"502")
     (flow,) = proxy.finished(1)
-    assert flow.error is not None and flow.error.phase == "connect"
+    assert flow.request.method == "CONNECT" and flow.error is not None
+    assert (flow.error.exc_class, flow.error.phase) == ("ConnectionRefusedError", "connect")
 
 
 def test_tls_to_the_plain_port_gets_a_clear_400(proxy: LiveProxy) -> None:
@@ -197,8 +194,9 @@ def test_a_client_dropping_the_handshake_is_recorded_with_the_likely_cause(
     )
     with pytest.raises(ssl.SSLWantReadError):
         hello_maker.do_handshake()
-    with socket.create_connection((proxy.host, proxy.port), timeout=10) as s:
-        s.sendall(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n")
+    with socket.create_server(("127.0.0.1", 0)) as target, proxy.connect() as s:
+        where = f"127.0.0.1:{target.getsockname()[1]}"  # reachable: CONNECT dials first
+        s.sendall(f"CONNECT {where} HTTP/1.1\r\nHost: {where}\r\n\r\n".encode())
         assert read_head(s).startswith(b"HTTP/1.1 200")
         s.sendall(outgoing.read())
         s.settimeout(10)

@@ -61,6 +61,9 @@ class ProxyContext:
     certstore: CertStore
     deadlines: ReadDeadlines
     hooks: tuple[ExchangeHook, ...]  # run at the exchange's two stops, in this order
+    # Rules or addons are loaded: they may send a tunnel's requests elsewhere or answer
+    # them, so a CONNECT target that cannot be dialled does not refuse the tunnel.
+    tunnels_outlive_targets: bool
     auth: ProxyAuth | None  # --proxy-auth, or None: no authentication
     new_flow_id: FlowIds
     lifecycle: Lifecycle

@@ -90,6 +90,7 @@ class ProxyServer:
             certstore=self.certstore,
             deadlines=self.deadlines,
             hooks=self.hooks,
+            tunnels_outlive_targets=any(not isinstance(h, InterceptHook) for h in self.hooks),
             auth=ProxyAuth(*config.proxy_auth) if config.proxy_auth is not None else None,
             new_flow_id=FlowIds(),
             lifecycle=self.lifecycle,

@@ -1,9 +1,18 @@
-"""CONNECT tunnels: answer the CONNECT, then intercept what flows through or relay it raw.
+"""CONNECT tunnels: dial the target, answer, then intercept what flows through or relay it.
 
-``open_tunnel`` answers a client's CONNECT and looks at its first bytes (``sniff.py``):
-a TLS ClientHello gets our certificate for its SNI name and the HTTP inside comes back
-to the connection layer; plain HTTP comes back as is; anything else (and every host
-matching ``--ignore-hosts``) is relayed untouched and recorded as one CONNECT flow.
+``open_tunnel`` dials the target first (TCP, through the upstream proxy in upstream mode;
+mitmproxy's "eager" strategy): an unreachable one is a 502 (504 when the connect timed
+out) with the reason in one line, and a CONNECT flow with an exception of phase connect;
+the client connection stays usable. Then it answers 200 and looks at the client's first
+bytes (``sniff.py``): a TLS ClientHello gets our certificate for its SNI name and the HTTP
+inside comes back to the connection layer, whose first upstream connection to the target
+starts from the one dialled (``UpstreamPool.keep_dialled``); plain HTTP likewise; anything
+else is relayed untouched over the dialled connection and recorded as one CONNECT flow.
+
+``--ignore-hosts`` is matched against the CONNECT host before anything is answered, and
+against the ClientHello's SNI once it is peeked (after the 200, which only says the target
+is reachable): either way the tunnel is relayed raw over the dialled connection, so a
+client connecting to an IP address with the name in SNI is left alone too.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from inspector.proxy import errors
 from inspector.proxy.errors import ClientGone, UpstreamError
 from inspector.proxy.modes import Target, Tunnel
 from inspector.proxy.sniff import ClientHello, looks_like_http, peek_client_hello
-from inspector.proxy.upstream import open_raw
+from inspector.proxy.upstream import UpstreamConnection, open_raw
 from protocol.aio import READ_CHUNK, stream_write
 from protocol.connection import SWITCHED
 from protocol.events import Request
@@ -40,35 +49,86 @@ async def open_tunnel(
     """Answer CONNECT host:port: the tunnel whose HTTP the client connection serves next,
     or, when there is none (relayed raw, refused, failed), whether the client connection
     may carry another request."""
+    flow = _connect_flow(ctx, client, req, host, port)  # published only if it is used
     ignore = ctx.config.ignore_hosts
-    if ignore is not None and ignore.search(host):
-        return await _raw_tunnel(ctx, client, req, host, port)
-    transport = client.writer.transport
-    transport.pause_reading()  # keep the first tunnel bytes in the kernel for peeking
-    await client.send_established()
-    if client.conn.our_state is not SWITCHED:
-        return False
-    early, _ = client.conn.trailing_data
-    if early:
-        transport.resume_reading()
-        return False  # bytes sent before our 200 cannot be peeked: refuse the tunnel
+    ignored = ignore is not None and ignore.search(host) is not None
+    up = await _dial(ctx, flow, host, port)
+    if isinstance(up, UpstreamError):
+        if ignored or not ctx.tunnels_outlive_targets:
+            return await _refuse(ctx, client, flow, up)
+        failure, up = up, None  # each request inside says how it went (map-remote, ...)
+    if ignored:
+        return await _raw_tunnel(ctx, client, flow, up)  # type: ignore[arg-type]
     try:
-        first, hello = await peek_client_hello(transport, PEEK_TIMEOUT)
-    except TimeoutError:
-        return False
+        first, hello = await _answer_and_peek(client)
+    except BaseException:  # the client went away (or the proxy stops): nothing to dial for
+        _close(up)
+        raise
     if not first:
-        return False
-    if hello is not None:
+        _close(up)
+        return False  # no tunnel after all (the client left, or spoke too early)
+    if hello is not None and not (ignore and hello.sni and ignore.search(hello.sni)):
+        if up is not None:  # for the upstream side's first connection (or the h2 probe)
+            ctx.pool.keep_dialled(up)
         try:
             await _start_client_tls(ctx, client, host, port, hello)
         except ClientGone as e:
             _report_client_tls_failure(ctx, client, req, host, port, hello, e.exc)
             return False
         return Tunnel("https", host, port)
-    transport.resume_reading()
-    if looks_like_http(first):
+    client.writer.transport.resume_reading()
+    if hello is None and looks_like_http(first):
+        if up is not None:
+            ctx.pool.keep_dialled(up)
         return Tunnel("http", host, port)
-    return await _raw_tunnel(ctx, client, req, host, port, answered=True)
+    if up is None:  # not HTTP, so no rule can send it elsewhere: the dial's failure stands
+        ctx.publish(EventKind.STARTED, flow)
+        ctx.finish_error(flow, failure.exc, failure.phase)
+        return False
+    return await _raw_tunnel(ctx, client, flow, up, answered=True)
+
+
+async def _dial(
+    ctx: ProxyContext, flow: Flow, host: str, port: int
+) -> UpstreamConnection | UpstreamError:
+    """TCP to the CONNECT target (through the upstream proxy in upstream mode)."""
+    mode = ctx.config.mode
+    target = Target("tcp", host, port, "", mode.target if mode.kind == "upstream" else None)
+    try:
+        return await open_raw(target, ctx.pool, flow.timings)
+    except UpstreamError as e:
+        return e
+
+
+async def _refuse(ctx: ProxyContext, client: HTTP1Connection, flow: Flow, e: UpstreamError) -> bool:
+    """The target is unreachable: 502 (504 for a timeout) with the reason in one line."""
+    ctx.publish(EventKind.STARTED, flow)
+    ctx.finish_error(flow, e.exc, e.phase)
+    body = errors.upstream_error_body(e).decode("utf-8", "replace")
+    return await client.fail(errors.upstream_status(e.exc), body)
+
+
+def _close(up: UpstreamConnection | None) -> None:
+    if up is not None:
+        up.close_nowait()
+
+
+async def _answer_and_peek(client: HTTP1Connection) -> tuple[bytes, ClientHello | None]:
+    """Answer 200, then the client's first bytes, left unread, and its ClientHello if they
+    are TLS; ``b""`` when there is nothing to look at (the transport's reading resumed)."""
+    transport = client.writer.transport
+    transport.pause_reading()  # keep the first tunnel bytes in the kernel for peeking
+    await client.send_established()
+    if client.conn.our_state is not SWITCHED:
+        return b"", None
+    early, _ = client.conn.trailing_data
+    if early:
+        transport.resume_reading()
+        return b"", None  # bytes sent before our 200 cannot be peeked: refuse the tunnel
+    try:
+        return await peek_client_hello(transport, PEEK_TIMEOUT)
+    except TimeoutError:
+        return b"", None
 
 
 async def _start_client_tls(
@@ -153,26 +213,14 @@ def _connect_flow(
 async def _raw_tunnel(
     ctx: ProxyContext,
     client: HTTP1Connection,
-    req: Request,
-    host: str,
-    port: int,
+    flow: Flow,
+    up: UpstreamConnection,
     *,
     answered: bool = False,
 ) -> bool:
-    """Relay a tunnel untouched (--ignore-hosts, or not HTTP inside); recorded as CONNECT.
-    True only when the target was unreachable and the client may send another request."""
-    flow = _connect_flow(ctx, client, req, host, port)
+    """Relay a tunnel untouched over the dialled ``up`` (--ignore-hosts, or not HTTP
+    inside); recorded as the CONNECT ``flow``. The client connection is done after it."""
     ctx.publish(EventKind.STARTED, flow)
-    mode = ctx.config.mode
-    target = Target("tcp", host, port, "", mode.target if mode.kind == "upstream" else None)
-    try:
-        up = await open_raw(target, ctx.pool, flow.timings)
-    except UpstreamError as e:
-        ctx.finish_error(flow, e.exc, e.phase)
-        if answered:
-            return False
-        body = errors.upstream_error_body(e).decode("utf-8", "replace")
-        return await client.fail(errors.upstream_status(e.exc), body)
     if not answered:
         await client.send_established()
     flow.response = FlowResponse(200, ESTABLISHED.decode(), timestamp=time.time())

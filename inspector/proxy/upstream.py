@@ -135,6 +135,19 @@ class UpstreamConnection(AsyncHTTPConnection):
             raise UpstreamError(e, Phase(up.phase), key.authority) from e
         return up
 
+    async def finish_dialled(self, key: PoolKey, tls: ssl.SSLContext, timings: Timings) -> None:
+        """Make a connection dialled for a CONNECT (TCP to the origin, through any upstream
+        proxy) into one for ``key``: TLS for https; UpstreamError on failure."""
+        self.key = key
+        if key.scheme != "https":
+            return
+        try:
+            await self.start_tls(tls, key.sni or key.host)
+            timings.tls_end = time.time()
+        except (OSError, TimeoutError, ssl.SSLError, HTTPException) as e:
+            self.abort()
+            raise UpstreamError(e, Phase(self.phase), key.authority) from e
+
     @property
     def authority(self) -> str:
         """``host:port`` of the origin this connection serves (not of a proxy on the way)."""
@@ -205,6 +218,9 @@ class UpstreamPool:
         self._hosts: dict[PoolKey, _HostSlots] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._h2: H2Pool | None = None
+        # TCP connections dialled to answer a CONNECT, by (host, port, upstream proxy):
+        # the next connection opened to that origin starts from one (see keep_dialled).
+        self._dialled: dict[tuple[str, int, Endpoint | None], UpstreamConnection] = {}
         self.opened = 0  # connections opened, for tests and benchmarks
 
     def key_for(self, target: Target, sni: str | None = None, *, http2: bool = False) -> PoolKey:
@@ -234,9 +250,13 @@ class UpstreamPool:
         """A new connection for ``key`` (TLS with ``tls``, default ``self.tls``), unpooled."""
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())
-        up = await UpstreamConnection.open(
-            key, tls or self.tls, self.config, timings, self.deadlines
-        )
+        up = self._take_dialled(key)
+        if up is not None:
+            await up.finish_dialled(key, tls or self.tls, timings)
+        else:
+            up = await UpstreamConnection.open(
+                key, tls or self.tls, self.config, timings, self.deadlines
+            )
         self.opened += 1
         up.uses = 1
         return up
@@ -264,13 +284,35 @@ class UpstreamPool:
             if not fresh:
                 up = self._take_idle(slots)
                 if up is not None:
-                    await up.start_next_cycle()
-                    up.uses += 1
+                    if not up.fresh:  # a fresh one (say the h2 probe's) carried nothing yet
+                        await up.start_next_cycle()
+                        up.uses += 1
                     return up
             return await self.open(key, timings)
         except BaseException:
             self._free_slot(slots)
             raise
+
+    def keep_dialled(self, up: UpstreamConnection) -> None:
+        """Keep ``up``, dialled (TCP) to answer a CONNECT only once its target was reachable,
+        for the first connection the tunnel's exchanges open to that origin (TLS is done
+        then, with the key's SNI and ALPN): the origin sees one connection, not two."""
+        key = (up.key.host, up.key.port, up.key.via)
+        old = self._dialled.pop(key, None)
+        if old is not None:
+            old.close_nowait()
+        up.idle_since = time.monotonic()
+        self._dialled[key] = up
+
+    def _take_dialled(self, key: PoolKey) -> UpstreamConnection | None:
+        if not self._dialled or (key.via is not None and key.scheme == "http"):
+            return None  # an upstream proxy takes plain HTTP in absolute form, untunnelled
+        up = self._dialled.pop((key.host, key.port, key.via), None)
+        if up is None or up.idle_since < time.monotonic() - self.idle_timeout or not up.alive:
+            if up is not None:
+                up.close_nowait()
+            return None
+        return up
 
     def adopt(self, up: UpstreamConnection) -> UpstreamConnection:
         """Count a connection opened by ``open`` as in use: ``release``/``discard`` free it."""
@@ -284,7 +326,7 @@ class UpstreamPool:
         deadline = time.monotonic() - self.idle_timeout
         while slots.idle:
             up = slots.idle.pop()  # most recently used: the warmest
-            if up.idle_since >= deadline and up.reusable:  # reusable: no EOF seen meanwhile
+            if up.idle_since >= deadline and (up.reusable or up.fresh):  # no EOF meanwhile
                 return up
             up.close_nowait()
         return None
@@ -299,7 +341,7 @@ class UpstreamPool:
             up.close_nowait()
             return
         self._free_slot(slots)
-        if up.reusable and len(slots.idle) < self.max_idle:
+        if (up.reusable or up.fresh) and len(slots.idle) < self.max_idle:
             up.idle_since = time.monotonic()
             slots.idle.append(up)
         else:
@@ -334,6 +376,10 @@ class UpstreamPool:
                 slots.idle = keep
                 if not keep and not slots.active and not slots.waiters:
                     del self._hosts[key]
+            for origin, up in list(self._dialled.items()):
+                if up.idle_since < deadline:
+                    del self._dialled[origin]
+                    up.close_nowait()
 
     async def close(self) -> None:
         await self.deadlines.close()
@@ -345,6 +391,9 @@ class UpstreamPool:
             for up in slots.idle:
                 up.close_nowait()
         self._hosts.clear()
+        for up in self._dialled.values():
+            up.close_nowait()
+        self._dialled.clear()
         if self._h2 is not None:
             await self._h2.close()
 
