@@ -1,4 +1,5 @@
-"""One flow in detail: tabs for the request, response, timing, TLS, WebSocket and error.
+"""One flow in detail: tabs for the request, response, changes (by rules and addons),
+timing, TLS, WebSocket and error.
 
 What each tab shows is built in ``inspector.tui.views``; this screen lays it out and
 handles the keys."""
@@ -18,6 +19,7 @@ from inspector import content
 from inspector.flow import Flow
 from inspector.render import flow_line
 from inspector.tui import keys
+from inspector.tui.changes_view import changes_view
 from inspector.tui.messages import EditFlow, FlowsChanged, OpenExport
 from inspector.tui.screens.choose import ChoiceScreen
 from inspector.tui.state import FlowState
@@ -38,7 +40,7 @@ from inspector.tui.widgets.status_bar import HeaderBar
 if TYPE_CHECKING:
     from inspector.tui.app import InspectorApp
 
-TABS = ("request", "response", "timing", "tls", "websocket", "error")
+TABS = ("request", "response", "changes", "timing", "tls", "websocket", "error")
 
 
 class FlowDetailScreen(Screen):
@@ -69,6 +71,8 @@ class FlowDetailScreen(Screen):
                     with VerticalScroll(classes="head"):
                         yield Static("", id=f"{part}-head")
                     yield BodyViewer(id=f"{part}-body")
+            with TabPane("Changes", id="changes"), VerticalScroll():
+                yield Static("", id="changes-view")
             with TabPane("Timing", id="timing"), VerticalScroll():
                 yield Static("", id="timing-view")
             with TabPane("TLS", id="tls"), VerticalScroll():
@@ -109,6 +113,7 @@ class FlowDetailScreen(Screen):
         self.query_one("#response-head", Static).update(response_head(flow))
         self._show_body("request")
         self._show_body("response")
+        self.query_one("#changes-view", Static).update(changes_view(flow))
         self.query_one("#timing-view", Static).update(timing_view(flow))
         self.query_one("#tls-view", Static).update(tls_view(flow))
         self.query_one("#websocket-view", Static).update(websocket_view(flow))
@@ -120,6 +125,11 @@ class FlowDetailScreen(Screen):
             ("error", flow.error is None),
         ):
             tabs.get_tab(tab).set_class(empty, "-empty")
+        # Only a flow a rule or an addon changed has a Changes tab.
+        if flow.modified:
+            tabs.show_tab("changes")
+        else:
+            tabs.hide_tab("changes")
 
     def _show_summary(self, flow: Flow) -> None:
         text = Text()
@@ -172,8 +182,11 @@ class FlowDetailScreen(Screen):
 
     def _switch_tab(self, step: int) -> None:
         tabs = self.query_one(TabbedContent)
-        i = TABS.index(tabs.active) if tabs.active in TABS else 0
-        tabs.active = TABS[(i + step) % len(TABS)]
+        shown = [
+            t for t in TABS if t != "changes" or (self.flow is not None and self.flow.modified)
+        ]
+        i = shown.index(tabs.active) if tabs.active in shown else 0
+        tabs.active = shown[(i + step) % len(shown)]
 
     def action_next_tab(self) -> None:
         self._switch_tab(1)
