@@ -14,6 +14,9 @@ def trust_steps(ca: CertificateAuthority) -> str:
     pem, der, key = (shlex.quote(str(p)) for p in (ca.cert_path, ca.der_path, ca.key_path))
     nssdb = "sql:$HOME/.pki/nssdb"
     return f"""\
+No trust needed for one program, or for a shell pointed at a running proxy:
+    inspector run -- CMD ARGS...
+    eval "$(inspector env)"
 How to trust it, so that intercepted HTTPS verifies without warnings:
   curl:
     curl --cacert {pem} ...

@@ -108,3 +108,11 @@ def test_a_shell_pointed_by_env_reaches_a_running_proxy(
     finally:
         out, _ = proxy.stop()
     assert f"GET {echo_server.url}/status/201 -> 201 Created" in out
+
+
+def test_inspector_ca_points_at_run_and_env_first(tmp_path: Path) -> None:
+    done = run_inspector("ca", "--confdir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    steps = done.stdout.split("-----END CERTIFICATE-----", 1)[1]
+    assert steps.index("inspector run -- CMD") < steps.index("How to trust it")
+    assert 'eval "$(inspector env)"' in steps
