@@ -59,14 +59,17 @@ def run_command(config: Config, command: list[str]) -> int:
     runtime = proxy.start()  # ConfigError (exit 2) when it cannot: CMD is not run
     printer = LinePrinter(flt, quiet=config.quiet, out=sys.stderr)
     tally = Tally()
-    runtime.bus.subscribe(printer.on_event, FINISHED)
-    runtime.bus.subscribe(tally.on_event, FINISHED)
-    with _signals_passed_on() as slot:
-        try:
-            status = _run_child(command, _child_environment(config, proxy), slot)
-        finally:
-            proxy.stop()  # in-flight exchanges get the grace period; the store is flushed
-            printer.close()
+    try:
+        runtime.bus.subscribe(printer.on_event, FINISHED)
+        runtime.bus.subscribe(tally.on_event, FINISHED)
+        with _signals_passed_on() as slot:
+            try:
+                status = _run_child(command, _child_environment(config, proxy), slot)
+            finally:  # still ignoring Ctrl-C: a second one must not cut the drain short
+                proxy.stop()  # in-flight exchanges get the grace period; the store is flushed
+    finally:
+        proxy.stop()  # (already stopped, unless interrupted before CMD started)
+        printer.close()
     print(
         f"inspector: {tally.exchanges} exchanges, {tally.errors} errors; "
         f"session {runtime.store.path}",

@@ -400,3 +400,13 @@ def test_proxy_options_may_come_before_the_command_word(
     assert done.returncode == 0, done.stderr
     assert " -> " not in done.stderr  # -q: no error, so no line
     assert summary(done.stderr) == (1, 0, str(tmp_path / "run.db"))
+
+
+def test_intercept_needs_the_ui(tmp_path: Path, confdir: Path) -> None:
+    marker = tmp_path / "ran"
+    done = run_inspector(
+        "run", "--confdir", str(confdir), "--intercept", "~m GET", "--", "touch", str(marker)
+    )
+    assert done.returncode == 2
+    assert "`inspector run` has none to release them" in done.stderr
+    assert not marker.exists() and "listening" not in done.stderr
