@@ -330,8 +330,15 @@ class FlowTable(ScrollView, can_focus=True):
     def watch_cursor(self, old: int, new: int) -> None:
         row = self.index.row_at(new)
         self._cursor_id = row.id if row is not None else None
+        top = self.scroll_y
         self._scroll_cursor_into_view()
-        self.refresh()
+        if self.scroll_y == top and old != new:
+            # Only the two rows whose highlight changed are drawn again (row i is virtual
+            # line i + 1, under the header), not the whole screen of rows.
+            self.refresh_line(old + 1)
+            self.refresh_line(new + 1)
+        else:
+            self.refresh()
 
     def _scroll_cursor_into_view(self) -> None:
         visible = max(1, self.scrollable_content_region.height - 1)
