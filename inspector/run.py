@@ -18,8 +18,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
+from certs import CAError, CertificateAuthority
 from inspector import filters
 from inspector.bus import FINISHED, EventKind, FlowEvent
 from inspector.config import Config, ConfigError
@@ -55,8 +57,16 @@ def run_command(config: Config, command: list[str]) -> int:
             '(eval "$(inspector env)")'
         )
     flt = filters.parse(config.filter) if config.filter else None
+    new_ca = _make_ca(config)
     proxy = ProxyThread(config)
     runtime = proxy.start()  # ConfigError (exit 2) when it cannot: CMD is not run
+    if new_ca is not None:
+        print(
+            f"inspector: created a local CA, {new_ca}: the programs `inspector run` starts "
+            "trust it (`inspector ca` shows how to trust it elsewhere)",
+            file=sys.stderr,
+            flush=True,
+        )
     printer = LinePrinter(flt, quiet=config.quiet, out=sys.stderr)
     tally = Tally()
     try:
@@ -77,6 +87,16 @@ def run_command(config: Config, command: list[str]) -> int:
         flush=True,
     )
     return status
+
+
+def _make_ca(config: Config) -> Path | None:
+    """Make the CA on a first run before the proxy starts (its own first-run advice, to go
+    and trust it, is not for `run`); the new certificate's path, None when it existed."""
+    try:
+        ca = CertificateAuthority.load_or_create(config.confdir)
+    except CAError as e:
+        raise ConfigError(str(e)) from None
+    return ca.cert_path if ca.created else None
 
 
 def _child_environment(config: Config, proxy: ProxyThread) -> dict[str, str]:

@@ -260,6 +260,12 @@ def test_hosts_left_alone_still_verify_against_the_system_cas(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["path"] == "/echo"
+    # A first run: the new CA is announced as already trusted by what `run` starts.
+    assert f"created a local CA, {confdir / 'ca.pem'}: the programs `inspector run` starts" in (
+        done.stderr
+    )
+    assert "trust it to intercept HTTPS" not in done.stderr
+    assert done.stderr.startswith("inspector: proxy listening on ")
     bundle = next(confdir.glob("trust-*.pem"))
     assert upstream_ca.cert_pem.bytes().decode().strip() in bundle.read_text()
     # Written once per CA: a second run leaves the file as it is.
