@@ -107,6 +107,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         if not action.option_strings or action.default is argparse.SUPPRESS or "default:" in text:
             return text
+        if action.required:
+            return f"{text} (required)"
         return f"{text} (default: {_shown_default(action)})"
 
 
@@ -359,7 +361,9 @@ def _export_options(p: OptionParser) -> None:
     )
     p.add_argument("--filter", metavar="EXPR", help="export only matching exchanges")
     p.add_argument("--redact", action="store_true", help="mask credentials")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="(default: stdout)")
+    p.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="file to write (default: stdout)"
+    )
 
 
 def _import_options(p: OptionParser) -> None:

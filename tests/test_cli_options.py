@@ -50,9 +50,10 @@ def test_every_option_has_help_and_shows_its_default(command: str | None) -> Non
     for option, text in entries.items():
         if option in ("-h", "--version"):
             continue
-        assert re.search(r"\(default: [^)]+\)", text), f"{command} {option}: {text}"
-        words = text.split("  ", 1)[-1]
-        assert len(words.split("(default:")[0].strip()) > 3, f"{command} {option} has no help"
+        assert re.search(r"\((default: [^)]+|required)\)", text), f"{command} {option}: {text}"
+    for action in parser.options:
+        own = (action.help or "").split("(default:")[0].strip()
+        assert len(own) > 3, f"{command} {action.option_strings or action.dest} has no help"
 
 
 def test_proxy_options_before_and_after_the_command_word(tmp_path: Path) -> None:
