@@ -1,11 +1,13 @@
 """What a proxy forwards of a message's fields (RFC 9110 7.6.1, RFC 9112 6-7).
 
-Not forwarded: ``Connection`` and every field it names, ``Proxy-Connection`` (and what
-it names), ``Keep-Alive``, ``TE`` other than ``TE: trailers``, ``Proxy-Authorization``
-(meant for us), and ``Upgrade`` except in a WebSocket handshake, the one protocol switch
-the proxy relays and records (an ``h2c`` or ``TLS/1.2`` upgrade would turn the connection
-into bytes nobody reads; the origin answers as to a plain request). ``Trailer`` is
-end-to-end (RFC 9110 6.6.2) and goes on with the trailers it announces.
+Not forwarded: ``Connection`` and every field it names (but for the body's framing fields,
+``Content-Length`` and ``Transfer-Encoding``: the body goes on framed as it came),
+``Proxy-Connection`` (and what it names), ``Keep-Alive``, ``TE`` other than
+``TE: trailers``, ``Proxy-Authorization`` (meant for us), and ``Upgrade`` except in a
+WebSocket handshake, the one protocol switch the proxy relays and records (an ``h2c`` or
+``TLS/1.2`` upgrade would turn the connection into bytes nobody reads; the origin answers
+as to a plain request). ``Trailer`` is end-to-end (RFC 9110 6.6.2) and goes on with the
+trailers it announces.
 ``Transfer-Encoding`` is the connection layer's: the sans-IO core frames what it sends
 itself. A list of identical ``Content-Length`` values (``5, 5`` or two fields) goes on as
 one value (RFC 9110 8.6); differing values never get here (the parser answers 400).
@@ -25,6 +27,9 @@ _ALWAYS = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-
 _ALWAYS_AND_UPGRADE = _ALWAYS | {b"upgrade"}
 _CONNECTION_FIELDS = (b"connection", b"proxy-connection")
 _CONTENT_LENGTH = b"content-length"
+# Named in Connection, these would still not be dropped: they frame this message's body,
+# which goes on framed the same way (the origin would get a POST without its body).
+_FRAMING = frozenset({_CONTENT_LENGTH, b"transfer-encoding"})
 
 
 def _connection_values(pairs: HeaderPairs, lowered: list[bytes]) -> list[bytes]:
@@ -52,7 +57,11 @@ def _drop_set(
     for value in _connection_values(pairs, lowered):
         for token in value.lower().split(b","):
             token = token.strip()
-            if token not in drop and not (upgrade and token == b"upgrade"):
+            if (
+                token not in drop
+                and token not in _FRAMING
+                and not (upgrade and token == b"upgrade")
+            ):
                 extra = extra or set(drop)
                 extra.add(token)
     return drop if extra is None else extra
