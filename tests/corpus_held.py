@@ -17,6 +17,7 @@ from tests.corpus import (
     all_of,
     body_is,
     cases,
+    framed,
     header_once,
     host_is_target,
     lacks,
@@ -88,6 +89,16 @@ MEANING = cases(
             + b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\n"
         ),
         relayed(lacks(b"upgrade"), lacks(b"http2-settings")),
+    ),
+    (
+        "connection-lists-content-length",
+        req(POST + b"Content-Length: 5\nConnection: Content-Length\n", b"hello"),
+        {**BAD, 200: relayed(body_is(b"hello"), framed())[200]},
+    ),
+    (
+        "connection-lists-te",
+        req(CHUNKED + b"Connection: Transfer-Encoding\n", b"5\r\nhello\r\n0\r\n\r\n"),
+        {**BAD, 200: relayed(body_is(b"hello"), framed())[200]},
     ),
     (
         "host-list",
