@@ -425,3 +425,22 @@ def test_http2_streams_go_through_rules_and_addons(tmp_path: Path, echo_server: 
     assert echoed[0] == 200 and ["X-H2", "yes"] in json.loads(echoed[1])["headers"]
     assert {f.request.http_version for f in flows} == {"HTTP/2"}
     assert all(f.modified for f in flows)
+
+
+def test_rules_and_scripts_come_from_config_toml(tmp_path: Path, echo_server: EchoServer) -> None:
+    addon = script(
+        tmp_path, "stamp.py", "def response(flow):\n    flow.response.headers['X-Toml'] = '1'\n"
+    )
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.toml").write_text(
+        f'script = ["{addon}"]\nmodify-headers = ["/~q/X-From-Config/yes"]\n'
+    )
+    proc = ProxyProcess(tmp_path)
+    try:
+        with httpx.Client(proxy=proc.url) as client:
+            resp = client.get(f"{echo_server.url}/echo")
+    finally:
+        out, _ = proc.stop()
+    assert resp.headers["x-toml"] == "1"
+    assert ["X-From-Config", "yes"] in json.loads(resp.content)["headers"]
+    assert out.splitlines()[0].endswith("  [modified]")
