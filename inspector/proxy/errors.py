@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from inspector.failures import exc_class, exc_message
 from inspector.flow import Phase
+from protocol.aio import stream_write
 
 GATEWAY_TIMEOUT = 504
 BAD_GATEWAY = 502
@@ -31,6 +34,22 @@ class ClientGone(Exception):
     def __init__(self, exc: BaseException) -> None:
         super().__init__(exc_message(exc))
         self.exc = exc
+
+
+def write_to_client(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write to the client's socket; ClientGone when it is no longer there."""
+    try:
+        stream_write(writer, data, "the client")
+    except OSError as e:
+        raise ClientGone(e) from e
+
+
+async def drain_client(writer: asyncio.StreamWriter) -> None:
+    """Wait for the client to take what was written; ClientGone when it went away."""
+    try:
+        await writer.drain()
+    except OSError as e:
+        raise ClientGone(e) from e
 
 
 class UpstreamError(Exception):

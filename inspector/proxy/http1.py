@@ -16,7 +16,7 @@ import time
 from inspector.flow import FlowResponse, TLSInfo
 from inspector.proxy import errors, tunnel
 from inspector.proxy.context import ProxyContext
-from inspector.proxy.errors import ClientError, ClientGone
+from inspector.proxy.errors import ClientError, ClientGone, drain_client, write_to_client
 from inspector.proxy.exchange import Exchange, copied_headers
 from inspector.proxy.hop import strip_hop_by_hop
 from inspector.proxy.http2 import PREFACE, HTTP2Connection
@@ -293,17 +293,10 @@ class HTTP1Connection:
             raise ClientGone(e) from e
 
     def _write(self, event: Response | Data | EndOfMessage) -> None:
-        data = self._encode(event)
-        try:
-            stream_write(self.writer, data, "the client")
-        except OSError as e:
-            raise ClientGone(e) from e
+        write_to_client(self.writer, self._encode(event))
 
     async def drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except OSError as e:
-            raise ClientGone(e) from e
+        await drain_client(self.writer)
 
     async def send_established(self) -> None:
         """The 200 to a CONNECT: from here on the connection carries the tunnel."""
@@ -348,11 +341,8 @@ class HTTP1Connection:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        try:
-            stream_write(self.writer, data, "the client")
-            await self.writer.drain()
-        except OSError as e:
-            raise ClientGone(e) from e
+        write_to_client(self.writer, data)
+        await drain_client(self.writer)
 
     async def respond_whole(self, response: FlowResponse, keep_alive: bool) -> None:
         """Send a response held whole (edited, or made by a hook), framed by its length."""

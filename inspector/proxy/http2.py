@@ -31,10 +31,10 @@ from h2.settings import SettingCodes
 from inspector.flow import FlowResponse, Phase, TLSInfo
 from inspector.proxy import errors
 from inspector.proxy.context import ProxyContext
-from inspector.proxy.errors import ClientError, ClientGone
+from inspector.proxy.errors import ClientError, ClientGone, drain_client, write_to_client
 from inspector.proxy.exchange import Exchange
 from inspector.proxy.modes import Tunnel, resolve
-from protocol.aio import READ_CHUNK, stream_write
+from protocol.aio import READ_CHUNK
 from protocol.errors import HTTPException, RemoteProtocolError
 from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
@@ -217,18 +217,12 @@ class HTTP2Connection:
     def flush(self) -> None:
         data = self.h2.data_to_send()
         if data:
-            try:
-                stream_write(self.writer, data, "the client")
-            except OSError as e:
-                raise ClientGone(e) from e
+            write_to_client(self.writer, data)
 
     async def drain(self) -> None:
         """Write what ``h2`` queued, then wait for the client to keep up."""
         self.flush()
-        try:
-            await self.writer.drain()
-        except OSError as e:
-            raise ClientGone(e) from e
+        await drain_client(self.writer)
 
 
 class H2StreamSide:
