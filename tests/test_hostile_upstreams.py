@@ -262,7 +262,10 @@ def test_refused_connection(proxy: ProxyProcess, origin: RecordingOrigin) -> Non
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: connections are refused
         with socket.create_connection((proxy.host, proxy.port), timeout=10) as c:
-            c.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\n\r\n" % port)
+            # Connection: close, or reading to the end waits out the timeout on a kept-alive 502
+            c.sendall(
+                b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % port
+            )
             status, body, _ = outcome(_read_all(c, 5))
     assert status == 502 and b"ConnectionRefusedError" in body
     normal_request(proxy, origin)
