@@ -556,15 +556,24 @@ class Exchange:
 
 def _at_head(hooks: tuple[ExchangeHook, ...], flow: Flow, stop: str) -> list[ExchangeHook]:
     """The hooks that hold the message whole for ``stop``; the others edit its head now."""
+    if not hooks:
+        return []
+    wants, head = _STOPS[stop]
     held = []
     for hook in hooks:
-        if getattr(hook, f"wants_{stop}")(flow):
+        if getattr(hook, wants)(flow):
             held.append(hook)
         else:
-            edit_head = getattr(hook, f"{stop}_head", None)  # optional
+            edit_head = getattr(hook, head, None)  # optional
             if edit_head is not None:
                 edit_head(flow)
     return held
+
+
+_STOPS = {
+    "request": ("wants_request", "request_head"),
+    "response": ("wants_response", "response_head"),
+}
 
 
 def _also_original(body: FlowBody, original: FlowRequest | FlowResponse | None) -> FlowBody:

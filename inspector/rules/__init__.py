@@ -70,6 +70,7 @@ class RuleSet:
     # Header rules that hold a message whole: they touch framing or their filter reads bodies.
     holding: list[HeaderRule] = field(default_factory=list, init=False)
     remotes_read_bodies: bool = field(default=False, init=False)
+    may_hold: bool = field(default=False, init=False)  # some rule could hold a request
     # Header rules for one direction whatever the flow (no filter, or just ~q / ~s), planned
     # once; the others (``dynamic``) are tried on each flow.
     plans: dict[str, HeaderPlan] = field(default_factory=dict, init=False)
@@ -78,6 +79,9 @@ class RuleSet:
     def __post_init__(self) -> None:
         self.holding = [r for r in self.headers if r.spec.reads_bodies or r.name.lower() in FRAMING]
         self.remotes_read_bodies = any(rule.spec.reads_bodies for rule in self.remotes)
+        self.may_hold = bool(
+            self.blocks or self.locals or self.bodies or self.holding or self.remotes_read_bodies
+        )
         self.dynamic = [r for r in self.headers if _direction(r) == "?"]
         for side in ("q", "s"):
             fixed = [r for r in self.headers if _direction(r) in ("", side)]
@@ -126,6 +130,8 @@ class RuleSet:
         """Whether the request must be held whole (its head is known, not its body): a rule
         may answer it, change its body or its framing, or its filter reads bodies. Other
         rules edit the head as it streams (``request_head``)."""
+        if not self.may_hold:
+            return False
         return (
             _may_apply(self.blocks, flow)
             or _may_apply(self.locals, flow)
@@ -136,6 +142,8 @@ class RuleSet:
 
     def holds_response(self, flow: Flow) -> bool:
         """Likewise for a response whose head is known (``~q`` rules never hold it)."""
+        if not (self.bodies or self.holding):
+            return False
         return _may_apply(self.bodies, flow) or _may_apply(self.holding, flow)
 
     def request_head(self, flow: Flow) -> list[str]:
