@@ -20,7 +20,7 @@ from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse, Phase, TLS
 from inspector.intercept import FlowKilled
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientGone, UpstreamError
-from inspector.proxy.hooks import CloseConnection
+from inspector.proxy.hooks import CloseConnection, held_at_head
 from inspector.proxy.hop import request_fields
 from inspector.proxy.modes import Target
 from inspector.proxy.recorder import BodyRecorder
@@ -194,7 +194,7 @@ class Exchange:
     # -- request side -------------------------------------------------------------------
 
     async def _forward(self, flow: Flow) -> None:
-        hooks = _at_head(self.ctx.hooks, flow, "request")
+        hooks = held_at_head(self.ctx.hooks, flow, "request")
         recorder = BodyRecorder(self.ctx.config.body_limit)
         key = self._request_key(flow)
         if hooks:
@@ -427,7 +427,7 @@ class Exchange:
         if response.status_code == 101:
             await self._switch_protocols(flow, up, response)
             return
-        hooks = _at_head(self.ctx.hooks, flow, "response")
+        hooks = held_at_head(self.ctx.hooks, flow, "response")
         if hooks:
             await self._respond_held(flow, up, response, hooks)
             return
@@ -552,28 +552,6 @@ class Exchange:
                 publish(EventKind.WEBSOCKET, flow)
 
         return record
-
-
-def _at_head(hooks: tuple[ExchangeHook, ...], flow: Flow, stop: str) -> list[ExchangeHook]:
-    """The hooks that hold the message whole for ``stop``; the others edit its head now."""
-    if not hooks:
-        return []
-    wants, head = _STOPS[stop]
-    held = []
-    for hook in hooks:
-        if getattr(hook, wants)(flow):
-            held.append(hook)
-        else:
-            edit_head = getattr(hook, head, None)  # optional
-            if edit_head is not None:
-                edit_head(flow)
-    return held
-
-
-_STOPS = {
-    "request": ("wants_request", "request_head"),
-    "response": ("wants_response", "response_head"),
-}
 
 
 def _also_original(body: FlowBody, original: FlowRequest | FlowResponse | None) -> FlowBody:

@@ -79,3 +79,26 @@ class InterceptHook:
 
     async def response(self, flow: Flow) -> None:
         await self.interceptor.hold(flow, "response")
+
+
+def held_at_head(hooks: tuple[ExchangeHook, ...], flow: Flow, stop: str) -> list[ExchangeHook]:
+    """The hooks that hold the message whole at ``stop`` ("request" or "response"); the
+    others get their ``request_head``/``response_head`` now, before the head is sent."""
+    if not hooks:
+        return []
+    wants, head = _STOPS[stop]
+    held = []
+    for hook in hooks:
+        if getattr(hook, wants)(flow):
+            held.append(hook)
+        else:
+            edit_head = getattr(hook, head, None)  # optional
+            if edit_head is not None:
+                edit_head(flow)
+    return held
+
+
+_STOPS = {
+    "request": ("wants_request", "request_head"),
+    "response": ("wants_response", "response_head"),
+}
