@@ -163,6 +163,7 @@ async def test_truncated_body_notice_and_hex_view(saved: Path):
         screen = await open_detail(app, pilot, 9)  # 1 kB recorded of 12.3 MB
         notes, text = viewer_text(screen, "response")
         assert "recorded 1.0 kB of 12.3 MB, sha256 9f86d081884c7d65" in notes
+        assert "untouched by rules and addons" in notes  # over the addon limit too
         assert "viewer: hex" in notes and text.startswith("00000000  00 01 02 03")
 
 

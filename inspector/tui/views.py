@@ -37,7 +37,10 @@ def truncation_notice(body: FlowBody) -> tuple[str, ...]:
     if not body.truncated:
         return ()
     digest = f", sha256 {body.sha256}" if body.sha256 else ""
-    return (f"⚠ recorded {human_size(len(body.data))} of {human_size(body.size)}{digest}",)
+    return (
+        f"⚠ recorded {human_size(len(body.data))} of {human_size(body.size)}{digest}",
+        "  over --body-limit: it streamed through whole, untouched by rules and addons",
+    )
 
 
 def status_description(code: int, reason: str) -> Text:
