@@ -46,6 +46,9 @@ CONNECTION_WINDOW = 16 << 20
 MAX_HEADER_LIST = 65536
 """SETTINGS_MAX_HEADER_LIST_SIZE we announce (the HTTP/1.1 side's header block limit)."""
 
+CLOSE_WAIT = 1.0
+"""Seconds ``close()`` waits for the transport to finish closing (a TLS shutdown)."""
+
 CONNECT, TLS, SEND = "connect", "tls", "send"
 HEADERS, BODY = "headers", "body"
 
@@ -364,8 +367,9 @@ class AsyncHTTP2Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._writer.close()
-        with contextlib.suppress(OSError, _ssl.SSLError):
-            await self._writer.wait_closed()
+        # A TLS peer that never answers our close_notify must not hold us: the GOAWAY is out.
+        with contextlib.suppress(OSError, _ssl.SSLError, TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_WAIT)
 
     # -- internals used by H2Stream ------------------------------------------------------------
 
