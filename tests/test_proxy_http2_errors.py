@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,7 +129,8 @@ def _goaway_code(data: bytes) -> int | None:
 def test_client_breaking_the_protocol_loses_its_connection(
     tmp_path: Path, name: str, expected_code: int, raw_server
 ) -> None:
-    silent = raw_server(lambda conn: conn.recv(65536) and time.sleep(5))  # never answers
+    release = threading.Event()  # the upstream says nothing until the test is over
+    silent = raw_server(lambda conn: conn.recv(65536) and release.wait(10))
 
     def frames(conn: h2.connection.H2Connection) -> bytes:
         if name == "flow-control":  # more DATA than the 1 MiB stream window we announced
@@ -157,7 +158,10 @@ def test_client_breaking_the_protocol_loses_its_connection(
     # The upstream never answers, so the stream stays open while its body arrives.
     mode = Mode("reverse", Endpoint("http", "127.0.0.1", silent.port))
     with live_proxy(tmp_path, mode=mode) as proxy:
-        received = _raw_h2_client(proxy.port, frames)
+        try:
+            received = _raw_h2_client(proxy.port, frames)
+        finally:
+            release.set()
         with proxy.connect() as s:  # the proxy still serves new connections
             s.sendall(PREFACE)
             alive = s.recv(9)

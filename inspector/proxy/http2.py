@@ -44,6 +44,9 @@ from protocol.http2_fields import request_head, to_http2
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The client connection preface (RFC 9113 section 3.4)."""
 
+END_WAIT = 1.0
+"""Seconds a closing connection waits for its cancelled exchanges before it closes."""
+
 MAX_STREAMS = 100
 """SETTINGS_MAX_CONCURRENT_STREAMS we announce to clients."""
 
@@ -210,7 +213,9 @@ class HTTP2Connection:
         for task in self._tasks:
             task.cancel()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Bounded: an exchange cancelled while it waits on an upstream's first SETTINGS
+            # was seen finishing only when that wait ended (up to connect_timeout).
+            await asyncio.wait(set(self._tasks), timeout=END_WAIT)
 
     # -- writing ------------------------------------------------------------------------
 
