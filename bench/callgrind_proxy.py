@@ -1,0 +1,143 @@
+"""Instructions per request of the proxy, under callgrind: a figure that holds still on a
+shared machine, for before/after comparisons of the hot path.
+
+    python bench/callgrind_proxy.py                      # this tree
+    python bench/callgrind_proxy.py --src /path/to/other/checkout   # another version
+    python bench/callgrind_proxy.py --tls                # intercepted HTTPS (CONNECT)
+
+The proxy (``inspector dump -q``, plain asyncio loop) runs under ``valgrind --tool=callgrind``;
+a client sends N keep-alive GETs through it to a local HTTP server, one after the other, in
+two runs (N and a few); the difference of the total instruction counts divided by the
+difference of N is the cost of one request, start-up and shutdown cancelled out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+BODY = b"x" * 200
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _read_response(sock: socket.socket | ssl.SSLSocket, buf: bytearray) -> None:
+    """Read one response with a Content-Length body from ``sock`` (leftovers stay in buf)."""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    buf[:] = rest[length:]
+
+
+def _client(port: int, upstream: int, count: int, tls: bool) -> None:
+    sock: socket.socket | ssl.SSLSocket = socket.create_connection(("127.0.0.1", port))
+    host = f"127.0.0.1:{upstream}"
+    if tls:  # the proxy's own certificate is not checked: this measures, it does not test
+        sock.sendall(f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        buf = bytearray()
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(4096)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        sock = ctx.wrap_socket(sock, server_hostname="localhost")
+    target = "/small" if tls else f"http://{host}/small"
+    request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n".encode()
+    buf = bytearray()
+    for _ in range(count):
+        sock.sendall(request)
+        _read_response(sock, buf)
+    sock.close()
+
+
+def _instructions(src: Path, count: int, tls: bool, upstream: int, workdir: Path) -> int:
+    out = workdir / f"callgrind.{count}.out"
+    env = dict(os.environ, PYTHONPATH=str(src), INSPECTOR_LOOP="asyncio")
+    cmd = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "inspector", "dump", "-q", "--listen-port", "0",
+        "--confdir", str(workdir / "conf"), "--session", str(workdir / f"s{count}.db"),
+        "--insecure",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    port = _listening_port(proc)
+    _client(port, upstream, count, tls)
+    time.sleep(1.0)  # let the store's writer take the last flows
+    proc.send_signal(signal.SIGINT)
+    proc.wait(120)
+    totals = re.search(r"^totals:\s+(\d+)", out.read_text(), re.M)
+    if totals is None:
+        raise RuntimeError(f"no totals line in {out}")
+    return int(totals.group(1))
+
+
+def _listening_port(proc: subprocess.Popen[str]) -> int:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120  # valgrind starts Python slowly
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        match = re.search(r"proxy listening on http://[^:]+:(\d+)", line)
+        if match:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
+            return int(match.group(1))
+        if not line and proc.poll() is not None:
+            break
+    raise RuntimeError("the proxy did not print its listening line")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--tls", action="store_true", help="intercepted HTTPS through CONNECT")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("needs valgrind (apt-get install valgrind)")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    if args.tls:  # the upstream speaks TLS too (not verified: the proxy runs --insecure)
+        import trustme
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        trustme.CA().issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    upstream = server.server_address[1]
+    few = 10
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        small = _instructions(args.src, few, args.tls, upstream, work)
+        large = _instructions(args.src, args.requests, args.tls, upstream, work)
+    per = (large - small) / (args.requests - few)
+    kind = "intercepted HTTPS" if args.tls else "plain HTTP"
+    print(f"{args.src}: {per / 1e6:.3f} M instructions per request ({kind})")
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
