@@ -323,7 +323,8 @@ async def test_insecure_warning_and_first_run_help(tmp_path: Path):
             address = session.info.address
             ca = str(tmp_path / "conf" / "ca.pem")
             assert f"curl -x {address} --cacert {ca} https://example.com" in first_run
-            assert f"HTTPS_PROXY={address}" in first_run and f"SSL_CERT_FILE={ca}" in first_run
+            # the shell line for this proxy (its port is not the default one)
+            assert f'eval "$(inspector env --proxy {address})"' in first_run
             assert Path(ca).is_file()  # the CA the text points at exists
     finally:
         session.close()

@@ -28,14 +28,22 @@ FILTER_HINT = (
     "~m METHOD  ~d DOMAIN  ~u URL  ~c CODE|4xx  ~h HEADER  ~b BODY  ~t TYPE  ~e error  ~s/~q"
     "  ~marked  ~replay   ! & | ( )   e.g. ~c 4xx & ~d api   (? shows all)"
 )
+DEFAULT_ADDRESS = "http://127.0.0.1:8080"  # inspector env's default --proxy
 NOT_HELD = "the selected flow is not held (i sets what to intercept)"
 SORT_ORDER = ("time", *[k for k in SORT_KEYS if k != "time"])
 SORT_TITLES = {"time": "time (capture order)", "host": "host", "size": "size (response body)"}
 
 
+def env_line(address: str) -> str:
+    """The shell line that points a terminal at this proxy (``inspector env``)."""
+    if address == DEFAULT_ADDRESS:
+        return 'eval "$(inspector env)"'
+    return f'eval "$(inspector env --proxy {address})"'
+
+
 def first_run_text(info: SourceInfo) -> str:
     """How to send traffic through the proxy, with copy-ready commands."""
-    address = info.address or "http://127.0.0.1:8080"
+    address = info.address or DEFAULT_ADDRESS
     ca = info.ca_path or "~/.inspector/ca.pem"
     return "\n".join(
         [
@@ -46,9 +54,11 @@ def first_run_text(info: SourceInfo) -> str:
             "",
             f"  [b]curl -x {address} --cacert {ca} https://example.com[/b]",
             "",
-            "Or point a whole program at it:",
+            "Or point a whole shell at it (every program started there, trusting the CA):",
             "",
-            f"  [b]HTTPS_PROXY={address} HTTP_PROXY={address} SSL_CERT_FILE={ca} python app.py[/b]",
+            f"  [b]{env_line(address)}[/b]",
+            "",
+            "or run one program through a proxy of its own: [b]inspector run -- python app.py[/b]",
             "",
             f"The CA certificate to trust is [b]{ca}[/b]"
             " (`inspector ca` prints it and how to install it).",
