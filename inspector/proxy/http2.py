@@ -33,7 +33,7 @@ from inspector.proxy import errors
 from inspector.proxy.context import ProxyContext
 from inspector.proxy.errors import ClientError, ClientGone, drain_client, write_to_client
 from inspector.proxy.exchange import Exchange
-from inspector.proxy.modes import Tunnel, resolve
+from inspector.proxy.modes import Target, Tunnel, resolve
 from protocol.aio import READ_CHUNK
 from protocol.errors import HTTPException, RemoteProtocolError
 from protocol.events import Data, EndOfMessage, Request, Response
@@ -76,6 +76,10 @@ class HTTP2Connection:
         self.h2 = h2.connection.H2Connection(config=config)
         self.streams: dict[int, H2StreamSide] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # What the flows still running are told when the connection ends.
+        self.ended_by: BaseException = ConnectionResetError(
+            "the client closed the HTTP/2 connection"
+        )
 
     # -- the connection loop -------------------------------------------------------------------
 
@@ -91,9 +95,6 @@ class HTTP2Connection:
         )
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
-        self.ended_by: BaseException = ConnectionResetError(
-            "the client closed the HTTP/2 connection"
-        )
         try:
             await self._read_loop(initial)
         finally:
@@ -172,7 +173,7 @@ class HTTP2Connection:
                 # HTTP/2 frames the body itself; an HTTP/1.1 upstream needs it chunked.
                 request.headers.raw.append((b"transfer-encoding", b"chunked"))
             expect = request.headers.get(b"expect", b"").lower()
-            stream.expects_continue = expect == b"100-continue" and not stream.request_done
+            stream.expects_continue = expect == b"100-continue" and has_body
             target = self._admit(request, scheme, authority)
         except ClientError as e:
             await stream.answer(e.status, str(e), headers=e.headers)
@@ -191,7 +192,8 @@ class HTTP2Connection:
         finally:
             self.streams.pop(stream.id, None)
 
-    def _admit(self, request: Request, scheme: bytes, authority: bytes):
+    def _admit(self, request: Request, scheme: bytes, authority: bytes) -> Target:
+        """Proxy authentication, then where the request goes (ClientError if nowhere)."""
         ctx = self.ctx
         if not self.authenticated:
             ctx.auth.check(request.headers)  # type: ignore[union-attr]
