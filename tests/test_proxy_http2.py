@@ -61,15 +61,19 @@ def test_prior_knowledge_client_each_stream_is_a_flow(
     assert all(f.error is None for f in flows)
 
 
+@pytest.mark.parametrize("size", [100_000, 1_000_000])  # inside the request window, past it
 def test_request_body_without_length_reaches_an_http1_upstream(
-    tmp_path: Path, echo_server: EchoServer
+    tmp_path: Path, echo_server: EchoServer, size: int
 ) -> None:
     with live_proxy(tmp_path, mode=_reverse_to(echo_server)) as proxy:
-        [(status, _)] = asyncio.run(_h2_requests(proxy.port, ["/up"], body=b"x" * 100_000))
+        [(status, _)] = asyncio.run(_h2_requests(proxy.port, ["/up"], body=b"x" * size))
         [flow] = proxy.finished(1)
     assert status == 200
-    assert echo_server.received[-1].body == b"x" * 100_000
-    assert flow.request.body.size == 100_000
+    assert echo_server.received[-1].body == b"x" * size
+    assert flow.request.body.size == size
+    # the flow keeps what the client sent: no framing field it did not send
+    names = {name.lower() for name, _ in flow.request.headers}
+    assert b"transfer-encoding" not in names and b"content-length" not in names
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")

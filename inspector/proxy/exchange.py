@@ -21,7 +21,7 @@ from inspector.intercept import FlowKilled
 from inspector.proxy import errors
 from inspector.proxy.errors import ClientGone, UpstreamError
 from inspector.proxy.hooks import CloseConnection, held_at_head
-from inspector.proxy.hop import request_fields
+from inspector.proxy.hop import add_framing, request_fields
 from inspector.proxy.modes import Target
 from inspector.proxy.recorder import BodyRecorder
 from inspector.proxy.tunnel import relay
@@ -347,8 +347,11 @@ class Exchange:
         if up.key.via is not None and up.key.scheme == "http":
             target = r.url  # an upstream proxy takes absolute-form
         method, path = r.method.encode("latin-1"), target.encode("latin-1")
+        headers = copied_headers(r.headers)
+        if body or end is None:  # a body: an HTTP/2 client's may have no framing field
+            add_framing(headers, len(body) if end is not None else None)
         try:
-            await up.send_head(method, path, copied_headers(r.headers), body=body, end=end)
+            await up.send_head(method, path, headers, body=body, end=end)
         except (OSError, HTTPException) as e:
             raise UpstreamError(e, Phase.SEND, up.authority) from e
 

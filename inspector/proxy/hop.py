@@ -21,7 +21,7 @@ These run on every message, so each lower-cases every name once, and parses
 
 from __future__ import annotations
 
-from protocol.headers import HeaderPairs
+from protocol.headers import HeaderPairs, Headers
 
 _ALWAYS = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization"})
 _ALWAYS_AND_UPGRADE = _ALWAYS | {b"upgrade"}
@@ -139,3 +139,14 @@ def request_fields(pairs: HeaderPairs) -> tuple[HeaderPairs, bool, bool]:
         upgrade,
         b"host" in lowered and b"host" not in drop,
     )
+
+
+def add_framing(headers: Headers, length: int | None) -> None:
+    """Give a body that HTTP/2 framed itself HTTP/1.1's framing (RFC 9112 6.3): its length
+    when the whole body is known, else chunked. A message framed already is left alone."""
+    if b"content-length" in headers or b"transfer-encoding" in headers:
+        return
+    if length is not None:
+        headers.set(b"Content-Length", length)
+    else:
+        headers.raw.append((b"Transfer-Encoding", b"chunked"))

@@ -169,9 +169,6 @@ class HTTP2Connection:
     async def _serve_stream(self, stream: H2StreamSide, fields: list, has_body: bool) -> None:
         try:
             request, scheme, authority = request_head(fields)
-            if has_body and request.headers.get(b"content-length") is None:
-                # HTTP/2 frames the body itself; an HTTP/1.1 upstream needs it chunked.
-                request.headers.raw.append((b"transfer-encoding", b"chunked"))
             expect = request.headers.get(b"expect", b"").lower()
             stream.expects_continue = expect == b"100-continue" and has_body
             target = self._admit(request, scheme, authority)
