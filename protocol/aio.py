@@ -64,6 +64,30 @@ def stream_write(writer: asyncio.StreamWriter, data: bytes, peer: str = "the pee
     writer.write(data)
 
 
+class CountingReader(asyncio.StreamReader):
+    """A StreamReader that counts the bytes its transport fed it. Beside what the
+    connection read, that tells whether a peer sent anything while nobody was reading,
+    which no public StreamReader call says."""
+
+    fed = 0
+
+    def feed_data(self, data: bytes) -> None:
+        self.fed += len(data)
+        super().feed_data(data)
+
+
+async def _open_counted(
+    host: str, port: int, local_addr: tuple[str, int] | None
+) -> tuple[CountingReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection`` with a ``CountingReader``."""
+    loop = asyncio.get_running_loop()
+    reader = CountingReader(limit=READ_CHUNK, loop=loop)
+    transport, protocol = await loop.create_connection(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), host, port, local_addr=local_addr
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
 class TunnelError(OSError):
     """The proxy refused our CONNECT; ``response`` is its answer."""
 
@@ -85,6 +109,7 @@ class AsyncHTTPConnection:
         "_deadline",
         "_limits",
         "_reader",
+        "_taken",
         "_timer",
         "_watchdog",
         "_writer",
@@ -137,7 +162,8 @@ class AsyncHTTPConnection:
             "max_header_bytes": max_header_bytes,
         }
         self._core = Connection(CLIENT, **self._limits)
-        self._reader: asyncio.StreamReader | None = None
+        self._reader: CountingReader | None = None
+        self._taken = 0  # bytes read from _reader over the connection's life
         self._writer: asyncio.StreamWriter | None = None
         self.phase = CONNECT
         self.tcp_connected = False
@@ -153,8 +179,8 @@ class AsyncHTTPConnection:
         self.phase = CONNECT
         try:
             async with asyncio.timeout(self.connect_timeout):
-                self._reader, self._writer = await asyncio.open_connection(
-                    self.host, self.port, limit=READ_CHUNK, local_addr=self.source_address
+                self._reader, self._writer = await _open_counted(
+                    self.host, self.port, self.source_address
                 )
         except TimeoutError:
             raise TimeoutError(
@@ -343,6 +369,7 @@ class AsyncHTTPConnection:
         if data and self.phase == STATUS_LINE and b"\n" in data:
             self.phase = HEADERS
         self.received += len(data)
+        self._taken += len(data)
         self._core.receive_data(data)
 
     def _arm(self, timeout: float) -> None:
@@ -481,6 +508,7 @@ class AsyncHTTPConnection:
             and core.their_state is DONE
             and core.keep_alive
             and not core.trailing_data[0]
+            and self._nothing_unread
             and writer is not None
             and not writer.transport.is_closing()
             and not reader.at_eof()  # type: ignore[union-attr]
@@ -494,8 +522,16 @@ class AsyncHTTPConnection:
             core.our_state is IDLE
             and core.their_state is IDLE
             and not core.trailing_data[0]
+            and self._nothing_unread
             and self.alive
         )
+
+    @property
+    def _nothing_unread(self) -> bool:
+        """No byte arrived that nobody has read: a peer that spoke while the connection
+        sat idle (a late second response) would answer the next request with it."""
+        reader = self._reader
+        return reader is None or reader.fed == self._taken
 
     @property
     def alive(self) -> bool:

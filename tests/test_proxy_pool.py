@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,3 +118,31 @@ def test_idle_keep_alive_client_is_closed(tmp_path: Path, echo_server: EchoServe
             s.sendall(f"GET {echo_server.url}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert read_response(s)[0] == 200
             assert s.recv(1) == b""  # closed without a word once idle too long
+
+
+def test_bytes_sent_on_an_idle_pooled_connection_answer_no_one(tmp_path: Path, raw_server) -> None:
+    """An origin that speaks while its connection sits idle in the pool (a late second
+    response) must not answer the next request with it: that connection is not reused."""
+    spoke = threading.Event()
+    connections: list[int] = []
+
+    def origin(conn: socket.socket) -> None:
+        connections.append(1)
+        first = len(connections) == 1
+        while read_request_head(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            if first:
+                time.sleep(0.2)  # then, unasked, a response nobody requested
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+                spoke.set()
+                first = False
+
+    peer = raw_server(origin)
+    with live_proxy(tmp_path) as proxy, requests.Session() as s:
+        s.proxies = {"http": proxy.url}
+        assert s.get(f"{peer.url}/a", timeout=10).text == "ok"
+        assert spoke.wait(5)
+        time.sleep(0.2)  # the unasked bytes are in the proxy's socket buffer by now
+        second = s.get(f"{peer.url}/b", timeout=10)
+    assert second.text == "ok"
+    assert len(connections) == 2  # the spoiled connection was left, a new one opened
