@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import h2.connection
+import h2.events
 import httpx
 import pytest
 
@@ -17,7 +19,7 @@ from inspector.config import Endpoint, Mode
 from inspector.proxy.http2 import PREFACE
 from protocol.headers import Headers
 from protocol.http2 import AsyncHTTP2Connection
-from tests.h2_servers import HypercornServer
+from tests.h2_servers import HypercornServer, ScriptedH2Server
 from tests.proxy_fixtures import live_proxy
 from tests.servers import EchoServer
 
@@ -236,3 +238,36 @@ def test_hundred_concurrent_streams_through_the_proxy(
         flows = proxy.finished(100)
     assert [body for _, body in results] == [f"GET {p}? http/2 body=0".encode() for p in paths]
     assert len({f.id for f in flows}) == 100 and all(f.error is None for f in flows)
+
+
+def test_streams_an_origin_goes_away_before_are_sent_again(tmp_path: Path) -> None:
+    """An origin that ends its connection gracefully (GOAWAY naming the last stream it took,
+    as nginx does after http2_max_requests) leaves the later streams unprocessed: those
+    requests go again on a new connection instead of failing."""
+    connections: list[h2.connection.H2Connection] = []
+
+    def script(conn: h2.connection.H2Connection, event: h2.events.Event) -> None:
+        if conn not in connections:
+            connections.append(conn)
+        if not isinstance(event, h2.events.RequestReceived):
+            return
+        first = conn is connections[0]
+        if first and event.stream_id > 5:
+            if not conn.state_machine.state.name.startswith("CLOSED"):
+                conn.close_connection(error_code=0, last_stream_id=5)
+            return  # not taken: the client may send it again
+        conn.send_headers(event.stream_id, [(b":status", b"200")])
+        conn.send_data(event.stream_id, b"ok", end_stream=True)
+
+    server = ScriptedH2Server(script)
+    try:
+        mode = Mode("reverse", Endpoint("http", "127.0.0.1", server.port))
+        with live_proxy(tmp_path, mode=mode) as proxy:
+            asyncio.run(_h2_requests(proxy.port, ["/warm"]))  # the origin's connection is open
+            results = asyncio.run(_h2_requests(proxy.port, [f"/g{i}" for i in range(8)]))
+            flows = proxy.finished(9)
+    finally:
+        server.close()
+    assert [status for status, _ in results] == [200] * 8
+    assert all(f.error is None for f in flows)
+    assert len(connections) == 2

@@ -163,7 +163,12 @@ class H2Pool:
         while True:
             for conn, tls in self._conns.get(key, ()):
                 if conn.usable:
-                    return UpstreamStream(key, conn, tls)
+                    stream = UpstreamStream(key, conn, tls)
+                    # A stream on a connection already in use counts as a reuse: if the
+                    # origin goes away before answering it (GOAWAY past it, a close), an
+                    # idempotent request is retried once, as on a reused HTTP/1.1 connection.
+                    stream.uses = 2
+                    return stream
             if key in self.http1_only:
                 return await self.pool.acquire(replace(key, http2=False), timings)
             opening = self._opening.get(key)
