@@ -388,7 +388,13 @@ LIMITS = cases(
         req(GET + b"".join(b"X-M%d: %s\n" % (i, b"m" * 1000) for i in range(90))),
         refused(431, 400, CLOSED),
     ),
-    ("endless-head-no-newline", b"GET http://{UP}/" + b"a" * 200_000, refused(414, 400, CLOSED)),
+    # 414 when the line limit trips first, 431 when the head's: which depends on how the
+    # bytes were split into reads (seen once in ten runs); nothing reaches the origin either way
+    (
+        "endless-head-no-newline",
+        b"GET http://{UP}/" + b"a" * 200_000,
+        refused(414, 431, 400, CLOSED),
+    ),
     (
         "many-tiny-chunks",
         req(CHUNKED, b"1\r\na\r\n" * 20000 + b"0\r\n\r\n"),
