@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from protocol.authority import host_port
 from protocol.connection import CLIENT, DONE, IDLE, Connection
+from protocol.counted import CountingReader, open_counted
 from protocol.errors import (
     BadStatusLine,
     LineTooLong,
@@ -62,33 +63,6 @@ def stream_write(writer: asyncio.StreamWriter, data: bytes, peer: str = "the pee
     if writer.transport.is_closing():
         raise ConnectionResetError(f"the connection to {peer} is closed")
     writer.write(data)
-
-
-class CountingReader(asyncio.StreamReader):
-    """A StreamReader that counts the bytes its transport fed it. Beside what the
-    connection read, that tells whether a peer sent anything while nobody was reading,
-    which no public StreamReader call says."""
-
-    fed = 0
-
-    def feed_data(self, data: bytes) -> None:
-        self.fed += len(data)
-        _feed_data(self, data)
-
-
-_feed_data = asyncio.StreamReader.feed_data  # one lookup, not super() per read
-
-
-async def _open_counted(
-    host: str, port: int, local_addr: tuple[str, int] | None
-) -> tuple[CountingReader, asyncio.StreamWriter]:
-    """``asyncio.open_connection`` with a ``CountingReader``."""
-    loop = asyncio.get_running_loop()
-    reader = CountingReader(limit=READ_CHUNK, loop=loop)
-    transport, protocol = await loop.create_connection(
-        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), host, port, local_addr=local_addr
-    )
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 class TunnelError(OSError):
@@ -182,7 +156,7 @@ class AsyncHTTPConnection:
         self.phase = CONNECT
         try:
             async with asyncio.timeout(self.connect_timeout):
-                self._reader, self._writer = await _open_counted(
+                self._reader, self._writer = await open_counted(
                     self.host, self.port, self.source_address
                 )
         except TimeoutError:
