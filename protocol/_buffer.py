@@ -26,6 +26,7 @@ class ReceiveBuffer:
         "_lines",
         "_pos",
         "_scanned",
+        "bare_cr_seen",
         "bare_lf_ok",
         "eof",
         "start_line_checked",
@@ -42,6 +43,7 @@ class ReceiveBuffer:
         self._lines = 0  # line ends in the pending head (valid while _scanned > 0)
         self._line_at = 0  # where the pending head's unfinished line starts, after _pos
         self.start_line_checked = False  # the pending head's first line was validated
+        self.bare_cr_seen = False  # the pending head's last-scanned bytes hold a bare CR
         self.eof = False  # the peer closed its side
 
     def _consume_to(self, pos: int) -> None:
@@ -178,9 +180,18 @@ class ReceiveBuffer:
                 f"peer ended a line of its {what} with a bare LF; HTTP/1.1 requires CRLF "
                 "line endings"
             )
+        self.bare_cr_seen = _has_bare_cr(buf, start, len(buf) - 1)
         if size > max_bytes:
             raise HeaderBlockTooLarge(f"peer's {what} is larger than {max_bytes} bytes", max_bytes)
         return None
+
+    def refuse_bare_cr(self, what: str) -> None:
+        """Raise if the pending head has a CR without its LF: such a head never ends for
+        us while its sender waits for an answer, so refuse it now, not at a timeout."""
+        if self.bare_cr_seen:
+            raise RemoteProtocolError(
+                f"peer's {what} has a CR not followed by LF; HTTP/1.1 lines end in CRLF"
+            )
 
     def _check_growing_head(self, size: int, max_line: int, max_headers: int) -> None:
         """Count the lines of an unfinished head as they come (only bytes not yet seen),
@@ -228,3 +239,9 @@ class ReceiveBuffer:
 def _has_bare_lf(buf: bytes | bytearray, start: int, end: int) -> bool:
     """Whether some LF in ``buf[start:end]`` has no CR before it."""
     return buf.count(b"\n", start, end) != buf.count(b"\r\n", start, end)
+
+
+def _has_bare_cr(buf: bytes | bytearray, start: int, end: int) -> bool:
+    """Whether some CR in ``buf[start:end]`` is followed by a byte other than LF (a CR
+    at ``end`` may yet be followed by its LF)."""
+    return buf.count(b"\r", start, end) != buf.count(b"\r\n", start, end + 1)

@@ -158,6 +158,7 @@ def read_request_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Request, Fram
     head = buf.take_head(_head_cap(limits), "request head", limits.max_line, limits.max_headers)
     if head is None:
         _judge_start_line_early(buf, limits, *_REQUEST_START)
+        buf.refuse_bare_cr("request head")
         return None
     eol = head.index(b"\r\n")
     if eol > limits.max_line:
@@ -230,6 +231,7 @@ def read_response_head(buf: ReceiveBuffer, limits: Limits) -> tuple[Response, Fr
     head = buf.take_head(_head_cap(limits), "response head", limits.max_line, limits.max_headers)
     if head is None:
         _judge_start_line_early(buf, limits, *_RESPONSE_START)
+        buf.refuse_bare_cr("response head")
         return None
     eol = head.index(b"\r\n")
     if eol > limits.max_line:

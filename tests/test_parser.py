@@ -1344,8 +1344,18 @@ def test_header_value_redos_input_is_refused() -> None:
         (b"\x16\x03\x01\x00\xa5\x01\x00\x00", RemoteProtocolError, "malformed request line"),
         (bytes(range(256)), RemoteProtocolError, "malformed request line"),
         (b"GET / HTTP/1.1\nHost: a", RemoteProtocolError, "bare LF"),
+        (b"GET / HTTP/1.1\rHost: a\r", RemoteProtocolError, "CR not followed by LF"),
+        (b"GET / HTTP/1.1\r\nHost: a\rX: b", RemoteProtocolError, "CR not followed by LF"),
     ],
-    ids=["http09", "http2", "tls-handshake", "binary", "bare-lf-first-line"],
+    ids=[
+        "http09",
+        "http2",
+        "tls-handshake",
+        "binary",
+        "bare-lf-first-line",
+        "bare-cr-first-line",
+        "bare-cr-header-line",
+    ],
 )
 def test_bad_request_start_is_refused_before_the_head_ends(
     raw: bytes, exc: type, fragment: str
