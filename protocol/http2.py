@@ -107,7 +107,7 @@ class H2Stream:
             size = await self._conn._sendable(self, len(view))
             self._conn._send(lambda c, chunk=bytes(view[:size]): c.send_data(self.id, chunk))
             view = view[size:]
-            await self._conn._drain()
+            await self._conn._drain(now=True)  # a body's bytes are not held back
 
     async def send_end(self, trailers: Headers | None = None) -> None:
         """End the request, with trailers when given."""
@@ -245,6 +245,7 @@ class AsyncHTTP2Connection:
         self._read_task: asyncio.Task[None] | None = None
         self._closed: BaseException | None = None
         self._settings_seen = asyncio.Event()
+        self._write_soon = False  # a write of what h2 queued is scheduled
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -361,6 +362,7 @@ class AsyncHTTP2Connection:
         if self._closed is None:
             self._send(lambda c: c.close_connection(), quiet=True)
             self._closed = RemoteDisconnected("the HTTP/2 connection was closed")
+            self._write_queued()  # the GOAWAY goes before the socket closes
         task, self._read_task = self._read_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -384,11 +386,32 @@ class AsyncHTTP2Connection:
         self._flush()
 
     def _flush(self) -> None:
-        data = self._h2.data_to_send()
-        if data and self._writer is not None:
-            stream_write(self._writer, data, f"{self.host}:{self.port}")
+        """Write what ``h2`` queued, soon: once per turn of the event loop.
 
-    async def _drain(self) -> None:
+        The requests that streams open in one turn (a client's burst) leave in one write,
+        one TLS record and one system call, instead of one each.
+        """
+        if not self._write_soon and self._writer is not None:
+            self._write_soon = True
+            asyncio.get_running_loop().call_soon(self._write_queued)
+
+    def _write_queued(self) -> None:
+        """Write what ``h2`` queued now; a failed write fails the connection's streams."""
+        self._write_soon = False
+        data = self._h2.data_to_send()
+        if not data or self._writer is None:
+            return
+        try:
+            stream_write(self._writer, data, f"{self.host}:{self.port}")
+        except OSError as exc:
+            if self._closed is None:
+                self._closed = exc
+            self._fail_all(exc)
+
+    async def _drain(self, *, now: bool = False) -> None:
+        """Wait for the server to keep up; ``now`` writes what is queued first (bodies)."""
+        if now:
+            self._write_queued()
         if self._writer is not None:
             await self._writer.drain()
 
@@ -429,7 +452,7 @@ class AsyncHTTP2Connection:
                 try:
                     events = self._h2.receive_data(data)
                 except h2.exceptions.ProtocolError as exc:
-                    self._flush()  # h2 queued a GOAWAY for the peer
+                    self._write_queued()  # h2 queued a GOAWAY for the peer
                     raise RemoteProtocolError(
                         f"HTTP/2 protocol error from the server: {exc}"
                     ) from exc

@@ -31,7 +31,7 @@ from h2.settings import SettingCodes
 from inspector.flow import FlowResponse, Phase, TLSInfo
 from inspector.proxy import errors
 from inspector.proxy.context import ProxyContext
-from inspector.proxy.errors import ClientError, ClientGone, drain_client, write_to_client
+from inspector.proxy.errors import ClientError, ClientGone, drain_client
 from inspector.proxy.exchange import Exchange
 from inspector.proxy.modes import Target, Tunnel, resolve
 from protocol.aio import READ_CHUNK
@@ -76,6 +76,8 @@ class HTTP2Connection:
         self.h2 = h2.connection.H2Connection(config=config)
         self.streams: dict[int, H2StreamSide] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+        self._write_soon = False  # a write of what h2 queued is scheduled
         # What the flows still running are told when the connection ends.
         self.ended_by: BaseException = ConnectionResetError(
             "the client closed the HTTP/2 connection"
@@ -106,7 +108,7 @@ class HTTP2Connection:
             try:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError as e:
-                self.flush()  # h2 queued a GOAWAY naming the error
+                self.write_queued()  # h2 queued a GOAWAY naming the error: out before the close
                 self.ended_by = RemoteProtocolError(f"the client broke HTTP/2: {e}")
                 return
             for event in events:
@@ -219,12 +221,24 @@ class HTTP2Connection:
     # -- writing ------------------------------------------------------------------------
 
     def flush(self) -> None:
+        """Write what ``h2`` queued, soon: once per turn of the event loop.
+
+        The streams woken by one upstream read each answer in the same turn, so their
+        frames leave in one write (one TLS record, one system call) instead of one each.
+        """
+        if not self._write_soon:
+            self._write_soon = True
+            self._loop.call_soon(self.write_queued)
+
+    def write_queued(self) -> None:
+        """Write what ``h2`` queued now; a client already gone is noticed by the reader."""
+        self._write_soon = False
         data = self.h2.data_to_send()
-        if data:
-            write_to_client(self.writer, data)
+        if data and not self.writer.transport.is_closing():
+            self.writer.write(data)
 
     async def drain(self) -> None:
-        """Write what ``h2`` queued, then wait for the client to keep up."""
+        """Have what ``h2`` queued written, then wait for the client to keep up."""
         self.flush()
         await drain_client(self.writer)
 
