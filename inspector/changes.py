@@ -34,6 +34,7 @@ from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse,
 from inspector.http import HTTPFlow
 from inspector.proxy.hooks import CloseConnection
 from inspector.rules import RuleSet
+from inspector.websocket import WebSocketMessage
 
 
 def copy_request(r: FlowRequest) -> FlowRequest:
@@ -254,6 +255,28 @@ class Changes:
         if not local and _response_state(flow.response) != before:
             original.body = capped(original.body, self.body_limit)
             flow.original_response = original
+
+    # -- WebSocket messages (proxy/wsrelay.py) --
+
+    def wants_websocket(self, flow: Flow) -> bool:
+        """An addon reads WebSocket messages: the relay parses them for it."""
+        return self.addons.has("websocket_message")
+
+    async def websocket_message(self, flow: Flow, message: WebSocketMessage) -> None:
+        """Each ``websocket_message`` hook in turn. One that raises is recorded (phase
+        ``addon``) and what it changed is undone; one that changed or dropped the message
+        is named in ``flow.modified_by``."""
+        view = HTTPFlow(flow)
+        for hook in self.addons.hooks("websocket_message"):
+            before = (message.content, message.type, message.dropped)
+            try:
+                await self.addons.call(hook, view, message)
+            except HookFailed as e:
+                _record_failure(flow, e.exc, Phase.ADDON, f"{e.where}, in {e.label}")
+                message.content, message.type, message.dropped = before
+                continue
+            if (message.content, message.type, message.dropped) != before:
+                _note(flow, [hook.label])
 
     # -- outside the exchange --
 

@@ -122,6 +122,15 @@ class WebSocketMessage:
     opcode: int  # 1 text, 2 binary, 8 close, 9 ping, 10 pong
     size: int
     head: bytes  # the first bytes of the payload (unmasked)
+    # Set when an addon's websocket_message hook changed or dropped the message: size and
+    # first bytes are what was sent on (nothing, when dropped), these what was received.
+    dropped: bool = False
+    original_size: int | None = None
+    original_head: bytes | None = None
+
+    @property
+    def modified(self) -> bool:
+        return self.original_size is not None
 
 
 @dataclass(slots=True)

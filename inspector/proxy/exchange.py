@@ -24,10 +24,8 @@ from inspector.proxy.hooks import CloseConnection, held_at_head
 from inspector.proxy.hop import add_framing, request_fields
 from inspector.proxy.modes import Target
 from inspector.proxy.recorder import BodyRecorder
-from inspector.proxy.tunnel import relay
 from inspector.proxy.upstream import IDEMPOTENT, PoolKey, UpstreamConnection
-from inspector.proxy.websocket import FrameReader
-from protocol.aio import stream_write
+from inspector.proxy.websocket import relay_switched
 from protocol.authority import host_port
 from protocol.errors import HTTPException
 from protocol.events import Data, EndOfMessage, Request, Response
@@ -35,8 +33,6 @@ from protocol.headers import Headers
 from protocol.status import EARLY_HINTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from inspector.proxy.context import ProxyContext
     from inspector.proxy.hooks import ExchangeHook
 
@@ -523,38 +519,13 @@ class Exchange:
     async def _switch_protocols(
         self, flow: Flow, up: UpstreamConnection, response: Response
     ) -> None:
-        """After 101: relay raw bytes both ways, recording WebSocket messages."""
-        reader, writer, client_rest = await self.client.switch_protocols(response)
-        up_reader, up_writer, upstream_rest = up.detach()
-        websocket = (flow.request.header("Upgrade") or "").lower() == "websocket"
-        to_up = self._ws_recorder(flow, True) if websocket else None
-        to_client = self._ws_recorder(flow, False) if websocket else None
+        """After 101: relay both ways (``websocket.relay_switched``), recording messages."""
+        client = await self.client.switch_protocols(response)
         try:
-            if client_rest:
-                to_up and to_up(client_rest)
-                stream_write(up_writer, client_rest, "the upstream")
-            if upstream_rest:
-                to_client and to_client(upstream_rest)
-                stream_write(writer, upstream_rest, "the client")
-            await relay(reader, writer, up_reader, up_writer, a_to_b=to_up, b_to_a=to_client)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+            await relay_switched(self.ctx, flow, client, up.detach())
         finally:
-            up_writer.close()
             self._discard(up)  # frees its pool slot; the streams were handed over
         self.ctx.finish(flow)
-
-    def _ws_recorder(self, flow: Flow, from_client: bool) -> Callable[[bytes], None]:
-        reader = FrameReader(from_client)
-        publish = self.ctx.publish
-
-        def record(data: bytes) -> None:
-            messages = reader.feed(data)
-            if messages:
-                flow.websocket.extend(messages)
-                publish(EventKind.WEBSOCKET, flow)
-
-        return record
 
 
 def _also_original(body: FlowBody, original: FlowRequest | FlowResponse | None) -> FlowBody:

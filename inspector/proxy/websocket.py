@@ -1,17 +1,98 @@
-"""A WebSocket frame reader (RFC 6455) that records messages while bytes are relayed untouched.
+"""After a 101: the two streams relayed, and WebSocket messages recorded on the flow.
 
-It never holds a whole frame: only each frame's header and the first ``head_limit``
-payload bytes (unmasked) are kept, so a huge message costs no memory.
+``relay_switched`` picks the relay. With no addon reading WebSocket messages (no
+``websocket_message`` hook), bytes are copied both ways untouched and ``FrameReader``
+records each message as it passes: it never holds a whole frame, only each frame's
+header and the first ``head_limit`` payload bytes (unmasked), so a huge message costs no
+memory. With such a hook, ``wsrelay.MessageRelay`` parses whole messages for it and
+frames what it leaves again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from inspector.flow import WebSocketMessage
+from inspector.bus import EventKind
+from inspector.flow import Flow, FlowError, Phase, WebSocketMessage
+from inspector.proxy.tunnel import relay
+from inspector.proxy.wsdeflate import Agreement, UnsupportedExtension, parse_agreement
+from inspector.proxy.wsframes import CONTROL as _CONTROL
+from inspector.proxy.wsframes import header_length, payload_length, unmask
+from inspector.proxy.wsrelay import HEAD_LIMIT, MessageRelay, Peer, message_hooks
+from protocol.aio import stream_write
 
-HEAD_LIMIT = 256
-_CONTROL = 0x8
+if TYPE_CHECKING:
+    from inspector.proxy.context import ProxyContext
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]
+
+
+async def relay_switched(ctx: ProxyContext, flow: Flow, client: Streams, upstream: Streams) -> None:
+    """Relay a switched connection until both sides are done (the caller finishes the flow).
+
+    ``client`` and ``upstream``: reader, writer and the bytes already read past the head."""
+    websocket = (flow.request.header("Upgrade") or "").lower() == "websocket"
+    hooks = message_hooks(ctx.hooks, flow) if websocket else []
+    try:
+        if hooks:
+            decodable, agreement = _agreement(flow)
+            if decodable:
+                peers = Peer(*client[:2], "the client"), Peer(*upstream[:2], "the upstream")
+                relayer = MessageRelay(ctx, flow, hooks, *peers, agreement)
+                await relayer.run(client[2], upstream[2])
+                return
+        await _relay_raw(ctx, flow, client, upstream, websocket)
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        upstream[1].close()
+
+
+def _agreement(flow: Flow) -> tuple[bool, Agreement | None]:
+    """Whether messages can be decoded, and the 101's permessage-deflate terms (None: not
+    compressed). Another extension cannot be decoded: the bytes then go through untouched
+    and the flow says why."""
+    value = flow.response.header("Sec-WebSocket-Extensions") if flow.response else None
+    try:
+        return True, parse_agreement(value)
+    except UnsupportedExtension as e:
+        if flow.error is None:
+            message = f"{e}: WebSocket messages relayed without calling websocket_message"
+            flow.error = FlowError("UnsupportedExtension", message, Phase.ADDON, time.time())
+        return False, None
+
+
+async def _relay_raw(
+    ctx: ProxyContext, flow: Flow, client: Streams, upstream: Streams, websocket: bool
+) -> None:
+    """Copy bytes both ways untouched, recording WebSocket messages as they pass."""
+    reader, writer, client_rest = client
+    up_reader, up_writer, upstream_rest = upstream
+    to_up = _recorder(ctx, flow, True) if websocket else None
+    to_client = _recorder(ctx, flow, False) if websocket else None
+    if client_rest:
+        to_up and to_up(client_rest)
+        stream_write(up_writer, client_rest, "the upstream")
+    if upstream_rest:
+        to_client and to_client(upstream_rest)
+        stream_write(writer, upstream_rest, "the client")
+    await relay(reader, writer, up_reader, up_writer, a_to_b=to_up, b_to_a=to_client)
+
+
+def _recorder(ctx: ProxyContext, flow: Flow, from_client: bool) -> Callable[[bytes], None]:
+    reader = FrameReader(from_client)
+    publish = ctx.publish
+
+    def record(data: bytes) -> None:
+        messages = reader.feed(data)
+        if messages:
+            flow.websocket.extend(messages)
+            publish(EventKind.WEBSOCKET, flow)
+
+    return record
 
 
 class FrameReader:
@@ -76,12 +157,7 @@ class FrameReader:
         self._hdr.clear()
         self._frame_fin = bool(hdr[0] & 0x80)
         self._frame_opcode = hdr[0] & 0x0F
-        length = hdr[1] & 0x7F
-        pos = 2
-        if length == 126:
-            length, pos = int.from_bytes(hdr[2:4], "big"), 4
-        elif length == 127:
-            length, pos = int.from_bytes(hdr[2:10], "big"), 10
+        length, pos = payload_length(hdr)
         self._mask = hdr[pos : pos + 4] if hdr[1] & 0x80 else b""
         self._remaining = length
         self._offset = 0
@@ -102,7 +178,7 @@ class FrameReader:
         if room > 0:
             part = bytes(chunk[:room])
             if self._mask:
-                part = _unmask(part, self._mask, self._offset)
+                part = unmask(part, self._mask, self._offset)
             head += part
         self._offset += len(chunk)
 
@@ -125,18 +201,7 @@ class FrameReader:
 def _header_length(partial: bytearray, view: memoryview) -> int | None:
     """Total header length once its second byte is known, else None."""
     if len(partial) >= 2:
-        second = partial[1]
-    elif len(partial) + len(view) >= 2:
-        second = (bytes(partial) + bytes(view[: 2 - len(partial)]))[1]
-    else:
-        return None
-    length = second & 0x7F
-    size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-    return size + (4 if second & 0x80 else 0)
-
-
-def _unmask(data: bytes, mask: bytes, offset: int) -> bytes:
-    key = (mask[offset % 4 :] + mask[: offset % 4]) * (len(data) // 4 + 1)
-    return (int.from_bytes(data, "big") ^ int.from_bytes(key[: len(data)], "big")).to_bytes(
-        len(data), "big"
-    )
+        return header_length(partial[1])
+    if len(partial) + len(view) >= 2:
+        return header_length((bytes(partial) + bytes(view[: 2 - len(partial)]))[1])
+    return None

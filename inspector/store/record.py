@@ -6,7 +6,9 @@ strings, so every byte survives JSON. Unset and empty parts (trailers, error, We
 messages, timings not reached, a body's ``truncated``/``sha256``, a comment, what a rule
 or an addon changed) are left out, and a reader takes them as unset. A changed flow's
 record adds ``modified_by`` and the originals ``orig_req``/``orig_resp`` (bodies in parts
-``ORIGINAL_REQUEST``/``ORIGINAL_RESPONSE``). The record carries the Flow's ``format_version``.
+``ORIGINAL_REQUEST``/``ORIGINAL_RESPONSE``). A WebSocket message an addon changed or dropped
+adds ``dropped, original_size, original_head`` to its ``ws`` entry. The record carries the
+Flow's ``format_version``.
 """
 
 from __future__ import annotations
@@ -173,10 +175,7 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
         "tls": None if flow.tls is None else _set_fields(flow.tls, _TLS_FIELDS),
     }
     if flow.websocket:
-        rec["ws"] = [
-            [m.timestamp, m.from_client, m.opcode, m.size, m.head.decode("latin-1")]
-            for m in list(flow.websocket)  # a copy: the proxy may be appending
-        ]
+        rec["ws"] = [_ws_out(m) for m in list(flow.websocket)]  # a copy: the proxy appends
     err = flow.error
     if err is not None:
         rec["error"] = {
@@ -200,6 +199,23 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
     return rec
 
 
+def _ws_out(m: WebSocketMessage) -> list[Any]:
+    out = [m.timestamp, m.from_client, m.opcode, m.size, m.head.decode("latin-1")]
+    if m.original_size is not None:  # changed or dropped by an addon: what was received
+        out += [m.dropped, m.original_size, (m.original_head or b"").decode("latin-1")]
+    return out
+
+
+def _ws_in(
+    ts: float, from_client: bool, opcode: int, size: int, head: str, *changed: Any
+) -> WebSocketMessage:
+    m = WebSocketMessage(ts, from_client, opcode, size, head.encode("latin-1"))
+    if changed:
+        m.dropped, m.original_size, original = changed
+        m.original_head = original.encode("latin-1")
+    return m
+
+
 def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]) -> Flow:
     """The inverse of ``flow_to_record``; ``bodies`` maps part (REQUEST, ...) to bytes."""
     e = rec.get("error")
@@ -213,10 +229,7 @@ def flow_from_record(rec: dict[str, Any], marked: bool, bodies: dict[int, bytes]
         response=_response_in(rec["resp"], bodies.get(RESPONSE, b"")),
         timings=Timings(**rec["timings"]),
         tls=None if rec["tls"] is None else TLSInfo(**rec["tls"]),
-        websocket=[
-            WebSocketMessage(ts, from_client, opcode, size, head.encode("latin-1"))
-            for ts, from_client, opcode, size, head in rec.get("ws", ())
-        ],
+        websocket=[_ws_in(*m) for m in rec.get("ws", ())],
         error=None if e is None else FlowError(e["cls"], e["msg"], Phase(e["phase"]), e["ts"]),
         replay_of=rec.get("replay_of"),
         marked=marked,
