@@ -585,7 +585,8 @@ FLAGS = (
     ),
     FlagQuestion(
         "~modified",
-        "flows changed by a rule or an addon (-M, --map-local, -H, -B, --block-list, -s)",
+        "flows changed by a rule, an addon (-M, --map-local, -H, -B, --block-list, -s)"
+        " or an edit in the UI",
         lambda flow: bool(flow.modified_by),
         "flows.modified = 1",
     ),

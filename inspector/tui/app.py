@@ -28,6 +28,7 @@ from inspector.replay.engine import ReplayError, ReplayOptions, replay_flow
 from inspector.store import StoreError
 from inspector.tui import keys
 from inspector.tui.collector import Collector
+from inspector.tui.edits import PARTS
 from inspector.tui.messages import (
     EditFlow,
     FilterApplied,
@@ -388,38 +389,45 @@ class InspectorApp(App[int]):
         else:
             open_editor(self, flow, part, held=False)
 
-    def flow_edited(self, flow: Flow, stage: str) -> None:
-        """A user's edit was applied to ``flow``: record it unless it is held (the proxy
-        sends, and records, a held flow as edited)."""
-        self.state.edits += 1
+    def flow_edited(self, flow: Flow, stage: str, *, changed: bool = True) -> None:
+        """A user's edit was applied to ``flow`` (recorded beside the original, as a rule's
+        change is): update its row, and record it unless it is held (the proxy sends, and
+        records, a held flow as edited)."""
+        if not changed:
+            self.notify(f"{stage} unchanged: nothing to record", title="Edit")
+            return
+        self.state.add_flows([flow])  # the row's ✎ marker, ~modified, the header's count
         if self.session.held_flow(flow.id) is not None:
             self.notify(f"{stage} edited: a resumes it", title="Edit")
         else:
-            self._record_edit(flow)
+            self._write_store("record the edit", self.session.record, flow)
             self.notify(f"{stage} edited (r replays it, V reverts)", title="Edit")
         self.flows_changed()
 
-    def _record_edit(self, flow: Flow) -> None:
-        self.state.add_flows([flow])
-        self._write_store("record the edit", self.session.record, flow)
-
     def revert(self, ids: list[str]) -> None:
         """Undo the user's edits of these flows (held ones too, while held)."""
-        reverted = 0
+        reverted, notes = 0, []
         for flow_id in ids:
             held = self.session.held_flow(flow_id)
             flow = held or self.state.load_flow(flow_id)
             if flow is None or (held is None and not flow.finished):
                 continue  # gone, or resumed and still in flight: the proxy is writing it
-            if not self.state.revert(flow):
+            # A held response's request has gone upstream already: it stays as sent.
+            at_response = held is not None and self.session.stage_of(flow_id) == "response"
+            if not self.state.revert(flow, ("response",) if at_response else PARTS):
+                if at_response and self.state.edited(flow_id):
+                    notes.append("the edited request went upstream already: it stays")
                 continue
             reverted += 1
+            self.state.add_flows([flow])
             if held is None:
-                self._record_edit(flow)
+                self._write_store("record the revert", self.session.record, flow)
+        for note in notes:
+            self.notify(note, title="Revert", severity="warning")
         if reverted:
             self.notify(f"reverted {reverted} flow{'s' if reverted != 1 else ''}", title="Revert")
             self.flows_changed()
-        else:
+        elif not notes:
             self.notify("nothing to revert: not edited here", severity="warning")
 
     # --- saving ---------------------------------------------------------------------------

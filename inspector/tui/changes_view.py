@@ -1,9 +1,11 @@
-"""The detail's "Changes" tab: what rules and addons changed, original against changed.
+"""The detail's "Changes" tab: what rules, addons and the user's edits changed, original
+against changed.
 
-A flow changed by a rule or an addon keeps the request as the client sent it and the
-response as the upstream sent it (``inspector.changes``); this shows, in order, what
-changed it, then for each message its start line, header and body differences (the
-one comparison of ``inspector.diff``, as ``replay --diff`` uses it).
+A flow changed by a rule, an addon (``inspector.changes``) or an edit in the UI
+(``inspector.tui.edits``) keeps the request as the client sent it and the response as the
+upstream sent it; this shows, in order, what changed it, then for each message its start
+line, header and body differences (the one comparison of ``inspector.diff``, as
+``replay --diff`` uses it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from inspector.diff import body_differences, header_differences
 from inspector.flow import Flow, FlowRequest, FlowResponse
 from inspector.render import status_text
 
-NOTHING = "No rule or addon changed this flow."
+NOTHING = "No rule, addon or edit in the UI changed this flow."
 
 
 def changes_view(flow: Flow) -> Text:

@@ -101,7 +101,9 @@ def _fix_length(pairs: list[tuple[bytes, bytes]], old: FlowBody, new: FlowBody) 
 
 
 def apply_text(flow: Flow, text: str, stage: str | None = None) -> None:
-    """Parse ``text`` and write it into the held message of ``flow`` (EditError if bad)."""
+    """Parse ``text`` and write it into the held message of ``flow`` (EditError if bad).
+
+    This is the text alone: ``inspector.tui.edits.EditLog`` records the change."""
     start, header_lines, body_text = _split(text)
     pairs = _parse_headers(header_lines)
     if (stage or editable_stage(flow)) == "request" or flow.response is None:

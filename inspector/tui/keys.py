@@ -103,7 +103,7 @@ SECTIONS: list[tuple[str, list[BindingType]]] = [
 MARK_GLYPH, MODIFIED_GLYPH, REPLAY_GLYPH = "●", "✎", "↻"
 ROW_LEGEND: list[tuple[str, str]] = [
     (MARK_GLYPH, "marked (m)"),
-    (MODIFIED_GLYPH, "changed by a rule or an addon (the header counts them)"),
+    (MODIFIED_GLYPH, "changed by a rule, an addon or an edit in the UI (the header counts them)"),
     (REPLAY_GLYPH, "a replay (r) of another flow"),
     ("⏸ held", "held by the intercept filter (i): e edits, a resumes, X kills"),
     ("https://  http://", "the scheme before the host; wss:// and ws:// for a WebSocket"),

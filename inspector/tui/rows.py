@@ -227,6 +227,8 @@ class FlowIndex:
             row.update(flow)
         if row.modified:
             self.modified.add(flow.id)
+        else:  # a user's edit reverted
+            self.modified.discard(flow.id)
         if self.matching is not None and matches is not None:
             visible = flow.id in self.matching
             if matches and not visible:

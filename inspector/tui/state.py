@@ -20,6 +20,7 @@ from inspector.bus import EventKind, FlowEvent
 from inspector.filters import FilterError
 from inspector.filters import parse as parse_filter
 from inspector.flow import Flow, new_flow_id
+from inspector.tui.edits import PARTS, EditLog
 from inspector.tui.rows import FlowIndex, FlowRow
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class FlowState:
         self._filter: Callable[[Flow], object] | None = None  # applied to live flows
         self._live_matches: set[str] = set()
         self._recent: dict[str, Flow] = {}  # newest last
-        self._originals: dict[str, Flow] = {}  # flows as they were before the user's edits
+        self.edit_log = EditLog(session.body_limit)  # messages before the user's edits
         self.edits = 0  # bumped by every edit and revert: detail views reload on a change
         self._error_seq = 0
         self._counted_errors: set[str] = set()
@@ -271,25 +272,22 @@ class FlowState:
         twin.marked = False
         return twin
 
-    def before_edit(self, flow: Flow) -> None:
-        """Keep the flow as it is before the user's first edit of it (V reverts to it)."""
-        if flow.id not in self._originals:
-            self._originals[flow.id] = copy.deepcopy(flow)
+    def apply_edit(self, flow: Flow, text: str, stage: str) -> bool:
+        """Apply the user's edited ``text`` to ``flow`` and record it as a change (EditError
+        if bad); False when it changed nothing."""
+        changed = self.edit_log.apply(flow, text, stage)
+        self.edits += changed
+        return changed
 
     def edited(self, flow_id: str) -> bool:
-        return flow_id in self._originals
+        return self.edit_log.edited(flow_id)
 
-    def revert(self, flow: Flow) -> bool:
-        """Put back what ``flow`` was before the user's edits, in place; False if unedited."""
-        original = self._originals.pop(flow.id, None)
-        if original is None:
-            return False
-        flow.request = original.request
-        if original.response is not None:  # else the response came after the edit
-            flow.response = original.response
-        flow.intercepted = original.intercepted
-        self.edits += 1
-        return True
+    def revert(self, flow: Flow, parts: tuple[str, ...] = PARTS) -> list[str]:
+        """Put back ``parts`` of ``flow`` as they were before the user's edits, in place;
+        the parts reverted (none when unedited)."""
+        done = self.edit_log.revert(flow, parts)
+        self.edits += bool(done)
+        return done
 
     def forget(self, ids: list[str]) -> None:
         """Drop flows from the list (the app deletes them from the store)."""

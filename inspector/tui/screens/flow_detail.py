@@ -125,7 +125,7 @@ class FlowDetailScreen(Screen):
             ("error", flow.error is None),
         ):
             tabs.get_tab(tab).set_class(empty, "-empty")
-        # Only a flow a rule or an addon changed has a Changes tab.
+        # Only a flow a rule, an addon or an edit changed has a Changes tab.
         if flow.modified:
             tabs.show_tab("changes")
         else:
@@ -140,7 +140,7 @@ class FlowDetailScreen(Screen):
             text.append("● ", style="bold magenta")
         text.append(flow_line(flow))
         if flow.modified:
-            text.append(f"\n✎ modified by {', '.join(flow.modified_by)}", style="cyan")
+            text.append(f"\n✎ modified: {', '.join(flow.modified_by)}", style="cyan")
         if self.state.edited(flow.id):
             text.append("\n✎ edited here: V reverts, r replays", style="cyan")
         self.query_one("#summary", Static).update(text)

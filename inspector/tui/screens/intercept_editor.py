@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 
 from inspector.tui import keys
-from inspector.tui.editing import EditError, apply_text, message_text
+from inspector.tui.editing import EditError, message_text
 
 if TYPE_CHECKING:
     from inspector.flow import Flow
@@ -47,15 +47,13 @@ def _edit_externally(app: InspectorApp, flow: Flow, stage: str, editor: str) -> 
                 f"{editor} exited with {result.returncode}: nothing changed", severity="warning"
             )
             return True
-        text = path.read_text(encoding="utf-8")
-        app.state.before_edit(flow)
-        apply_text(flow, text, stage)
+        changed = app.state.apply_edit(flow, path.read_text(encoding="utf-8"), stage)
     except EditError as e:
         app.notify(f"not applied: {e}", title="Edit", severity="error", timeout=10)
     except OSError as e:
         app.notify(f"cannot run {editor!r}: {e}", title="Edit", severity="error", timeout=10)
     else:
-        app.flow_edited(flow, stage)
+        app.flow_edited(flow, stage, changed=changed)
     finally:
         path.unlink(missing_ok=True)
     return True
@@ -94,31 +92,30 @@ class InterceptEditorScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
 
-    def _apply(self) -> bool:
+    def _apply(self) -> bool | None:
+        """True: applied, False: nothing changed, None: not applied (the error is shown)."""
         if self.held and self.app.session.held_flow(self.flow.id) is None:
-            self.query_one("#editor-error", Static).update(
-                "this flow is no longer held: nothing to apply"
-            )
-            return False
+            self._error("this flow is no longer held: nothing to apply")
+            return None
         try:
-            self.app.state.before_edit(self.flow)
-            apply_text(self.flow, self.query_one(TextArea).text, self.stage)
+            return self.app.state.apply_edit(self.flow, self.query_one(TextArea).text, self.stage)
         except EditError as e:
             self._error(f"not applied: {e}")
-            return False
-        return True
+            return None
 
     def _error(self, message: str) -> None:
         self.query_one("#editor-error", Static).update(message)
 
     def action_save(self) -> None:
-        if self._apply():
+        changed = self._apply()
+        if changed is not None:
             self.app.pop_screen()
-            self.app.flow_edited(self.flow, self.stage)
+            self.app.flow_edited(self.flow, self.stage, changed=changed)
 
     def action_save_resume(self) -> None:
-        if self._apply():
+        changed = self._apply()
+        if changed is not None:
             self.app.pop_screen()
-            self.app.flow_edited(self.flow, self.stage)
+            self.app.flow_edited(self.flow, self.stage, changed=changed)
             if self.held:
                 self.app.resume([self.flow.id])
