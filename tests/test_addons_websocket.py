@@ -24,6 +24,8 @@ from inspector.config import Endpoint, Mode
 from inspector.flow import Phase
 from inspector.render import flow_line
 from inspector.store import Store
+from inspector.tui.changes_view import changes_view
+from inspector.tui.views import websocket_view
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_head
 from tests.proxy_process import ProxyProcess
 from tests.servers import read_request_head
@@ -151,6 +153,8 @@ def test_text_rewritten_both_ways_and_recorded(tmp_path: Path, ws_server: WsServ
     assert flow.modified_by == ["ws_addon.py:websocket_message"]
     assert flow_line(flow).endswith("  [modified]")
     assert flow.error is None
+    assert "- 5 B  hello\n  + 5 B  HELLO" in changes_view(flow).plain
+    assert "changed by an addon  HELLO AGAIN" in websocket_view(flow).plain
 
 
 def test_binary_message_rewritten(tmp_path: Path, ws_server: WsServer) -> None:
@@ -195,6 +199,8 @@ def test_dropped_message_is_not_sent(tmp_path: Path, ws_server: WsServer) -> Non
         (0, b"", 9, b"my secret")
     ]
     assert flow.modified_by == ["ws_addon.py:DropSecrets.websocket_message"]
+    assert "9 B  dropped by an addon  my secret" in websocket_view(flow).plain
+    assert "- 9 B  my secret\n  + dropped: not sent on" in changes_view(flow).plain
 
 
 SEEN = """\

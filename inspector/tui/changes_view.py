@@ -14,7 +14,8 @@ from rich.text import Text
 
 from inspector.diff import body_differences, header_differences
 from inspector.flow import Flow, FlowRequest, FlowResponse
-from inspector.render import status_text
+from inspector.render import human_size, status_text
+from inspector.tui.views import message_preview
 
 NOTHING = "No rule, addon or edit in the UI changed this flow."
 
@@ -38,6 +39,28 @@ def changes_view(flow: Flow) -> Text:
     text.append("\nResponse", style="bold")
     text.append(": as the upstream sent it -> as the client got it\n", style="dim")
     text.append_text(_response_part(flow))
+    if any(m.modified for m in flow.websocket):
+        text.append("\nWebSocket messages", style="bold")
+        text.append(": as received -> as sent on\n", style="dim")
+        text.append_text(_websocket_part(flow))
+    return text
+
+
+def _websocket_part(flow: Flow) -> Text:
+    """Each message an addon changed or dropped: what was received, then what was sent."""
+    text = Text()
+    for msg in flow.websocket:
+        if not msg.modified:
+            continue
+        arrow = "→ server" if msg.from_client else "← client"
+        text.append(f"  {arrow}\n", style="dim")
+        size = human_size(msg.original_size or 0)
+        text.append(f"  - {size}  {message_preview(msg.opcode, msg.original_head)}\n", style="red")
+        if msg.dropped:
+            text.append("  + dropped: not sent on\n", style="green")
+        else:
+            after = f"{human_size(msg.size)}  {message_preview(msg.opcode, msg.head)}"
+            text.append(f"  + {after}\n", style="green")
     return text
 
 

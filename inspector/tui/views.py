@@ -223,11 +223,22 @@ def websocket_view(flow: Flow) -> Text:
         arrow = "→ server" if msg.from_client else "← client"
         text.append(f"{when}  {arrow}  ", style="dim")
         text.append(f"{OPCODES.get(msg.opcode, str(msg.opcode)):<8}", style="bold")
-        text.append(f" {human_size(msg.size):>9}  ")
-        preview = msg.head.decode("utf-8", "replace") if msg.opcode == 1 else msg.head.hex(" ")
-        text.append(" ".join(preview.split())[:120])
+        size = msg.original_size if msg.dropped else msg.size
+        text.append(f" {human_size(size or 0):>9}  ")
+        if msg.dropped:
+            text.append("dropped by an addon  ", style="bold red")
+        elif msg.modified:
+            text.append("changed by an addon  ", style="bold yellow")
+        text.append(message_preview(msg.opcode, msg.original_head if msg.dropped else msg.head))
         text.append("\n")
     return text
+
+
+def message_preview(opcode: int, head: bytes | None) -> str:
+    """A WebSocket message's first bytes on one line: text as text, the rest as hex."""
+    head = head or b""
+    preview = head.decode("utf-8", "replace") if opcode == 1 else head.hex(" ")
+    return " ".join(preview.split())[:120]
 
 
 def error_view(flow: Flow) -> Text:
