@@ -312,13 +312,21 @@ def flows_from_har(doc: object) -> list[Flow]:
         raise HarError('not a HAR file: "log.entries" is missing or not a list')
     seen: set[str] = set()
     flows = []
-    for index, entry in enumerate(entries):
-        flow = _entry_flow(_Entry(index, entry))
+    for flow in flows_from_entries(entries):
         if flow.id in seen:
             flow.id = new_flow_id()
         seen.add(flow.id)
         flows.append(flow)
     return flows
+
+
+def flows_from_entries(entries: Iterable[object]) -> Iterator[Flow]:
+    """The flow of each HAR entry as it comes, or HarError naming the entry and field.
+
+    Ids are the entries' own (``_id``) where they have one: the caller sees to repeats.
+    """
+    for index, entry in enumerate(entries):
+        yield _entry_flow(_Entry(index, entry))
 
 
 class _Entry:
