@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import textwrap
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -40,11 +41,14 @@ class WsServer:
     It answers each text message ``m`` with ``echo: m`` and each binary one ``b`` with
     ``b"echo:" + b``, and keeps what it received and the close code it got."""
 
-    def __init__(self, compression: str | None = "deflate") -> None:
+    def __init__(
+        self, compression: str | None = "deflate", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.received: list[str | bytes] = []
         self.close_codes: list[int | None] = []
         self.done = threading.Event()  # a connection ended
         self._compression = compression
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -57,7 +61,8 @@ class WsServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        async with serve(self._handler, "127.0.0.1", 0, compression=self._compression) as server:
+        kwargs: dict[str, Any] = {"compression": self._compression, "ssl": self._tls}
+        async with serve(self._handler, "127.0.0.1", 0, **kwargs) as server:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[index]
             self._ready.set()
             await self._stop.wait()
@@ -105,12 +110,15 @@ def ws_proxy(
 
 
 def talk(
-    proxy: LiveProxy, conversation: Callable[[ClientConnection], Awaitable[Any]], **kwargs: Any
+    through: LiveProxy, conversation: Callable[[ClientConnection], Awaitable[Any]], **kwargs: Any
 ) -> Any:
     """Run ``conversation`` on a ``websockets`` client connected through the proxy."""
 
+    kwargs.setdefault("proxy", None)  # reverse mode: connect to the proxy as the server
+
     async def main() -> Any:
-        async with connect(f"ws://127.0.0.1:{proxy.port}/chat", **kwargs) as ws:
+        url = kwargs.pop("url", f"ws://127.0.0.1:{through.port}/chat")
+        async with connect(url, **kwargs) as ws:
             return await asyncio.wait_for(conversation(ws), 15)
 
     return asyncio.run(main())
@@ -462,3 +470,71 @@ def test_examples_websocket_addon(tmp_path: Path, ws_server: WsServer) -> None:
     assert ws_server.received == ['{"type": "login", "token": "[redacted]"}', "plain text"]
     assert answers == ['echo: {"type": "login", "token": "[redacted]"}', "echo: plain text"]
     assert [m.dropped for m in flow.websocket if m.modified] == [True, False]
+
+
+def test_wss_through_connect_is_rewritten(
+    tmp_path: Path, server_tls_context: ssl.SSLContext, upstream_ca_file: Path
+) -> None:
+    """Regular mode: the client tunnels with CONNECT, the proxy intercepts the TLS and
+    verifies the server's; the hook sees the messages inside, compressed and all."""
+    server = WsServer(tls=server_tls_context)
+    script = addon(tmp_path, REWRITE)
+    try:
+        with live_proxy(tmp_path, scripts=(script,), upstream_ca=upstream_ca_file) as proxy:
+            trust = ssl.create_default_context(cafile=str(proxy.ca_file))
+            answers = talk(
+                proxy,
+                lambda ws: exchange(ws, "over tls"),
+                url=f"wss://localhost:{server.port}/chat",
+                proxy=proxy.url,
+                ssl=trust,
+            )
+            (flow,) = proxy.finished(1)
+    finally:
+        server.close()
+    assert server.received == ["OVER TLS"]
+    assert answers == ["echo: OVER TLS (seen by the proxy)"]
+    assert flow.request.scheme == "https" and flow.modified
+    # The closing handshake ends the client's TLS connection too (it cannot half-close):
+    # the client does not wait out its close timeout.
+    assert flow.timings.end is not None and flow.timings.end - flow.timings.start < 5
+
+
+def test_bomb_inflating_past_the_limit_closes_1009(tmp_path: Path, ws_server: WsServer) -> None:
+    """A compressed message small on the wire but over the limit once inflated."""
+    script = addon(tmp_path, SEEN)
+
+    async def conversation(ws: ClientConnection) -> int | None:
+        await ws.send("0" * 200_000)  # about 200 bytes once deflated
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        return ws.close_code
+
+    with ws_proxy(tmp_path, ws_server, script, body_limit=65536) as proxy:
+        code = talk(proxy, conversation)
+        (flow,) = proxy.finished(1)
+    assert code == 1009 and ws_server.received == []
+    assert flow.error is not None and "inflating to more than 65536 bytes" in flow.error.message
+
+
+def test_origin_breaking_the_framing_closes_both_1002(tmp_path: Path, raw_server) -> None:  # type: ignore[no-untyped-def]
+    """An origin sending a reserved opcode: both sides get close 1002, the flow says why."""
+    script = addon(tmp_path, SEEN)
+    received: list[bytes] = []
+    peer = raw_server(raw_ws_peer(received, frame(3, b"what is this"), 2 + 4 + 2))
+    mode = Mode("reverse", Endpoint("http", "127.0.0.1", peer.port))
+    with live_proxy(tmp_path, mode=mode, scripts=(script,)) as proxy, proxy.connect() as s:
+        handshake(s)
+        s.sendall(frame(1, b"hi", mask=b"\x00\x00\x00\x00"))
+        first, payload = read_frame(s)
+        assert (first, payload[:2]) == (0x88, (1002).to_bytes(2, "big"))
+        assert b"reserved opcode 0x3" in payload
+        assert s.recv(1) == b""  # and the proxy is done sending
+        s.close()
+        (flow,) = proxy.finished(1)
+    (got,) = received  # the client's message, masked afresh
+    assert (
+        got[:2] == b"\x81\x82" and bytes(b ^ got[2 + i % 4] for i, b in enumerate(got[6:])) == b"hi"
+    )
+    assert flow.error is not None and flow.error.exc_class == "FrameError"
+    assert flow.error.phase is Phase.BODY and "from the upstream" in flow.error.message

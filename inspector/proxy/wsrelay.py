@@ -78,6 +78,7 @@ class _Way:
     target: Peer
     frames: MessageReader
     codec: DeflateCodec | None
+    closed: bool = False  # a close frame went this way
 
 
 class MessageRelay:
@@ -133,7 +134,9 @@ class MessageRelay:
                 if not data:
                     return
         finally:
-            _end(way.target.writer, force=False)
+            # After the closing handshake the server closes first (RFC 6455 7.1.1): then the
+            # client's side closes too, even where TLS cannot half-close.
+            _end(way.target.writer, force=all(w.closed for w in self._ways))
 
     async def _relay_items(self, way: _Way) -> None:
         while not self.aborted:
@@ -142,6 +145,7 @@ class MessageRelay:
                 if item is None:
                     return
                 if type(item) is Frame:
+                    way.closed = way.closed or item.opcode == CLOSE
                     await self._send(way, item.wire)
                     self._record_frame(way, item)
                 else:
