@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import time
 from collections.abc import Callable
 
@@ -34,7 +36,7 @@ from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse,
 from inspector.http import HTTPFlow
 from inspector.proxy.hooks import CloseConnection
 from inspector.rules import RuleSet
-from inspector.websocket import WebSocketMessage
+from inspector.websocket import WebSocketData
 
 
 def copy_request(r: FlowRequest) -> FlowRequest:
@@ -91,6 +93,19 @@ def _record_failure(flow: Flow, exc: BaseException, phase: Phase, where: str) ->
     if flow.error is None:  # the first failure is the one that explains the rest
         message = f"{exc_message(exc)} ({where})"
         flow.error = FlowError(type(exc).__name__, message, phase, time.time())
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_message(function: Callable[..., object]) -> bool:
+    """``websocket_message(flow, message)`` (this API) or ``(flow)`` (mitmproxy's, which
+    reads ``flow.websocket.messages[-1]``)?"""
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: call it as documented
+        return True
+    kinds = [p.kind for p in params]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Parameter.VAR_POSITIONAL in kinds or sum(k in positional for k in kinds) >= 2
 
 
 class Changes:
@@ -262,15 +277,18 @@ class Changes:
         """An addon reads WebSocket messages: the relay parses them for it."""
         return self.addons.has("websocket_message")
 
-    async def websocket_message(self, flow: Flow, message: WebSocketMessage) -> None:
-        """Each ``websocket_message`` hook in turn. One that raises is recorded (phase
-        ``addon``) and what it changed is undone; one that changed or dropped the message
-        is named in ``flow.modified_by``."""
+    async def websocket_message(self, flow: Flow, data: WebSocketData) -> None:
+        """Each ``websocket_message`` hook in turn on ``data.messages[-1]``. One that raises
+        is recorded (phase ``addon``) and what it changed is undone; one that changed or
+        dropped the message is named in ``flow.modified_by``."""
+        message = data.messages[-1]
         view = HTTPFlow(flow)
+        view.websocket = data
         for hook in self.addons.hooks("websocket_message"):
             before = (message.content, message.type, message.dropped)
+            args = (view, message) if _takes_message(hook.function) else (view,)
             try:
-                await self.addons.call(hook, view, message)
+                await self.addons.call(hook, *args)
             except HookFailed as e:
                 _record_failure(flow, e.exc, Phase.ADDON, f"{e.where}, in {e.label}")
                 message.content, message.type, message.dropped = before

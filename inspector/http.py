@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from inspector.content import ContentError, charset, decode, media_type, parse_encodings
 from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse
 from inspector.multidict import Headers, MultiDictView, StrPairs, as_pairs
+from inspector.websocket import WebSocketData
 from protocol.status import describe
 
 __all__ = ["Error", "HTTPFlow", "Headers", "Message", "MultiDictView", "Request", "Response"]
@@ -492,13 +493,16 @@ class Error:
 class HTTPFlow:
     """One exchange as addons see it; views are made once per flow, so ``is`` holds."""
 
-    __slots__ = ("_killed", "_request", "_response", "flow")
+    __slots__ = ("_killed", "_request", "_response", "flow", "websocket")
 
     def __init__(self, flow: Flow) -> None:
         self.flow = flow  # the recorded flow (inspector.flow.Flow)
         self._request = Request(flow.request)
         self._response: Response | None = None
         self._killed = False
+        # In a websocket_message hook, the connection's messages (inspector.websocket), as
+        # mitmproxy has them (``flow.websocket.messages[-1]`` is the one at hand); else None.
+        self.websocket: WebSocketData | None = None
 
     @property
     def id(self) -> str:

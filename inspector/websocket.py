@@ -4,6 +4,9 @@ Named as mitmproxy's ``WebSocketMessage``, so that scripts port by the import:
 ``.from_client``, ``.type`` (``Opcode.TEXT`` / ``Opcode.BINARY``), ``.is_text``,
 ``.content`` (bytes, settable), ``.text`` (text messages only, settable), ``.timestamp``,
 ``.drop()`` / ``.dropped``, ``.injected`` (always False: the proxy injects nothing).
+A hook written for mitmproxy, ``websocket_message(flow)`` with one argument, is called so
+and finds the message as mitmproxy puts it, ``flow.websocket.messages[-1]``
+(``WebSocketData``: the connection's latest ``MESSAGES_KEPT`` messages, oldest first).
 ``content`` is the message as its sender meant it: fragments joined, unmasked, and
 inflated when permessage-deflate compressed it. What the hook leaves is what the other
 side gets, as one frame (compressed again where it came compressed).
@@ -12,9 +15,12 @@ side gets, as one frame (compressed again where it came compressed).
 from __future__ import annotations
 
 import time
+from collections import deque
 from enum import IntEnum
 
-__all__ = ["Opcode", "WebSocketMessage"]
+__all__ = ["Opcode", "WebSocketData", "WebSocketMessage"]
+
+MESSAGES_KEPT = 100  # messages of a connection a hook can look back on (they are held whole)
 
 
 class Opcode(IntEnum):
@@ -88,3 +94,15 @@ class WebSocketMessage:
         body = self._content.decode("utf-8", "replace") if self.is_text else self._content.hex()
         flag = " dropped" if self.dropped else ""
         return f"<WebSocketMessage {self.type.name.lower()} from {side}{flag}: {body[:60]!r}>"
+
+
+class WebSocketData:
+    """``flow.websocket`` in a hook: ``messages``, this connection's latest messages."""
+
+    __slots__ = ("messages",)
+
+    def __init__(self) -> None:
+        self.messages: deque[WebSocketMessage] = deque(maxlen=MESSAGES_KEPT)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketData: {len(self.messages)} messages kept>"

@@ -538,3 +538,36 @@ def test_origin_breaking_the_framing_closes_both_1002(tmp_path: Path, raw_server
     )
     assert flow.error is not None and flow.error.exc_class == "FrameError"
     assert flow.error.phase is Phase.BODY and "from the upstream" in flow.error.message
+
+
+def test_mitmproxy_style_hook_with_the_flow_only(tmp_path: Path, ws_server: WsServer) -> None:
+    """mitmproxy calls ``websocket_message(flow)`` and the hook reads the message at hand
+    as ``flow.websocket.messages[-1]``: such a script runs with its import changed."""
+    script = addon(
+        tmp_path,
+        """\
+        from inspector import http
+
+        class Censor:
+            def websocket_message(self, flow: http.HTTPFlow) -> None:
+                assert flow.websocket is not None
+                latest = flow.websocket.messages[-1]
+                if latest.from_client and latest.content.startswith(b"hi"):
+                    latest.content = b"hello" + latest.content[2:]
+                if b"forbidden" in latest.content:
+                    latest.drop()
+                flow.comment = str(len(flow.websocket.messages))
+
+        addons = [Censor()]
+        """,
+    )
+
+    async def conversation(ws: ClientConnection) -> list[str | bytes]:
+        await ws.send("forbidden words")
+        return await exchange(ws, "hi there")
+
+    with ws_proxy(tmp_path, ws_server, script) as proxy:
+        answers = talk(proxy, conversation)
+        (flow,) = proxy.finished(1)
+    assert ws_server.received == ["hello there"] and answers == ["echo: hello there"]
+    assert flow.comment == "3" and flow.error is None

@@ -34,7 +34,7 @@ from inspector.proxy.wsframes import (
     close_payload,
     encode_frame,
 )
-from inspector.websocket import WebSocketMessage
+from inspector.websocket import WebSocketData, WebSocketMessage
 from protocol.aio import stream_write
 from protocol.limits import READ_CHUNK
 
@@ -49,7 +49,8 @@ class MessageHook(Protocol):
 
     def wants_websocket(self, flow: Flow) -> bool: ...
 
-    async def websocket_message(self, flow: Flow, message: WebSocketMessage) -> None: ...
+    async def websocket_message(self, flow: Flow, data: WebSocketData) -> None:
+        """Run the hooks on ``data.messages[-1]``; never raises (failures go on the flow)."""
 
 
 def message_hooks(hooks: tuple[object, ...], flow: Flow) -> list[MessageHook]:
@@ -108,6 +109,7 @@ class MessageRelay:
             )
             for from_client, source, target in ((True, client, upstream), (False, upstream, client))
         ]
+        self.data = WebSocketData()  # the connection's latest messages, for the hooks
         self.aborted = False  # a close was sent to both sides for an error: discard the rest
 
     async def run(self, client_rest: bytes, upstream_rest: bytes) -> None:
@@ -159,8 +161,9 @@ class MessageRelay:
         if item.compressed and way.codec is not None:
             content = way.codec.inflate(content, self.limit)
         message = WebSocketMessage(item.opcode, content, way.from_client)
+        self.data.messages.append(message)
         for hook in self.hooks:
-            await hook.websocket_message(self.flow, message)
+            await hook.websocket_message(self.flow, self.data)
         sent = b"" if message.dropped else message.content
         if not message.dropped and not self.aborted:
             payload = sent
