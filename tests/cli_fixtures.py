@@ -49,6 +49,35 @@ def run_inspector(
     )
 
 
+def on_a_terminal(argv: list[str], *, timeout: float = 120) -> tuple[int, str]:
+    """Run ``argv`` with stdout and stderr on one new pseudo-terminal; its status and all it
+    showed there (control codes included)."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
+        env=inspector_env(TERM="xterm", COLUMNS="100"),
+    )  # fmt: skip
+    os.close(secondary)
+    shown = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([primary], [], [], timeout)
+            assert ready, f"no output within {timeout} s"
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the other end closed: the process is done
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+    return proc.wait(timeout=60), shown.decode(errors="replace")
+
+
 def make_bare_repo(root: Path, name: str = "repo.git") -> str:
     """A bare repository under ``root`` with one empty commit on main; returns the commit id."""
     repo = root / name

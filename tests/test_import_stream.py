@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
-import select
 import subprocess
 import sys
 import tracemalloc
@@ -19,7 +16,7 @@ from inspector import har_stream
 from inspector.export.har import HarError, flows_from_entries, flows_from_har
 from inspector.har_stream import JsonSyntaxError, har_entries
 from inspector.store import Store
-from tests.cli_fixtures import inspector_command, inspector_env
+from tests.cli_fixtures import inspector_command, inspector_env, on_a_terminal
 from tests.replay_fixtures import read_session
 
 SMALL = 10_000
@@ -236,33 +233,10 @@ def test_closed_stdout_and_no_terminal(tmp_path: Path) -> None:
     assert err.decode() == f"inspector: imported 20 exchanges into {tmp_path / 's.db'}\n"
 
 
-def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
-    """Run ``argv`` with stdout and stderr on a new pseudo-terminal; its status and screen."""
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
-        env=inspector_env(TERM="xterm", COLUMNS="100"),
-    )  # fmt: skip
-    os.close(secondary)
-    shown = bytearray()
-    while True:
-        ready, _, _ = select.select([primary], [], [], 120)
-        assert ready, "no output within 120 s"
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # the other end closed: the process is done
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(primary)
-    return proc.wait(timeout=60), shown.decode(errors="replace")
-
-
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     har = _write_har(tmp_path / "h.har", 3000)
     session = tmp_path / "s.db"
-    status, screen = _on_a_terminal([*inspector_command(), "import", str(har), "-o", str(session)])
+    status, screen = on_a_terminal([*inspector_command(), "import", str(har), "-o", str(session)])
     assert status == 0, screen
     assert "importing" in screen and "MB" in screen  # the bar, counting the file's bytes
     assert f"imported 3000 exchanges into {session}" in screen

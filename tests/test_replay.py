@@ -169,7 +169,7 @@ def test_reporter_lines_and_diff(echo_server):
     )
     out = io.StringIO()
     tally = Tally(total=1)
-    reporter = Reporter(tally, show_diff=True, ignore=[], out=out, err=io.StringIO())
+    reporter = Reporter(tally, show_diff=True, ignore=[], out=out)
     run_replays(iter([flow]), ReplayOptions(), concurrency=1, rate=None, on_outcome=reporter.report)
     reporter.finish()
     lines = out.getvalue().splitlines()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from inspector.config import ConfigError, Endpoint
 from inspector.diff import ResponseDiff, compare
-from inspector.export.progress import stdout_closed
+from inspector.export.progress import Counter, progress, stdout_closed
 from inspector.flow import Flow
 from inspector.render import flow_line, status_text
 from inspector.replay.engine import Outcome, ReplayOptions, run_replays
@@ -58,7 +58,7 @@ class Tally:
 
 
 class Reporter:
-    """Prints one line per flow (and its diff), counts outcomes, shows progress on a TTY."""
+    """Prints one line per flow (and its diff) and counts outcomes (on ``counter``'s bar)."""
 
     def __init__(
         self,
@@ -67,14 +67,13 @@ class Reporter:
         show_diff: bool,
         ignore: list[str],
         out: TextIO | None = None,
-        err: TextIO | None = None,
+        counter: Counter | None = None,
     ) -> None:
         self.tally = tally
         self.show_diff = show_diff
         self.ignore = ignore
         self.out = out or sys.stdout
-        self.err = err or sys.stderr
-        self.progress = self.err.isatty()
+        self.counter = counter or Counter()
 
     def report(self, outcome: Outcome) -> None:
         flow = outcome.original
@@ -88,7 +87,7 @@ class Reporter:
         else:
             assert outcome.new is not None
             self._report_replay(flow, outcome.new)
-        self._show_progress()
+        self.counter()
 
     def _report_replay(self, original: Flow, new: Flow) -> None:
         line = flow_line(new)
@@ -116,20 +115,9 @@ class Reporter:
             self._print(f"    {text}")
 
     def _print(self, text: str) -> None:
-        if self.progress:
-            self.err.write("\r\033[K")
-        print(text, file=self.out, flush=True)
-
-    def _show_progress(self) -> None:
-        if self.progress:
-            done = self.tally.replayed + self.tally.skipped
-            self.err.write(f"\r[{done}/{self.tally.total}] replaying...")
-            self.err.flush()
+        self.counter.line(text, self.out)
 
     def finish(self) -> None:
-        if self.progress:
-            self.err.write("\r\033[K")
-            self.err.flush()
         print(self.tally.summary(), file=self.out, flush=True)
 
 
@@ -214,10 +202,12 @@ def _replay_session(
             sink.put(outcome.new)
         reporter.report(outcome)
 
-    finished = run_replays(
-        flows(), options, concurrency=args.concurrency, rate=args.rate, on_outcome=on_outcome
-    )
-    tally.interrupted = not finished
-    sink.flush()
+    with progress(len(ids), "replaying") as counter:  # a bar on stderr when it is a terminal
+        reporter.counter = counter
+        finished = run_replays(
+            flows(), options, concurrency=args.concurrency, rate=args.rate, on_outcome=on_outcome
+        )
+        tally.interrupted = not finished
+        sink.flush()
     reporter.finish()
     return tally
