@@ -4,6 +4,8 @@ shared machine, for before/after comparisons of the hot path.
     python bench/callgrind_proxy.py                      # this tree
     python bench/callgrind_proxy.py --src /path/to/other/checkout   # another version
     python bench/callgrind_proxy.py --tls                # intercepted HTTPS (CONNECT)
+    python bench/callgrind_proxy.py --load headers       # with 10 -H rules (see LOADS)
+    python bench/callgrind_proxy.py --proxy-arg=-H --proxy-arg='/X-A/1'   # any options
 
 The proxy (``inspector dump -q``, plain asyncio loop) runs under ``valgrind --tool=callgrind``;
 a client sends N keep-alive GETs through it to a local HTTP server, one after the other, in
@@ -30,6 +32,58 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BODY = b"x" * 200
+SCRIPT = "def request(flow):\n    pass\n"  # the empty request hook of --load hook
+
+
+def _mix(upstream: int) -> list[str]:
+    """The README's 10 rules: 3 -H on requests (two fields added, Accept removed), 3 on
+    responses (three fields added), and 4 -M of which one rewrites the path."""
+    return [
+        *_headers()[:3], *_headers()[5:8],
+        *_remotes(upstream)[6:],
+    ]  # fmt: skip
+
+
+def _headers() -> list[str]:
+    """10 -H: 5 on requests (four added, Accept removed), 5 on responses (three added, two
+    under a filter on the URL or the host: one applies, one does not)."""
+    return [
+        "/~q/X-Client-Id/bench", "/~q/X-Debug/1", "/~q/Accept/",
+        "/~q/Authorization/Bearer token", "/~q/X-Trace/on",
+        "/~s/X-Proxied/yes", "/~s/Cache-Control/no-store", "/~s/X-Frame-Options/DENY",
+        "/~s & ~u small/X-Small/1", "/~s & ~d api.example.com/X-Api/1",
+    ]  # fmt: skip
+
+
+def _remotes(upstream: int) -> list[str]:
+    """10 -M: eight for other hosts (four under a host filter), two for this one, of which
+    one rewrites the path."""
+    local = f"127.0.0.1:{upstream}"
+    other = [f"|//api{i}.example.com/|//{local}/api{i}/" for i in range(4)]
+    other += [f"|~d cdn{i}.example.com|//cdn{i}.example.com/|//{local}/cdn{i}/" for i in range(4)]
+    return [*other, f"|//{local}/nowhere|//{local}/elsewhere", f"|//{local}/small|//{local}/mapped"]
+
+
+def _load_args(load: str, upstream: int, workdir: Path) -> list[str]:
+    """The proxy options of one named load (see LOADS)."""
+    if load == "hook":
+        script = workdir / "empty_hook.py"
+        script.write_text(SCRIPT)
+        return ["-s", str(script)]
+    rules = {"mix": _mix, "headers": lambda _: _headers(), "remotes": _remotes}
+    if load not in rules:
+        return []
+    # -H patterns here start with "/", -M ones with "|"
+    return [arg for r in rules[load](upstream) for arg in ("-H" if r[0] == "/" else "-M", r)]
+
+
+LOADS = {
+    "none": "no rules, no addons",
+    "hook": "an addon with an empty request hook",
+    "mix": "10 rules: 6 -H (3 on requests, 3 on responses) and 4 -M",
+    "headers": "10 -H rules",
+    "remotes": "10 -M rules",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -77,14 +131,16 @@ def _client(port: int, upstream: int, count: int, tls: bool) -> None:
     sock.close()
 
 
-def _instructions(src: Path, count: int, tls: bool, upstream: int, workdir: Path) -> int:
+def _instructions(
+    src: Path, count: int, tls: bool, upstream: int, workdir: Path, extra: list[str]
+) -> int:
     out = workdir / f"callgrind.{count}.out"
     env = dict(os.environ, PYTHONPATH=str(src), INSPECTOR_LOOP="asyncio", PYTHONHASHSEED="0")
     cmd = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
         sys.executable, "-m", "inspector", "dump", "-q", "--listen-port", "0",
         "--confdir", str(workdir / "conf"), "--session", str(workdir / f"s{count}.db"),
-        "--insecure",
+        "--insecure", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     port = _listening_port(proc)
@@ -117,6 +173,17 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parent.parent)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--tls", action="store_true", help="intercepted HTTPS through CONNECT")
+    parser.add_argument(
+        "--load", choices=LOADS, default="none",
+        help="rules or addons loaded: " + "; ".join(f"{k}: {v}" for k, v in LOADS.items()),
+    )  # fmt: skip
+    parser.add_argument(
+        "--proxy-arg", action="append", default=[], metavar="ARG",
+        help="one more option for the proxy (repeat it; --proxy-arg=-H --proxy-arg=/X/1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep", type=Path, help="keep the callgrind output files in this directory"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("needs valgrind (apt-get install valgrind)")
@@ -132,11 +199,16 @@ def main() -> None:
     few = 10
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        small = _instructions(args.src, few, args.tls, upstream, work)
-        large = _instructions(args.src, args.requests, args.tls, upstream, work)
+        extra = _load_args(args.load, upstream, work) + args.proxy_arg
+        small = _instructions(args.src, few, args.tls, upstream, work, extra)
+        large = _instructions(args.src, args.requests, args.tls, upstream, work, extra)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for out in work.glob("callgrind.*.out"):
+                shutil.copy(out, args.keep / out.name)
     per = (large - small) / (args.requests - few)
     kind = "intercepted HTTPS" if args.tls else "plain HTTP"
-    print(f"{args.src}: {per / 1e6:.3f} M instructions per request ({kind})")
+    print(f"{args.src}: {per / 1e6:.3f} M instructions per request ({kind}, {LOADS[args.load]})")
     server.shutdown()
 
 

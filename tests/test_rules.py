@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from inspector import filters
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
 from inspector.http import HTTPFlow
 from inspector.rules import RuleError, RuleSet
+from inspector.rules.sides import REQUEST, RESPONSE, for_side
 
 
 def flow_for(url: str = "http://example.com/api/x?q=1", body: bytes = b"") -> Flow:
@@ -244,3 +246,67 @@ def test_header_rules_keep_command_line_order_across_filters() -> None:
         "--modify-headers /X/1", "--modify-headers /~d api/X/2", "--modify-headers /~s/X/4"
     ]  # fmt: skip
     assert api.response.headers == [(b"X", b"1"), (b"X", b"2"), (b"X", b"4")]
+
+
+@pytest.mark.parametrize(
+    ("expr", "on_requests", "on_responses"),
+    [
+        ("~q", True, False),
+        ("~s", False, True),
+        ("!~s", True, False),
+        ("~s & ~d api", False, "~d api"),
+        ("~q | ~d api", True, "~d api"),
+        ("~s | ~d api", "~d api", True),
+        ("!(~q & ~u x)", "!~u x", True),
+        ("~d a & (~q | ~u x) & ~c 200", "~d a & ~c 200", "~d a & ~u x & ~c 200"),
+        ("~d api", "~d api", "~d api"),
+        ("~marked", "~marked", "~marked"),
+    ],
+)
+def test_a_rules_filter_is_decided_per_side_once(
+    expr: str, on_requests: bool | str, on_responses: bool | str
+) -> None:
+    flt = filters.parse(expr)
+    for side, expected in ((REQUEST, on_requests), (RESPONSE, on_responses)):
+        folded = for_side(flt, side)
+        assert (folded if isinstance(folded, bool) else str(folded)) == expected
+
+
+@pytest.mark.parametrize(
+    "expr", ["~q", "~s", "!~s", "~s & ~d api", "~q | ~u x", "!(~s | ~d api)", "~d api & ~c 2xx"]
+)
+@pytest.mark.parametrize("url", ["http://api.test/x", "http://cdn.test/y"])
+def test_the_folded_filter_answers_as_the_whole_one(expr: str, url: str) -> None:
+    flt = filters.parse(expr)
+    flow = flow_for(url)
+    for side in (REQUEST, RESPONSE):
+        if side == RESPONSE:
+            flow.response = FlowResponse(200, "OK")
+        folded = for_side(flt, side)
+        assert (folded if isinstance(folded, bool) else folded(flow)) == flt(flow)
+
+
+def test_header_plans_follow_each_flows_filters_and_keep_the_order() -> None:
+    rules = RuleSet.from_options(
+        modify_headers=["/~d api/X/1", "/~s & ~u b/X/2", "/X/3", "/~u a/Y/"]
+    )
+    for url, xs, y_kept in [
+        ("http://api.test/a", ["1", "3"], False),
+        ("http://cdn.test/b", ["2", "3"], True),
+        ("http://api.test/a", ["1", "3"], False),  # the kept plan, the same answer
+        ("http://api.test/b", ["1", "2", "3"], False),
+        ("http://cdn.test/c", ["3"], True),
+    ]:
+        flow = flow_for(url)
+        flow.response = FlowResponse(200, "OK", headers=[(b"X", b"up"), (b"Y", b"up")])
+        rules.response_head(flow)
+        assert [v.decode() for n, v in flow.response.headers if n == b"X"] == xs
+        assert ((b"Y", b"up") in flow.response.headers) is y_kept
+
+
+def test_a_map_remote_rule_that_does_not_match_changes_nothing() -> None:
+    rules = RuleSet.from_options(map_remote=["|//other\\.test/(.*)|//new.test/\\1"])
+    flow = flow_for("http://example.com/api/x?q=1")
+    before = (flow.request.url, list(flow.request.headers))
+    assert rules.request_head(flow) == []
+    assert (flow.request.url, flow.request.headers) == before

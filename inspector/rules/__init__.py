@@ -21,7 +21,7 @@ from inspector.rules.kinds import (
     CLOSE,
     BlockRule,
     BodyRule,
-    HeaderPlan,
+    HeaderPlans,
     HeaderRule,
     MapLocalRule,
     MapRemoteRule,
@@ -29,6 +29,7 @@ from inspector.rules.kinds import (
     apply_remotes,
 )
 from inspector.rules.patterns import RuleError, Spec
+from inspector.rules.sides import REQUEST, RESPONSE, SideRules
 
 __all__ = ["CLOSE", "RuleError", "RuleSet"]
 
@@ -37,15 +38,6 @@ FRAMING = frozenset((b"content-length", b"transfer-encoding"))  # not edited on 
 
 def _matching(rules: list, flow: Flow) -> list:
     return [r for r in rules if r.spec.filter is None or r.spec.filter(flow)]
-
-
-def _direction(rule: HeaderRule) -> str:
-    """ "" (both), "q" or "s" for a rule whose filter is none or just ~q / ~s; else "?"."""
-    flt = rule.spec.filter
-    if flt is None:
-        return ""
-    text = str(flt)
-    return text[1] if text in ("~q", "~s") else "?"
 
 
 def _may_apply(rules: list, flow: Flow) -> bool:
@@ -71,10 +63,12 @@ class RuleSet:
     holding: list[HeaderRule] = field(default_factory=list, init=False)
     remotes_read_bodies: bool = field(default=False, init=False)
     may_hold: bool = field(default=False, init=False)  # some rule could hold a request
-    # Header rules for one direction whatever the flow (no filter, or just ~q / ~s), planned
-    # once; the others (``dynamic``) are tried on each flow.
-    plans: dict[str, HeaderPlan] = field(default_factory=dict, init=False)
-    dynamic: list[HeaderRule] = field(default_factory=list, init=False)
+    # Per side ("q" requests, "s" responses), what of each rule's filter is left to ask.
+    remotes_q: SideRules[MapRemoteRule] = field(init=False)
+    bodies_q: SideRules[BodyRule] = field(init=False)
+    bodies_s: SideRules[BodyRule] = field(init=False)
+    headers_q: HeaderPlans = field(init=False)
+    headers_s: HeaderPlans = field(init=False)
 
     def __post_init__(self) -> None:
         self.holding = [r for r in self.headers if r.spec.reads_bodies or r.name.lower() in FRAMING]
@@ -82,18 +76,11 @@ class RuleSet:
         self.may_hold = bool(
             self.blocks or self.locals or self.bodies or self.holding or self.remotes_read_bodies
         )
-        self.dynamic = [r for r in self.headers if _direction(r) == "?"]
-        for side in ("q", "s"):
-            fixed = [r for r in self.headers if _direction(r) in ("", side)]
-            self.plans[side] = HeaderPlan.of(fixed)
-
-    def _header_plan(self, flow: Flow, side: str) -> HeaderPlan:
-        """The plan for ``side`` ("q" request, "s" response) of this flow."""
-        matched = {id(r) for r in self.dynamic if r.spec.filter(flow)}  # type: ignore[misc]
-        if not matched:
-            return self.plans[side]
-        rules = [r for r in self.headers if id(r) in matched or _direction(r) in ("", side)]
-        return HeaderPlan.of(rules)
+        self.remotes_q = SideRules.of(self.remotes, REQUEST)
+        self.bodies_q = SideRules.of(self.bodies, REQUEST)
+        self.bodies_s = SideRules.of(self.bodies, RESPONSE)
+        self.headers_q = HeaderPlans(SideRules.of(self.headers, REQUEST))
+        self.headers_s = HeaderPlans(SideRules.of(self.headers, RESPONSE))
 
     @classmethod
     def from_options(
@@ -148,16 +135,14 @@ class RuleSet:
 
     def request_head(self, flow: Flow) -> list[str]:
         """Map remote and header rules on a request that streams (see ``holds_request``)."""
-        labels = apply_remotes(_matching(self.remotes, flow), flow) if self.remotes else []
-        if self.headers:
-            labels += self._header_plan(flow, "q").apply(flow.request.headers)
-        return labels
+        labels = apply_remotes(self.remotes_q.matching(flow), flow) if self.remotes_q else []
+        return labels + self.headers_q.plan(flow).apply(flow.request.headers)
 
     def response_head(self, flow: Flow) -> list[str]:
         """Header rules on a response that streams."""
         if flow.response is None:
             return []
-        return self._header_plan(flow, "s").apply(flow.response.headers)
+        return self.headers_s.plan(flow).apply(flow.response.headers)
 
     async def request(self, flow: HTTPFlow) -> list[str]:
         """Apply the request-side rules in order; the labels of the rules that changed it."""
@@ -168,9 +153,10 @@ class RuleSet:
         for rule in _matching(self.locals, recorded):
             if await rule.apply(flow):
                 return [rule.spec.label]
-        labels = apply_remotes(_matching(self.remotes, recorded), recorded)
-        labels += self._header_plan(recorded, "q").apply(recorded.request.headers)
-        labels += apply_bodies(_matching(self.bodies, recorded), flow.request)
+        labels = apply_remotes(self.remotes_q.matching(recorded), recorded)
+        labels += self.headers_q.plan(recorded).apply(recorded.request.headers)
+        if self.bodies_q:
+            labels += apply_bodies(self.bodies_q.matching(recorded), flow.request)
         return labels
 
     def response(self, flow: HTTPFlow) -> list[str]:
@@ -179,5 +165,7 @@ class RuleSet:
         if response is None:
             return []
         recorded = flow.flow
-        labels = self._header_plan(recorded, "s").apply(recorded.response.headers)  # type: ignore[union-attr]
-        return labels + apply_bodies(_matching(self.bodies, recorded), response)
+        labels = self.headers_s.plan(recorded).apply(recorded.response.headers)  # type: ignore[union-attr]
+        if self.bodies_s:
+            labels += apply_bodies(self.bodies_s.matching(recorded), response)
+        return labels

@@ -21,6 +21,7 @@ from inspector.flow import Flow
 from inspector.http import HTTPFlow, Message, Request, Response
 from inspector.multidict import header_name, header_value
 from inspector.rules.patterns import Spec, check_template, read_value, regex, split
+from inspector.rules.sides import SideRules
 
 CLOSE = 444  # --block-list status that closes the connection without any response
 _NO_BODY = (204, 304)
@@ -126,6 +127,9 @@ def apply_remotes(rules: list[MapRemoteRule], flow: Flow) -> list[str]:
     start = url = flow.request.url
     labels = []
     for rule in rules:
+        # A search first: sub() parses a template with groups on every call, match or not.
+        if rule.regex.search(url) is None:
+            continue
         new = rule.regex.sub(rule.replacement, url)
         if new != url:
             labels.append(rule.spec.label)
@@ -195,6 +199,37 @@ class HeaderPlan:
         return list(self.labels)
 
 
+class HeaderPlans:
+    """The header rules of one side, planned: those the side alone decides once, at
+    start-up; with the others, one plan per set of filters that held, kept for the next
+    flows (up to ``KEPT`` sets)."""
+
+    __slots__ = ("_entries", "_fixed", "_plans", "_tests")
+    KEPT = 64
+
+    def __init__(self, rules: SideRules[HeaderRule]) -> None:
+        self._entries = rules.entries
+        entries = enumerate(self._entries)
+        self._tests = tuple((i, test) for i, (_, test) in entries if test is not None)
+        self._fixed = HeaderPlan.of([rule for rule, test in self._entries if test is None])
+        self._plans: dict[tuple[int, ...], HeaderPlan] = {}
+
+    def plan(self, flow: Flow) -> HeaderPlan:
+        """The plan for ``flow``: every rule that applies to it, in command-line order."""
+        if not self._tests:
+            return self._fixed
+        held = tuple(i for i, test in self._tests if test(flow))
+        if not held:
+            return self._fixed
+        plan = self._plans.get(held)
+        if plan is None:
+            rules = [r for i, (r, test) in enumerate(self._entries) if test is None or i in held]
+            plan = HeaderPlan.of(rules)
+            if len(self._plans) < self.KEPT:
+                self._plans[held] = plan
+        return plan
+
+
 @dataclass(frozen=True, slots=True)
 class BodyRule:
     """``--modify-body [/FILTER]/REGEX/[@]REPLACEMENT``: replace in the decoded body.
@@ -220,6 +255,8 @@ class BodyRule:
 
 def apply_bodies(rules: list[BodyRule], message: Message) -> list[str]:
     """Replace in the decoded content; the body is set again only when something matched."""
+    if not rules:
+        return []
     try:
         content = message.content
     except ValueError:
