@@ -2,13 +2,15 @@
 
 ``inspector run`` gives this environment to the command it runs; ``inspector env`` prints
 it as shell lines (``eval "$(inspector env)"``) for a proxy running elsewhere, say the UI
-in another terminal. ``NO_PROXY`` is left as the user set it.
+in another terminal. ``NO_PROXY`` is left as the user set it. Node, which ignores the proxy
+variables before 22.21/24, gets a preload in ``NODE_OPTIONS`` (env_node.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -16,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from certs import CAError, CertificateAuthority
 from inspector.config import ConfigError
 from inspector.env_bundle import ensure_bundle
+from inspector.env_node import ensure_preload, node_options
 from protocol.authority import host_port
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
@@ -30,6 +33,12 @@ BUNDLE_VARS = (
     "PIP_CERT",
 )
 NODE_CA_VAR = "NODE_EXTRA_CA_CERTS"  # Node adds these to its own CAs: the inspector CA alone
+# Node ignores the proxy variables before 22.21/24: a preload routes it (env_node.py).
+NODE_VARS = ("NODE_OPTIONS", "NODE_USE_ENV_PROXY")
+NODE_COMMENT = (
+    "# Node before 22.21/24 ignores the proxy variables: NODE_OPTIONS preloads "
+    "node-proxy.cjs, which routes fetch and http/https"
+)
 
 
 def proxy_url(host: str, port: int, auth: tuple[str, str] | None = None) -> str:
@@ -51,11 +60,18 @@ def _reachable(host: str) -> str:
     return host
 
 
-def proxy_environment(url: str, bundle: Path, ca_cert: Path) -> dict[str, str]:
-    """The variables, in SPEC.md's order: the proxy URL, the CA bundle, Node's extra CA."""
+def proxy_environment(
+    url: str, bundle: Path, ca_cert: Path, node_preload: Path | None = None
+) -> dict[str, str]:
+    """The variables, in SPEC.md's order: the proxy URL, the CA bundle, Node's extra CA;
+    then, with ``node_preload``, Node's options (after the NODE_OPTIONS of our own
+    environment, which is the shell's for ``eval "$(inspector env)"``)."""
     env = dict.fromkeys(PROXY_VARS, url)
     env.update(dict.fromkeys(BUNDLE_VARS, str(bundle)))
     env[NODE_CA_VAR] = str(ca_cert)
+    if node_preload is not None:
+        env["NODE_OPTIONS"] = node_options(os.environ.get("NODE_OPTIONS", ""), node_preload)
+        env["NODE_USE_ENV_PROXY"] = "1"
     return env
 
 
@@ -65,11 +81,18 @@ def environment_for(confdir: Path, url: str) -> dict[str, str]:
         ca = CertificateAuthority.load_or_create(confdir.expanduser())
     except CAError as e:
         raise ConfigError(str(e)) from None
+    return proxy_environment(url, *confdir_files(ca))
+
+
+def confdir_files(ca: CertificateAuthority) -> tuple[Path, Path, Path]:
+    """The CA bundle, the CA certificate and Node's preload, written into the CA's confdir."""
+    confdir = ca.cert_path.parent
     try:
-        bundle = ensure_bundle(ca)
+        return ensure_bundle(ca), ca.cert_path, ensure_preload(confdir)
     except OSError as e:
-        raise ConfigError(f"cannot write the CA bundle in {ca.cert_path.parent}: {e}") from None
-    return proxy_environment(url, bundle, ca.cert_path)
+        raise ConfigError(
+            f"cannot write the CA bundle or Node's preload in {confdir}: {e}"
+        ) from None
 
 
 # --- shell syntax ------------------------------------------------------------------------------
@@ -100,8 +123,10 @@ _SHELLS = {
 def shell_lines(env: dict[str, str], shell: str, url: str) -> str:
     """``env`` as lines for ``shell`` (sh, fish or powershell), with a comment on top."""
     line, usage = _SHELLS[shell]
-    comment = f"# points this shell at the proxy {_without_password(url)}: {usage}"
-    return "\n".join([comment, *(line(k, v) for k, v in env.items())]) + "\n"
+    comments = [f"# points this shell at the proxy {_without_password(url)}: {usage}"]
+    if "NODE_OPTIONS" in env:
+        comments.append(NODE_COMMENT)
+    return "\n".join([*comments, *(line(k, v) for k, v in env.items())]) + "\n"
 
 
 def _without_password(url: str) -> str:

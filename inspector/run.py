@@ -26,8 +26,7 @@ from inspector import filters
 from inspector.bus import FINISHED, EventKind, FlowEvent
 from inspector.config import Config, ConfigError
 from inspector.dump import LinePrinter
-from inspector.env import proxy_environment, proxy_url
-from inspector.env_bundle import ensure_bundle
+from inspector.env import confdir_files, proxy_environment, proxy_url
 from inspector.runtime import ProxyThread
 
 NOT_FOUND = 127  # the shell's status for a command that does not exist
@@ -102,13 +101,9 @@ def _make_ca(config: Config) -> Path | None:
 def _child_environment(config: Config, proxy: ProxyThread) -> dict[str, str]:
     ca = proxy.runtime.certstore.ca if proxy.runtime is not None else None
     assert ca is not None
-    try:
-        bundle = ensure_bundle(ca)
-    except OSError as e:
-        raise ConfigError(f"cannot write the CA bundle in {ca.cert_path.parent}: {e}") from None
     host, port = proxy.address
     url = proxy_url(host, port, config.proxy_auth)
-    return {**os.environ, **proxy_environment(url, bundle, ca.cert_path)}
+    return {**os.environ, **proxy_environment(url, *confdir_files(ca))}
 
 
 @contextmanager

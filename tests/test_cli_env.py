@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inspector.env import BUNDLE_VARS, NODE_CA_VAR, PROXY_VARS
-from tests.cli_fixtures import inspector_env, run_inspector
+from tests.cli_fixtures import inspector_command, inspector_env, run_inspector
 from tests.conftest import needs_curl
 from tests.servers import EchoServer
 
@@ -116,3 +116,35 @@ def test_inspector_ca_points_at_run_and_env_first(tmp_path: Path) -> None:
     steps = done.stdout.split("-----END CERTIFICATE-----", 1)[1]
     assert steps.index("inspector run -- CMD") < steps.index("How to trust it")
     assert 'eval "$(inspector env)"' in steps
+
+
+def test_node_lines_in_every_shell(tmp_path: Path) -> None:
+    """Node's preload, after the NODE_OPTIONS the shell already exports, in each syntax."""
+    preload = tmp_path / "node-proxy.cjs"
+    require = f'--require "{preload}"'
+    env = inspector_env(NODE_OPTIONS="--no-warnings")
+    expected = {
+        "sh": [f"export NODE_OPTIONS='--no-warnings {require}'", "export NODE_USE_ENV_PROXY='1'"],
+        "fish": [
+            f"set -gx NODE_OPTIONS '--no-warnings {require}'",
+            "set -gx NODE_USE_ENV_PROXY '1'",
+        ],
+        "powershell": [
+            f"$env:NODE_OPTIONS = '--no-warnings {require}'",
+            "$env:NODE_USE_ENV_PROXY = '1'",
+        ],
+    }
+    for shell, lines in expected.items():
+        done = run_inspector("env", "--confdir", str(tmp_path), "--shell", shell, env=env)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout.splitlines()
+        assert out[1].startswith("# Node before 22.21/24 ignores the proxy variables")
+        assert out[-2:] == lines
+    assert "globalDispatcher" in preload.read_text()  # written into the confdir
+    # Evaluated twice in sh (a second `eval "$(inspector env)"`): the preload is there once.
+    twice = 'eval "$("$@")"; eval "$("$@")"; printf %s "$NODE_OPTIONS"'
+    shell = subprocess.run(
+        ["sh", "-c", twice, "sh", *inspector_command(), "env", "--confdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env=inspector_env(),
+    )  # fmt: skip
+    assert shell.stdout == require, shell.stderr

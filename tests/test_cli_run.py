@@ -137,8 +137,8 @@ def test_python_clients_verify_through_the_bundle(
 
 NODE_VIA_CONNECT = textwrap.dedent(
     """\
-    // Node's http/https/fetch ignore HTTPS_PROXY unless NODE_USE_ENV_PROXY=1 (Node 22.21+, 24+):
-    // tunnel through it by hand; the TLS handshake trusts NODE_EXTRA_CA_CERTS as usual.
+    // A program tunnelling through HTTPS_PROXY by hand: its CONNECT, addressed to the proxy
+    // itself, is left alone by the preload; the TLS handshake trusts NODE_EXTRA_CA_CERTS.
     const http = require("http"), tls = require("tls");
     const proxy = new URL(process.env.HTTPS_PROXY), target = new URL(process.argv[2]);
     const req = http.request({host: proxy.hostname, port: proxy.port, method: "CONNECT",
