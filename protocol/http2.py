@@ -94,7 +94,7 @@ class H2Stream:
         self.trailers = Headers()
         self._conn = conn
         self._inbox: collections.deque[h2.events.Event] = collections.deque()
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # wait_readable's, while it waits
         self._window_open = asyncio.Event()
         self._failure: BaseException | None = None
         self.ended = False
@@ -112,6 +112,7 @@ class H2Stream:
 
     async def send_end(self, trailers: Headers | None = None) -> None:
         """End the request, with trailers when given."""
+        self._conn._sending.discard(self.id)
         if trailers:
             fields = [(n.lower(), v) for n, v in trailers.raw]
             self._conn._send(lambda c: c.send_headers(self.id, fields, end_stream=True))
@@ -126,6 +127,7 @@ class H2Stream:
             self.ended = True
             self._conn._send(lambda c: c.reset_stream(self.id, code), quiet=True)
             self._conn._forget(self.id)
+            self._conn._sending.discard(self.id)
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -181,15 +183,22 @@ class H2Stream:
         if self._inbox or self._failure is not None:
             return
         self._conn._flush()  # window updates for what was taken go out before we wait
-        self._wakeup.clear()
+        # A bare future and a timer: asyncio.wait_for would make a task per wait.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
         timeout = self._conn.read_timeout
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+            await waiter
         except TimeoutError:
             raise TimeoutError(
                 f"no data from {self._conn.host}:{self._conn.port} for {timeout:g} s "
                 f"(stream {self.id})"
             ) from None
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def _next_event(self) -> h2.events.Event:
         while not self._inbox:
@@ -204,13 +213,23 @@ class H2Stream:
         if isinstance(event, h2.events.StreamEnded):
             self.ended = True
         self._inbox.append(event)
-        self._wakeup.set()
+        self._wake()
 
     def _fail(self, exc: BaseException) -> None:
         self.ended = True
         self._failure = exc
-        self._wakeup.set()
+        self._wake()
         self._window_open.set()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class AsyncHTTP2Connection:
@@ -241,7 +260,8 @@ class AsyncHTTP2Connection:
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self._h2 = h2.connection.H2Connection(config=config)
         install_hpack(self._h2)
-        self._streams: dict[int, H2Stream] = {}
+        self._streams: dict[int, H2Stream] = {}  # awaiting (the rest of) their response
+        self._sending: set[int] = set()  # streams whose request has not ended yet
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._read_task: asyncio.Task[None] | None = None
@@ -311,10 +331,14 @@ class AsyncHTTP2Connection:
     @property
     def usable(self) -> bool:
         """True while new streams may be opened on this connection."""
-        return (
-            self.alive
-            and self._h2.open_outbound_streams < self._h2.remote_settings.max_concurrent_streams
-        )
+        if not self.alive:
+            return False
+        limit = self._h2.remote_settings.max_concurrent_streams
+        # Every stream h2 counts as open is still awaiting its response or still sending
+        # its request, so this sum bounds h2's count, which walks all its streams.
+        if len(self._streams) + len(self._sending) < limit:
+            return True
+        return self._h2.open_outbound_streams < limit
 
     @property
     def alive(self) -> bool:
@@ -344,6 +368,8 @@ class AsyncHTTP2Connection:
         stream_id = self._h2.get_next_available_stream_id()
         stream = H2Stream(self, stream_id)
         self._streams[stream_id] = stream
+        if not end_stream:
+            self._sending.add(stream_id)
         fields = [
             (b":method", method),
             (b":scheme", scheme),
@@ -477,6 +503,7 @@ class AsyncHTTP2Connection:
         elif isinstance(event, h2.events.WindowUpdated):
             self._window_updated(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
+            self._sending.discard(event.stream_id)
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None:
                 stream._fail(StreamReset(event.error_code, remote=event.remote_reset))
