@@ -36,7 +36,6 @@ from protocol.errors import HTTPException, RemoteDisconnected, RemoteProtocolErr
 from protocol.events import Data, EndOfMessage, Response
 from protocol.headers import Headers
 from protocol.http2_fields import response_head
-from protocol.http2_hpack import install as install_hpack
 
 STREAM_WINDOW = 1 << 20
 """Per-stream receive window: the most body bytes buffered for a consumer that stalls."""
@@ -259,7 +258,6 @@ class AsyncHTTP2Connection:
         self.terminated: ConnectionTerminated | None = None
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self._h2 = h2.connection.H2Connection(config=config)
-        install_hpack(self._h2)
         self._streams: dict[int, H2Stream] = {}  # awaiting (the rest of) their response
         self._sending: set[int] = set()  # streams whose request has not ended yet
         self._reader: asyncio.StreamReader | None = None

@@ -40,7 +40,6 @@ from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
 from protocol.http2 import CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW
 from protocol.http2_fields import request_head, to_http2
-from protocol.http2_hpack import install as install_hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The client connection preface (RFC 9113 section 3.4)."""
@@ -75,7 +74,6 @@ class HTTP2Connection:
         self.authenticated = authenticated
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self.h2 = h2.connection.H2Connection(config=config)
-        install_hpack(self.h2)
         self.streams: dict[int, H2StreamSide] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
