@@ -162,14 +162,15 @@ class Changes:
     # -- the request stop --
 
     def wants_request(self, flow: Flow) -> bool:
-        return self.addons.has("request") or self.rules.holds_request(flow)
+        return bool(self.addons and self.addons.has("request")) or self.rules.holds_request(flow)
 
     def request_head(self, flow: Flow) -> None:
         """Map remote and header rules on a request that streams (no hold needed)."""
         if not self.rules.edits_heads:
             return
         r = flow.request
-        before = (r.scheme, r.host, r.port, r.path, list(r.headers))
+        # The rules replace the header list, never edit it: the one before is the original's.
+        before = (r.scheme, r.host, r.port, r.path, r.headers)
         try:
             labels = self.rules.request_head(flow)
         except ValueError as e:  # a rewrite that cannot be used (say, a bad URL)
@@ -234,14 +235,15 @@ class Changes:
     def wants_response(self, flow: Flow) -> bool:
         """Held whole only for an addon or a rule on bodies that may apply: header rules
         edit a streamed head, so server-sent events and downloads stay live."""
-        return self.addons.has("response") or self.rules.holds_response(flow)
+        has_hook = bool(self.addons and self.addons.has("response"))
+        return has_hook or self.rules.holds_response(flow)
 
     def response_head(self, flow: Flow) -> None:
         """Header rules on a response that streams."""
         r = flow.response
         if not self.rules.headers or r is None:
             return
-        headers = list(r.headers)
+        headers = r.headers  # replaced by the rules, never edited (see request_head)
         labels = self.rules.response_head(flow)
         if labels:
             _note(flow, labels)

@@ -8,11 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspector import filters
 from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
-from inspector.http import HTTPFlow
+from inspector.http import HTTPFlow, Request
 from inspector.rules import RuleError, RuleSet
+from inspector.rules.kinds import _same_origin_path
 from inspector.rules.sides import REQUEST, RESPONSE, for_side
 
 
@@ -310,3 +313,46 @@ def test_a_map_remote_rule_that_does_not_match_changes_nothing() -> None:
     before = (flow.request.url, list(flow.request.headers))
     assert rules.request_head(flow) == []
     assert (flow.request.url, flow.request.headers) == before
+
+
+def _outcome(request: FlowRequest, url: str, fast: bool) -> tuple:
+    """What setting ``url`` leaves of ``request`` (a copy): through the rule's shortcut
+    when it takes the URL, or through the addon API's setter; or the error."""
+    r = FlowRequest(request.method, request.scheme, request.host, request.port, request.path,
+                    headers=list(request.headers))  # fmt: skip
+    path = _same_origin_path(r, url) if fast else None
+    try:
+        if path is not None:
+            r.path = path
+        else:
+            Request(r).url = url
+    except ValueError as e:
+        return ("error", str(e))
+    return (r.scheme, r.host, r.port, r.path, r.headers)
+
+
+ORIGINS = [
+    FlowRequest("GET", "http", "example.com", 80, "/", headers=[(b"Host", b"example.com")]),
+    FlowRequest("GET", "https", "api.test", 8443, "/a", headers=[(b"host", b"api.test:8443")]),
+    FlowRequest("GET", "http", "Example.COM", 80, "/", headers=[(b"Host", b"Example.COM")]),
+    FlowRequest("GET", "http", "::1", 8080, "/", headers=[(b"Host", b"[::1]:8080")]),
+    FlowRequest("GET", "http", "10.0.0.1", 80, "/"),  # no Host header
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rest=st.text(alphabet="/?#&=%.~aZ9é \t\r\n\x00\x7f", max_size=12))
+def test_a_path_only_rewrite_ends_as_the_url_setter_would(rest: str) -> None:
+    for origin in ORIGINS:
+        prefix = origin.url[: -len(origin.path)]
+        for url in (prefix + rest, prefix + "/" + rest):
+            assert _outcome(origin, url, fast=True) == _outcome(origin, url, fast=False)
+
+
+def test_map_remote_rewriting_the_path_alone_keeps_the_rest() -> None:
+    rules = RuleSet.from_options(map_remote=["|/api/v1/|/api/v2/"])
+    flow = flow_for("http://example.com:8080/api/v1/users?id=7")
+    headers = list(flow.request.headers)
+    assert rules.request_head(flow) == ["--map-remote |/api/v1/|/api/v2/"]
+    assert flow.request.url == "http://example.com:8080/api/v2/users?id=7"
+    assert flow.request.headers == headers

@@ -134,15 +134,17 @@ class RuleSet:
         return _may_apply(self.bodies, flow) or _may_apply(self.holding, flow)
 
     def request_head(self, flow: Flow) -> list[str]:
-        """Map remote and header rules on a request that streams (see ``holds_request``)."""
+        """Map remote and header rules on a request that streams (see ``holds_request``).
+        The request's header list is replaced, never edited: the caller keeps the old one
+        as the original's, without a copy (``response_head`` likewise)."""
         labels = apply_remotes(self.remotes_q.matching(flow), flow) if self.remotes_q else []
-        return labels + self.headers_q.plan(flow).apply(flow.request.headers)
+        return labels + self.headers_q.plan(flow).apply(flow.request)
 
     def response_head(self, flow: Flow) -> list[str]:
         """Header rules on a response that streams."""
         if flow.response is None:
             return []
-        return self.headers_s.plan(flow).apply(flow.response.headers)
+        return self.headers_s.plan(flow).apply(flow.response)
 
     async def request(self, flow: HTTPFlow) -> list[str]:
         """Apply the request-side rules in order; the labels of the rules that changed it."""
@@ -154,7 +156,7 @@ class RuleSet:
             if await rule.apply(flow):
                 return [rule.spec.label]
         labels = apply_remotes(self.remotes_q.matching(recorded), recorded)
-        labels += self.headers_q.plan(recorded).apply(recorded.request.headers)
+        labels += self.headers_q.plan(recorded).apply(recorded.request)
         if self.bodies_q:
             labels += apply_bodies(self.bodies_q.matching(recorded), flow.request)
         return labels
@@ -165,7 +167,7 @@ class RuleSet:
         if response is None:
             return []
         recorded = flow.flow
-        labels = self.headers_s.plan(recorded).apply(recorded.response.headers)  # type: ignore[union-attr]
+        labels = self.headers_s.plan(recorded).apply(recorded.response)  # type: ignore[arg-type]
         if self.bodies_s:
             labels += apply_bodies(self.bodies_s.matching(recorded), response)
         return labels

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from inspector.flow import Flow
+from inspector.flow import Flow, FlowRequest, FlowResponse
 from inspector.http import HTTPFlow, Message, Request, Response
 from inspector.multidict import header_name, header_value
 from inspector.rules.patterns import Spec, check_template, read_value, regex, split
@@ -25,6 +25,11 @@ from inspector.rules.sides import SideRules
 
 CLOSE = 444  # --block-list status that closes the connection without any response
 _NO_BODY = (204, 304)
+# What a rewritten URL may be taken as without parsing it (see _same_origin_path): a host
+# that urlsplit() gives back as it is (lower case, no IPv6 brackets, no userinfo), and a
+# path it keeps whole (no fragment, whitespace or control character, which it drops).
+_PLAIN_HOST = re.compile(r"[a-z0-9.-]+")
+_PLAIN_PATH = re.compile(r"/[^#\x00-\x20\x7f]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +140,32 @@ def apply_remotes(rules: list[MapRemoteRule], flow: Flow) -> list[str]:
             labels.append(rule.spec.label)
             url = new
     if url != start:
+        path = _same_origin_path(flow.request, url)
+        if path is not None:  # the common rewrite: the path alone
+            flow.request.path = path
+            return labels
+        flow.request.headers = list(flow.request.headers)  # the Host header may change
         try:
             Request(flow.request).url = url
         except ValueError as e:
             raise ValueError(f"{labels[-1]}: the rewritten URL is not usable: {e}") from None
     return labels
+
+
+def _same_origin_path(m: FlowRequest, url: str) -> str | None:
+    """The path of ``url`` when it keeps ``m``'s scheme and authority and setting
+    ``http.Request.url`` to it would change the path alone, else None. That setter runs
+    urlsplit(), lowers the host, adds a missing Host header and drops an empty query;
+    any doubt is a None, and the setter does it."""
+    if m.scheme not in ("http", "https") or not 0 < m.port < 65536:
+        return None
+    prefix = f"{m.scheme}://{m.authority}"
+    if not url.startswith(prefix) or _PLAIN_HOST.fullmatch(m.host) is None:
+        return None
+    path = url[len(prefix) :]
+    if _PLAIN_PATH.fullmatch(path) is None or path.find("?") == len(path) - 1:
+        return None
+    return path if m.header("host") is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,16 +212,17 @@ class HeaderPlan:
             tuple(rule.spec.label for rule in rules),
         )
 
-    def apply(self, fields: list[tuple[bytes, bytes]]) -> list[str]:
-        """Edit a message's own header pairs; the labels when anything changed."""
+    def apply(self, message: FlowRequest | FlowResponse) -> list[str]:
+        """Give the message a new list of header pairs (the old one is left as it was);
+        the labels when anything changed."""
         if not self.labels:
             return []
-        names = self.names
+        fields, names = message.headers, self.names
         kept = [pair for pair in fields if pair[0].lower() not in names]
         kept += self.added
         if kept == fields:
             return []
-        fields[:] = kept
+        message.headers = kept
         return list(self.labels)
 
 
