@@ -597,6 +597,13 @@ FLAGS = (
         "flows.http_version = 'HTTP/2'",
         lambda row: row.version == "2",
     ),
+    FlagQuestion(
+        "~websocket",
+        "WebSocket connections (the proxy relays no other protocol switch, so: status 101)",
+        lambda flow: flow.response is not None and flow.response.status_code == 101,
+        "flows.status = 101",
+        lambda row: row.status == 101,
+    ),
 )
 
 

@@ -6,7 +6,8 @@ Named as mitmproxy's ``WebSocketMessage``, so that scripts port by the import:
 ``.drop()`` / ``.dropped``, ``.injected`` (always False: the proxy injects nothing).
 A hook written for mitmproxy, ``websocket_message(flow)`` with one argument, is called so
 and finds the message as mitmproxy puts it, ``flow.websocket.messages[-1]``
-(``WebSocketData``: the connection's latest ``MESSAGES_KEPT`` messages, oldest first).
+(``WebSocketData``: the connection's latest messages, oldest first: at most
+``MESSAGES_KEPT``, and no more than the addon limit's bytes between them).
 ``content`` is the message as its sender meant it: fragments joined, unmasked, and
 inflated when permessage-deflate compressed it. What the hook leaves is what the other
 side gets, as one frame (compressed again where it came compressed).

@@ -22,6 +22,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from inspector.config import Endpoint, Mode
+from inspector.filters import parse
 from inspector.flow import Phase
 from inspector.render import flow_line
 from inspector.store import Store
@@ -161,6 +162,7 @@ def test_text_rewritten_both_ways_and_recorded(tmp_path: Path, ws_server: WsServ
     assert flow.modified_by == ["ws_addon.py:websocket_message"]
     assert flow_line(flow).endswith("  [modified]")
     assert flow.error is None
+    assert parse("~websocket & ~modified")(flow) and not parse("!~websocket")(flow)
     assert "- 5 B  hello\n  + 5 B  HELLO" in changes_view(flow).plain
     assert "changed by an addon  HELLO AGAIN" in websocket_view(flow).plain
 
@@ -371,7 +373,7 @@ def test_modified_filter_and_dump_line(tmp_path: Path, ws_server: WsServer) -> N
     assert "-> 101 Switching Protocols" in line and line.endswith("  [modified]"), (out, err)
     store = Store(proc.session, readonly=True)
     try:
-        assert store.count("~modified") == 1 and store.count("~c 101 & ~modified") == 1
+        assert store.count("~modified") == 1 and store.count("~websocket & ~modified") == 1
         (flow,) = list(store.iter_flows())
     finally:
         store.close()
@@ -571,3 +573,18 @@ def test_mitmproxy_style_hook_with_the_flow_only(tmp_path: Path, ws_server: WsSe
         (flow,) = proxy.finished(1)
     assert ws_server.received == ["hello there"] and answers == ["echo: hello there"]
     assert flow.comment == "3" and flow.error is None
+
+
+def test_messages_kept_for_hooks_stay_within_the_limit(tmp_path: Path, ws_server: WsServer) -> None:
+    script = addon(
+        tmp_path,
+        """\
+        def websocket_message(flow):
+            flow.comment += str(len(flow.websocket.messages))
+        """,
+    )
+    with ws_proxy(tmp_path, ws_server, script, body_limit=4096) as proxy:
+        talk(proxy, lambda ws: exchange(ws, "a" * 2000, "b" * 2000))
+        (flow,) = proxy.finished(1)
+    # 2,000 + 2,006 bytes fit in 4,096; a third message pushes the oldest out.
+    assert flow.comment == "1222"

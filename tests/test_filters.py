@@ -372,6 +372,7 @@ def test_every_flag_asks_one_question_of_flows_sessions_and_list_rows(tmp_path) 
     over_h2.request.http_version = over_h2.response.http_version = "HTTP/2"  # type: ignore[union-attr]
     flows = [make_flow(), make_flow(status=None, error="TimeoutError"), marked, replayed, modified]
     flows.append(over_h2)
+    flows.append(make_flow(status=101))  # a WebSocket connection
     with Store(tmp_path / "s.db") as store:
         for flow in flows:
             store.put(flow)

@@ -131,7 +131,10 @@ class MessageRelay:
             while True:
                 if data and not self.aborted:
                     way.frames.receive(data)
+                    recorded = len(self.flow.websocket)
                     await self._relay_items(way)
+                    if len(self.flow.websocket) != recorded:  # one event per read, not per message
+                        self.ctx.publish(EventKind.WEBSOCKET, self.flow)
                 data = await way.source.reader.read(READ_CHUNK)
                 if not data:
                     return
@@ -161,7 +164,7 @@ class MessageRelay:
         if item.compressed and way.codec is not None:
             content = way.codec.inflate(content, self.limit)
         message = WebSocketMessage(item.opcode, content, way.from_client)
-        self.data.messages.append(message)
+        self._keep(message)
         for hook in self.hooks:
             await hook.websocket_message(self.flow, self.data)
         sent = b"" if message.dropped else message.content
@@ -180,6 +183,14 @@ class MessageRelay:
             recorded.original_size, recorded.original_head = len(content), content[:HEAD_LIMIT]
         self._record(recorded)
 
+    def _keep(self, message: WebSocketMessage) -> None:
+        """Add to ``flow.websocket.messages``: the latest ones, at most the limit's bytes
+        between them (the one at hand is always there)."""
+        kept = self.data.messages
+        kept.append(message)
+        while len(kept) > 1 and sum(len(m.content) for m in kept) > self.limit:
+            kept.popleft()
+
     async def _send(self, way: _Way, data: bytes) -> None:
         stream_write(way.target.writer, data, way.target.name)
         await way.target.writer.drain()
@@ -192,7 +203,6 @@ class MessageRelay:
 
     def _record(self, message: Recorded) -> None:
         self.flow.websocket.append(message)
-        self.ctx.publish(EventKind.WEBSOCKET, self.flow)
 
     async def _abort(self, way: _Way, error: FrameError) -> None:
         """Close both sides with ``error.code``; the flow gets the exception event."""
