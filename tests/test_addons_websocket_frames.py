@@ -6,6 +6,8 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspector.proxy.wsdeflate import (
     Agreement,
@@ -166,3 +168,46 @@ def test_the_addon_message_object() -> None:
         _ = binary.text
     with pytest.raises(TypeError, match="takes bytes"):
         binary.content = 5  # type: ignore[assignment]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 2, 8, 9, 10]),
+            st.binary(max_size=300),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=8,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
+    noise=st.binary(max_size=20),
+)
+def test_any_bytes_give_items_or_a_frame_error_however_cut(
+    frames: list[tuple[int, bytes, bool, bool]], cuts: list[int], noise: bytes
+) -> None:
+    """Arbitrary frame sequences (valid or not, then noise) give the same items whether
+    fed whole or cut anywhere, and nothing but a FrameError ever escapes."""
+    wire = (
+        b"".join(
+            frame(op, payload, fin=fin, mask=MASK if masked else None)
+            for op, payload, fin, masked in frames
+        )
+        + noise
+    )
+
+    def run(chunks: list[bytes]) -> tuple[list[object], int | None]:
+        reader, out = MessageReader(1000, extensions_rsv1=True), []
+        try:
+            for chunk in chunks:
+                reader.receive(chunk)
+                while (item := reader.next_item()) is not None:
+                    out.append(item)  # taken one at a time, as the relay does
+        except FrameError as e:
+            return out, e.code
+        return out, None
+
+    points = sorted({min(c, len(wire)) for c in cuts})
+    pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+    assert run([wire]) == run(pieces)
