@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 import socket
 import ssl
@@ -30,8 +29,7 @@ from inspector.tui.changes_view import changes_view
 from inspector.tui.views import websocket_view
 from tests.proxy_fixtures import LiveProxy, live_proxy, read_head
 from tests.proxy_process import ProxyProcess
-from tests.servers import read_request_head
-from tests.test_proxy_websocket import GUID, frame
+from tests.test_proxy_websocket import accept_upgrade, frame
 
 ROOT = Path(__file__).parents[1]
 
@@ -389,17 +387,7 @@ def raw_ws_peer(
     """A WebSocket server by hand: handshake, keep ``expect`` bytes, send ``reply``."""
 
     def handler(conn: socket.socket) -> None:
-        head = read_request_head(conn).decode("latin-1")
-        key = next(
-            ln.split(":", 1)[1].strip()
-            for ln in head.split("\r\n")
-            if ln.lower().startswith("sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
-        conn.sendall(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
-        )
+        accept_upgrade(conn)
         received.append(recv_exactly(conn, expect))
         conn.sendall(reply)
         conn.recv(1)  # until the client goes

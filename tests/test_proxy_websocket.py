@@ -32,8 +32,8 @@ def frame(opcode: int, payload: bytes, *, mask: bytes | None = None, fin: bool =
     return head + payload
 
 
-def ws_echo(conn: socket.socket) -> None:
-    """A tiny WebSocket server: handshake, echo one text frame (unmasked), close."""
+def accept_upgrade(conn: socket.socket) -> None:
+    """A server's side of the WebSocket handshake, by hand: read the upgrade, answer 101."""
     head = read_request_head(conn).decode("latin-1")
     key = next(
         ln.split(":", 1)[1].strip()
@@ -45,6 +45,11 @@ def ws_echo(conn: socket.socket) -> None:
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
     )
+
+
+def ws_echo(conn: socket.socket) -> None:
+    """A tiny WebSocket server: handshake, echo one text frame (unmasked), close."""
+    accept_upgrade(conn)
     data = b""
     while len(data) < 2 or len(data) < 2 + 4 + (data[1] & 0x7F):
         data += conn.recv(4096)
