@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import queue
 import socket
 import ssl
 import textwrap
@@ -576,3 +577,77 @@ def test_messages_kept_for_hooks_stay_within_the_limit(tmp_path: Path, ws_server
         (flow,) = proxy.finished(1)
     # 2,000 + 2,006 bytes fit in 4,096; a third message pushes the oldest out.
     assert flow.comment == "1222"
+
+
+def unframe(data: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, unmasked payload) of each whole frame in ``data`` (a test's own reader)."""
+    out = []
+    while len(data) >= 2:
+        n, at = data[1] & 0x7F, 2
+        if n in (126, 127):
+            size = 2 if n == 126 else 8
+            n, at = int.from_bytes(data[2 : 2 + size], "big"), 2 + size
+        key = data[at : at + 4] if data[1] & 0x80 else b"\0\0\0\0"
+        at += 4 if data[1] & 0x80 else 0
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(data[at : at + n]))
+        out.append((data[0], payload))
+        data = data[at + n :]
+    return out
+
+
+MASK = b"\x09\x08\x07\x06"
+HOSTILE = {  # the hostile-peer corpus's client frames; relayed messages, or a close code
+    "unmasked-client-frame": (frame(1, b"hello"), [(0x81, b"hello")]),
+    "reserved-bits-set": (bytes([0xF1, 0x83]) + MASK + b"rsv", 1002),
+    "unknown-opcode": (frame(3, b"?", mask=MASK), 1002),
+    "fragmented-ping": (frame(9, b"p", fin=False, mask=MASK), 1002),
+    "oversized-ping": (frame(9, b"p" * 126, mask=MASK), 1002),
+    "huge-length-header": (bytes([0x82, 0xFF]) + (2**63 - 1).to_bytes(8, "big") + MASK, 1009),
+    "continuation-first": (frame(0, b"orphan", mask=MASK), 1002),
+    "invalid-utf8-text": (frame(1, b"\xff\xfe\xfd", mask=MASK), [(0x81, b"\xff\xfe\xfd")]),
+    "close-one-byte-payload": (frame(8, b"\x03", mask=MASK), [(0x88, b"\x03")]),
+    "non-minimal-length": (
+        bytes([0x81, 0xFE, 0, 5]) + frame(1, b"hello", mask=MASK)[2:],
+        [(0x81, b"hello")],
+    ),
+    "eight-mib-frame": (frame(2, bytes(8 << 20), mask=MASK), 1009),
+}
+
+
+def test_hostile_client_frames_with_the_hook(tmp_path: Path, raw_server) -> None:  # type: ignore[no-untyped-def]
+    """Each case of the hostile-peer corpus, with a hook reading every message as text:
+    a message that can be relayed is (framed again, the hook's failure recorded), the rest
+    is closed with the code RFC 6455 names, on both sides; the proxy serves on."""
+    script = addon(tmp_path, "def websocket_message(flow, message):\n    message.text\n")
+    got: queue.Queue[bytes] = queue.Queue()
+
+    def origin(conn: socket.socket) -> None:
+        accept_upgrade(conn)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        got.put(data)
+
+    peer = raw_server(origin)
+    mode = Mode("reverse", Endpoint("http", "127.0.0.1", peer.port))
+    with live_proxy(tmp_path, mode=mode, scripts=(script,)) as proxy:
+        for number, (name, (data, outcome)) in enumerate(HOSTILE.items(), 1):
+            with proxy.connect() as s:
+                handshake(s)
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                back = b""
+                while chunk := s.recv(65536):
+                    back += chunk
+            at_origin = unframe(got.get(timeout=10))
+            flow = proxy.finished(number)[-1]
+            if isinstance(outcome, int):
+                close = (0x88, outcome.to_bytes(2, "big"))
+                assert [(b0, p[:2]) for b0, p in unframe(back)] == [close], name
+                assert [(b0, p[:2]) for b0, p in at_origin] == [close], name
+                assert flow.error is not None and flow.error.phase is Phase.CLIENT, name
+            else:
+                assert at_origin == outcome and back == b"", name
+        assert proxy.finished(len(HOSTILE))[-1].error is not None  # the last: 1009
+    errors = {f.error.exc_class for f in proxy.finished(len(HOSTILE)) if f.error is not None}
+    assert errors == {"FrameError", "MessageTooBig", "UnicodeDecodeError"}
