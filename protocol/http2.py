@@ -36,6 +36,7 @@ from protocol.errors import HTTPException, RemoteDisconnected, RemoteProtocolErr
 from protocol.events import Data, EndOfMessage, Response
 from protocol.headers import Headers
 from protocol.http2_fields import response_head
+from protocol.http2_outbound import OUTBOUND_OFF, request_pseudo, sendable
 
 STREAM_WINDOW = 1 << 20
 """Per-stream receive window: the most body bytes buffered for a consumer that stalls."""
@@ -113,7 +114,7 @@ class H2Stream:
         """End the request, with trailers when given."""
         self._conn._sending.discard(self.id)
         if trailers:
-            fields = [(n.lower(), v) for n, v in trailers.raw]
+            fields = sendable([], trailers.raw)
             self._conn._send(lambda c: c.send_headers(self.id, fields, end_stream=True))
         else:
             self._conn._send(lambda c: c.end_stream(self.id))
@@ -256,7 +257,7 @@ class AsyncHTTP2Connection:
         self.tcp_connected = False
         self.tls_established = False
         self.terminated: ConnectionTerminated | None = None
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None, **OUTBOUND_OFF)
         self._h2 = h2.connection.H2Connection(config=config)
         self._streams: dict[int, H2Stream] = {}  # awaiting (the rest of) their response
         self._sending: set[int] = set()  # streams whose request has not ended yet
@@ -363,18 +364,12 @@ class AsyncHTTP2Connection:
             raise self._closed
         if self.terminated is not None:
             raise self.terminated
+        fields = sendable(request_pseudo(method, scheme, authority, path), headers.raw, authority)
         stream_id = self._h2.get_next_available_stream_id()
         stream = H2Stream(self, stream_id)
         self._streams[stream_id] = stream
         if not end_stream:
             self._sending.add(stream_id)
-        fields = [
-            (b":method", method),
-            (b":scheme", scheme),
-            (b":authority", authority),
-            (b":path", path),
-            *headers.raw,
-        ]
         self._send(lambda c: c.send_headers(stream_id, fields, end_stream=end_stream))
         if end_stream:
             stream.phase = HEADERS

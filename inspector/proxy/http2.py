@@ -40,6 +40,7 @@ from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
 from protocol.http2 import CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW
 from protocol.http2_fields import request_head, to_http2
+from protocol.http2_outbound import OUTBOUND_OFF, sendable
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The client connection preface (RFC 9113 section 3.4)."""
@@ -72,7 +73,7 @@ class HTTP2Connection:
         self.tunnel = tunnel
         self.tls = tls
         self.authenticated = authenticated
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None, **OUTBOUND_OFF)
         self.h2 = h2.connection.H2Connection(config=config)
         self.streams: dict[int, H2StreamSide] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -321,7 +322,7 @@ class H2StreamSide:
         return self._responded
 
     def send_interim(self, response: Response) -> None:
-        fields = [(b":status", str(response.status_code).encode()), *to_http2(response.headers).raw]
+        fields = _response_fields(response.status_code, response.headers)
         self._send(H2.send_headers, self.id, fields)
         self.conn.flush()
 
@@ -390,7 +391,7 @@ class H2StreamSide:
         """Note the response head: it leaves with the first body bytes, or with the end as
         one HEADERS frame carrying END_STREAM (gRPC's trailers-only answers need that)."""
         self._responded = True
-        self._head_fields = [(b":status", str(status).encode()), *to_http2(headers).raw]
+        self._head_fields = _response_fields(status, headers)
 
     def _send_head(self, *, end_stream: bool = False) -> None:
         fields, self._head_fields = self._head_fields, None
@@ -406,7 +407,7 @@ class H2StreamSide:
             return
         self._send_head()
         if trailers:
-            fields = to_http2(trailers).raw
+            fields = _checked([], trailers)
             self._send(H2.send_headers, self.id, fields, end_stream=True)
         else:
             self._send(H2.end_stream, self.id)
@@ -436,3 +437,15 @@ class H2StreamSide:
             call(self.conn.h2, *args, **kwargs)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as e:
             raise ClientGone(e) from e
+
+
+def _response_fields(status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
+    return _checked([(b":status", str(status).encode())], headers)
+
+
+def _checked(pseudo: list[tuple[bytes, bytes]], headers: Headers) -> list[tuple[bytes, bytes]]:
+    """A header block as HTTP/2 fields, checked as ``h2`` would (ClientGone as from ``_send``)."""
+    try:
+        return sendable(pseudo, to_http2(headers).raw)
+    except h2.exceptions.ProtocolError as e:
+        raise ClientGone(e) from e
