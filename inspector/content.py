@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from inspector.images import ImageInfo as ImageInfo  # its old home here, kept for callers
+from inspector.images import describe, image_info
 from inspector.markup import indent_html, indent_xml
 
 VIEWERS = ("auto", "text", "json", "markup", "form", "multipart", "hex", "image")
@@ -365,91 +366,7 @@ def hex_dump(data: bytes, limit: int = HEX_LIMIT) -> str:
     return "\n".join(rows)
 
 
-# --- images -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
-    format: str  # "PNG", "GIF", "JPEG", "WebP"
-    width: int | None = None
-    height: int | None = None
-    details: dict[str, str] = field(default_factory=dict)
-
-    def summary(self, size: int) -> str:
-        dims = f"{self.width} x {self.height} px" if self.width is not None else "size unknown"
-        extra = "".join(f", {k} {v}" for k, v in self.details.items())
-        return f"{self.format} image, {dims}{extra}, {size} bytes"
-
-
-def _png(data: bytes) -> ImageInfo | None:
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        return None
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return ImageInfo("PNG")
-    width, height = struct.unpack(">II", data[16:24])
-    return ImageInfo("PNG", width, height)
-
-
-def _gif(data: bytes) -> ImageInfo | None:
-    if data[:6] not in (b"GIF87a", b"GIF89a"):
-        return None
-    if len(data) < 10:
-        return ImageInfo("GIF")
-    width, height = struct.unpack("<HH", data[6:10])
-    return ImageInfo("GIF", width, height, {"version": data[3:6].decode()})
-
-
-# JPEG start-of-frame markers that carry the dimensions (not DHT C4, JPG C8, DAC CC).
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
-def _jpeg(data: bytes) -> ImageInfo | None:
-    if data[:3] != b"\xff\xd8\xff":
-        return None
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return ImageInfo("JPEG")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _SOF_MARKERS and pos + 9 <= len(data):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return ImageInfo("JPEG", width, height)
-        pos += 2 + length
-    return ImageInfo("JPEG")
-
-
-def _webp(data: bytes) -> ImageInfo | None:
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return None
-    chunk = data[12:16]
-    if chunk == b"VP8X" and len(data) >= 30:
-        width = 1 + int.from_bytes(data[24:27], "little")
-        height = 1 + int.from_bytes(data[27:30], "little")
-        return ImageInfo("WebP", width, height, {"variant": "extended"})
-    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
-        width, height = struct.unpack("<HH", data[26:30])
-        return ImageInfo("WebP", width & 0x3FFF, height & 0x3FFF, {"variant": "lossy"})
-    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
-        bits = int.from_bytes(data[21:25], "little")
-        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        return ImageInfo("WebP", width, height, {"variant": "lossless"})
-    return ImageInfo("WebP")
-
-
-def image_info(data: bytes) -> ImageInfo | None:
-    """Format and dimensions from a PNG, GIF, JPEG or WebP header; None for anything else."""
-    for probe in (_png, _gif, _jpeg, _webp):
-        info = probe(data)
-        if info is not None:
-            return info
-    return None
+# --- images: inspector.images (format and dimensions from the bytes, the preview) ---------
 
 
 # --- the viewer entry point ---------------------------------------------------------------
@@ -463,6 +380,7 @@ class View:
     text: str
     syntax: str | None = None  # a Pygments lexer name for highlighting, when fitting
     notes: tuple[str, ...] = ()
+    image: bytes | None = None  # the image viewer's (decoded) body, for its preview
 
 
 def render(
@@ -491,7 +409,11 @@ def render(
         notes.append(f"{VIEWER_TITLES[chosen]} view: {e}; showing text")
         chosen = "text" if looks_textual(data) else "hex"
         text, syntax = _format(chosen, data, content_type)
-    return View(chosen, text, syntax, tuple(notes))
+    if chosen == "markup" and data.lstrip()[:1] == b"<":
+        info = image_info(data)  # an SVG shown as its markup: its size too
+        if info is not None and info.format == "SVG":
+            notes.append(info.summary(len(data)))
+    return View(chosen, text, syntax, tuple(notes), data if chosen == "image" else None)
 
 
 def _format(viewer: str, data: bytes, content_type: str | None) -> tuple[str, str | None]:
@@ -507,10 +429,10 @@ def _format(viewer: str, data: bytes, content_type: str | None) -> tuple[str, st
     if viewer == "hex":
         return hex_dump(data), None
     if viewer == "image":
-        info = image_info(data)
-        if info is None:
-            raise ContentError("not a PNG, GIF, JPEG or WebP image")
-        return info.summary(len(data)), None
+        try:
+            return describe(data, media_type(content_type)), None
+        except ValueError as e:
+            raise ContentError(str(e)) from None
     if viewer == "text":
         return as_text(data, content_type), None
     raise ContentError(f"unknown viewer {viewer!r}")

@@ -170,7 +170,8 @@ def test_hex_dump_rows_and_limit():
 
 
 def test_image_headers_parsed():
-    assert content.image_info(_png(640, 480)) == content.ImageInfo("PNG", 640, 480)
+    rgb8 = {"": "RGB 8-bit"}
+    assert content.image_info(_png(640, 480)) == content.ImageInfo("PNG", 640, 480, rgb8)
     gif = b"GIF89a" + struct.pack("<HH", 32, 16) + b"\x00" * 10
     assert content.image_info(gif) == content.ImageInfo("GIF", 32, 16, {"version": "89a"})
     assert content.image_info(_jpeg(1024, 768)) == content.ImageInfo("JPEG", 1024, 768)
@@ -193,11 +194,14 @@ def test_image_view_summary_and_forced_viewers():
     png = _png(2, 2)
     view = content.render(png, "image/png")
     assert view.viewer == "image"
-    assert view.text == f"PNG image, 2 x 2 px, {len(png)} bytes"
+    assert view.text == f"PNG image, 2 x 2 px, RGB 8-bit, {len(png)} bytes"
+    assert view.image == png  # the body viewer draws its preview
     assert content.render(png, "image/png", viewer="hex").text.startswith("00000000  89 50 4e 47")
     forced = content.render(b"hello", "text/plain", viewer="image")
     assert forced.viewer == "text"
-    assert "image view: not a PNG, GIF, JPEG or WebP image; showing text" in forced.notes
+    assert "image view: not a PNG, GIF, JPEG, WebP, BMP, ICO or SVG image; showing text" in (
+        forced.notes
+    )
 
 
 def test_text_uses_declared_charset_and_empty_body_is_noted():

@@ -175,7 +175,10 @@ async def test_websocket_and_image(saved: Path):
         assert "→ server  text" in ws and '{"hello": 1}' in ws and "← client" in ws
         await pilot.press("escape")
         screen = await open_detail(app, pilot, 4)
-        assert viewer_text(screen, "response")[1].startswith("PNG image, 64 x 32 px")
+        viewer = screen.query_one("#response-body", BodyViewer)
+        await wait_for(pilot, lambda: not viewer.previewing, "the image preview")
+        shown = static_text(viewer.query_one(".body-viewer--preview"))
+        assert shown.startswith("PNG image, 64 x 32 px") and "▀" in shown
 
 
 async def test_replay_from_a_saved_session_stays_in_memory(tmp_path: Path, echo_server):

@@ -312,6 +312,7 @@ SCENES = (
     Scene("flow_list", live=False),
     Scene("detail_response", live=False, row=0),
     Scene("detail_request", live=False, row=1, press=("shift+tab",)),
+    Scene("detail_image", live=False, row=4),
     Scene("events_pane", live=False, press=("E",)),
     Scene("help", live=False, press=("question_mark",)),
     Scene("first_run", live=True),
@@ -370,8 +371,8 @@ async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pi
     await pilot.pause(0.1)
     from inspector.tui.widgets.body_viewer import BodyViewer
 
-    for _ in range(200):  # body colours come from a worker
-        if not any(v.colouring for v in app.screen.query(BodyViewer)):
+    for _ in range(200):  # body colours and image previews come from workers
+        if not any(v.colouring or v.previewing for v in app.screen.query(BodyViewer)):
             break
         await pilot.pause(0.02)
     for widget in app.screen.query(TextArea):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static, TextArea
 from textual.widgets.text_area import Selection
 
+from inspector import images
 from inspector.content import VIEWER_TITLES, View
 from inspector.tui.colour import COLOUR_LIMIT, LineSpans, line_spans
+from inspector.tui.image_view import half_blocks
 
 
 def offset_to_location(text: str, offset: int) -> tuple[int, int]:
@@ -54,21 +56,31 @@ class ColouredTextArea(TextArea):
         return line
 
 
+MIN_PREVIEW_LINES = 8  # a preview drawn before layout, or in a very short pane
+
+
 class BodyViewer(Vertical):
-    """Notes (viewer, decoding, truncation) above a read-only, searchable text area."""
+    """Notes (viewer, decoding, truncation) above a read-only, searchable text area, or,
+    for the image viewer, the image's description and a preview drawn in half blocks."""
 
     DEFAULT_CSS = """
     BodyViewer { height: 1fr; }
     BodyViewer > .body-viewer--notes { color: $text-muted; height: auto; padding: 0 1; }
     BodyViewer > .body-viewer--notes.-warning { color: $warning; }
     BodyViewer > TextArea { height: 1fr; border: none; padding: 0 1; }
+    BodyViewer > .body-viewer--image { height: 1fr; padding: 0 1; display: none; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.text = ""
         self.colouring = False  # a worker is colouring the text
+        self.previewing = False  # a worker is decoding or drawing an image preview
         self._last_find: tuple[str, int] | None = None
+        self._image: bytes | None = None  # the image viewer's body
+        self._summary = ""
+        self._raster: images.Raster | None = None  # decoded once, redrawn on a resize
+        self._drawn_for: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="body-viewer--notes")
@@ -79,6 +91,8 @@ class BodyViewer(Vertical):
             show_line_numbers=False,
             highlight_cursor_line=False,
         )
+        with VerticalScroll(classes="body-viewer--image"):
+            yield Static("", classes="body-viewer--preview")
 
     def show(self, view: View, notices: tuple[str, ...] = ()) -> None:
         """Display ``view``; ``notices`` (e.g. truncation) come first and are highlighted."""
@@ -96,9 +110,19 @@ class BodyViewer(Vertical):
         notes = self.query_one(".body-viewer--notes", Static)
         notes.update("\n".join(lines))
         notes.set_class(bool(notices), "-warning")
-        self.text = text
         self._last_find = None
         area = self.query_one(ColouredTextArea)
+        area.display = view.image is None
+        self.query_one(".body-viewer--image").display = view.image is not None
+        self._image, self._raster, self._drawn_for = view.image, None, None
+        if view.image is not None:
+            self.text = ""  # nothing to find in a picture
+            self._summary = view.text
+            self._set_preview(Text("decoding the preview…", style="dim"))
+            self.previewing = True  # from now: the drawing waits for the layout
+            self.call_after_refresh(self._draw_preview)
+            return
+        self.text = text
         area.spans = {}
         # Soft wrapping re-measures every line on each layout (seconds for a 4 MiB body).
         area.soft_wrap = len(text) <= WRAP_LIMIT
@@ -118,6 +142,55 @@ class BodyViewer(Vertical):
         if text is self.text:  # not replaced by another view meanwhile
             self.query_one(ColouredTextArea).set_spans(spans)
         self.colouring = False
+
+    # --- the image preview ----------------------------------------------------------------
+
+    def _set_preview(self, preview: Text) -> None:
+        text = Text(self._summary)
+        text.append("\n\n")
+        text.append_text(preview)
+        self.query_one(".body-viewer--preview", Static).update(text)
+
+    def _preview_box(self) -> tuple[int, int]:
+        """Cells across and lines down that the preview may fill (what is on screen)."""
+        pane = self.query_one(".body-viewer--image")
+        width = pane.content_size.width
+        lines = pane.content_size.height - self._summary.count("\n") - 3
+        return width, max(lines, MIN_PREVIEW_LINES)
+
+    def _draw_preview(self) -> None:
+        """Decode (once) and draw the image for the space there is, in a worker."""
+        if self._image is None:
+            return
+        width, lines = self._preview_box()
+        if width <= 0 or (width, lines) == self._drawn_for:
+            self.previewing = self.previewing and width > 0
+            return  # not laid out yet (a hidden tab): on_resize draws it
+        self._drawn_for = (width, lines)
+        self.previewing = True
+        self._preview(self._image, self._raster, width, lines)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._draw_preview()
+
+    @work(thread=True, exclusive=True, group="preview")
+    def _preview(self, data: bytes, raster: images.Raster | None, width: int, lines: int) -> None:
+        try:
+            raster = raster or images.decode(data)
+            preview = half_blocks(images.thumbnail(raster, width, 2 * lines))
+        except images.NoPreview as e:
+            preview = Text(str(e), style="italic")
+        except images.ImageError as e:
+            preview = Text(str(e), style="bold red")
+        self.app.call_from_thread(self._previewed, data, raster, preview)
+
+    def _previewed(self, data: bytes, raster: images.Raster | None, preview: Text) -> None:
+        if data is self._image:  # not replaced by another view meanwhile
+            self._raster = raster
+            self._set_preview(preview)
+        self.previewing = False
+
+    # --- find -----------------------------------------------------------------------------
 
     def find(self, query: str, *, again: bool = False, backwards: bool = False) -> bool:
         """Select the next (or previous) match of ``query``, case-insensitive; False if none."""
