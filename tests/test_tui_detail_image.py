@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from rich.console import Console
 from rich.text import Text
+from textual.widgets import TabbedContent
 
 from inspector.tui.app import InspectorApp
 from inspector.tui.screens.flow_detail import FlowDetailScreen
@@ -122,3 +123,26 @@ async def test_no_preview_says_why(live, raw_server, body, ctype, says):  # noqa
         shown = preview_of(viewer).plain
         assert all(s in shown for s in says), shown
         assert "Traceback" not in shown
+
+
+async def test_an_uploaded_image_is_drawn_when_its_tab_is_shown(live, raw_server):  # noqa: F811
+    """The request tab is hidden when the detail opens: its preview waits for the layout."""
+    url = serving(raw_server, b"stored", b"text/plain")
+    body = png_rgba(quadrants())
+    app = InspectorApp(live)
+    async with app.run_test(size=SIZE) as pilot:
+        status, _ = await asyncio.to_thread(
+            fetch, live, url, data=body, headers={"Content-Type": "image/png"}
+        )
+        assert status == 200
+        await wait_for(
+            pilot, lambda: any(r.finished for r in app.state.index.rows.values()), "done"
+        )
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowDetailScreen), "the detail")
+        viewer = app.screen.query_one("#request-body", BodyViewer)
+        assert app.screen.active_tab == "response"
+        app.screen.query_one(TabbedContent).active = "request"
+        await wait_for(pilot, lambda: "▀" in preview_of(viewer).plain, "the preview drawn")
+        assert not viewer.previewing
+        assert cell(preview_of(viewer), 2, 0) == ("▀", RED[:3], RED[:3])

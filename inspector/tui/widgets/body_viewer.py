@@ -81,6 +81,7 @@ class BodyViewer(Vertical):
         self._summary = ""
         self._raster: images.Raster | None = None  # decoded once, redrawn on a resize
         self._drawn_for: tuple[int, int] | None = None
+        self._drawing = 0  # the newest preview asked for: older workers' results are dropped
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="body-viewer--notes")
@@ -122,6 +123,7 @@ class BodyViewer(Vertical):
             self.previewing = True  # from now: the drawing waits for the layout
             self.call_after_refresh(self._draw_preview)
             return
+        self.previewing = False
         self.text = text
         area.spans = {}
         # Soft wrapping re-measures every line on each layout (seconds for a 4 MiB body).
@@ -168,13 +170,16 @@ class BodyViewer(Vertical):
             return  # not laid out yet (a hidden tab): on_resize draws it
         self._drawn_for = (width, lines)
         self.previewing = True
-        self._preview(self._image, self._raster, width, lines)
+        self._drawing += 1
+        self._preview(self._drawing, self._image, self._raster, width, lines)
 
     def on_resize(self, event: events.Resize) -> None:
         self._draw_preview()
 
     @work(thread=True, exclusive=True, group="preview")
-    def _preview(self, data: bytes, raster: images.Raster | None, width: int, lines: int) -> None:
+    def _preview(
+        self, drawing: int, data: bytes, raster: images.Raster | None, width: int, lines: int
+    ) -> None:
         try:
             raster = raster or images.decode(data)
             preview = half_blocks(images.thumbnail(raster, width, 2 * lines))
@@ -182,13 +187,17 @@ class BodyViewer(Vertical):
             preview = Text(str(e), style="italic")
         except images.ImageError as e:
             preview = Text(str(e), style="bold red")
-        self.app.call_from_thread(self._previewed, data, raster, preview)
+        self.app.call_from_thread(self._previewed, drawing, data, raster, preview)
 
-    def _previewed(self, data: bytes, raster: images.Raster | None, preview: Text) -> None:
-        if data is self._image:  # not replaced by another view meanwhile
-            self._raster = raster
+    def _previewed(
+        self, drawing: int, data: bytes, raster: images.Raster | None, preview: Text
+    ) -> None:
+        if data is not self._image:
+            return  # another body is shown now
+        self._raster = raster
+        if drawing == self._drawing:  # not redrawn for another size meanwhile
             self._set_preview(preview)
-        self.previewing = False
+            self.previewing = False
 
     # --- find -----------------------------------------------------------------------------
 
