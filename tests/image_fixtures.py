@@ -212,3 +212,43 @@ def bmp8(indices: list[list[int]], palette: list[tuple[int, int, int]]) -> bytes
     info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 0, len(body), 0, 0, len(palette), 0)
     offset = 14 + 40 + len(table)
     return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + info + table + body
+
+
+# --- ICO ----------------------------------------------------------------------------------
+
+
+def ico(images: list[tuple[int, int, int, bytes]]) -> bytes:
+    """An ICO of (width, height, bits per pixel, image bytes) entries, stored in order."""
+    offset = 6 + 16 * len(images)
+    directory, blobs = b"", b""
+    for width, height, bpp, blob in images:
+        directory += struct.pack(
+            "<BBBBHHII", width % 256, height % 256, 0, 0, 1, bpp, len(blob), offset + len(blobs)
+        )
+        blobs += blob
+    return struct.pack("<HHH", 0, 1, len(images)) + directory + blobs
+
+
+def ico_dib32(pixels: list[list[Pixel]]) -> bytes:
+    """A 32-bit BGRA bitmap as an ICO stores it: no file header, twice the height, then
+    an all-zero AND mask (alpha says what shows)."""
+    width, height = len(pixels[0]), len(pixels)
+    colours = b"".join(bytes(c for r, g, b, a in row for c in (b, g, r, a)) for row in pixels[::-1])
+    mask = bytes((width + 31) // 32 * 4 * height)
+    info = struct.pack("<IiiHHIIiiII", 40, width, 2 * height, 1, 32, 0, 0, 0, 0, 0, 0)
+    return info + colours + mask
+
+
+def ico_dib8_masked(indices: list[list[int]], palette: list[tuple[int, int, int]],
+                    clear: set[tuple[int, int]]) -> bytes:  # fmt: skip
+    """An 8-bit bitmap as an ICO stores it, with the AND mask's 1s at ``clear`` (x, y)."""
+    width, height = len(indices[0]), len(indices)
+    stride = (width + 3) // 4 * 4
+    colours = b"".join(bytes(row).ljust(stride, b"\x00") for row in indices[::-1])
+    mask_stride = (width + 31) // 32 * 4
+    mask = bytearray(mask_stride * height)
+    for x, y in clear:
+        mask[mask_stride * (height - 1 - y) + x // 8] |= 0x80 >> (x % 8)
+    table = b"".join(bytes((b, g, r, 0)) for r, g, b in palette).ljust(4 * 256, b"\x00")
+    info = struct.pack("<IiiHHIIiiII", 40, width, 2 * height, 1, 8, 0, 0, 0, 0, 0, 0)
+    return info + table + colours + bytes(mask)

@@ -17,6 +17,9 @@ from tests.image_fixtures import (
     bmp24,
     gif,
     gradient,
+    ico,
+    ico_dib8_masked,
+    ico_dib32,
     lzw_encode,
     pack,
     png,
@@ -165,6 +168,8 @@ def test_random_damage_never_escapes_as_another_exception():
         gif(10, 6, PALETTE, bytes(i % 5 for i in range(60)), transparent=2, interlaced=True),
         bmp24(gradient(5, 3)),
         bmp8([[0, 1, 2], [3, 4, 0]], PALETTE),
+        ico([(3, 2, 8, ico_dib8_masked([[0, 1, 2], [2, 1, 0]], PALETTE[:3], {(1, 1)})),
+             (5, 4, 32, ico_dib32(gradient(5, 4, alpha=True)))]),
     ]  # fmt: skip
     for source in sources:
         for _ in range(300):
@@ -315,3 +320,35 @@ def test_thumbnail_keeps_aspect_and_averages():
     assert a == 255 and 100 < r < 160 and g == 0 and 100 < b < 160  # red and blue, mixed
     tiny = images.decode(png_rgb(gradient(3, 2)))
     assert thumbnail(tiny, 80, 80) is tiny  # never enlarged
+
+
+def test_an_svg_shown_as_markup_notes_its_size():
+    from inspector import content
+
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 24"><path d="M0 0"/></svg>'
+    view = content.render(svg, "image/svg+xml")
+    assert view.viewer == "markup" and view.image is None
+    assert f"SVG image, 48 x 24, viewBox 0 0 48 24, {len(svg)} bytes" in view.notes
+    forced = content.render(svg, "image/svg+xml", viewer="image")
+    assert (
+        forced.text.splitlines()[1] == "no preview: SVG is drawn from its XML (m shows the markup)"
+    )
+
+
+def test_ico_largest_entry_as_png_or_bitmap_with_alpha_or_mask():
+    small = gradient(4, 4, alpha=True)
+    big = gradient(24, 16, alpha=True)
+    data = ico([(4, 4, 32, ico_dib32(small)), (24, 16, 32, png_rgba(big))])
+    assert (image_info(data).width, image_info(data).height) == (24, 16)
+    assert_pixels(images.decode(data), big)  # the PNG inside, the largest
+    assert_pixels(images.decode(ico([(4, 4, 32, ico_dib32(small))])), small)
+    values = [[x % 3 for x in range(6)] for _ in range(3)]
+    clear = {(0, 0), (5, 2)}
+    data = ico([(6, 3, 8, ico_dib8_masked(values, PALETTE[:3], clear))])
+    expected = [
+        [(*PALETTE[v], 0 if (x, y) in clear else 255) for x, v in enumerate(row)]
+        for y, row in enumerate(values)
+    ]
+    assert_pixels(images.decode(data), expected)
+    with pytest.raises(ImageError, match="corrupt ICO: an image of"):
+        images.decode(data[:60])

@@ -183,7 +183,7 @@ async def test_a_held_request_edited_goes_upstream_edited_and_records_both(
         await wait_for(pilot, lambda: isinstance(app.screen, FlowDetailScreen), "the detail")
         app.screen.query_one(TabbedContent).active = "changes"
         changes = static_text(app.screen.query_one("#changes-view"))
-        assert UI_EDIT in changes
+        assert UI_EDIT in changes and "went on as edited" in changes
         assert "- GET http://127.0.0.1" in changes and "/echo?n=1" in changes
         assert "+ GET http://127.0.0.1" in changes and "/echo?n=2" in changes
 

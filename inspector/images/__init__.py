@@ -1,6 +1,7 @@
 """Images in message bodies: format and dimensions from the header (``probe``), and a
-preview decoded with the standard library alone: PNG (``png``), GIF (``gif``) and
-uncompressed BMP (``bmp``) become RGBA ``Raster``s, shrunk with ``thumbnail``.
+preview decoded with the standard library alone: PNG (``png``), GIF (``gif``),
+uncompressed BMP (``bmp``) and ICO/CUR favicons (``ico``: PNG or BMP inside) become RGBA
+``Raster``s, shrunk with ``thumbnail``.
 
 Nothing here imports Textual or Rich. JPEG and WebP are declined ("decoding JPEG needs an
 image library": no dependency is added for a preview); so are images over
@@ -13,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from inspector.images import bmp, gif, png
+from inspector.images import bmp, gif, ico, png
 from inspector.images.probe import ImageInfo, image_info
 from inspector.images.raster import ImageError, NoPreview, Raster, thumbnail
 
@@ -40,6 +41,8 @@ _DECODERS: dict[str, Callable[[bytes], Raster]] = {
     "PNG": png.decode,
     "GIF": lambda data: gif.decode(data, MAX_PIXELS)[0],
     "BMP": bmp.decode,
+    "ICO": ico.decode,
+    "CUR": ico.decode,
 }
 _LIBRARY_FORMATS = ("JPEG", "WebP")
 

@@ -15,9 +15,14 @@ from rich.text import Text
 from inspector.diff import body_differences, header_differences
 from inspector.flow import Flow, FlowRequest, FlowResponse
 from inspector.render import human_size, status_text
+from inspector.tui.edits import UI_EDIT
 from inspector.tui.views import message_preview
 
 NOTHING = "No rule, addon or edit in the UI changed this flow."
+UI_EDIT_NOTE = (
+    "(a held message edited here went on as edited; a recorded flow's edit changes the"
+    " record: r replays it, V reverts it)"
+)
 
 
 def changes_view(flow: Flow) -> Text:
@@ -28,6 +33,8 @@ def changes_view(flow: Flow) -> Text:
     text.append("Changed by, in order\n", style="bold")
     for number, label in enumerate(flow.modified_by, 1):
         text.append(f"  {number}. {label}\n", style="cyan")
+    if UI_EDIT in flow.modified_by:
+        text.append(f"  {UI_EDIT_NOTE}\n", style="dim")
     text.append("\nRequest", style="bold")
     text.append(": as the client sent it -> as it went upstream\n", style="dim")
     original = flow.original_request
