@@ -79,6 +79,28 @@ def png(
     return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
 
 
+def png_adam7(pixels: list[list[Pixel]], filters: tuple[int, ...] = (4, 1, 2, 3, 0)) -> bytes:
+    """An interlaced RGBA PNG: the seven passes' sub-images, each filtered on its own."""
+    width, height = len(pixels[0]), len(pixels)
+    raw = bytearray()
+    starts = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+              (1, 0, 2, 2), (0, 1, 1, 2))  # fmt: skip
+    for x0, y0, dx, dy in starts:
+        rows = [
+            bytes(c for x in range(x0, width, dx) for c in pixels[y][x])
+            for y in range(y0, height, dy)
+        ]
+        rows = [r for r in rows if r]
+        prev = bytes(len(rows[0])) if rows else b""
+        for n, row in enumerate(rows):
+            kind = filters[n % len(filters)]
+            raw += bytes((kind,)) + filter_row(kind, row, prev, 4)
+            prev = row
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 1)
+    idat = png_chunk(b"IDAT", zlib.compress(bytes(raw)))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + idat + png_chunk(b"IEND", b"")
+
+
 def png_rgb(pixels: list[list[Pixel]], **kw) -> bytes:
     rows = [bytes(c for p in row for c in p[:3]) for row in pixels]
     return png(rows, len(pixels[0]), **kw)

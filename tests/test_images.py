@@ -23,6 +23,7 @@ from tests.image_fixtures import (
     lzw_encode,
     pack,
     png,
+    png_adam7,
     png_chunk,
     png_rgb,
     png_rgba,
@@ -108,11 +109,12 @@ def test_png_16_bit_rgba_grey_alpha_and_rgb_trns():
     assert_pixels(images.decode(data), expected)
 
 
-def test_png_interlaced_is_declined_with_the_reason():
-    data = png_rgb(gradient(4, 4), interlace=1)
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (9, 9), (17, 11)])
+def test_png_adam7_interlaced(size):
+    pixels = gradient(*size, alpha=True)
+    data = png_adam7(pixels)
     assert image_info(data).details["interlaced"] == "Adam7"
-    with pytest.raises(NoPreview, match="Adam7-interlaced PNGs are not decoded here"):
-        images.decode(data)
+    assert_pixels(images.decode(data), pixels)
 
 
 def _corrupted(data: bytes, what: str) -> bytes:
@@ -163,6 +165,7 @@ def test_random_damage_never_escapes_as_another_exception():
     rng = random.Random(1234)
     sources = [
         png_rgb(gradient(12, 7), filters=(0, 1, 2, 3, 4)),
+        png_adam7(gradient(9, 9, alpha=True)),
         png(([pack([1, 2, 3, 0] * 3, 2)] * 4), 12, depth=2, colour=3, bpp=1,
             extra=[(b"PLTE", b"".join(bytes(c) for c in PALETTE[:4]))]),
         gif(10, 6, PALETTE, bytes(i % 5 for i in range(60)), transparent=2, interlaced=True),

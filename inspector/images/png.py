@@ -1,5 +1,5 @@
 """A PNG decoder on the standard library (zlib): every colour type and bit depth,
-palettes and tRNS transparency, non-interlaced images (Adam7 is declined, saying so).
+palettes and tRNS transparency, plain and Adam7-interlaced images.
 
 Chunks are checked (lengths, CRCs, order), the image data is inflated no further than the
 image needs, and the five scanline filters are undone row by row. Filters None, Sub and
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from operator import add
 
 from inspector.images.probe import PNG_SIGNATURE
-from inspector.images.raster import ImageError, NoPreview, Raster, interleave
+from inspector.images.raster import ImageError, Raster, interleave
 
 _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -33,6 +33,7 @@ class _Header:
     height: int
     depth: int
     colour: int
+    interlaced: bool = False
     palette: bytes = b""
     trns: bytes | None = None
 
@@ -81,11 +82,9 @@ def _header(body: bytes) -> _Header:
         raise _corrupt(f"bit depth {depth} with colour type {colour} is not allowed")
     if compression or filtering:
         raise _corrupt(f"unknown compression {compression} or filter method {filtering}")
-    if interlace == 1:
-        raise NoPreview("no preview: Adam7-interlaced PNGs are not decoded here")
-    if interlace:
+    if interlace > 1:
         raise _corrupt(f"unknown interlace method {interlace}")
-    return _Header(width, height, depth, colour)
+    return _Header(width, height, depth, colour, interlaced=interlace == 1)
 
 
 def parse(data: bytes) -> tuple[_Header, bytes]:
@@ -163,20 +162,50 @@ def _left_dependent(kind: int, row: bytes, prev: bytes, bpp: int) -> bytes:
     return bytes(out)
 
 
-def decode(data: bytes) -> Raster:
-    """The PNG ``data`` as RGBA; ImageError when corrupt, NoPreview when interlaced."""
-    header, compressed = parse(data)
-    stride = header.row_bytes
-    raw = _inflate(compressed, header.height * (stride + 1))
-    to_rgba = _converter(header)
+def _rows(h: _Header, raw: bytes, pos: int) -> list[bytes]:
+    """``h.height`` rows of ``h.width`` pixels from ``raw`` at ``pos``, as RGBA."""
+    stride, to_rgba = h.row_bytes, _converter(h)
     prev = bytes(stride)
     rows = []
-    for y in range(header.height):
-        start = y * (stride + 1)
-        row = _unfilter(raw[start], raw[start + 1 : start + 1 + stride], prev, header.bpp)
+    for y in range(h.height):
+        start = pos + y * (stride + 1)
+        row = _unfilter(raw[start], raw[start + 1 : start + 1 + stride], prev, h.bpp)
         rows.append(to_rgba(row))
         prev = row
-    return Raster(header.width, header.height, b"".join(rows))
+    return rows
+
+
+# Adam7's passes: first column and row, then the steps across and down.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))  # fmt: skip
+
+
+def _passes(h: _Header) -> list[tuple[int, int, int, int, _Header]]:
+    """Each non-empty pass: where it starts, its steps, and its own (smaller) header."""
+    out = []
+    for x0, y0, dx, dy in _ADAM7:
+        width, height = (h.width - x0 + dx - 1) // dx, (h.height - y0 + dy - 1) // dy
+        if width > 0 and height > 0:
+            out.append((x0, y0, dx, dy, replace(h, width=width, height=height)))
+    return out
+
+
+def decode(data: bytes) -> Raster:
+    """The PNG ``data`` as RGBA (ImageError when corrupt)."""
+    h, compressed = parse(data)
+    if not h.interlaced:
+        raw = _inflate(compressed, h.height * (h.row_bytes + 1))
+        return Raster(h.width, h.height, b"".join(_rows(h, raw, 0)))
+    passes = _passes(h)
+    raw = _inflate(compressed, sum(p[4].height * (p[4].row_bytes + 1) for p in passes))
+    canvas, pos, line = bytearray(4 * h.width * h.height), 0, 4 * h.width
+    for x0, y0, dx, dy, sub in passes:
+        for i, row in enumerate(_rows(sub, raw, pos)):
+            base = line * (y0 + i * dy) + 4 * x0
+            for c in range(4):  # this pass's pixels of the row, channel by channel
+                canvas[base + c : line * (y0 + i * dy + 1) : 4 * dx] = row[c::4]
+        pos += sub.height * (sub.row_bytes + 1)
+    return Raster(h.width, h.height, bytes(canvas))
 
 
 def _unpack(depth: int) -> list[bytes]:
