@@ -146,3 +146,22 @@ async def test_an_uploaded_image_is_drawn_when_its_tab_is_shown(live, raw_server
         await wait_for(pilot, lambda: "▀" in preview_of(viewer).plain, "the preview drawn")
         assert not viewer.previewing
         assert cell(preview_of(viewer), 2, 0) == ("▀", RED[:3], RED[:3])
+
+
+async def test_an_image_recorded_in_part_says_so(tmp_path):
+    from inspector.flow import FlowBody
+    from inspector.tui.session import open_saved
+    from tests.tui_fixtures import _flow, build_session
+
+    whole = png_rgba(quadrants())
+    flow = _flow(1, "GET", "cdn.example.com", "/big.png", ctype="image/png", body=whole)
+    flow.response.body = FlowBody(whole[:60], len(whole), True, None)
+    app = InspectorApp(open_saved(build_session(tmp_path / "s.db", [flow])))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.state.index) == 1, "loaded")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowDetailScreen), "the detail")
+        viewer = app.screen.query_one("#response-body", BodyViewer)
+        shown = preview_of(viewer).plain
+        assert shown.startswith("PNG image, 20 x 10 px, RGBA 8-bit, 60 bytes")
+        assert "only the start of this image was recorded" in shown and not viewer.previewing

@@ -57,6 +57,7 @@ class ColouredTextArea(TextArea):
 
 
 MIN_PREVIEW_LINES = 8  # a preview drawn before layout, or in a very short pane
+PARTIAL = "no preview: only the start of this image was recorded (--body-limit)"
 
 
 class BodyViewer(Vertical):
@@ -117,11 +118,7 @@ class BodyViewer(Vertical):
         self.query_one(".body-viewer--image").display = view.image is not None
         self._image, self._raster, self._drawn_for = view.image, None, None
         if view.image is not None:
-            self.text = ""  # nothing to find in a picture
-            self._summary = view.text
-            self._set_preview(Text("decoding the preview…", style="dim"))
-            self.previewing = True  # from now: the drawing waits for the layout
-            self.call_after_refresh(self._draw_preview)
+            self._show_image(view, partial=bool(notices))
             return
         self.previewing = False
         self.text = text
@@ -146,6 +143,17 @@ class BodyViewer(Vertical):
         self.colouring = False
 
     # --- the image preview ----------------------------------------------------------------
+
+    def _show_image(self, view: View, *, partial: bool) -> None:
+        self.text = ""  # nothing to find in a picture
+        self._summary = view.text
+        if partial:  # notices say the record was capped: the image's end is missing
+            self._image, self.previewing = None, False
+            self._set_preview(Text(PARTIAL, style="italic"))
+            return
+        self._set_preview(Text("decoding the preview…", style="dim"))
+        self.previewing = True  # from now: the drawing waits for the layout
+        self.call_after_refresh(self._draw_preview)
 
     def _set_preview(self, preview: Text) -> None:
         text = Text(self._summary)
