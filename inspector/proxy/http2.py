@@ -335,11 +335,15 @@ class H2StreamSide:
     async def flush(self) -> None:
         """Send what is queued as the client's windows allow, then drain the socket."""
         pending, self._pending = self._pending, []
-        for event in pending:
+        last = len(pending) - 1
+        for i, event in enumerate(pending):
             if type(event) is Data:
-                await self._send_data(event.data)
+                # Body bytes followed by a plain end carry END_STREAM on their last frame.
+                after = pending[i + 1] if i < last else None
+                end = type(after) is EndOfMessage and not after.trailers  # type: ignore[union-attr]
+                await self._send_data(event.data, end=end)
             else:
-                self._end(event.trailers)
+                self._end(event.trailers)  # nothing when the data before it ended the stream
         self._send_head()  # a head with nothing after it yet goes now: the client may wait on it
         await self.conn.drain()
 
@@ -350,9 +354,7 @@ class H2StreamSide:
         if response.status_code not in (204, 304):
             headers.set(b"Content-Length", len(body))
         self._head(response.status_code, headers)
-        if body:
-            await self._send_data(body)
-        self._end(Headers())
+        await self._send_data(body, end=True)
         await self.conn.drain()
 
     async def switch_protocols(self, response: Response):
@@ -375,8 +377,7 @@ class H2StreamSide:
         fields = Headers([(b"content-type", b"text/plain; charset=utf-8"), *headers])
         fields.set(b"content-length", len(body))
         self._head(status, fields)
-        await self._send_data(body)
-        self._end(Headers())
+        await self._send_data(body, end=True)
         await self.conn.drain()
 
     def reset(self, code: int) -> None:
@@ -412,7 +413,13 @@ class H2StreamSide:
         else:
             self._send(H2.end_stream, self.id)
 
-    async def _send_data(self, data: bytes) -> None:
+    async def _send_data(self, data: bytes, *, end: bool = False) -> None:
+        """Send body bytes as the client's windows allow; ``end``: END_STREAM on the last
+        frame (one frame fewer than an empty DATA frame after it), or the end alone when
+        there are no bytes."""
+        if end and not data:
+            self._end(Headers())
+            return
         self._send_head()
         view = memoryview(data)
         h2conn = self.conn.h2
@@ -427,8 +434,12 @@ class H2StreamSide:
                 continue
             size = min(len(view), window, h2conn.max_outbound_frame_size)
             chunk = bytes(view[:size])
-            self._send(H2.send_data, self.id, chunk)
             view = view[size:]
+            if end and not view:
+                self._ended = True
+                self._send(H2.send_data, self.id, chunk, end_stream=True)
+            else:
+                self._send(H2.send_data, self.id, chunk)
 
     def _send(self, call: Callable[..., object], *args: object, **kwargs: object) -> None:
         """``call(h2_connection, *args)``; what it queues is written at the next flush or
