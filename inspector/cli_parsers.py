@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,14 +32,22 @@ RUN_USAGE = "inspector run [OPTIONS] -- CMD [ARGS...]"
 # --- option values: each check serves the command line and config.toml alike ---------------
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
-    return value
+def _positive(unit: str) -> Callable[[str], float]:
+    """The check of a number of ``unit`` that must be above zero (``inf`` means no bound)."""
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {unit}, got {text!r}") from None
+        if not value > 0:  # `not >` also refuses nan, which compares false to everything
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+        return value
+
+    return check
+
+
+_seconds = _positive("seconds")
 
 
 def _port(text: str) -> int:
@@ -77,8 +86,22 @@ def _size(text: str) -> int:
 
 def _existing_file(text: str) -> Path:
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory, not a file")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _ca_bundle(text: str) -> Path:
+    """An existing file OpenSSL reads as trusted certificates (checked now, not per connection)."""
+    path = _existing_file(text)
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise argparse.ArgumentTypeError(
+            f"{text}: not a CA bundle (PEM certificates): {e}"
+        ) from None
     return path
 
 
@@ -158,21 +181,21 @@ def _add_listen_options(p: OptionParser, command: str | None) -> None:
 def _add_upstream_options(p: OptionParser) -> None:
     p.add_argument(
         "--upstream-ca",
-        type=_existing_file,
+        type=_ca_bundle,
         metavar="FILE",
         help="extra CA bundle to verify upstream servers with (default: the system trust store)",
     )
     p.add_argument("--insecure", action="store_true", help="do not verify upstream certificates")
     p.add_argument(
         "--connect-timeout",
-        type=_positive_float,
+        type=_seconds,
         default=10.0,
         metavar="S",
         help="upstream connect and TLS handshake timeout, in seconds (504 when it passes)",
     )
     p.add_argument(
         "--read-timeout",
-        type=_positive_float,
+        type=_seconds,
         default=30.0,
         metavar="S",
         help="upstream silence allowed while a response is awaited or streams, in seconds",
@@ -334,7 +357,12 @@ def _replay_options(p: OptionParser) -> None:
     p.add_argument(
         "--concurrency", type=int, default=1, metavar="N", help="requests in flight at once"
     )
-    p.add_argument("--rate", type=float, metavar="R", help="requests per second (default: no cap)")
+    p.add_argument(
+        "--rate",
+        type=_positive("requests per second"),
+        metavar="R",
+        help="requests per second (default: no cap)",
+    )
     p.add_argument("--into", type=Path, metavar="OTHER", help="record replays into this file")
     p.add_argument(
         "--ignore-header",
@@ -345,12 +373,12 @@ def _replay_options(p: OptionParser) -> None:
     p.add_argument("--insecure", action="store_true", help="do not verify certificates")
     p.add_argument(
         "--upstream-ca",
-        type=Path,
+        type=_ca_bundle,
         metavar="FILE",
         help="extra CA bundle to verify servers with (default: the system trust store)",
     )
     p.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="S", help="per request, seconds"
+        "--timeout", type=_seconds, default=30.0, metavar="S", help="per request, seconds"
     )
 
 

@@ -59,6 +59,10 @@ def _confdir_under_a_file(tmp: Path) -> None:
     (tmp / "a-file").write_text("x\n")
 
 
+def _not_a_ca_bundle(tmp: Path) -> None:
+    (tmp / "notes.txt").write_text("not a certificate\n")
+
+
 def _readonly_confdir(tmp: Path) -> None:
     (tmp / "conf").mkdir(mode=0o500)
 
@@ -111,6 +115,22 @@ STARTS = [
         "missing-option-value",
         lambda tmp, port: ["--confdir", str(tmp / "conf"), "--listen-port"],
         "--listen-port: expected one argument",
+    ),
+    Start(
+        "upstream-ca-not-a-bundle",
+        lambda tmp, port: ["dump", "--confdir", str(tmp / "conf"), "--upstream-ca", "notes.txt"],
+        "--upstream-ca: notes.txt: not a CA bundle (PEM certificates)",
+        _not_a_ca_bundle,
+    ),
+    Start(
+        "read-timeout-nan",
+        lambda tmp, port: ["dump", "--confdir", str(tmp / "conf"), "--read-timeout", "nan"],
+        "--read-timeout: must be greater than 0, got 'nan'",
+    ),
+    Start(
+        "script-is-a-directory",
+        lambda tmp, port: ["dump", "--confdir", str(tmp / "conf"), "-s", str(tmp)],
+        "is a directory, not a file",
     ),
     Start(
         "bad-mode",

@@ -193,10 +193,12 @@ def test_concurrency_and_rate_keep_capture_order(tmp_path, echo_server):
         (["--filter", "~q ("], "bad --filter '~q (': expected a filter at position 4"),
         (["--target", "ftp://x"], "bad --target URL 'ftp://x'"),
         (["--concurrency", "0"], "bad --concurrency 0"),
-        (["--rate", "-1"], "bad --rate -1.0"),
+        (["--rate", "-1"], "--rate: must be greater than 0, got '-1'"),
+        (["--rate", "nan"], "--rate: must be greater than 0, got 'nan'"),
+        (["--timeout", "nan"], "--timeout: must be greater than 0, got 'nan'"),
         (
             ["--upstream-ca", "/nonexistent/ca.pem"],
-            "--upstream-ca /nonexistent/ca.pem: no such file",
+            "--upstream-ca: /nonexistent/ca.pem: no such file",
         ),
     ],
 )
