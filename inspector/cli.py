@@ -193,11 +193,19 @@ def _run_words(words: list[str]) -> list[str]:
 
 def _which_session(confdir: Path) -> str:
     """The error for `inspector show` without a file: the latest recordings, to pick from."""
-    recent = sorted((confdir / "sessions").glob("*.db"), reverse=True)[:3]
+    recent = sorted((confdir / "sessions").glob("*.db"), key=_recording_order, reverse=True)[:3]
     if not recent:
         return "inspector show needs a session file (record one with `inspector dump`)"
     listed = "\n".join(f"  inspector show {path}" for path in recent)
     return f"inspector show needs a session file; the latest recordings:\n{listed}"
+
+
+def _recording_order(path: Path) -> tuple[str, int]:
+    """Dated names in time order, ``DATE-2.db`` (a second proxy that second) after ``DATE.db``."""
+    stem, _, n = path.stem.rpartition("-")
+    if n.isdigit() and len(n) < 6:  # not the seconds of the date itself
+        return stem, int(n)
+    return path.stem, 1
 
 
 def _unknown_command(word: str) -> str:

@@ -86,6 +86,8 @@ def _open_session(config: Config, bus: Bus) -> tuple[Store, Callable[[], None]]:
     path = config.session_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if config.session is None:
+            path = _claim_new_file(path)
         store = Store(path)
     except StoreError as e:
         raise ConfigError(f"cannot record to session {path}: {e}") from None
@@ -103,6 +105,23 @@ def _open_session(config: Config, bus: Bus) -> tuple[Store, Callable[[], None]]:
         recorder.flush()
 
     return store, stop_recording
+
+
+def _claim_new_file(path: Path) -> Path:
+    """``path``, or ``NAME-2.db``, ``NAME-3.db``...: the first that did not exist, created now.
+
+    A dated name is only as unique as its second: a proxy started in the same second as
+    another (two ``inspector run`` at once) must not record into the other's session.
+    Creating the file exclusively settles a race between the two.
+    """
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            candidate.touch(exist_ok=False)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, "too many sessions started in one second", str(path))
 
 
 class StoreFeeder:

@@ -79,6 +79,18 @@ def test_show_without_a_file_lists_the_latest_recordings(tmp_path: Path):
     ]
 
 
+def test_show_lists_a_second_recording_of_the_same_second_as_the_later(tmp_path: Path):
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for name in ("20261126-093000-2", "20261126-093000", "20261126-092959", "20261126-093000-10"):
+        (sessions / f"{name}.db").write_bytes(b"")
+    out = run("show", "--confdir", str(tmp_path))
+    assert out.stderr.splitlines()[1:] == [
+        f"  inspector show {sessions / name}.db"
+        for name in ("20261126-093000-10", "20261126-093000-2", "20261126-093000")
+    ]
+
+
 def test_show_without_a_file_or_recordings_says_how_to_record(tmp_path: Path):
     out = run("show", "--confdir", str(tmp_path))
     assert out.returncode == 2

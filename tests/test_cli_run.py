@@ -20,6 +20,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,48 @@ def test_intercept_needs_the_ui(tmp_path: Path, confdir: Path) -> None:
     assert done.returncode == 2
     assert "`inspector run` has none to release them" in done.stderr
     assert not marker.exists() and "listening" not in done.stderr
+
+
+def test_proxies_started_in_the_same_second_each_record_to_a_new_file(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    # Two runs at once, and a dated file already there for every second they could take:
+    # each must record to a file of its own, never into another proxy's session.
+    conf = tmp_path / "conf"
+    (conf / "sessions").mkdir(parents=True)
+    now = datetime.now()
+    taken = [
+        conf / "sessions" / f"{(now + timedelta(seconds=s)):%Y%m%d-%H%M%S}.db"
+        for s in range(-1, 60)
+    ]
+    for path in taken:
+        path.touch()
+    fetch = f"import urllib.request as u; u.urlopen({echo_server.url + '/one'!r}).read()"
+    runs = [
+        subprocess.Popen(
+            [
+                *inspector_command(),
+                "run",
+                "--confdir",
+                str(conf),
+                "--",
+                sys.executable,
+                "-c",
+                fetch,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=inspector_env(),
+        )
+        for _ in range(2)
+    ]
+    errs = [run.communicate(timeout=60)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errs
+    sessions = [summary(err) for err in errs]
+    assert [s[:2] for s in sessions] == [(1, 0), (1, 0)], errs
+    assert sessions[0][2] != sessions[1][2]
+    assert all(path.stat().st_size == 0 for path in taken)  # nobody else's file was touched
+    for _, _, path in sessions:
+        with Store(Path(path), readonly=True) as store:
+            assert [f.request.path for f in store.iter_flows()] == ["/one"]
