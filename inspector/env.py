@@ -23,7 +23,8 @@ from protocol.authority import host_port
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 # Each names a file of CAs its readers trust instead of the system's: Python's ssl and
-# OpenSSL, requests, curl, git, the AWS SDKs and CLI, pip.
+# OpenSSL, requests, curl, git, the AWS SDKs and CLI, pip, and gRPC (grpcio and the other
+# gRPC core languages: bundled roots otherwise, neither the system store nor SSL_CERT_FILE).
 BUNDLE_VARS = (
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
@@ -31,6 +32,7 @@ BUNDLE_VARS = (
     "GIT_SSL_CAINFO",
     "AWS_CA_BUNDLE",
     "PIP_CERT",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
 )
 NODE_CA_VAR = "NODE_EXTRA_CA_CERTS"  # Node adds these to its own CAs: the inspector CA alone
 # Node ignores the proxy variables before 22.21/24: a preload routes it (env_node.py).

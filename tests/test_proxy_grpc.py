@@ -1,9 +1,11 @@
 """gRPC through the proxy: grpcio client and server, over TLS (the client trusting the
 inspector CA) and insecure (h2c prior knowledge inside CONNECT), via the proxy variables
-gRPC honours; each call is a flow with its gRPC status by name."""
+gRPC honours, also as the command of `inspector run`; each call is a flow with its gRPC
+status by name."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import trustme
 
 from inspector import grpc as grpc_model
 from inspector.render import flow_line
+from tests.cli_fixtures import ROOT, inspector_env, run_inspector
 from tests.grpc_peers import GrpcServer, call
 from tests.proxy_fixtures import LiveProxy, live_proxy
 
@@ -86,3 +89,28 @@ def test_grpc_insecure_is_h2c_inside_connect(proxied: LiveProxy, plain_server: G
     with grpc.insecure_channel(f"127.0.0.1:{plain_server.port}") as channel:
         results = _calls(channel)
     _check(proxied, results)
+
+
+def test_grpc_over_tls_under_inspector_run_trusts_the_bundle(
+    tmp_path: Path, tls_server: GrpcServer, upstream_ca_file: Path
+) -> None:
+    # grpcio reads neither SSL_CERT_FILE nor the system store: its roots come from
+    # GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which `inspector run` must point at the bundle.
+    client = tmp_path / "client.py"
+    client.write_text(
+        "import sys, grpc\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.grpc_peers import call\n"
+        f"channel = grpc.secure_channel('localhost:{tls_server.port}', "
+        "grpc.ssl_channel_credentials())\n"
+        "print(call(channel, 'Unary', b'hello'))\n"
+    )
+    done = run_inspector(
+        "run", "--confdir", str(tmp_path / "conf"), "--session", str(tmp_path / "s.db"),
+        "--upstream-ca", str(upstream_ca_file), "--", sys.executable, str(client),
+        env=inspector_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "b'olleh'"
+    url = f"https://localhost:{tls_server.port}/test.Echo/Unary"
+    assert f"POST {url} -> 200 OK grpc OK  " in done.stderr
