@@ -651,3 +651,43 @@ def test_hostile_client_frames_with_the_hook(tmp_path: Path, raw_server) -> None
         assert proxy.finished(len(HOSTILE))[-1].error is not None  # the last: 1009
     errors = {f.error.exc_class for f in proxy.finished(len(HOSTILE)) if f.error is not None}
     assert errors == {"FrameError", "MessageTooBig", "UnicodeDecodeError"}
+
+
+def test_frames_sent_with_the_upgrade_request(tmp_path: Path, ws_server: WsServer) -> None:
+    """A client that does not wait for the 101: its first frames came with the request
+    head (the connection layer hands them over) and are hooked like the rest."""
+    script = addon(tmp_path, REWRITE)
+    key = base64.b64encode(os.urandom(16)).decode()
+    upgrade = (
+        f"GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    eager = frame(1, b"early", mask=MASK) + frame(1, b"bird", mask=MASK)
+    with ws_proxy(tmp_path, ws_server, script) as proxy, proxy.connect() as s:
+        s.sendall(upgrade + eager)
+        assert read_head(s).startswith(b"HTTP/1.1 101 ")
+        answers = [read_frame(s), read_frame(s)]
+        s.sendall(frame(8, b"\x03\xe8", mask=MASK))
+        assert read_frame(s) == (0x88, b"\x03\xe8")
+        s.close()
+        proxy.finished(1)
+    assert ws_server.received == ["EARLY", "BIRD"]
+    assert answers == [(0x81, b"echo: EARLY (seen by the proxy)"),
+                       (0x81, b"echo: BIRD (seen by the proxy)")]  # fmt: skip
+
+
+def test_changed_and_dropped_messages_survive_the_session_file(tmp_path: Path) -> None:
+    from inspector.flow import Flow, FlowRequest, FlowResponse, WebSocketMessage
+
+    flow = Flow(FlowRequest("GET", "http", "h", 80, "/ws"), response=FlowResponse(101))
+    plain = WebSocketMessage(1.0, True, 1, 2, b"hi")
+    changed = WebSocketMessage(2.0, False, 1, 2, b"HI", False, 5, b"hi \xff!")
+    dropped = WebSocketMessage(3.0, True, 2, 0, b"", True, 3, b"\x00\x01\x02")
+    flow.websocket = [plain, changed, dropped]
+    flow.modified_by = ["a.py:websocket_message"]
+    with Store(tmp_path / "s.db") as store:
+        store.put(flow)
+        store.flush()
+        back = store.get(flow.id)
+    assert back is not None and back.websocket == [plain, changed, dropped]
+    assert [m.modified for m in back.websocket] == [False, True, True]
