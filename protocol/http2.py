@@ -47,6 +47,9 @@ CONNECTION_WINDOW = 16 << 20
 MAX_HEADER_LIST = 65536
 """SETTINGS_MAX_HEADER_LIST_SIZE we announce (the HTTP/1.1 side's header block limit)."""
 
+DEADLINE_SLACK = 0.001
+"""Seconds early a stream's read deadline may be taken as reached (timers fire ~1 ms coarse)."""
+
 CLOSE_WAIT = 1.0
 """Seconds ``close()`` waits for the transport to finish closing (a TLS shutdown)."""
 
@@ -183,11 +186,13 @@ class H2Stream:
         if self._inbox or self._failure is not None:
             return
         self._conn._flush()  # window updates for what was taken go out before we wait
-        # A bare future and a timer: asyncio.wait_for would make a task per wait.
+        # A bare future, and a deadline the connection's one timer checks: asyncio.wait_for
+        # would make a task and a timer per wait.
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timeout = self._conn.read_timeout
-        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        if timeout is not None:
+            self._conn._watch(self, loop.time() + timeout)
         try:
             await waiter
         except TimeoutError:
@@ -197,8 +202,7 @@ class H2Stream:
             ) from None
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._conn._waiting.pop(self, None)
 
     async def _next_event(self) -> h2.events.Event:
         while not self._inbox:
@@ -225,11 +229,6 @@ class H2Stream:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class AsyncHTTP2Connection:
@@ -267,6 +266,8 @@ class AsyncHTTP2Connection:
         self._closed: BaseException | None = None
         self._settings_seen = asyncio.Event()
         self._write_soon = False  # a write of what h2 queued is scheduled
+        self._waiting: dict[H2Stream, float] = {}  # streams in wait_readable: their deadline
+        self._deadline_timer: asyncio.TimerHandle | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -384,6 +385,9 @@ class AsyncHTTP2Connection:
             self._send(lambda c: c.close_connection(), quiet=True)
             self._closed = RemoteDisconnected("the HTTP/2 connection was closed")
             self._write_queued()  # the GOAWAY goes before the socket closes
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         task, self._read_task = self._read_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -446,6 +450,28 @@ class AsyncHTTP2Connection:
                 return min(wanted, window, self._h2.max_outbound_frame_size)
             stream._window_open.clear()
             await stream._window_open.wait()
+
+    def _watch(self, stream: H2Stream, deadline: float) -> None:
+        """Fail ``stream``'s wait with TimeoutError at ``deadline`` (loop time)."""
+        self._waiting[stream] = deadline
+        if self._deadline_timer is None:
+            loop = asyncio.get_running_loop()
+            self._deadline_timer = loop.call_at(deadline, self._expire_waits)
+
+    def _expire_waits(self) -> None:
+        """The one timer of all the streams' waits: expire what is due, then re-arm."""
+        loop = asyncio.get_running_loop()
+        self._deadline_timer = None
+        due = loop.time() + DEADLINE_SLACK
+        for stream, deadline in list(self._waiting.items()):
+            waiter = stream._waiter
+            if waiter is None or waiter.done():  # woken; its wait ends in this turn
+                del self._waiting[stream]
+            elif deadline <= due:
+                del self._waiting[stream]
+                waiter.set_exception(TimeoutError())
+        if self._waiting:
+            self._deadline_timer = loop.call_at(min(self._waiting.values()), self._expire_waits)
 
     def _consumed(self, stream_id: int, size: int) -> None:
         # No write here: the window update leaves with the next flush (the reader's after

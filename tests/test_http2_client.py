@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,3 +240,43 @@ def test_request_head_from_pseudo_fields_adds_host() -> None:
         b"h:8443",
     )
     assert request.headers.raw == [(b"host", b"h:8443"), (b"accept", b"*/*")]
+
+
+def test_a_stream_with_no_answer_times_out_alone_after_read_timeout() -> None:
+    """A stream the server never answers fails with TimeoutError after read_timeout (the
+    connection's one deadline timer), while a stream answered meanwhile is unaffected."""
+
+    def script(conn: h2.connection.H2Connection, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived) and (b":path", b"/fast") in event.headers:
+            conn.send_headers(event.stream_id, [(b":status", b"204")], end_stream=True)
+
+    server = ScriptedH2Server(script)
+
+    async def main() -> tuple[object, int, float]:
+        conn = AsyncHTTP2Connection("127.0.0.1", server.port, read_timeout=0.5)
+        await conn.connect()
+        try:
+            slow = await conn.open_stream(
+                b"GET", b"http", b"h", b"/slow", Headers(), end_stream=True
+            )
+            fast = await conn.open_stream(
+                b"GET", b"http", b"h", b"/fast", Headers(), end_stream=True
+            )
+            started = time.monotonic()
+            answered = (await fast.receive_response()).status_code
+            try:
+                await slow.receive_response()
+            except TimeoutError as exc:
+                return exc, answered, time.monotonic() - started
+            return None, answered, 0.0
+        finally:
+            await conn.close()
+
+    try:
+        exc, answered, waited = asyncio.run(main())
+    finally:
+        server.close()
+    assert answered == 204
+    assert isinstance(exc, TimeoutError)
+    assert "for 0.5 s (stream 1)" in str(exc)
+    assert 0.3 <= waited < 5
