@@ -3,12 +3,16 @@
 Builds a session of --flows flows (default 100,000), runs the app headless with
 ``App.run_test`` while a thread publishes --rate new flows per second on the bus
 (recorded to the store as the proxy does), and measures how long the UI takes to
-handle a key press: moving the cursor, opening a flow's detail, applying a filter
-(the key press, and until the filtered list is painted). Prints p50/p95/max, the
-garbage collector's pauses by generation (the usual cause of a slow key) and memory.
+handle a key press: moving the cursor, paging, opening a flow's detail, applying a
+filter (the key press, and until the filtered list is painted), a global search (until
+its results are painted). Prints p50/p95/max, the garbage collector's pauses by
+generation (the usual cause of a slow key) and memory (RSS, peak RSS).
 
     PYTHONPATH=. python bench/bench_tui.py [--flows 100000] [--rate 1000] [--presses 200]
-        [--filters 40]
+        [--filters 40] [--searches 10] [--session FILE]
+
+A session given with --session is built there once and reused; the flows published
+live are recorded into it too, so reuse a copy when the figures must be comparable.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from textual.widgets import Input
 from inspector.bus import Bus, EventKind, FlowEvent
 from inspector.store import Store
 from inspector.tui.app import InspectorApp
+from inspector.tui.screens.search_results import SearchResultsScreen
 from inspector.tui.session import Session
 from inspector.tui.widgets.filter_bar import FilterBar
 from inspector.tui.widgets.flow_table import FlowTable
@@ -46,6 +51,15 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def peak_rss_mb() -> float:
+    """The process's highest RSS so far (VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
 
 
 def build(path: Path, n: int) -> float:
@@ -89,7 +103,7 @@ def pct(values: list[float], q: float) -> float:
 
 def report(name: str, values: list[float]) -> None:
     print(
-        f"{name:<34} n={len(values):<4} p50 {pct(values, 0.5):7.1f} ms   "
+        f"{name:<38} n={len(values):<4} p50 {pct(values, 0.5):7.1f} ms   "
         f"p95 {pct(values, 0.95):7.1f} ms   max {max(values) * 1000:7.1f} ms"
     )
 
@@ -183,6 +197,29 @@ async def painted(frames: Frames, name: str, start: float, what: str) -> float:
     return frames.shown[name] - start
 
 
+async def search_latencies(
+    app: InspectorApp, frames: Frames, list_screen: Screen, count: int, flows: int
+) -> list[float]:
+    """Seconds from enter in the search prompt until the results screen shows its hits
+    (a word of the bodies: ``{"n": N}``, also in the URL)."""
+    latencies = []
+    for i in range(count):
+        word = str((1000 + i * 7919) % flows)
+        await key_latency(app, frames, "slash", lambda: bool(app.screen.query(FilterBar)))
+        await asyncio.sleep(0.05)
+        app.screen.query_one(FilterBar).query_one(Input).value = word
+
+        def found() -> bool:
+            screen = app.screen
+            return isinstance(screen, SearchResultsScreen) and bool(screen.result_ids)
+
+        latencies.append(await key_latency(app, frames, "enter", found))
+        await asyncio.sleep(0.05)
+        await key_latency(app, frames, "escape", lambda: app.screen is list_screen)
+        await asyncio.sleep(0.05)
+    return latencies
+
+
 async def run(args: argparse.Namespace, path: Path) -> None:
     store = Store(path)
     bus = Bus()
@@ -201,7 +238,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
         await pilot.pause(0.2)
         first = frames.shown["first screen"] - started
         print(f"first screen (rows painted) {first:.2f} s after the app started")
-        print(f"loaded {len(app.state.index.rows)} flows into the list in {load:.2f} s")
+        print(f"loaded {app.state.index.total} flows into the list in {load:.2f} s")
         print(f"RSS {before:.0f} MB before load, {rss_mb():.0f} MB after")
         publisher = Publisher(bus, args.flows, args.rate)
         publisher.start()
@@ -216,6 +253,13 @@ async def run(args: argparse.Namespace, path: Path) -> None:
             before_cursor = table.cursor
             key = "up" if i % 2 else "down"
             moves.append(
+                await key_latency(app, frames, key, lambda b=before_cursor: table.cursor != b)
+            )
+        pages = []
+        for i in range(max(2, args.presses // 4)):
+            before_cursor = table.cursor
+            key = "pageup" if i % 2 else "pagedown"
+            pages.append(
                 await key_latency(app, frames, key, lambda b=before_cursor: table.cursor != b)
             )
         opens, backs = [], []
@@ -243,7 +287,8 @@ async def run(args: argparse.Namespace, path: Path) -> None:
                 for a repaint)."""
                 return (
                     app.state.filter_expr == expr
-                    and app.state.index.matching is not None
+                    and app.state.index.expr == expr
+                    and app.state.index.pending is None
                     and table.virtual_size.height == len(app.state.index) + 1
                     and not any(w.group == "filter" and not w.is_finished for w in app.workers)
                 )
@@ -255,6 +300,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
             while app.screen.query(FilterBar):  # closed prompts leave the DOM a little later
                 await asyncio.sleep(0.001)
             await asyncio.sleep(0.1)
+        searches = await search_latencies(app, frames, list_screen, args.searches, args.flows)
         pauses.recording = False
         measured = time.perf_counter() - measured_from
         publisher.stop.set()
@@ -262,13 +308,16 @@ async def run(args: argparse.Namespace, path: Path) -> None:
         await pilot.pause(0.3)
         print(f"published {publisher.sent} live flows meanwhile ({args.rate:.0f}/s)")
         report("move (up/down) to painted", moves)
+        report("page (pagedown/pageup) to painted", pages)
         report("open detail (enter) to painted", opens)
         report("back to list (escape) to painted", backs)
         report("filter (enter) to painted", keys)
         report("filter until the list is painted", results)
+        report("search (enter) until results painted", searches)
         report("screen repaint cost", frames.costs)
         pauses.report(measured)
-        print(f"RSS at the end {rss_mb():.0f} MB for {len(app.state.index.rows)} flows")
+        total = app.state.index.total
+        print(f"RSS at the end {rss_mb():.0f} MB for {total} flows, peak {peak_rss_mb():.0f} MB")
     store.close()
 
 
@@ -278,6 +327,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="live flows per second")
     parser.add_argument("--presses", type=int, default=200, help="cursor moves")
     parser.add_argument("--filters", type=int, default=40, help="filters applied")
+    parser.add_argument("--searches", type=int, default=10, help="global searches")
     parser.add_argument("--session", type=Path, help="reuse/build the session here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

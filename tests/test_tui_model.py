@@ -6,7 +6,8 @@ import pytest
 
 from inspector.flow import FlowBody, FlowResponse
 from inspector.tui.editing import EditError, apply_text, message_text
-from inspector.tui.rows import FlowIndex, FlowRow
+from inspector.tui.flow_index import FlowIndex
+from inspector.tui.rows import FlowRow
 from inspector.tui.widgets.flow_table import cell, fit
 from tests.tui_fixtures import _flow, numbered_flow, sample_flows
 
@@ -30,12 +31,13 @@ def test_index_upsert_keeps_capture_order_and_updates_rows():
 
 
 def test_index_filter_sort_and_remove():
+    """Without a store every row is live: the filter's verdicts and Python sorts show them."""
     index = FlowIndex()
     flows = [numbered_flow(n) for n in range(10)]
     for flow in flows:
         index.upsert(flow, None)
-    not_found = {f.id for f in flows if f.response.status_code == 404}
-    index.set_matching(not_found)
+    index.set_verdicts({f.id: f.response.status_code == 404 for f in flows})
+    assert index.start("~c 404") is None
     assert [index.row_at(i).status for i in range(len(index))] == [404]
     # a live flow judged by the filter on arrival
     extra = numbered_flow(11)  # 404 as well
@@ -43,8 +45,9 @@ def test_index_filter_sort_and_remove():
     assert len(index) == 2
     index.upsert(numbered_flow(12), False)
     assert len(index) == 2 and len(index.rows) == 12
-    index.set_matching(None)
+    index.set_verdicts({})
     index.set_sort("status", reverse=True)
+    assert index.start(None) is None
     statuses = [index.row_at(i).status for i in range(len(index))]
     assert statuses == sorted(statuses, reverse=True)
     assert index.sorted
@@ -215,22 +218,6 @@ def test_filters_on_headers_and_bodies_have_no_row_test(expr):
     assert parse(expr).row_test() is None
 
 
-def test_index_filter_rows_applies_a_row_test():
-    from inspector.filters import parse
-
-    index = FlowIndex()
-    flows = [numbered_flow(n) for n in range(35)]
-    for flow in flows:
-        index.upsert(flow, None)
-    expected = {f.id for f in flows if f.response.status_code == 404}
-    index.filter_rows(parse("~c 404").row_test())
-    assert index.matching == expected
-    index.set_matching(expected)
-    assert [index.row_at(i).id for i in range(len(index))] == [
-        f.id for f in flows if f.id in expected
-    ]
-
-
 def test_long_filter_chains_test_rows_like_flows():
     from inspector.filters import parse
 
@@ -273,9 +260,9 @@ def test_flow_state_drains_events_and_filters_without_an_app(tmp_path):
         state.queue.append(FlowEvent(EventKind.RESPONSE, flow))
     state.apply_events(len(state.queue))
     assert state.counts.exchanges == 4 and not state.queue
-    assert state.set_filter("~c 503") and state.filter_here(loaded=True)
+    assert state.set_filter("~c 503") and state.start_query() is None
     assert [state.index.row_at(i).id for i in range(len(state.index))] == [flows[3].id]
-    assert state.toggle_filter() and state.filter_here(loaded=True)
+    assert state.toggle_filter() and state.start_query() is None
     assert len(state.index) == 4
     store.close()
 

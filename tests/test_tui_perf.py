@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from inspector.bus import EventKind, FlowEvent
-from inspector.filters import parse
 from inspector.tui import collector as collector_module
 from inspector.tui.collector import Collector
-from inspector.tui.rows import FlowIndex
 from inspector.tui.widgets.flow_table import FlowTable
 from tests.tui_fixtures import bus_app, numbered_flow, wait_for
 
@@ -158,22 +156,6 @@ async def test_the_app_paces_full_collections_and_restores_the_thresholds(tmp_pa
 
 
 # --- filters, rows and the table --------------------------------------------------------
-
-
-@pytest.mark.parametrize("sort", [None, "status"])
-def test_filter_rows_shows_what_set_matching_shows(sort):
-    index = FlowIndex()
-    for n in range(60):
-        index.upsert(numbered_flow(n), None)
-    index.set_sort(sort, reverse=sort is not None)
-    test = parse("~c 404 | ~m put").row_test()
-    expected = {flow_id for flow_id, row in index.rows.items() if test(row)}
-    index.set_matching(set(expected))
-    view = list(index.view)
-    index.set_matching(None)
-    index.filter_rows(test)
-    assert index.view == view and index.matching == expected
-    assert index.view and all(test(index.rows[i]) for i in index.view)
 
 
 def line_text(table: FlowTable, y: int) -> str:

@@ -8,13 +8,16 @@ Each function reads through one connection inside the caller's snapshot (see
 from __future__ import annotations
 
 import sqlite3
+from array import array
+from collections.abc import Callable
 
 from inspector.filters import parse
 from inspector.flow import Flow
-from inspector.store.record import SUMMARY_COLUMNS, FlowSummary, decode_flow
+from inspector.store.record import COLUMNS, SUMMARY_COLUMNS, FlowSummary, decode_flow
 from inspector.store.schema import order_by
 
 PAGE = 200  # flows read per query by iter_flows
+SEQ_CHUNK = 50_000  # row ids fetched at a time by ordered_seqs (cancellable between chunks)
 
 Page = tuple[list[tuple[int, str, int]], dict[int, dict[int, bytes]]]
 
@@ -104,9 +107,71 @@ def _summary(row: tuple) -> FlowSummary:
 
 def summaries_at(conn: sqlite3.Connection, seqs: list[int]) -> list[FlowSummary]:
     """The ``FlowSummary`` rows at ``seqs``, in that order."""
+    by_seq = summaries_by_seq(conn, seqs)
+    return [by_seq[seq] for seq in seqs]
+
+
+def summaries_by_seq(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, FlowSummary]:
+    """The ``FlowSummary`` of each of ``seqs`` still stored, by row id."""
     rows = conn.execute(
         f"SELECT seq, {SUMMARY_COLUMNS} FROM flows WHERE seq IN ({','.join('?' * len(seqs))})",
         seqs,
     ).fetchall()
-    by_seq = {row[0]: _summary(row) for row in rows}
-    return [by_seq[seq] for seq in seqs]
+    return {row[0]: _summary(row) for row in rows}
+
+
+def all_seqs(conn: sqlite3.Connection) -> array:
+    """Every row id in capture order: a range without a query per row when none was deleted."""
+    low, high, count = conn.execute("SELECT min(seq), max(seq), count(*) FROM flows").fetchone()
+    if not count:
+        return array("q")
+    if high - low + 1 == count:  # no gaps: the usual session, where nothing was deleted
+        return array("q", range(low, high + 1))
+    return array("q", [seq for (seq,) in conn.execute("SELECT seq FROM flows ORDER BY seq")])
+
+
+def _marked_source(marks: dict[int, bool]) -> str:
+    """``flows`` with ``marked`` as the caller sees it: ``marks`` (row id -> marked) win
+    over the column (marks of a read-only session live in memory only)."""
+    on = ",".join(str(int(seq)) for seq, m in marks.items() if m) or "NULL"
+    off = ",".join(str(int(seq)) for seq, m in marks.items() if not m) or "NULL"
+    case = f"CASE WHEN seq IN ({on}) THEN 1 WHEN seq IN ({off}) THEN 0 ELSE marked END"
+    columns = ", ".join(case + " AS marked" if c == "marked" else c for c in COLUMNS)
+    return f"(SELECT seq, {columns} FROM flows) AS flows"
+
+
+def ordered_seqs(
+    conn: sqlite3.Connection, expr: str | None, order: str, *,
+    only_marked: bool = False, marks: dict[int, bool] | None = None, upto: int | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> array | None:  # fmt: skip
+    """Row ids of the flows matching ``expr`` (and marked, with ``only_marked``) up to
+    row id ``upto``, in ``order`` (an ORDER BY clause); None once ``cancelled()``."""
+    condition, params = where(expr)
+    if only_marked:
+        condition += " AND flows.marked = 1"
+    if upto is not None:
+        condition += f" AND flows.seq <= {int(upto)}"
+    source = _marked_source(marks) if marks else "flows"
+    cursor = conn.execute(f"SELECT flows.seq FROM {source} WHERE {condition} {order}", params)
+    seqs = array("q")
+    while rows := cursor.fetchmany(SEQ_CHUNK):
+        if cancelled():
+            return None
+        seqs.extend([seq for (seq,) in rows])
+    return seqs
+
+
+def tail(conn: sqlite3.Connection, after: int) -> list[tuple[int, str]]:
+    """``(row id, flow id)`` of the flows stored past row id ``after``, in capture order."""
+    return conn.execute("SELECT seq, id FROM flows WHERE seq > ? ORDER BY seq", (after,)).fetchall()
+
+
+def ids_at(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, str]:
+    """The flow id of each of ``seqs`` still stored, by row id (500 per query)."""
+    found: dict[int, str] = {}
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(conn.execute(f"SELECT seq, id FROM flows WHERE seq IN ({marks})", chunk))
+    return found

@@ -90,6 +90,23 @@ SORT_INDEXES = {"start": "flows_start ON flows(start)",
                 "size": "flows_resp_size ON flows(resp_size)",
                 "duration": "flows_duration ON flows(duration)"}  # fmt: skip
 
+# The flow list's columns (inspector.tui) as ORDER BY terms, each with the order the
+# list has always had: a flow without a status or a size sorts as the list showed it.
+# Those on an indexed column use its index; the others sort in a temporary b-tree.
+LIST_ORDER = {"time": "seq", "method": "method COLLATE NOCASE", "host": "host {0}, port {0}",
+              "version": "http_version", "path": "path",
+              "status": "status {0} NULLS {1}", "type": "resp_content_type",
+              "size": "resp_size", "duration": "duration"}  # fmt: skip
+
+
+def list_order_by(key: str, descending: bool) -> str:
+    """The ORDER BY clause of the flow list sorted by column ``key`` (ties in capture order)."""
+    direction = "DESC" if descending else "ASC"
+    term = LIST_ORDER[key].format(direction, "FIRST" if descending else "LAST")
+    if "{" not in LIST_ORDER[key]:
+        term = f"{term} {direction}"
+    return f"ORDER BY {term}, seq {direction}"
+
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create every table of the current layout (inside the caller's transaction)."""

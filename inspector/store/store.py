@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import sqlite3
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,8 +19,9 @@ from inspector.store import reads
 from inspector.store.errors import StoreError, report
 from inspector.store.files import Readers, open_for_writing
 from inspector.store.record import FlowSummary, decode_flow
-from inspector.store.schema import SORT_INDEXES
+from inspector.store.schema import SORT_INDEXES, list_order_by
 from inspector.store.search import search_ids
+from inspector.store.tables import known_seqs
 from inspector.store.writer import Writer
 
 T = TypeVar("T")
@@ -151,6 +153,50 @@ class Store:
         the start) and the row id to pass for the next page; for loading a whole list."""
         with self._readers.reading() as conn:
             return reads.summaries_after(conn, after, limit)
+
+    # --- the flow list's reads (inspector.tui): row ids, and rows by row id ------------------
+
+    def all_seqs(self) -> array:
+        """Every flow's row id (``seq``), in capture order."""
+        with self._readers.reading() as conn:
+            return reads.all_seqs(conn)
+
+    def list_seqs(
+        self, expr: str | None = None, *, sort: str = "time", descending: bool = False,
+        only_marked: bool = False, marks: dict[int, bool] | None = None,
+        upto: int | None = None, cancelled: Callable[[], bool] = lambda: False,
+    ) -> array | None:  # fmt: skip
+        """Row ids of the flows matching ``expr`` (marked ones only with ``only_marked``),
+        up to row id ``upto``, ordered by the flow list's column ``sort``; ``marks`` (row
+        id -> marked) override the file's marks. None when ``cancelled()`` turned true."""
+        order = list_order_by(sort, descending)
+        with self._readers.reading() as conn:
+            return reads.ordered_seqs(
+                conn, expr, order, only_marked=only_marked, marks=marks, upto=upto,
+                cancelled=cancelled,
+            )  # fmt: skip
+
+    def summaries_by_seq(self, seqs: list[int]) -> dict[int, FlowSummary]:
+        """The ``FlowSummary`` of each of ``seqs`` still stored, by row id."""
+        if not seqs:
+            return {}
+        with self._readers.reading() as conn:
+            return reads.summaries_by_seq(conn, seqs)
+
+    def tail(self, after: int) -> list[tuple[int, str]]:
+        """``(row id, flow id)`` of every flow stored past row id ``after``."""
+        with self._readers.reading() as conn:
+            return reads.tail(conn, after)
+
+    def seqs_of(self, ids: list[str]) -> dict[str, int]:
+        """The row id of each of ``ids`` that is stored."""
+        with self._readers.reading() as conn:
+            return known_seqs(conn, ids)
+
+    def ids_at(self, seqs: list[int]) -> dict[int, str]:
+        """The flow id at each of the row ids ``seqs`` still stored."""
+        with self._readers.reading() as conn:
+            return reads.ids_at(conn, seqs)
 
     def _sorted_page(
         self, read: Callable[[sqlite3.Connection, list[int]], list[T]], window: slice,

@@ -8,9 +8,11 @@ in thread workers that post a message back; widgets are only touched in the app 
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from inspector.store import StoreError
 from inspector.tui import keys
 from inspector.tui.collector import Collector
 from inspector.tui.edits import PARTS
+from inspector.tui.flow_index import Query
 from inspector.tui.messages import (
     EditFlow,
     FilterApplied,
@@ -39,7 +42,6 @@ from inspector.tui.messages import (
     OpenFlow,
     OpenSearch,
 )
-from inspector.tui.rows import FlowRow
 from inspector.tui.saving import SaveError, save_body, save_flows
 from inspector.tui.screens.confirm_quit import ConfirmQuitScreen
 from inspector.tui.screens.export import ExportScreen
@@ -59,8 +61,6 @@ DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
 BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings about 4)
 BUSY_REPAINT_INTERVAL = 0.5
 IDLE_REPAINT_INTERVAL = 1.0
-LOAD_PAGE = 5000  # summaries read per store query when loading a session
-FIRST_PAGE = 200  # the first query: enough rows to paint the first screen
 
 
 class InspectorApp(App[int]):
@@ -165,22 +165,18 @@ class InspectorApp(App[int]):
 
     @work(thread=True, exclusive=True, group="load")
     def _load_saved(self) -> None:
-        """Read the session's existing flows page by page (metadata only)."""
-        after = loaded = 0
-        page_size = FIRST_PAGE  # a screenful first, painted at once
+        """Read the session's stored flows: their row ids (the list reads the rows it
+        shows), then the figures of the header and the newest failures."""
         try:
-            while True:
-                page, after = self.session.summaries_after(after, page_size)
-                if not page:
-                    break
-                rows = [FlowRow.from_summary(s) for s in page]
-                self.call_from_thread(self._add_loaded, rows, [])
-                loaded += len(page)
-                if len(page) < page_size:
-                    break
-                page_size = LOAD_PAGE
-            if loaded:
-                self.call_from_thread(self._add_loaded, [], self.session.failed_flows(MAX_EVENTS))
+            seqs = self.session.all_seqs()
+            self.call_from_thread(self._add_loaded, seqs)
+            if seqs:
+                errors, modified = (
+                    self.session.store.count("~e"),
+                    self.session.store.count("~modified"),
+                )
+                failed = self.session.failed_flows(MAX_EVENTS)
+                self.call_from_thread(self._add_figures, errors, modified, failed)
         except StoreError as e:
             self.call_from_thread(
                 self.notify, f"could not read the session: {e}", severity="error", timeout=30
@@ -195,24 +191,30 @@ class InspectorApp(App[int]):
         return self._loaded.is_set()
 
     def _freeze_rows(self) -> None:
-        """Collect the loading's garbage, then freeze the loaded rows (see Collector)."""
-        self.collector.collect_and_freeze(len(self.state.index.rows))
+        """Collect the loading's garbage, then freeze what survived (see Collector)."""
+        self.collector.collect_and_freeze(self.state.index.total)
 
-    def _add_loaded(self, rows: list[FlowRow], failed: list[Flow]) -> None:
-        first = not self.state.index.rows
-        self.state.add_loaded(rows, failed)
-        if first:
-            self.flows_changed(reordered=self.state.index.sorted)  # the first screen, at once
-        else:  # the drain timer repaints, not every page (a million flows are 200 pages)
-            self._paint_due = True
-            self._reorder_due |= self.state.index.sorted
+    def _add_loaded(self, seqs: array) -> None:
+        self.state.load(seqs)
+        if self.state.filtering or self.state.index.sorted or self.state.index.only_marked:
+            self.requery()  # set while the session was loading
+        else:
+            self.flows_changed(reordered=True)  # the first screen, at once
+
+    def _add_figures(self, errors: int, modified: int, failed: list[Flow]) -> None:
+        self.state.add_figures(errors, modified, failed)
+        self._paint_due = True
 
     def drain(self) -> None:
         """Apply every queued bus event in one batch; repaint, less often in a flood."""
         count = len(self.state.queue)
         if count:
-            self._reorder_due |= self.state.apply_events(count)
+            self.state.apply_events(count)
             self._paint_due = True
+        if self.state.absorb():  # rows the store now has: the list reads them from it
+            self._paint_due = self._reorder_due = True
+        if self.state.resort_due():
+            self.requery()
         now = time.monotonic()
         busy = count >= BUSY_BATCH
         every = BUSY_REPAINT_INTERVAL if self.collector.active else IDLE_REPAINT_INTERVAL
@@ -221,7 +223,7 @@ class InspectorApp(App[int]):
             self._paint_due = False
             reordered, self._reorder_due = self._reorder_due, False
             self.flows_changed(reordered=reordered)
-        self.collector.tick(len(self.state.index.rows))
+        self.collector.tick(self.state.index.total)
 
     def flows_changed(self, *, reordered: bool = False) -> None:
         """Tell every screen to repaint from the state."""
@@ -265,33 +267,34 @@ class InspectorApp(App[int]):
         return True
 
     def _start_filter(self) -> None:
-        """Filter the list rows right here when they can say, else query the store."""
+        self.requery()
+
+    def requery(self) -> None:
+        """Show the state's filter, sort and marks-only view: at once for a small session,
+        else by a store query in the background (a newer one cancels it)."""
         self.workers.cancel_group(self, "filter")
-        if self.state.filter_here(self.loaded):
+        query = self.state.start_query()
+        if query is None:
             self.flows_changed(reordered=True)
         else:
-            self._run_filter(self.state.filter_expr)
+            self._run_query(query)
 
     @work(thread=True, exclusive=True, group="filter")
-    def _run_filter(self, expr: str | None) -> None:
-        self._loaded.wait()
+    def _run_query(self, query: Query) -> None:
         worker = get_current_worker()
         try:
-            ids = None
-            if expr is not None:
-                ids = self.session.matching_ids(expr, lambda: worker.is_cancelled)
-                if ids is None:
-                    return  # superseded by a newer filter
-        except (StoreError, FilterError) as e:
+            seqs = self.session.list_seqs(query, lambda: worker.is_cancelled)
+        except (StoreError, FilterError, sqlite3.Error) as e:
             self.call_from_thread(
                 self.notify, f"filter failed: {e}", title="Filter", severity="error"
             )
             return
-        self.post_message(FilterApplied(expr, ids))
+        if seqs is not None:  # else superseded by a newer query
+            self.post_message(FilterApplied(query, seqs))
 
     @on(FilterApplied)
     def _filter_applied(self, message: FilterApplied) -> None:
-        if self.state.filter_result(message.expr, message.ids):
+        if self.state.query_done(message.query, message.seqs):
             self.flows_changed(reordered=True)
 
     # --- intercept ------------------------------------------------------------------------
@@ -359,6 +362,8 @@ class InspectorApp(App[int]):
     @on(FlowsAdded)
     def _flows_added(self, message: FlowsAdded) -> None:
         self.state.add_flows(message.flows)
+        if self.state.index.sorted:
+            self.state.index.relist_live()
         self.flows_changed(reordered=self.state.index.sorted)
         n = len(message.flows)
         title = message.done.capitalize()

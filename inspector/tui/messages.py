@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from array import array
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
 from inspector.flow import Flow
+
+if TYPE_CHECKING:
+    from inspector.tui.flow_index import Query
 
 
 class FlowsChanged(Message):
@@ -40,12 +46,12 @@ class FlowsAdded(Message):
 
 
 class FilterApplied(Message):
-    """A filter worker finished: the matching ids (None: no filter) for ``expr``."""
+    """A list query (filter, sort, marks-only) finished: the row ids it found."""
 
-    def __init__(self, expr: str | None, ids: set[str] | None) -> None:
+    def __init__(self, query: Query, seqs: array) -> None:
         super().__init__()
-        self.expr = expr
-        self.ids = ids
+        self.query = query
+        self.seqs = seqs
 
 
 class OpenFlow(Message):

@@ -7,6 +7,7 @@ export.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +18,16 @@ from inspector.config import DEFAULT_BODY_LIMIT, Config
 from inspector.flow import Flow
 from inspector.intercept import Interceptor
 from inspector.sessions import open_session
-from inspector.store import FlowSummary, Store
+from inspector.store import Store
+from inspector.tui.flow_index import Query
+from inspector.tui.rows import FlowRow
 from inspector.tui.widgets.status_bar import SourceInfo
 from protocol.authority import host_port
 
 if TYPE_CHECKING:
     from inspector.runtime import ProxyThread
 
-FILTER_PAGE = 20000  # flows per store query when collecting a filter's matches
+ROWS_PER_QUERY = 500  # list rows read per store query
 
 
 class SessionError(Exception):
@@ -50,10 +53,36 @@ class Session:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def summaries_after(self, after: int, limit: int) -> tuple[list[FlowSummary], int]:
-        """A page of list rows in capture order past store row ``after`` (0: the first),
-        and the row to pass for the next page (indexed columns only)."""
-        return self.store.summaries_after(after, limit)
+    def all_seqs(self) -> array:
+        """Every stored flow's row id, in capture order."""
+        return self.store.all_seqs()
+
+    def rows_at(self, seqs: list[int]) -> dict[int, FlowRow]:
+        """The list rows of the stored flows at row ids ``seqs`` (indexed columns only)."""
+        rows: dict[int, FlowRow] = {}
+        for i in range(0, len(seqs), ROWS_PER_QUERY):
+            for seq, summary in self.store.summaries_by_seq(seqs[i : i + ROWS_PER_QUERY]).items():
+                row = rows[seq] = FlowRow.from_summary(summary)
+                row.seq = seq
+        return rows
+
+    def seqs_of(self, ids: list[str]) -> dict[str, int]:
+        return self.store.seqs_of(ids)
+
+    def ids_at(self, seqs: list[int]) -> dict[int, str]:
+        return self.store.ids_at(seqs)
+
+    def tail(self, after: int) -> list[tuple[int, str]]:
+        """``(row id, flow id)`` of the flows stored past row id ``after``."""
+        return self.store.tail(after)
+
+    def list_seqs(self, query: Query, cancelled: Callable[[], bool]) -> array | None:
+        """The stored part of the flow list for ``query`` (None once ``cancelled()``)."""
+        return self.store.list_seqs(
+            query.expr, sort=query.sort, descending=query.descending,
+            only_marked=query.only_marked, marks=query.marks, upto=query.upto,
+            cancelled=cancelled,
+        )  # fmt: skip
 
     def failed_flows(self, limit: int) -> list[Flow]:
         """The newest ``limit`` flows with an exception (without bodies), oldest first."""
@@ -88,29 +117,6 @@ class Session:
         if self.interceptor is None:
             return set()
         return {flow.id for flow in self.interceptor.held()}
-
-    def matching_ids(
-        self, expr: str, cancelled: Callable[[], bool] = lambda: False
-    ) -> set[str] | None:
-        """Ids of every flow matching ``expr`` (the store's and the in-memory replays).
-
-        None when ``cancelled()`` turned true between pages (a newer filter was typed).
-        """
-        from inspector.filters import parse
-
-        if not self.readonly:
-            self.store.flush()
-        ids: set[str] = set()
-        while True:
-            if cancelled():
-                return None
-            page = self.store.summary_rows(len(ids), FILTER_PAGE, expr)
-            ids.update(f.id for f in page)
-            if len(page) < FILTER_PAGE:
-                break
-        check = parse(expr)
-        ids.update(i for i, f in self._memory.items() if check(f))
-        return ids
 
     def search(self, text: str) -> list[str]:
         if not self.readonly:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from inspector.filters import FilterError
 from inspector.filters import parse as parse_filter
 from inspector.flow import Flow, new_flow_id
 from inspector.tui.edits import PARTS, EditLog
-from inspector.tui.rows import FlowIndex, FlowRow
+from inspector.tui.flow_index import FlowIndex, Query
 
 if TYPE_CHECKING:
     from inspector.tui.session import Session
@@ -85,7 +86,8 @@ class FlowState:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.index = FlowIndex()
+        self.index = FlowIndex(session)
+        self.loaded = False  # the stored flows are in the index: new ones come by absorb()
         self.queue: deque[FlowEvent] = deque()  # appended by the bus's thread, drained by the UI
         self.errors = 0
         self.held_ids: set[str] = set()
@@ -93,9 +95,7 @@ class FlowState:
         self.error_events: deque[ErrorEvent] = deque(maxlen=MAX_EVENTS)
         self.filter_expr: str | None = None
         self.filter_off = False
-        self.filter_pending = False  # a store query for the filter is under way
         self._filter: Callable[[Flow], object] | None = None  # applied to live flows
-        self._live_matches: set[str] = set()
         self._recent: dict[str, Flow] = {}  # newest last
         self.edit_log = EditLog(session.body_limit)  # messages before the user's edits
         self.edits = 0  # bumped by every edit and revert: detail views reload on a change
@@ -108,12 +108,17 @@ class FlowState:
     @property
     def counts(self) -> Counts:
         return Counts(
-            exchanges=len(self.index.rows),
+            exchanges=self.index.total,
             errors=self.errors,
             held=len(self.held_ids),
             shown=len(self.index),
-            modified=len(self.index.modified),
+            modified=self.index.modified_count,
         )
+
+    @property
+    def filter_pending(self) -> bool:
+        """True while a store query for the list is under way."""
+        return self.index.pending is not None
 
     @property
     def filtering(self) -> bool:
@@ -129,7 +134,7 @@ class FlowState:
 
     def selected_ids(self, current: str | None) -> list[str]:
         """The marked flows in view order, or the current one when none is marked."""
-        marked = [i for i in self.index.view if self.index.rows[i].marked]
+        marked = self.index.marked_ids(shown_only=True)
         if marked:
             return marked
         return [current] if current is not None else []
@@ -139,17 +144,39 @@ class FlowState:
 
     # --- loading and live events ----------------------------------------------------------
 
-    def add_loaded(self, rows: list[FlowRow], failed: list[Flow]) -> None:
-        """Rows read from the store, and the newest failed flows for the events pane."""
-        known = self.index.rows
-        for row in rows:
-            if row.id not in known:
-                self.index.add(row)
-                if row.error is not None and row.id not in self._counted_errors:
-                    self._counted_errors.add(row.id)
-                    self.errors += 1
-        # The events pane lists the loaded failures (counted above) once their details come.
-        self.add_error_events(failed)
+    def load(self, seqs: array) -> None:
+        """The stored flows' row ids, in capture order (live rows among them leave the
+        live part)."""
+        index = self.index
+        index.load(seqs)
+        self.loaded = True
+        if index.live and seqs:
+            index.absorb_known(self._stored_seqs(list(index.live)))
+
+    def add_figures(self, errors: int, modified: int, failed: list[Flow]) -> None:
+        """How many stored flows failed or were changed, and the newest failures (for the
+        events pane)."""
+        self.index.modified_stored += modified
+        counted = len(self._stored_seqs(list(self._counted_errors)))  # counted live already
+        self.errors += errors - counted
+        self.add_error_events([f for f in failed if f.id not in self._counted_errors])
+
+    def absorb(self) -> bool:
+        """Take the flows the store wrote since the last call; True when there were some."""
+        index = self.index
+        if not self.loaded:
+            return False
+        stored = self.session.tail(index.last_seq)
+        if not stored:
+            return False
+        verdicts: dict[str, bool] = {}
+        if self.filtering:  # flows the UI never saw live (another process records)
+            for _, flow_id in stored:
+                if flow_id not in index.live:
+                    flow = self.session.get(flow_id)
+                    verdicts[flow_id] = flow is not None and bool(self.matches(flow))
+        index.absorb(stored, verdicts)
+        return True
 
     def apply_events(self, count: int) -> bool:
         """Update the index from ``count`` queued events, each flow once per batch.
@@ -174,32 +201,40 @@ class FlowState:
             if kind is error and flow.id not in counted:
                 errors[flow.id] = flow
         unfiltered = not self.filtering
+        seqs = self._stored_seqs([i for i in latest if i not in index.live])
         for flow in latest.values():
-            index.upsert(flow, None if unfiltered else self.matches(flow))
+            index.upsert(flow, None if unfiltered else self.matches(flow), seqs.get(flow.id))
         self.remember(latest)  # in flight or just finished: not in the store yet
         self.sync_held()
         if errors:
             self.errors += len(errors)
             self.add_error_events(list(errors.values()))
-        return index.sorted and self._resort_due()
+        return self.resort_due()
 
-    def _resort_due(self) -> bool:
-        """Re-sort a sorted view at most every RESORT_INTERVAL (a sort of 100,000 rows is
-        tens of milliseconds); new rows wait at the end until then."""
+    def _stored_seqs(self, ids: list[str]) -> dict[str, int]:
+        """The row ids of those of ``ids`` the list has taken from the store."""
+        index = self.index
+        if not ids or not self.loaded or not index.stored:
+            return {}
+        return {i: s for i, s in self.session.seqs_of(ids).items() if s <= index.last_seq}
+
+    def resort_due(self) -> bool:
+        """True when a sorted list should be sorted again for the rows added at its end:
+        at most every RESORT_INTERVAL, and not while a query is under way."""
+        index = self.index
+        if not (index.sorted and index.appended) or index.pending is not None:
+            return False
         now = time.monotonic()
         if now - self._last_resort < RESORT_INTERVAL:
             return False
         self._last_resort = now
-        self.index.resort()
         return True
 
     def sync_held(self) -> None:
         """Take the held set from the interceptor, the one authority on it."""
         held = self.session.held_ids()
         for flow_id in held ^ self.held_ids:
-            row = self.index.rows.get(flow_id)
-            if row is not None:
-                row.held = flow_id in held
+            self.index.set_held(flow_id, flow_id in held)
         self.held_ids = held
 
     def matches(self, flow: Flow) -> bool | None:
@@ -207,15 +242,9 @@ class FlowState:
         if self._filter is None or self.filter_off:
             return None
         try:
-            verdict = bool(self._filter(flow))
+            return bool(self._filter(flow))
         except Exception:  # a filter on a half-built flow must not break the drain
-            verdict = False
-        if self.filter_pending:  # remember verdicts the store query may not have seen
-            if verdict:
-                self._live_matches.add(flow.id)
-            else:
-                self._live_matches.discard(flow.id)
-        return verdict
+            return False
 
     def remember(self, flows: dict[str, Flow]) -> None:
         """Keep the newest RECENT_FLOWS flows whole (a batch's, by id), oldest out first."""
@@ -238,32 +267,25 @@ class FlowState:
         """Flows the UI made (replays, duplicates, edits; recorded already) join or update
         the list; failed ones count as errors."""
         failed = []
+        seqs = self._stored_seqs([f.id for f in flows if f.id not in self.index.live])
         for flow in flows:
             self.remember({flow.id: flow})
             self.index.rebuild_row(flow)
-            self.index.upsert(flow, self.matches(flow))
+            self.index.upsert(flow, self.matches(flow), seqs.get(flow.id))
             if flow.error is not None and flow.id not in self._counted_errors:
                 failed.append(flow)
         self.errors += len(failed)
         self.add_error_events(failed)
-        if self.index.sorted:
-            self.index.resort()
 
     # --- changing flows -------------------------------------------------------------------
 
     def mark(self, ids: list[str], marked: bool) -> None:
         """Mark or unmark rows (the app writes it to the store)."""
-        for flow_id in ids:
-            row = self.index.rows.get(flow_id)
-            if row is not None:
-                row.marked = marked
-        if self.index.only_marked and not marked:
-            self.index.resort()
+        self.index.mark(ids, marked)
 
     def hidden_ids(self) -> list[str]:
         """Flows the filter (or M) hides, held ones left out: what Z drops."""
-        shown = set(self.index.view)
-        return [i for i in self.index.rows if i not in shown and i not in self.held_ids]
+        return [i for i in self.index.hidden_ids() if i not in self.held_ids]
 
     def duplicate(self, flow: Flow) -> Flow:
         """A copy of ``flow`` under a new id (to edit and replay), unmarked."""
@@ -306,9 +328,7 @@ class FlowState:
             else:
                 self.session.resume(flow_id)
             self.held_ids.discard(flow_id)
-            row = self.index.rows.get(flow_id)
-            if row is not None:
-                row.held = False
+            self.index.set_held(flow_id, False)
 
     # --- filter ---------------------------------------------------------------------------
 
@@ -329,32 +349,26 @@ class FlowState:
         self.filter_off = not self.filter_off
         return True
 
-    def filter_here(self, loaded: bool) -> bool:
-        """Filter the rows right here when they can say; False when the store must be asked
-        (then ``filter_pending`` is set until ``filter_result``)."""
-        self._live_matches = set()
-        expr = self.filter_expr if self.filtering else None
-        test = self._filter.row_test() if expr is not None and self._filter else None  # type: ignore[attr-defined]
-        if expr is None or (test is not None and loaded):
-            # Every flow has its row once loaded; 100,000 rows take tens of milliseconds.
-            self.filter_pending = False
-            if test is None:
-                self.index.set_matching(None)
-            else:
-                self.index.filter_rows(test)
-            return True
-        self.filter_pending = True
-        return False
+    def start_query(self) -> Query | None:
+        """Show the current filter, sort and marks-only view: the store query to run in the
+        background, or None when the list is already shown."""
+        self.index.set_verdicts(self._live_verdicts())
+        return self.index.start(self.filter_expr if self.filtering else None)
 
-    def filter_result(self, expr: str | None, ids: set[str] | None) -> bool:
-        """Apply a store query's matches for ``expr``; False when a newer filter replaced it."""
-        current = self.filter_expr if self.filtering else None
-        if expr != current:
-            return False
-        if ids is not None:
-            # Flows that arrived while the store was queried were judged as they came in.
-            ids |= self._live_matches & self.index.rows.keys()
-        self.filter_pending = False
-        self._live_matches = set()
-        self.index.set_matching(ids)
-        return True
+    def _live_verdicts(self) -> dict[str, bool]:
+        """The filter's verdict on each live row (empty without a filter)."""
+        if not self.filtering:
+            return {}
+        verdicts = {}
+        for flow_id, row in self.index.live.items():
+            flow = self.load_flow(flow_id)
+            if flow is not None:
+                verdicts[flow_id] = bool(self.matches(flow))
+            else:  # in flight and no longer kept whole: what its row can say
+                test = self._filter.row_test() if self._filter is not None else None  # type: ignore[attr-defined]
+                verdicts[flow_id] = bool(test(row)) if test is not None else False
+        return verdicts
+
+    def query_done(self, query: Query, seqs: array | None) -> bool:
+        """Take a store query's answer; False when a newer query replaced it."""
+        return seqs is not None and self.index.finish(query, seqs)

@@ -112,7 +112,7 @@ class FlowListScreen(Screen):
         table.rows_changed(reordered=reordered)
         self.query_one(HeaderBar).counts = state.counts
         live = app.session.info.address is not None
-        waiting = live and not state.index.rows and not state.filter_expr
+        waiting = live and not state.index.total and not state.filter_expr
         self.query_one("#first-run").display = waiting
         table.display = not waiting
         self.query_one(EventsPane).sync(state.error_events)
@@ -255,13 +255,13 @@ class FlowListScreen(Screen):
             self.query_one(FlowTable).action_cursor_down()
 
     def action_unmark_all(self) -> None:
-        marked = [i for i, r in self.state.index.rows.items() if r.marked]
-        self.app.set_marked(marked, False)
+        self.app.set_marked(self.state.index.marked_ids(shown_only=False), False)
 
     def action_marked_only(self) -> None:
         index = self.state.index
-        index.set_only_marked(not index.only_marked)
-        self.refresh_flows(reordered=True)
+        index.only_marked = not index.only_marked
+        self.app.requery()
+        self.refresh_flows()
 
     def action_duplicate(self) -> None:
         ids = self.state.selected_ids(self.current_id)
@@ -274,8 +274,8 @@ class FlowListScreen(Screen):
             self.app.revert(ids)
 
     def action_save_flows(self) -> None:
-        marked = [i for i in self.state.index.view if self.state.index.rows[i].marked]
-        self._prompt_ids = marked or list(self.state.index.view)
+        marked = self.state.index.marked_ids(shown_only=True)
+        self._prompt_ids = marked or self.state.index.shown_ids()
         n = len(self._prompt_ids)
         what = "marked" if marked else "listed"
         self._prompt(
@@ -325,7 +325,7 @@ class FlowListScreen(Screen):
     def action_clear(self) -> None:
         if not self._writable():
             return
-        ids = [i for i in self.state.index.view if i not in self.state.held_ids]
+        ids = [i for i in self.state.index.shown_ids() if i not in self.state.held_ids]
 
         def done(yes: bool | None) -> None:
             if yes:
@@ -350,7 +350,8 @@ class FlowListScreen(Screen):
 
     def _sort(self, key: str, reverse: bool) -> None:
         self.state.index.set_sort(None if key == "time" and not reverse else key, reverse)
-        self.refresh_flows(reordered=True)
+        self.app.requery()
+        self.refresh_flows()
 
     def action_sort(self) -> None:
         index = self.state.index

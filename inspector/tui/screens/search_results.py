@@ -68,7 +68,7 @@ class SearchResultsScreen(Screen):
         )
 
     def _show(self, ids: list[str]) -> None:
-        rows = self.app.state.index.rows
+        rows = self.app.state.index.rows_by_id(ids)
         self.result_ids = [i for i in ids if i in rows]
         n = len(self.result_ids)
         title = f"{n} flow{'s' if n != 1 else ''} match {self.query_text!r}"
