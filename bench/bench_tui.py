@@ -283,14 +283,14 @@ async def run(args: argparse.Namespace, path: Path) -> None:
             app.screen.query_one(FilterBar).query_one(Input).value = expr
 
             def filtered(expr: str = expr) -> bool:
-                """The filtered rows are in the table (rows_changed sized it and asked
-                for a repaint)."""
+                """The query for ``expr`` was answered and the table sized for its rows
+                (not the worker's end: its state changes after the answer is shown)."""
+                index = app.state.index
                 return (
                     app.state.filter_expr == expr
-                    and app.state.index.expr == expr
-                    and app.state.index.pending is None
-                    and table.virtual_size.height == len(app.state.index) + 1
-                    and not any(w.group == "filter" and not w.is_finished for w in app.workers)
+                    and index.expr == expr
+                    and index.pending is None
+                    and table.virtual_size.height == len(index) + 1
                 )
 
             start = time.perf_counter()

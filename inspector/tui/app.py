@@ -165,25 +165,34 @@ class InspectorApp(App[int]):
 
     @work(thread=True, exclusive=True, group="load")
     def _load_saved(self) -> None:
-        """Read the session's stored flows: their row ids (the list reads the rows it
-        shows), then the figures of the header and the newest failures."""
+        """Read the session's stored flows' row ids (the list reads the rows it shows)."""
         try:
             seqs = self.session.all_seqs()
-            self.call_from_thread(self._add_loaded, seqs)
-            if seqs:
-                errors, modified = (
-                    self.session.store.count("~e"),
-                    self.session.store.count("~modified"),
-                )
-                failed = self.session.failed_flows(MAX_EVENTS)
-                self.call_from_thread(self._add_figures, errors, modified, failed)
         except StoreError as e:
-            self.call_from_thread(
-                self.notify, f"could not read the session: {e}", severity="error", timeout=30
-            )
-        finally:
-            self._loaded.set()
+            self._load_failed(e)
+            return
+        self.call_from_thread(self._add_loaded, seqs)
+
+    @work(thread=True, group="figures")
+    def _load_figures(self) -> None:
+        """The header's figures and the events pane's failures, once the first screen is
+        painted (decoding them would hold the interpreter meanwhile)."""
+        try:
+            store = self.session.store
+            errors, modified = store.count("~e"), store.count("~modified")
+            failed = self.session.failed_flows(MAX_EVENTS)
+        except StoreError as e:
+            self._load_failed(e)
+            return
+        self.call_from_thread(self._add_figures, errors, modified, failed)
+        self._loaded.set()
         self.call_from_thread(self._freeze_rows)
+
+    def _load_failed(self, error: StoreError) -> None:
+        self._loaded.set()
+        self.call_from_thread(
+            self.notify, f"could not read the session: {error}", severity="error", timeout=30
+        )
 
     @property
     def loaded(self) -> bool:
@@ -200,6 +209,10 @@ class InspectorApp(App[int]):
             self.requery()  # set while the session was loading
         else:
             self.flows_changed(reordered=True)  # the first screen, at once
+        if seqs:
+            self.call_after_refresh(self._load_figures)
+        else:
+            self._loaded.set()
 
     def _add_figures(self, errors: int, modified: int, failed: list[Flow]) -> None:
         self.state.add_figures(errors, modified, failed)
@@ -285,12 +298,14 @@ class InspectorApp(App[int]):
         try:
             seqs = self.session.list_seqs(query, lambda: worker.is_cancelled)
         except (StoreError, FilterError, sqlite3.Error) as e:
-            self.call_from_thread(
-                self.notify, f"filter failed: {e}", title="Filter", severity="error"
-            )
+            self.call_from_thread(self._query_failed, query, str(e))
             return
         if seqs is not None:  # else superseded by a newer query
             self.post_message(FilterApplied(query, seqs))
+
+    def _query_failed(self, query: Query, error: str) -> None:
+        self.state.query_done(query, None)
+        self.notify(f"filter failed: {error}", title="Filter", severity="error")
 
     @on(FilterApplied)
     def _filter_applied(self, message: FilterApplied) -> None:

@@ -138,8 +138,9 @@ class FlowIndex:
         missing = [s for s in seqs if s > 0 and s not in self._cache and s not in self.changed]
         if not missing or self.source is None:
             return
-        if len(self._cache) + len(missing) > CACHE_ROWS:
-            for seq in list(self._cache)[: CACHE_ROWS // 4]:
+        excess = len(self._cache) + len(missing) - CACHE_ROWS
+        if excess > 0:  # the oldest go (a quarter at least: not a few at every page)
+            for seq in list(self._cache)[: max(excess, CACHE_ROWS // 4)]:
                 self._cached_ids.pop(self._cache.pop(seq).id, None)
         marks = self.marks
         for seq, row in self.source.rows_at(missing).items():

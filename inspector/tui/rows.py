@@ -1,13 +1,13 @@
-"""The flow list's model: one small metadata row per flow, and the ordered, filtered view of them.
+"""What the flow list shows of one flow (``FlowRow``), and the list's sort keys.
 
-Only metadata lives here (no headers, no bodies), so memory grows by a few hundred
-bytes per flow; everything else is read from the store on demand.
+Only metadata lives here (no headers, no bodies). ``flow_index.FlowIndex`` keeps rows
+only for the flows on screen and those the store does not have yet.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from sys import intern  # hosts, types and reasons repeat: one string each saves memory
 
@@ -51,7 +51,7 @@ class FlowRow:
     """What the flow list shows of one flow."""
 
     id: str
-    seq: int  # capture order: ties in sorted views and the default order
+    seq: int  # the store's row id (capture order); live rows count on past every stored one
     start: float
     method: str
     scheme: str
@@ -172,146 +172,3 @@ SORT_KEYS.update(
         "duration": lambda r: r.duration if r.duration is not None else -1.0,
     }
 )
-
-
-class FlowIndex:
-    """Every known flow's row in capture order, and the visible (filtered, sorted) view."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, FlowRow] = {}
-        self._next_seq = 0
-        self.view: list[str] = []
-        self.matching: set[str] | None = None  # ids passing the filter; None: no filter
-        self.sort_key: str | None = None
-        self.sort_reverse = False
-        self.only_marked = False  # show only marked rows (M)
-        self.modified: set[str] = set()  # ids of rows changed by a rule or an addon
-
-    def __len__(self) -> int:
-        return len(self.view)
-
-    def row_at(self, index: int) -> FlowRow | None:
-        if 0 <= index < len(self.view):
-            return self.rows.get(self.view[index])
-        return None
-
-    def position(self, flow_id: str) -> int | None:
-        """Index of ``flow_id`` in the view (linear: use on user actions, not per frame)."""
-        try:
-            return self.view.index(flow_id)
-        except ValueError:
-            return None
-
-    def add(self, row: FlowRow) -> None:
-        """Add a row loaded from the store (already filtered by whoever loaded it)."""
-        row.seq = self._next_seq
-        self._next_seq += 1
-        self.rows[row.id] = row
-        if row.modified:
-            self.modified.add(row.id)
-        if (self.matching is None or row.id in self.matching) and self._marked_ok(row):
-            self.view.append(row.id)
-
-    def _marked_ok(self, row: FlowRow) -> bool:
-        return row.marked or not self.only_marked
-
-    def upsert(self, flow: Flow, matches: bool | None) -> bool:
-        """Record a live flow event; ``matches`` is the active filter's verdict. True if new."""
-        row = self.rows.get(flow.id)
-        is_new = row is None
-        if row is None:
-            row = FlowRow.from_flow(flow, self._next_seq)
-            self._next_seq += 1
-            self.rows[flow.id] = row
-        else:
-            row.update(flow)
-        if row.modified:
-            self.modified.add(flow.id)
-        else:  # a user's edit reverted
-            self.modified.discard(flow.id)
-        if self.matching is not None and matches is not None:
-            visible = flow.id in self.matching
-            if matches and not visible:
-                self.matching.add(flow.id)
-                if self._marked_ok(row):
-                    self.view.append(flow.id)
-            elif not matches and visible:
-                self.matching.discard(flow.id)
-                if flow.id in self.view:
-                    self.view.remove(flow.id)
-        elif is_new and self.matching is None and self._marked_ok(row):
-            self.view.append(flow.id)
-        return is_new
-
-    def rebuild_row(self, flow: Flow) -> None:
-        """Take every field from ``flow`` again (the user edited its request)."""
-        old = self.rows.get(flow.id)
-        if old is not None:
-            row = FlowRow.from_flow(flow, old.seq)
-            row.held = old.held
-            self.rows[flow.id] = row
-
-    def remove(self, ids: Iterable[str]) -> None:
-        gone = set(ids)
-        for flow_id in gone:
-            self.rows.pop(flow_id, None)
-        self.modified -= gone
-        if self.matching is not None:
-            self.matching -= gone
-        self.view = [i for i in self.view if i not in gone]
-
-    def clear(self) -> None:
-        self.rows.clear()
-        self.modified.clear()
-        self.view.clear()
-        if self.matching is not None:
-            self.matching.clear()
-
-    def filter_rows(self, test: Callable[[FlowRow], bool]) -> None:
-        """Show the rows passing ``test``: one pass over the rows builds the view too."""
-        view = [flow_id for flow_id, row in self.rows.items() if test(row)]
-        self.matching = set(view)
-        if self.sorted or self.only_marked:
-            self.resort()
-        else:
-            self.view = view  # ``rows`` is in capture order already
-
-    def set_matching(self, ids: set[str] | None) -> None:
-        """Apply a filter result (None: show everything) and rebuild the view."""
-        self.matching = ids
-        self.resort()
-
-    def set_sort(self, key: str | None, reverse: bool = False) -> None:
-        if key is not None and key not in SORT_KEYS:
-            raise KeyError(key)
-        self.sort_key, self.sort_reverse = key, reverse
-        self.resort()
-
-    def set_only_marked(self, only: bool) -> None:
-        self.only_marked = only
-        self.resort()
-
-    def resort(self) -> None:
-        """Rebuild the view from every row, the filter, the marks and the sort order."""
-        matching = self.matching
-        if not self.sorted and not self.only_marked:
-            # ``rows`` keeps insertion order, which is capture order: no sort needed.
-            self.view = (
-                list(self.rows) if matching is None else [i for i in self.rows if i in matching]
-            )
-            return
-        rows = self.rows.values()
-        if matching is not None:
-            rows = [r for r in rows if r.id in matching]
-        if self.only_marked:
-            rows = [r for r in rows if r.marked]
-        if not self.sorted:
-            self.view = [r.id for r in rows]
-            return
-        ordered = sorted(rows, key=SORT_KEYS[self.sort_key or "time"], reverse=self.sort_reverse)
-        self.view = [r.id for r in ordered]
-
-    @property
-    def sorted(self) -> bool:
-        """True when the view is in an order other than capture order."""
-        return self.sort_key not in (None, "time") or self.sort_reverse

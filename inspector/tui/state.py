@@ -335,8 +335,8 @@ class FlowState:
     def set_filter(self, expr: str | None) -> bool:
         """Take ``expr`` (None or blank: none) as the filter; False when nothing changed."""
         expr = (expr.strip() if expr else None) or None
-        if expr == self.filter_expr and not self.filter_off and not self.filter_pending:
-            return False  # applied already (live, while it was typed): the list is up to date
+        if expr == self.filter_expr and not self.filter_off:
+            return False  # applied (or being applied) already, live while it was typed
         self._filter = parse_filter(expr) if expr else None  # validated by the filter bar
         self.filter_expr = expr
         self.filter_off = False
@@ -370,5 +370,10 @@ class FlowState:
         return verdicts
 
     def query_done(self, query: Query, seqs: array | None) -> bool:
-        """Take a store query's answer; False when a newer query replaced it."""
-        return seqs is not None and self.index.finish(query, seqs)
+        """Take a store query's answer (None: it failed, the list stays as it was); False
+        when a newer query replaced it."""
+        if seqs is None:
+            if self.index.pending is query:
+                self.index.pending = None
+            return False
+        return self.index.finish(query, seqs)

@@ -22,7 +22,8 @@ from textual.strip import Strip
 
 from inspector.render import duration_text, human_size, status_text
 from inspector.tui import keys
-from inspector.tui.rows import FlowIndex, FlowRow
+from inspector.tui.flow_index import FlowIndex
+from inspector.tui.rows import FlowRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,12 +227,18 @@ class FlowTable(ScrollView, can_focus=True):
         self._set_virtual_size(Size(self.size.width, count + 1))
         if self.follow:
             self.cursor = max(0, count - 1)
-        elif reordered and self._cursor_id is not None:
+        elif reordered and self._cursor_id is not None and not self._cursor_stays():
             pos = self.index.position(self._cursor_id)
             self.cursor = pos if pos is not None else min(self.cursor, max(0, count - 1))
         elif self.cursor >= count:
             self.cursor = max(0, count - 1)
         self.refresh()
+
+    def _cursor_stays(self) -> bool:
+        """True when the cursor's flow is still on its line (finding it elsewhere scans
+        the list)."""
+        row = self.index.row_at(self.cursor)
+        return row is not None and row.id == self._cursor_id
 
     def _set_virtual_size(self, size: Size) -> None:
         """Resize the scrollable area; without laying the screen out again when only the
