@@ -102,6 +102,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report(name: str, values: list[float]) -> None:
+    if not values:
+        return
     print(
         f"{name:<38} n={len(values):<4} p50 {pct(values, 0.5):7.1f} ms   "
         f"p95 {pct(values, 0.95):7.1f} ms   max {max(values) * 1000:7.1f} ms"

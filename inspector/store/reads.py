@@ -86,20 +86,6 @@ def flows_without_bodies(conn: sqlite3.Connection, seqs: list[int]) -> list[Flow
     return [flows[seq] for seq in seqs]
 
 
-def summaries_after(
-    conn: sqlite3.Connection, after: int, limit: int
-) -> tuple[list[FlowSummary], int]:
-    """Up to ``limit`` summaries in capture order past row id ``after``, and the last row
-    id read (``after`` when none): paging by key, where an offset walks every row skipped."""
-    rows = conn.execute(
-        f"SELECT seq, {SUMMARY_COLUMNS} FROM flows WHERE seq > ? ORDER BY seq LIMIT ?",
-        (after, max(limit, 0)),
-    ).fetchall()
-    if not rows:
-        return [], after
-    return [_summary(row) for row in rows], rows[-1][0]
-
-
 def _summary(row: tuple) -> FlowSummary:
     """A ``FlowSummary`` from ``seq, SUMMARY_COLUMNS``: marked and modified come as 0/1
     from SQLite, then the version text."""

@@ -148,12 +148,6 @@ class Store:
         window = slice(offset, offset + limit)
         return self._sorted_page(reads.summaries_at, window, expr, sort, descending)
 
-    def summaries_after(self, after: int, limit: int) -> tuple[list[FlowSummary], int]:
-        """A page of ``FlowSummary`` rows in capture order past row id ``after`` (0: from
-        the start) and the row id to pass for the next page; for loading a whole list."""
-        with self._readers.reading() as conn:
-            return reads.summaries_after(conn, after, limit)
-
     # --- the flow list's reads (inspector.tui): row ids, and rows by row id ------------------
 
     def all_seqs(self) -> array:
