@@ -65,7 +65,8 @@ async def test_live_rows_and_the_modified_count(tmp_path: Path):
 async def test_rows_loaded_from_a_session_keep_what_the_store_knows(tmp_path: Path):
     app = InspectorApp(open_saved(build_session(tmp_path / "m.db", marker_flows())))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.state.index) == 5, "loaded")
+        # loaded: the rows, then the header's figures
+        await wait_for(pilot, lambda: app.loaded and len(app.state.index) == 5, "loaded")
         rows = [app.state.index.row_at(i) for i in range(5)]
         assert rows[0].grpc == ""  # a gRPC call (its status is in the trailers, not listed)
         assert rows[2].websocket and cell(rows[2], "host")[0] == "ws://chat.example.com"

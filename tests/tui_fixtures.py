@@ -356,8 +356,8 @@ async def prepare_scene(scene: Scene, pilot) -> None:  # pilot: textual.pilot.Pi
         for flow in marker_flows():
             app.session.bus.publish(FlowEvent(EventKind.RESPONSE, flow))
     if expected:
-        for _ in range(200):
-            if len(app.state.index) == expected:
+        for _ in range(200):  # the rows, and for a saved session the header's figures
+            if len(app.state.index) == expected and app.loaded:
                 break
             await pilot.pause(0.02)
     if scene.row is not None:

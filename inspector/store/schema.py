@@ -93,7 +93,7 @@ SORT_INDEXES = {"start": "flows_start ON flows(start)",
 # The flow list's columns (inspector.tui) as ORDER BY terms, each with the order the
 # list has always had: a flow without a status or a size sorts as the list showed it.
 # Those on an indexed column use its index; the others sort in a temporary b-tree.
-LIST_ORDER = {"time": "seq", "method": "method COLLATE NOCASE", "host": "host {0}, port {0}",
+LIST_ORDER = {"time": "seq", "method": "method COLLATE NOCASE", "host": "host",
               "version": "http_version", "path": "path",
               "status": "status {0} NULLS {1}", "type": "resp_content_type",
               "size": "resp_size", "duration": "duration"}  # fmt: skip

@@ -216,7 +216,7 @@ class InspectorApp(App[int]):
 
     def _add_figures(self, errors: int, modified: int, failed: list[Flow]) -> None:
         self.state.add_figures(errors, modified, failed)
-        self._paint_due = True
+        self.flows_changed()
 
     def drain(self) -> None:
         """Apply every queued bus event in one batch; repaint, less often in a flood."""
