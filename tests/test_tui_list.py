@@ -199,3 +199,18 @@ async def test_show_filters_and_sorts_a_big_session_in_the_background(tmp_path, 
         assert shown(app.state) == expected[::-1]
         await pilot.press("g")
         assert table.cursor_row.id == expected[-1]
+
+
+def test_a_stored_flow_changed_in_the_ui_shows_and_counts_as_modified(tmp_path):
+    flows = numbered(6)
+    state = saved_state(tmp_path / "s.db", flows)
+    assert state.counts.modified == 0
+    edited = flows[2]
+    edited.modified_by = ["edited in the UI"]
+    state.add_flows([edited])  # what the app does after an edit
+    assert state.index.row_at(2).modified and state.counts.modified == 1
+    assert state.counts.exchanges == 6 and shown(state) == [f.id for f in flows]
+    edited.modified_by = []  # reverted
+    state.add_flows([edited])
+    assert not state.index.row_at(2).modified and state.counts.modified == 0
+    state.session.close()

@@ -358,10 +358,14 @@ class FlowIndex:
 
     def _update_stored(self, flow: Flow, seq: int, matches: bool | None) -> None:
         """A stored flow changed (edited, or an event after it was stored)."""
+        if seq not in self.changed:
+            self._fetch([seq])
         old = self.changed.get(seq) or self._cache.get(seq)
         row = FlowRow.from_flow(flow, seq)
         row.held = old.held if old is not None else False
         row.marked = self.marks.get(seq, row.marked)
+        if old is not None:  # an edit marks a flow modified, a revert may unmark it
+            self.modified_stored += row.modified - old.modified
         self.changed[seq] = row
         self._cached_ids[row.id] = seq
         if matches is not None and self._shown is not None:
