@@ -1,4 +1,5 @@
-"""Export of flows made over HTTP/2: HAR says HTTP/2, curl asks for it, raw says it renders it."""
+"""Export of flows made over HTTP/2: HAR says HTTP/2, curl and the pytest module ask for it,
+raw says it renders it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 from protocol.connection import CLIENT, SERVER, Connection
 from protocol.events import Data, EndOfMessage, Request, Response
 from protocol.headers import Headers
+from tests.cli_fixtures import ROOT
 from tests.conftest import needs_curl
 from tests.h2_fixtures import hypercorn_tls
 from tests.h2_servers import HypercornServer
@@ -117,3 +120,23 @@ def _body(conn: Connection) -> bytes:
         assert isinstance(event, Data), event
         data += event.data
     raise AssertionError("no end of message")
+
+
+def test_exported_pytest_module_speaks_http2_to_the_server(
+    tmp_path: Path, h2_session: Path, hypercorn_tls: HypercornServer, upstream_ca_file: Path
+) -> None:
+    # hypercorn's answer names the protocol it was asked over: the recording says http/2,
+    # so a test that sent the request over HTTP/1.1 would fail on the body.
+    module = tmp_path / "test_captured_h2.py"
+    done = run_inspector("export", h2_session, "--format", "pytest", "-o", module)
+    assert done.returncode == 0, done.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "INSPECTOR_CA_FILE": str(upstream_ca_file)},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout

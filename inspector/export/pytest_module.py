@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from inspector.config import Endpoint
 from inspector.export.redact import redact_flow
 from inspector.flow import Flow
+from inspector.replay.http2 import trailers_asked
 from inspector.replay.request import ReplayError, authority, check_replayable, outgoing_headers
+from protocol.headers import HeaderPairs
 
 
 @dataclass(slots=True)
@@ -28,14 +30,15 @@ class ModuleTally:
 _HEADER = '''\
 """Regression tests captured by http-inspector.
 
-Each test sends one recorded request again with the `protocol` client and checks
-the status and the body against the recording.
+Each test sends one recorded request again with the `protocol` client (over HTTP/2 for
+an exchange recorded over HTTP/2) and checks the status and the body against the recording.
 
     python -m pytest THIS_FILE
     INSPECTOR_BASE_URL=http://127.0.0.1:8000 python -m pytest THIS_FILE  # another server
     INSPECTOR_CA_FILE=ca.pem python -m pytest THIS_FILE  # extra CA bundle for https
 """
 
+import asyncio
 import hashlib
 import os
 import ssl
@@ -44,6 +47,9 @@ from urllib.parse import urlsplit
 import pytest
 
 import protocol
+from protocol.headers import Headers
+from protocol.http2 import AsyncHTTP2Connection
+from protocol.http2_fields import to_http2
 
 BASE_URL = os.environ.get("INSPECTOR_BASE_URL", "")  # empty: each exchange's recorded server
 TIMEOUT = float(os.environ.get("INSPECTOR_TIMEOUT", "30"))
@@ -61,11 +67,16 @@ def _target(exchange):
     return scheme, parts.hostname, port, parts.netloc.rpartition("@")[2]
 
 
+def _tls_context():
+    return ssl.create_default_context(cafile=os.environ.get("INSPECTOR_CA_FILE") or None)
+
+
 def _send(exchange):
+    if exchange["http2"]:
+        return asyncio.run(_send_http2(exchange, *_target(exchange)))
     scheme, host, port, authority = _target(exchange)
     if scheme == "https":
-        context = ssl.create_default_context(cafile=os.environ.get("INSPECTOR_CA_FILE") or None)
-        conn = protocol.HTTPSConnection(host, port, timeout=TIMEOUT, context=context)
+        conn = protocol.HTTPSConnection(host, port, timeout=TIMEOUT, context=_tls_context())
     else:
         conn = protocol.HTTPConnection(host, port, timeout=TIMEOUT)
     try:
@@ -81,6 +92,35 @@ def _send(exchange):
         return response.status, response.read()
     finally:
         conn.close()
+
+
+async def _send_http2(exchange, scheme, host, port, authority):
+    """TLS with ALPN h2 for https, prior knowledge for http."""
+    context = None
+    if scheme == "https":
+        context = _tls_context()
+        context.set_alpn_protocols(["h2"])
+    conn = AsyncHTTP2Connection(
+        host, port, ssl=context, server_hostname=host,
+        connect_timeout=TIMEOUT, read_timeout=TIMEOUT,
+    )
+    try:
+        await conn.connect()
+        headers = Headers(exchange["headers"])
+        authority = authority.encode("ascii") if authority else headers.get(b"host")
+        stream = await conn.open_stream(
+            exchange["method"].encode("ascii"), scheme.encode("ascii"), authority,
+            exchange["path"].encode("latin-1"), to_http2(headers),
+            end_stream=not exchange["body"],
+        )
+        if exchange["body"]:
+            await stream.send_data(exchange["body"])
+            await stream.send_end()
+        response = await stream.receive_response()
+        body = b"".join([chunk async for chunk in stream.iter_body()])
+        return response.status_code, body
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES, ids=[e["id"] for e in EXCHANGES])
@@ -143,8 +183,9 @@ def _exchange_literal(flow: Flow, number: int) -> str:
         "host": req.host,
         "port": req.port,
         "path": req.path,
-        "headers": outgoing_headers(req, authority(Endpoint(req.scheme, req.host, req.port))),
+        "headers": _headers(flow),
         "body": req.body.data,
+        "http2": flow.request.http_version == "HTTP/2",
         "status": resp.status_code,
         "response_body": resp.body.data if complete else None,
         "response_size": resp.body.size,
@@ -152,3 +193,12 @@ def _exchange_literal(flow: Flow, number: int) -> str:
     }
     lines = [f"        {key!r}: {value!r},\n" for key, value in fields.items()]
     return "    {\n" + "".join(lines) + "    },\n"
+
+
+def _headers(flow: Flow) -> HeaderPairs:
+    """The headers as replay sends them; over HTTP/2 with ``TE: trailers`` when recorded (gRPC)."""
+    req = flow.request
+    headers = outgoing_headers(req, authority(Endpoint(req.scheme, req.host, req.port)))
+    if req.http_version == "HTTP/2" and trailers_asked(req):
+        headers.append((b"te", b"trailers"))
+    return headers
