@@ -691,3 +691,27 @@ def test_changed_and_dropped_messages_survive_the_session_file(tmp_path: Path) -
         back = store.get(flow.id)
     assert back is not None and back.websocket == [plain, changed, dropped]
     assert [m.modified for m in back.websocket] == [False, True, True]
+
+
+def test_wss_without_a_hook_ends_with_the_servers_close(
+    tmp_path: Path, server_tls_context: ssl.SSLContext, upstream_ca_file: Path
+) -> None:
+    """The raw relay (no hook) over intercepted TLS: when the server hangs up after the
+    closing handshake, the client's TLS connection is closed too (TLS cannot half-close),
+    so the client does not wait out its close timeout (10 s for ``websockets``)."""
+    server = WsServer(tls=server_tls_context)
+    try:
+        with live_proxy(tmp_path, upstream_ca=upstream_ca_file) as proxy:
+            trust = ssl.create_default_context(cafile=str(proxy.ca_file))
+            answers = talk(
+                proxy,
+                lambda ws: exchange(ws, "plain relay"),
+                url=f"wss://localhost:{server.port}/chat",
+                proxy=proxy.url,
+                ssl=trust,
+            )
+            (flow,) = proxy.finished(1)
+    finally:
+        server.close()
+    assert answers == ["echo: plain relay"] and not flow.modified
+    assert flow.timings.end is not None and flow.timings.end - flow.timings.start < 5

@@ -258,12 +258,23 @@ async def _pump(
             stream_write(writer, data)
             await writer.drain()
     finally:
-        if writer.can_write_eof() and not writer.is_closing():
-            try:
-                writer.write_eof()
-            except OSError:
-                pass
+        _pass_on_eof(writer)
     return total
+
+
+def _pass_on_eof(writer: asyncio.StreamWriter) -> None:
+    """Tell the other side that this one is done: a half-close where the transport has
+    one; otherwise (TLS) a close, or its peer would wait for an end that never comes (a
+    WebSocket client waits out its close timeout after the server hung up)."""
+    if writer.is_closing():
+        return
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        else:
+            writer.close()
+    except OSError:
+        pass
 
 
 async def relay(
