@@ -140,3 +140,22 @@ def test_exported_pytest_module_speaks_http2_to_the_server(
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
+
+
+def test_a_har_of_http2_flows_imports_as_http2_and_replays_over_it(
+    tmp_path: Path, h2_session: Path, upstream_ca_file: Path
+) -> None:
+    # Our HAR says "HTTP/2"; Chromium's says "http/2.0": both are flows made over HTTP/2.
+    har = tmp_path / "s.har"
+    assert run_inspector("export", h2_session, "--format", "har", "-o", har).returncode == 0
+    doc = json.loads(har.read_text())
+    first = doc["log"]["entries"][0]
+    first["request"]["httpVersion"] = first["response"]["httpVersion"] = "http/2.0"
+    har.write_text(json.dumps(doc))
+    session = tmp_path / "imported.db"
+    done = run_inspector("import", har, "-o", session)
+    assert done.returncode == 0, done.stderr
+    replay = run_inspector("replay", session, "--upstream-ca", upstream_ca_file)
+    assert replay.returncode == 0, replay.stdout + replay.stderr  # the bodies say http/2 again
+    lines = replay.stdout.splitlines()
+    assert len(lines) == 3 and all(line.endswith("(over HTTP/2)") for line in lines[:2]), lines

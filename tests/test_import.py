@@ -137,7 +137,7 @@ def test_import_a_browser_har(tmp_path, echo_server):
         (b"accept", b"text/html"),
         (b"user-agent", b"Mozilla/5.0"),
     ]
-    assert page.request.http_version == "HTTP/1.1"
+    assert page.request.http_version == "HTTP/2"  # "http/2.0": replay speaks it again
     # Browsers save decoded content: the Content-Encoding that no longer applies is dropped.
     assert page.response.headers == [(b"content-type", b"text/html; charset=utf-8")]
     assert page.response.body.data == b"<p>hi</p>\n"
@@ -158,7 +158,8 @@ def test_import_a_browser_har(tmp_path, echo_server):
     assert replay.stdout.splitlines()[0].startswith(f"[replay] POST {echo_server.url}/echo -> 200")
     assert echo_server.received[-1].body == b'{"n": 1}'
     export = run_inspector("export", session, "--format", "curl")
-    assert export.returncode == 0 and export.stdout.count("curl --http1.1") == 5  # and the replay
+    assert export.returncode == 0 and export.stdout.count("curl --http1.1") == 4  # and the replay
+    assert export.stdout.count("curl --http2-prior-knowledge ") == 1  # the page, over HTTP/2
 
 
 def _entry(**changes) -> dict:

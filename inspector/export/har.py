@@ -468,9 +468,11 @@ def _read_request(e: _Entry, start: float) -> FlowRequest:
 
 
 def _version(e: _Entry, path: str) -> str:
-    value = e.get(path, str, required=False) or ""
-    # Browsers write "http/2.0" or "h3" for what they spoke; a replay speaks HTTP/1.1.
-    return value.upper() if value.upper() in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
+    value = (e.get(path, str, required=False) or "").upper()
+    if value in ("HTTP/2", "HTTP/2.0", "H2"):  # ours, Chromium's and Firefox's, a tool's ALPN
+        return "HTTP/2"  # so replay speaks it again (gRPC servers take nothing else)
+    # "h3" and anything else: replay speaks HTTP/1.1 (no HTTP/3 client here).
+    return value if value in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
 
 
 def _read_text(e: _Entry, path: str) -> bytes:
