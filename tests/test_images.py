@@ -214,6 +214,9 @@ def test_gif_first_frame_with_transparency_and_frame_count():
     ]
     assert_pixels(raster, expected)
     assert_pixels(images.decode(data), expected)
+    assert images.describe(data, "image/gif").splitlines()[1] == (
+        "an animation of 3 frames: the preview shows the first"
+    )
 
 
 def test_gif_interlaced_rows_come_back_in_order():

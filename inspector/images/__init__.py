@@ -95,6 +95,8 @@ def describe(data: bytes, media_type: str = "") -> str:
     reason = no_preview_reason(info, len(data))
     if reason is not None:
         lines.append(reason)
+    elif info.format == "GIF" and (frames := gif.frame_count(data)) > 1:
+        lines.append(f"an animation of {frames} frames: the preview shows the first")
     return "\n".join(lines)
 
 

@@ -70,6 +70,14 @@ def _frames(data: bytes) -> tuple[int, int, list[_Frame]]:
     return width, height, frames
 
 
+def frame_count(data: bytes) -> int:
+    """How many frames a GIF has (those before any damage); 0 when it cannot say."""
+    try:
+        return len(_frames(data)[2])
+    except ImageError:
+        return 0
+
+
 def _walk(reader: _Reader, colours: bytes, frames: list[_Frame]) -> None:
     transparent: int | None = None
     while True:
