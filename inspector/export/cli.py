@@ -33,6 +33,8 @@ def main(args: argparse.Namespace) -> int:
     output: Path | None = args.output.expanduser() if args.output else None
     if output is not None and not output.parent.is_dir():
         raise ConfigError(f"cannot write {output}: directory {output.parent} does not exist")
+    if output is not None and output.is_dir():
+        raise ConfigError(f"cannot write {output}: it is a directory; give a file name")
     store = open_session(args.session, readonly=True)
     tally = ModuleTally()
     try:
@@ -43,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
             )
             if output is None:
                 return _to_stdout(chunks)
-            _write_atomically(output, chunks)
+            _write_file(output, chunks)
     finally:
         store.close()
     print(f"inspector: exported {_summary(tally)} to {args.output}", file=sys.stderr)
@@ -127,6 +129,13 @@ def _write_body_file(body: bytes, number: int, output: Path) -> str:
     path = output.parent / f"{output.stem}.body-{number}.bin"
     path.write_bytes(body)
     return str(path)
+
+
+def _write_file(path: Path, chunks: Iterable[bytes]) -> None:
+    try:
+        _write_atomically(path, chunks)
+    except OSError as e:  # a directory we may not write to, a full disk...
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
