@@ -56,6 +56,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _host(text: str) -> str:
+    # An empty host would bind every interface: that must be asked for by name (0.0.0.0, ::).
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "empty address: give one, e.g. 127.0.0.1 (or 0.0.0.0 for every interface)"
+        )
+    return text
+
+
 def _mode(text: str) -> Mode:
     try:
         return Mode.parse(text)
@@ -157,7 +166,11 @@ def _add_proxy_options(p: OptionParser, command: str | None) -> None:
 
 def _add_listen_options(p: OptionParser, command: str | None) -> None:
     p.add_argument(
-        "--listen-host", default="127.0.0.1", metavar="HOST", help="address to listen on"
+        "--listen-host",
+        type=_host,
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to listen on",
     )
     p.add_argument(
         "-p",

@@ -117,6 +117,11 @@ STARTS = [
         "--listen-port: expected one argument",
     ),
     Start(
+        "empty-listen-host",
+        lambda tmp, port: ["dump", "--confdir", str(tmp / "conf"), "--listen-host", ""],
+        "--listen-host: empty address: give one, e.g. 127.0.0.1",
+    ),
+    Start(
         "upstream-ca-not-a-bundle",
         lambda tmp, port: ["dump", "--confdir", str(tmp / "conf"), "--upstream-ca", "notes.txt"],
         "--upstream-ca: notes.txt: not a CA bundle (PEM certificates)",
