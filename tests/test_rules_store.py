@@ -12,9 +12,10 @@ import pytest
 from inspector.addons.host import AddonHost
 from inspector.changes import Changes
 from inspector.filters import parse
-from inspector.flow import Flow, FlowBody, FlowRequest, FlowResponse
+from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase
 from inspector.rules import RuleSet
 from inspector.store import SCHEMA_VERSION, Store, flow_from_record, flow_to_record
+from inspector.store.record import flow_rows
 
 
 def changed_flow(secret: bytes = b"password=hunter2") -> Flow:
@@ -135,3 +136,27 @@ def test_originals_round_trip_through_the_record(original: list, current: list) 
     assert back.original_request is not None
     assert back.original_request.headers == original
     assert back.original_request.host == "old.test" and back.request.headers == current
+
+
+def _variants() -> list[Flow]:
+    """Flows whose records differ in their last keys: none, labels alone, originals
+    alone, both, both with an error, a comment and labels that are not ASCII."""
+    changed = changed_flow()
+    labels_only = plain_flow()
+    labels_only.modified_by = ["addon.py:request"]
+    originals_only = plain_flow()
+    originals_only.original_response = FlowResponse(500, "Error", body=FlowBody(b"x", 1))
+    odd = changed_flow()
+    odd.modified_by.append("--modify-headers /~q/X-Name/Zoë")
+    odd.original_request.method = "PUT"  # type: ignore[union-attr]
+    odd.error = FlowError("ValueError", "bad", Phase.ADDON, 1.5)
+    odd.comment = "ünïcode"
+    return [plain_flow(), changed, labels_only, originals_only, odd, changed_flow()]
+
+
+def test_the_stored_record_is_the_flow_record_as_compact_json() -> None:
+    for flow in _variants():
+        expected = json.dumps(flow_to_record(flow), separators=(",", ":"))
+        assert flow_rows(flow).record == expected
+        again = flow_from_record(json.loads(flow_rows(flow).record), False, {})
+        assert again.modified_by == flow.modified_by

@@ -14,6 +14,8 @@ Flow's ``format_version``.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from inspector.filters import header_text
@@ -116,10 +118,10 @@ def _set_fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 _ORIGINAL_FIELDS = {
-    "req": (("method", "method"), ("scheme", "scheme"), ("host", "host"), ("port", "port"),
-            ("path", "path"), ("version", "http_version"), ("ts", "timestamp")),
-    "resp": (("status", "status_code"), ("reason", "reason"), ("version", "http_version"),
-             ("ts", "timestamp")),
+    "req": (("method", "scheme", "host", "port", "path", "version", "ts"),
+            attrgetter("method", "scheme", "host", "port", "path", "http_version", "timestamp")),
+    "resp": (("status", "reason", "version", "ts"),
+             attrgetter("status_code", "reason", "http_version", "timestamp")),
 }  # fmt: skip
 _PARTS = ("headers", "body", "trailers")  # never taken from the current message
 
@@ -131,10 +133,10 @@ def _original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
     if current is None:
         return (_request_out if kind == "req" else _response_out)(original)
     rec: dict[str, Any] = {}
-    for key, attr in _ORIGINAL_FIELDS[kind]:
-        value = getattr(original, attr)
-        if value != getattr(current, attr):
-            rec[key] = value
+    keys, fields = _ORIGINAL_FIELDS[kind]
+    was, now = fields(original), fields(current)
+    if was != now:  # most changes are to headers alone
+        rec.update((key, a) for key, a, b in zip(keys, was, now, strict=True) if a != b)
     same = _same_body(original.body, current.body)
     rec["body"] = {"same": 1} if same else _body_out(original.body)
     rec["headers"] = _pairs_out(original.headers)  # whole: cheaper than a delta to work out
@@ -164,6 +166,15 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
     Empty and unset parts (no trailers, no error, timings not reached, ...) are left
     out: the record is written for every flow, and smaller is faster to encode and store.
     """
+    rec = _plain_record(flow)
+    if flow.modified_by:
+        rec["modified_by"] = list(flow.modified_by)
+    rec.update(_originals_out(flow))
+    return rec
+
+
+def _plain_record(flow: Flow) -> dict[str, Any]:
+    """The record but its last keys, what changed the flow (``_originals_out``)."""
     rec: dict[str, Any] = {
         "v": flow.format_version,
         "id": flow.id,
@@ -190,8 +201,12 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
         rec["intercepted"] = True
     if flow.comment:
         rec["comment"] = flow.comment
-    if flow.modified_by:
-        rec["modified_by"] = list(flow.modified_by)
+    return rec
+
+
+def _originals_out(flow: Flow) -> dict[str, Any]:
+    """The record's last keys, of a changed flow: ``orig_req`` and ``orig_resp``."""
+    rec = {}
     if flow.original_request is not None:
         rec["orig_req"] = _original_out("req", flow.original_request, flow.request)
     if flow.original_response is not None:
@@ -317,7 +332,26 @@ def flow_rows(flow: Flow) -> FlowRows:
         int(bool(flow.modified_by)), clean(req.http_version),
     )  # fmt: skip
     bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
-    return FlowRows(flow.id, columns, _ENCODE(flow_to_record(flow)), bodies)
+    return FlowRows(flow.id, columns, record_json(flow), bodies)
+
+
+def record_json(flow: Flow) -> str:
+    """``flow_to_record(flow)`` as compact JSON, the same text. A changed flow's record
+    ends with its ``modified_by`` labels, mostly the same few lists over a session, whose
+    text is kept (``_labels_json``), and its originals."""
+    rec = _plain_record(flow)
+    labels = tuple(flow.modified_by)
+    if not labels:
+        rec.update(_originals_out(flow))
+        return _ENCODE(rec)
+    head, tail = _ENCODE(rec), _ENCODE(_originals_out(flow))
+    joint = "," if len(tail) > 2 else ""  # tail: {} or {"orig_req":...}
+    return f'{head[:-1]},"modified_by":{_labels_json(labels)}{joint}{tail[1:]}'
+
+
+@lru_cache(maxsize=256)
+def _labels_json(labels: tuple[str, ...]) -> str:
+    return _ENCODE(list(labels))
 
 
 def _bodies(flow: Flow) -> list[tuple[int, FlowBody]]:
