@@ -162,7 +162,8 @@ class Changes:
     # -- the request stop --
 
     def wants_request(self, flow: Flow) -> bool:
-        return bool(self.addons and self.addons.has("request")) or self.rules.holds_request(flow)
+        has_hook = bool(self.addons.scripts and self.addons.has("request"))
+        return has_hook or self.rules.holds_request(flow)
 
     def request_head(self, flow: Flow) -> None:
         """Map remote and header rules on a request that streams (no hold needed)."""
@@ -235,7 +236,7 @@ class Changes:
     def wants_response(self, flow: Flow) -> bool:
         """Held whole only for an addon or a rule on bodies that may apply: header rules
         edit a streamed head, so server-sent events and downloads stay live."""
-        has_hook = bool(self.addons and self.addons.has("response"))
+        has_hook = bool(self.addons.scripts and self.addons.has("response"))
         return has_hook or self.rules.holds_response(flow)
 
     def response_head(self, flow: Flow) -> None:

@@ -63,6 +63,7 @@ class RuleSet:
     holding: list[HeaderRule] = field(default_factory=list, init=False)
     remotes_read_bodies: bool = field(default=False, init=False)
     may_hold: bool = field(default=False, init=False)  # some rule could hold a request
+    edits_heads: bool = field(default=False, init=False)  # map remote or header rules
     # Per side ("q" requests, "s" responses), what of each rule's filter is left to ask.
     remotes_q: SideRules[MapRemoteRule] = field(init=False)
     bodies_q: SideRules[BodyRule] = field(init=False)
@@ -76,6 +77,7 @@ class RuleSet:
         self.may_hold = bool(
             self.blocks or self.locals or self.bodies or self.holding or self.remotes_read_bodies
         )
+        self.edits_heads = bool(self.remotes or self.headers)
         self.remotes_q = SideRules.of(self.remotes, REQUEST)
         self.bodies_q = SideRules.of(self.bodies, REQUEST)
         self.bodies_s = SideRules.of(self.bodies, RESPONSE)
@@ -109,10 +111,6 @@ class RuleSet:
         rules = [*self.blocks, *self.locals, *self.remotes, *self.headers, *self.bodies]
         return [rule.spec for rule in rules]
 
-    @property
-    def edits_heads(self) -> bool:
-        return bool(self.remotes or self.headers)
-
     def holds_request(self, flow: Flow) -> bool:
         """Whether the request must be held whole (its head is known, not its body): a rule
         may answer it, change its body or its framing, or its filter reads bodies. Other
@@ -137,7 +135,7 @@ class RuleSet:
         """Map remote and header rules on a request that streams (see ``holds_request``).
         The request's header list is replaced, never edited: the caller keeps the old one
         as the original's, without a copy (``response_head`` likewise)."""
-        labels = apply_remotes(self.remotes_q.matching(flow), flow) if self.remotes_q else []
+        labels = apply_remotes(self.remotes_q.matching(flow), flow) if self.remotes else []
         return labels + self.headers_q.plan(flow).apply(flow.request)
 
     def response_head(self, flow: Flow) -> list[str]:

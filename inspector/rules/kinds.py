@@ -129,7 +129,9 @@ class MapRemoteRule:
 
 def apply_remotes(rules: list[MapRemoteRule], flow: Flow) -> list[str]:
     """Rewrite the URL with each rule in turn; the request is re-targeted once, at the end."""
-    start = url = flow.request.url
+    r = flow.request
+    origin = "" if r.method == "CONNECT" else f"{r.scheme}://{r.authority}"
+    start = url = origin + r.path if origin else r.url
     labels = []
     for rule in rules:
         # A search first: sub() parses a template with groups on every call, match or not.
@@ -140,32 +142,34 @@ def apply_remotes(rules: list[MapRemoteRule], flow: Flow) -> list[str]:
             labels.append(rule.spec.label)
             url = new
     if url != start:
-        path = _same_origin_path(flow.request, url)
+        path = _same_origin_path(r, origin, url)
         if path is not None:  # the common rewrite: the path alone
-            flow.request.path = path
+            r.path = path
             return labels
-        flow.request.headers = list(flow.request.headers)  # the Host header may change
+        r.headers = list(r.headers)  # the Host header may change
         try:
-            Request(flow.request).url = url
+            Request(r).url = url
         except ValueError as e:
             raise ValueError(f"{labels[-1]}: the rewritten URL is not usable: {e}") from None
     return labels
 
 
-def _same_origin_path(m: FlowRequest, url: str) -> str | None:
-    """The path of ``url`` when it keeps ``m``'s scheme and authority and setting
-    ``http.Request.url`` to it would change the path alone, else None. That setter runs
-    urlsplit(), lowers the host, adds a missing Host header and drops an empty query;
-    any doubt is a None, and the setter does it."""
+def _same_origin_path(m: FlowRequest, origin: str, url: str) -> str | None:
+    """The path of ``url`` when it starts with ``origin`` (``m``'s scheme://authority)
+    and setting ``http.Request.url`` to it would change the path alone, else None. That
+    setter runs urlsplit(), lowers the host, adds a missing Host header and drops an
+    empty query; any doubt is a None, and the setter does it."""
+    if not origin or not url.startswith(origin) or _PLAIN_HOST.fullmatch(m.host) is None:
+        return None
     if m.scheme not in ("http", "https") or not 0 < m.port < 65536:
         return None
-    prefix = f"{m.scheme}://{m.authority}"
-    if not url.startswith(prefix) or _PLAIN_HOST.fullmatch(m.host) is None:
-        return None
-    path = url[len(prefix) :]
+    path = url[len(origin) :]
     if _PLAIN_PATH.fullmatch(path) is None or path.find("?") == len(path) - 1:
         return None
-    return path if m.header("host") is not None else None
+    for name, _ in m.headers:
+        if name.lower() == b"host":
+            return path
+    return None
 
 
 @dataclass(frozen=True, slots=True)
