@@ -98,7 +98,7 @@ class H2Stream:
         self._conn = conn
         self._inbox: collections.deque[h2.events.Event] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None  # wait_readable's, while it waits
-        self._window_open = asyncio.Event()
+        self._window_open: asyncio.Event | None = None  # made when a send must wait
         self._failure: BaseException | None = None
         self.ended = False
 
@@ -223,7 +223,11 @@ class H2Stream:
         self.ended = True
         self._failure = exc
         self._wake()
-        self._window_open.set()
+        self._window_opened()
+
+    def _window_opened(self) -> None:
+        if self._window_open is not None:
+            self._window_open.set()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -448,6 +452,8 @@ class AsyncHTTP2Connection:
             window = self._h2.local_flow_control_window(stream.id)
             if window > 0:
                 return min(wanted, window, self._h2.max_outbound_frame_size)
+            if stream._window_open is None:
+                stream._window_open = asyncio.Event()
             stream._window_open.clear()
             await stream._window_open.wait()
 
@@ -538,7 +544,7 @@ class AsyncHTTP2Connection:
         targets = self._streams.values() if stream_id == 0 else [self._streams.get(stream_id)]
         for stream in targets:
             if stream is not None:
-                stream._window_open.set()
+                stream._window_opened()
 
     def _terminated(self, event: h2.events.ConnectionTerminated) -> None:
         self.terminated = ConnectionTerminated(

@@ -155,7 +155,7 @@ class HTTP2Connection:
         targets = self.streams.values() if stream_id == 0 else [self.streams.get(stream_id)]
         for stream in targets:
             if stream is not None:
-                stream.window_open.set()
+                stream.window_opened()
 
     # -- streams ------------------------------------------------------------------------
 
@@ -256,9 +256,9 @@ class H2StreamSide:
         self.tls = conn.tls
         self.head_start = time.time()
         self.trailers = Headers()
-        self.window_open = asyncio.Event()
+        self._window_open: asyncio.Event | None = None  # made when a send must wait
         self._inbox: deque[tuple[Data | EndOfMessage, int]] = deque()
-        self._arrived = asyncio.Event()
+        self._arrived: asyncio.Event | None = None  # made when body_event must wait
         self._failure: BaseException | None = None
         self._responded = False
         self._request_done = False
@@ -276,13 +276,19 @@ class H2StreamSide:
 
     def deliver(self, event: Data | EndOfMessage, flow_controlled: int) -> None:
         self._inbox.append((event, flow_controlled))
-        self._arrived.set()
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def window_opened(self) -> None:
+        if self._window_open is not None:
+            self._window_open.set()
 
     def cancel(self, exc: BaseException) -> None:
         self._failure = exc
         self._ended = True
-        self._arrived.set()
-        self.window_open.set()
+        if self._arrived is not None:
+            self._arrived.set()
+        self.window_opened()
 
     # -- the request body ----------------------------------------------------------------------
 
@@ -296,6 +302,8 @@ class H2StreamSide:
             if self._failure is not None:
                 raise ClientGone(self._failure)
             self.conn.flush()  # the window updates for what was taken, before waiting for more
+            if self._arrived is None:
+                self._arrived = asyncio.Event()
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), self.conn.ctx.idle_timeout)
@@ -428,9 +436,11 @@ class H2StreamSide:
                 raise ClientGone(self._failure)
             window = h2conn.local_flow_control_window(self.id)
             if window <= 0:
-                self.window_open.clear()
+                if self._window_open is None:
+                    self._window_open = asyncio.Event()
+                self._window_open.clear()
                 await self.conn.drain()
-                await self.window_open.wait()
+                await self._window_open.wait()
                 continue
             size = min(len(view), window, h2conn.max_outbound_frame_size)
             chunk = bytes(view[:size])
