@@ -13,6 +13,7 @@ generation (the usual cause of a slow key) and memory (RSS, peak RSS).
 
 A session given with --session is built there once and reused; the flows published
 live are recorded into it too, so reuse a copy when the figures must be comparable.
+With --rate 0 the session is opened read-only, as ``inspector show`` opens it.
 """
 
 from __future__ import annotations
@@ -223,10 +224,15 @@ async def search_latencies(
 
 
 async def run(args: argparse.Namespace, path: Path) -> None:
-    store = Store(path)
-    bus = Bus()
-    bus.subscribe(lambda e: e.kind is EventKind.RESPONSE and store.put(e.flow))
-    info = SourceInfo(session=str(path), address="http://127.0.0.1:8080")
+    if args.rate:  # recorded to as the proxy does
+        store = Store(path)
+        bus = Bus()
+        bus.subscribe(lambda e: e.kind is EventKind.RESPONSE and store.put(e.flow))
+        info = SourceInfo(session=str(path), address="http://127.0.0.1:8080")
+    else:  # nothing arrives: the file read only, as `inspector show` opens it
+        store = Store(path, readonly=True)
+        bus = Bus()
+        info = SourceInfo(session=str(path), readonly=True)
     app = InspectorApp(Session(store=store, info=info, bus=bus))
     frames = Frames()
     pauses = Pauses()
