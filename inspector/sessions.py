@@ -38,6 +38,11 @@ def open_session(path: Path, *, readonly: bool = True, create: bool = False) -> 
     try:
         return Store(path, readonly=readonly and not create)
     except StoreError as e:
+        if path.suffix.lower() == ".har" and not create:  # a common first try: say the way
+            raise ConfigError(
+                f"{path} is a HAR file, not a session: turn it into one with "
+                f"`inspector import {path} -o {path.with_suffix('.db')}`"
+            ) from None
         raise ConfigError(str(e)) from None  # it names the file and what to do
 
 

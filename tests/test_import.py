@@ -282,3 +282,15 @@ def test_empty_har_gives_an_empty_session(tmp_path):
     assert run_inspector("import", har, "-o", session).returncode == 0
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["empty.har", "s.db"]
     assert read_session(session) == []
+
+
+@pytest.mark.parametrize("command", [["show"], ["replay"], ["export", "--format", "curl"]])
+def test_a_har_given_as_a_session_says_to_import_it(tmp_path, command):
+    har = tmp_path / "devtools.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "entries": []}}))
+    result = run_inspector(*command, har)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"inspector: error: {har} is a HAR file, not a session: turn it into one with "
+        f"`inspector import {har} -o {tmp_path / 'devtools.db'}`\n"
+    )
