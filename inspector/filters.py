@@ -601,7 +601,7 @@ FLAGS = (
         "~websocket",
         "WebSocket connections (the proxy relays no other protocol switch, so: status 101)",
         lambda flow: flow.response is not None and flow.response.status_code == 101,
-        "flows.status = 101",
+        "flows.status IS 101",  # IS: a flow with no status is not one, also under NOT
         lambda row: row.status == 101,
     ),
 )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from inspector import content
@@ -673,6 +673,7 @@ def varied_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sto
 
 @settings(max_examples=250, deadline=None)
 @given(expr=st.deferred(lambda: _filter_exprs()))
+@example(expr="!~websocket")  # found by this test: SQL's NULL status under NOT
 def test_sql_and_python_filters_agree_on_any_expression(
     varied_store: tuple[Store, list[Flow]], expr: str
 ) -> None:
