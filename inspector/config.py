@@ -53,6 +53,11 @@ class Endpoint:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"bad {what} URL {url!r}: expected http://HOST[:PORT] or https://...")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(
+                f"bad {what} URL {url!r}: give only scheme://host[:port] "
+                "(each request keeps its own path; --map-remote rewrites paths)"
+            )
         try:
             port = parts.port or default_port(parts.scheme)
         except ValueError:

@@ -142,6 +142,12 @@ STARTS = [
         lambda tmp, port: ["dump", "--confdir", str(tmp / "conf"), "--mode", "sideways"],
         "sideways",
     ),
+    Start(  # the path would be dropped without a word: /x went to /x, not /api/x
+        "reverse-mode-with-a-path",
+        lambda tmp, port: ["dump", "--mode", "reverse:http://127.0.0.1:9/api"],
+        "bad reverse mode URL 'http://127.0.0.1:9/api': give only scheme://host[:port] "
+        "(each request keeps its own path; --map-remote rewrites paths)",
+    ),
 ]
 
 

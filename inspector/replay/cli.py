@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit
 
 from inspector.config import ConfigError, Endpoint
 from inspector.diff import ResponseDiff, compare
@@ -128,14 +127,7 @@ def _recorded_status(flow: Flow) -> str:
 
 def parse_target(url: str) -> Endpoint:
     """``--target``: scheme://host[:port] only; the recorded paths are kept."""
-    endpoint = Endpoint.parse(url, "--target")
-    path = urlsplit(url if "://" in url else f"http://{url}").path
-    if path not in ("", "/"):
-        raise ConfigError(
-            f"bad --target URL {url!r}: give only scheme://host[:port] "
-            "(each request keeps its recorded path)"
-        )
-    return endpoint
+    return Endpoint.parse(url, "--target")
 
 
 def options_from_args(args: argparse.Namespace) -> ReplayOptions:
