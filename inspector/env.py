@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shlex
 import sys
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from certs import CAError, CertificateAuthority
-from inspector.config import ConfigError
+from inspector.config import ConfigError, default_confdir
 from inspector.env_bundle import ensure_bundle
 from inspector.env_node import ensure_preload, node_options
 from protocol.authority import host_port
@@ -112,19 +113,21 @@ def _powershell_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-_SHELLS = {
-    "sh": (lambda k, v: f"export {k}={_sh_quote(v)}", 'eval "$(inspector env)"'),
-    "fish": (lambda k, v: f"set -gx {k} {_fish_quote(v)}", "inspector env --shell fish | source"),
+_SHELLS = {  # each line's syntax, and how the shell applies them ({} holds the options)
+    "sh": (lambda k, v: f"export {k}={_sh_quote(v)}", 'eval "$(inspector env{})"'),
+    "fish": (lambda k, v: f"set -gx {k} {_fish_quote(v)}", "inspector env{} --shell fish | source"),
     "powershell": (
         lambda k, v: f"$env:{k} = {_powershell_quote(v)}",
-        "inspector env --shell powershell | Invoke-Expression",
+        "inspector env{} --shell powershell | Invoke-Expression",
     ),
 }
 
 
-def shell_lines(env: dict[str, str], shell: str, url: str) -> str:
-    """``env`` as lines for ``shell`` (sh, fish or powershell), with a comment on top."""
+def shell_lines(env: dict[str, str], shell: str, url: str, options: str = "") -> str:
+    """``env`` as lines for ``shell`` (sh, fish or powershell), with a comment on top saying
+    how to apply them (``options``: those given, such as `` --proxy URL``, so it is the same)."""
     line, usage = _SHELLS[shell]
+    usage = usage.format(options)
     comments = [f"# points this shell at the proxy {_without_password(url)}: {usage}"]
     if "NODE_OPTIONS" in env:
         comments.append(NODE_COMMENT)
@@ -159,5 +162,15 @@ def main(args: argparse.Namespace) -> int:
     else:
         url = proxy_url(listen.listen_host, listen.listen_port, listen.proxy_auth)
     env = environment_for(args.confdir, url)
-    sys.stdout.write(shell_lines(env, args.shell, url))
+    sys.stdout.write(shell_lines(env, args.shell, url, _given_options(args)))
     return 0
+
+
+def _given_options(args: argparse.Namespace) -> str:
+    """`` --proxy URL --confdir DIR`` as given (the password masked), for the usage comment."""
+    given = []
+    if args.proxy is not None:
+        given += ["--proxy", _without_password(args.proxy)]
+    if Path(args.confdir).expanduser() != default_confdir():
+        given += ["--confdir", str(args.confdir)]
+    return "".join(f" {shlex.quote(word)}" for word in given)

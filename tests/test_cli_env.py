@@ -36,6 +36,16 @@ def test_eval_in_posix_sh_sets_every_variable(tmp_path: Path) -> None:
     assert seen[NODE_CA_VAR] == str(tmp_path / "ca.pem")
 
 
+def test_the_comment_says_how_to_apply_the_lines_with_the_options_given(tmp_path: Path) -> None:
+    conf = str(tmp_path)
+    done = run_inspector("env", "--confdir", conf, "--proxy", "http://127.0.0.1:9999")
+    assert done.stdout.splitlines()[0].endswith(
+        f'eval "$(inspector env --proxy http://127.0.0.1:9999 --confdir {conf})"'
+    )
+    fish = run_inspector("env", "--shell", "fish", env=inspector_env(INSPECTOR_CONFDIR=conf))
+    assert fish.stdout.splitlines()[0].endswith(": inspector env --shell fish | source")
+
+
 def test_default_proxy_is_the_configured_listen_address(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         'listen-host = "0.0.0.0"\nlisten-port = 9090\nproxy-auth = "me:p@ss word"\n'
