@@ -214,3 +214,45 @@ def test_a_stored_flow_changed_in_the_ui_shows_and_counts_as_modified(tmp_path):
     state.add_flows([edited])
     assert not state.index.row_at(2).modified and state.counts.modified == 0
     state.session.close()
+
+
+def test_a_full_collection_waits_while_a_list_query_runs_but_not_for_long():
+    from inspector.tui import collector as collector_module
+    from inspector.tui.collector import Collector
+
+    now = [1000.0]
+    collector = Collector(clock=lambda: now[0])
+    collector.start()
+    try:
+        now[0] += collector_module.MIN_INTERVAL
+        assert not collector.tick(0, busy=True)  # the user waits for a filter's answer
+        now[0] += collector_module.MAX_DEFER / 2
+        assert not collector.tick(0, busy=True)
+        assert collector.tick(0)  # answered and painted: the collection runs
+        now[0] += collector_module.MIN_INTERVAL + collector_module.MAX_DEFER
+        assert collector.tick(0, busy=True)  # a query never ends: not put off forever
+    finally:
+        collector.stop()
+
+
+def test_a_list_query_given_up_answers_nothing(tmp_path):
+    flows = numbered(50)
+    build_session(tmp_path / "s.db", flows)
+    store = Store(tmp_path / "s.db", readonly=True)
+    assert store.list_seqs("~c 404", cancelled=lambda: True) is None
+    calls = []
+
+    def cancelled() -> bool:  # given up while SQLite works (its progress handler asks)
+        calls.append(1)
+        return len(calls) > 1
+
+    from inspector.store import reads
+
+    steps, reads.PROGRESS_STEPS = reads.PROGRESS_STEPS, 10
+    try:
+        assert store.list_seqs("~b 1", sort="path", cancelled=cancelled) is None
+    finally:
+        reads.PROGRESS_STEPS = steps
+    check = parse("~c 404")  # row ids count from 1 in capture order
+    assert list(store.list_seqs("~c 404")) == [n + 1 for n, f in enumerate(flows) if check(f)]
+    store.close()

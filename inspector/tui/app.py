@@ -60,6 +60,7 @@ DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
 # a second does as well.
 BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings about 4)
 BUSY_REPAINT_INTERVAL = 0.5
+ANSWER_PAINT = 0.3  # seconds a list query's answer takes to be painted, at most
 IDLE_REPAINT_INTERVAL = 1.0
 
 
@@ -83,6 +84,7 @@ class InspectorApp(App[int]):
         self._last_paint = 0.0
         self._paint_due = False  # the index changed since the list was last repainted
         self._reorder_due = False
+        self._answered = float("-inf")  # when a list query's answer came (see drain)
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -236,7 +238,9 @@ class InspectorApp(App[int]):
             self._paint_due = False
             reordered, self._reorder_due = self._reorder_due, False
             self.flows_changed(reordered=reordered)
-        self.collector.tick(self.state.index.total)
+        # A full collection waits while a list query runs and until its answer is painted.
+        waiting = self.state.filter_pending or now - self._answered < ANSWER_PAINT
+        self.collector.tick(self.state.index.total, busy=waiting)
 
     def flows_changed(self, *, reordered: bool = False) -> None:
         """Tell every screen to repaint from the state."""
@@ -310,6 +314,7 @@ class InspectorApp(App[int]):
     @on(FilterApplied)
     def _filter_applied(self, message: FilterApplied) -> None:
         if self.state.query_done(message.query, message.seqs):
+            self._answered = time.monotonic()
             self.flows_changed(reordered=True)
 
     # --- intercept ------------------------------------------------------------------------

@@ -15,7 +15,8 @@ While the app runs, this module instead:
   for a proxy (a finished flow dies before it is scanned: +10% proxy requests per CPU
   second in bench_tui_proxy), their ~30 ms pauses hurting no key press;
 - runs a full collection itself from a timer of the UI, put off while keys are being
-  pressed (so a key rarely runs into one), every ``MIN_INTERVAL`` while the user is
+  pressed (so a key rarely runs into one) and while the user waits for the list's answer
+  to a filter or sort (``tick(busy=True)``), every ``MIN_INTERVAL`` while the user is
   active. Each walks every live object (Textual's, the proxy's, the newest rows),
   ~100-200 ms with 1,000 flows/s, whatever the garbage; so while nobody types they
   come as rarely as a CPU ``BUDGET`` asks (up to ``MAX_INTERVAL`` apart), each one
@@ -112,8 +113,9 @@ class Collector:
         """True while the user counts as active (a key press or click in ACTIVE seconds)."""
         return self.clock() - self._last_input < ACTIVE
 
-    def tick(self, rows: int) -> bool:
-        """Run a full collection when one is due; ``rows`` is the list's row count.
+    def tick(self, rows: int, *, busy: bool = False) -> bool:
+        """Run a full collection when one is due; ``rows`` is the list's row count, ``busy``
+        says the user waits for something (a filter's answer): put off like a key press.
 
         True when it collected.
         """
@@ -124,7 +126,8 @@ class Collector:
         overdue = now - self._last_full - (MIN_INTERVAL if active else self.interval)
         if overdue < 0:
             return False
-        if now - self._last_input < self.quiet and overdue < MAX_DEFER:
+        waiting = busy or now - self._last_input < self.quiet
+        if waiting and overdue < MAX_DEFER:
             return False
         if rows - self._frozen_rows >= self.freeze_every:
             self.collect_and_freeze(rows)
