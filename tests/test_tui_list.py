@@ -256,3 +256,26 @@ def test_a_list_query_given_up_answers_nothing(tmp_path):
     check = parse("~c 404")  # row ids count from 1 in capture order
     assert list(store.list_seqs("~c 404")) == [n + 1 for n, f in enumerate(flows) if check(f)]
     store.close()
+
+
+def test_a_read_only_session_indexes_what_is_left_for_search_ahead_of_it(tmp_path):
+    recorder = Store(tmp_path / "s.db")  # still recording: nothing indexed yet
+    flows = numbered(40)
+    for flow in flows:
+        recorder.put(flow)
+    recorder.flush()
+    reader = Store(tmp_path / "s.db", readonly=True)
+    try:
+        reader.prepare_search()  # the UI does it in a worker once the list is loaded
+        conn = reader._readers._search_conn
+        assert conn is not None  # every search reads through this one connection
+        temp = {name for (name,) in conn.execute("SELECT name FROM temp.sqlite_master")}
+        if "backlog_state" in temp:  # (unless the recorder indexed everything meanwhile)
+            top = conn.execute("SELECT top FROM temp.backlog_state").fetchone()
+            assert top == (40,)  # built up to the last flow
+        assert reader.search("17") == [flows[17].id]
+        assert reader._readers._search_conn is conn
+    finally:
+        reader.close()
+        recorder.close()
+    assert reader._readers._search_conn is None

@@ -125,6 +125,8 @@ class Readers:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._search_lock = threading.Lock()
+        self._search_conn: sqlite3.Connection | None = None
         self._closed = False
         if validate:  # open one now: errors surface here, not at the first read
             check_readable(path)
@@ -168,6 +170,26 @@ class Readers:
         return conn
 
     @contextmanager
+    def searching(self) -> Iterator[sqlite3.Connection]:
+        """The one connection searches read through, one search at a time: its temporary
+        index of the flows not yet indexed (search.py) is built once, not per connection."""
+        with self._search_lock:
+            with self._lock:
+                if self._closed:
+                    raise StoreError(f"{self.path}: the session store is closed")
+            if self._search_conn is None:
+                self._search_conn = self._open()
+            conn = self._search_conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+                if self._closed:  # closed meanwhile: the last user closes it
+                    self._search_conn = None
+                    conn.close()
+
+    @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A read-only connection for this thread's exclusive use while the block runs."""
         with self._lock:
@@ -202,6 +224,13 @@ class Readers:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        if self._search_lock.acquire(blocking=False):  # else the search under way closes it
+            try:
+                if self._search_conn is not None:
+                    self._search_conn.close()
+                    self._search_conn = None
+            finally:
+                self._search_lock.release()
 
     def cleanup(self) -> None:
         """Remove the migrated copy, if one was read."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from inspector.content import is_text_body
@@ -170,18 +171,29 @@ def _match_backlog(conn: sqlite3.Connection, indexed: int, query: str, limit: in
     past the watermark are not changed by another process meanwhile (a writer's
     own ``search()`` moves the watermark first, which starts it afresh).
     """
-    if conn.execute("SELECT 1 FROM flows WHERE seq > ? LIMIT 1", (indexed,)).fetchone() is None:
+    if not index_temp(conn, indexed):
         return []
+    return _match(conn, "backlog_fts", query, limit)
+
+
+def index_temp(
+    conn: sqlite3.Connection, indexed: int, between: Callable[[], object] = lambda: None
+) -> bool:
+    """Bring the connection's temporary index up to the last flow (``between()`` runs after
+    each chunk); False when no flow is past the watermark ``indexed``."""
+    if conn.execute("SELECT 1 FROM flows WHERE seq > ? LIMIT 1", (indexed,)).fetchone() is None:
+        return False
     top = _temp_index_top(conn, indexed)
     try:
         while entries := _backlog(conn, top, INDEX_CHUNK):
             _index(conn, entries, "temp.backlog_fts")
             top = entries[-1][0]
             conn.execute("UPDATE temp.backlog_state SET top = ?", (top,))
+            between()
     except BaseException:
         conn.execute("DELETE FROM temp.backlog_state")  # rebuilt by the next search
         raise
-    return _match(conn, "backlog_fts", query, limit)
+    return True
 
 
 def _temp_index_top(conn: sqlite3.Connection, indexed: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import sqlite3
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from inspector.store.errors import StoreError, report
 from inspector.store.files import Readers, open_for_writing
 from inspector.store.record import FlowSummary, decode_flow
 from inspector.store.schema import SORT_INDEXES, list_order_by
-from inspector.store.search import search_ids
+from inspector.store.search import index_temp, search_ids, watermark
 from inspector.store.tables import known_seqs
 from inspector.store.writer import Writer
 
@@ -215,8 +216,17 @@ class Store:
             return []
         if self._writer is not None:
             self._call("index")
-        with self._readers.reading() as conn:
+        with self._readers.searching() as conn:
             return search_ids(conn, text, limit)
+
+    def prepare_search(self, pause: float = 0.0) -> None:
+        """Index for search, ahead of the first one, what a read-only session has left
+        unindexed (a writable one's writer indexes when idle), sleeping ``pause`` seconds
+        between chunks so that other threads run."""
+        if self._writer is not None:
+            return
+        with self._readers.searching() as conn:
+            index_temp(conn, watermark(conn), lambda: time.sleep(pause))
 
 
 def _id_list(ids: str | Iterable[str]) -> list[str]:

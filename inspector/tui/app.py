@@ -60,6 +60,7 @@ DRAIN_INTERVAL = 0.1  # seconds between batches of bus events
 # a second does as well.
 BUSY_BATCH = 40  # bus events in one batch that make a flood (a flow brings about 4)
 BUSY_REPAINT_INTERVAL = 0.5
+SEARCH_INDEX_PAUSE = 0.01  # seconds between chunks of indexing a saved session for search
 ANSWER_PAINT = 0.3  # seconds a list query's answer takes to be painted, at most
 IDLE_REPAINT_INTERVAL = 1.0
 
@@ -189,6 +190,17 @@ class InspectorApp(App[int]):
         self.call_from_thread(self._add_figures, errors, modified, failed)
         self._loaded.set()
         self.call_from_thread(self._freeze_rows)
+        if self.session.readonly:
+            self._prepare_search()
+
+    @work(thread=True, group="search-index")
+    def _prepare_search(self) -> None:
+        """Index what the saved session left unindexed, so that the first search is as
+        quick as the next (chunk by chunk, yielding to the UI between them)."""
+        try:
+            self.session.store.prepare_search(pause=SEARCH_INDEX_PAUSE)
+        except (StoreError, sqlite3.Error):
+            pass  # a search indexes the same flows itself, and reports what fails
 
     def _load_failed(self, error: StoreError) -> None:
         self._loaded.set()
