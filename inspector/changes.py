@@ -202,6 +202,7 @@ class Changes:
             _note(flow, await self.rules.request(view))
         except ValueError as e:  # a rewrite that cannot be used (say, a bad URL)
             _record_failure(flow, e, Phase.RULE, "the rule was not applied")
+        killed_by = Phase.RULE if view.killed else Phase.ADDON
         if not view.killed:
             await self._hooks("request", view)
         if _request_state(flow.request) != before:
@@ -209,7 +210,7 @@ class Changes:
             flow.original_request = original
         if view.killed:
             by = flow.modified_by[-1] if flow.modified_by else "an addon"
-            raise CloseConnection(f"closed without a response by {by}")
+            raise CloseConnection(f"closed without a response by {by}", killed_by)
         if flow.response is not None:  # answered here: the response stop comes now
             await self._respond(flow, local=True)
 

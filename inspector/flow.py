@@ -30,7 +30,7 @@ class Phase(StrEnum):
     BODY = "body"  # reading the response body
     INTERCEPT = "intercept"  # killed by the user while held
     RULE = "rule"  # a rule failed on the flow, or a --block-list 444 closed the connection
-    ADDON = "addon"  # an addon's hook raised (the exchange went on)
+    ADDON = "addon"  # an addon's hook raised (the exchange went on), or its flow.kill()
 
 
 @dataclass(slots=True)

@@ -288,6 +288,7 @@ def test_kill_closes_the_connection(tmp_path: Path, echo_server: EchoServer) -> 
     assert (
         flow.error is not None
         and flow.error.message == "closed without a response by kill.py:request"
+        and flow.error.phase == Phase.ADDON
     )
     assert echo_server.received == []
 

@@ -122,7 +122,7 @@ class Exchange:
             ctx.finish_error(flow, e, Phase.INTERCEPT)
             return await self.client.fail(errors.BAD_GATEWAY, f"inspector: {e}\n")
         except CloseConnection as e:
-            ctx.finish_error(flow, e, Phase.RULE)
+            ctx.finish_error(flow, e, Phase(e.phase))
             return False  # the connection closes with no response, as a hook asked
         except ClientGone as e:
             ctx.finish_error(flow, e.exc, Phase.CLIENT)

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 
 class CloseConnection(Exception):
     """Raised by ``request(flow)``: close the client connection without any response
-    (``--block-list`` 444, an addon's ``flow.kill()``); the message is the flow's error."""
+    (``--block-list`` 444, an addon's ``flow.kill()``); the message is the flow's error,
+    ``phase`` who closed it (``"rule"`` or ``"addon"``)."""
+
+    def __init__(self, message: str, phase: str) -> None:
+        super().__init__(message)
+        self.phase = phase
 
 
 class ExchangeHook(Protocol):
