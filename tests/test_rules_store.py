@@ -151,7 +151,16 @@ def _variants() -> list[Flow]:
     odd.original_request.method = "PUT"  # type: ignore[union-attr]
     odd.error = FlowError("ValueError", "bad", Phase.ADDON, 1.5)
     odd.comment = "ünïcode"
-    return [plain_flow(), changed, labels_only, originals_only, odd, changed_flow()]
+    moved = changed_flow()  # every field of the original differs, and it has trailers
+    orig = moved.original_request
+    assert orig is not None
+    orig.scheme, orig.host, orig.port, orig.path = "https", "old.test", 8443, '/o?a="1"'
+    orig.timestamp += 0.125
+    orig.headers += [(b"X-Odd", b'q"uo\\te \x01 caf\xe9'), (b"X-Odd", b"")]
+    orig.trailers = [(b"X-Sum", b"1")]
+    no_response = changed_flow()
+    no_response.response = None  # an original response told in full
+    return [plain_flow(), changed, labels_only, originals_only, odd, moved, no_response, moved]
 
 
 def test_the_stored_record_is_the_flow_record_as_compact_json() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -337,16 +338,58 @@ def flow_rows(flow: Flow) -> FlowRows:
 
 def record_json(flow: Flow) -> str:
     """``flow_to_record(flow)`` as compact JSON, the same text. A changed flow's record
-    ends with its ``modified_by`` labels, mostly the same few lists over a session, whose
-    text is kept (``_labels_json``), and its originals."""
+    ends with what changed it, written here without building it first: its
+    ``modified_by`` labels, mostly the same few lists over a session, whose text is kept
+    (``_labels_json``), and its originals (``_original_json``)."""
     rec = _plain_record(flow)
     labels = tuple(flow.modified_by)
     if not labels:
         rec.update(_originals_out(flow))
         return _ENCODE(rec)
-    head, tail = _ENCODE(rec), _ENCODE(_originals_out(flow))
-    joint = "," if len(tail) > 2 else ""  # tail: {} or {"orig_req":...}
-    return f'{head[:-1]},"modified_by":{_labels_json(labels)}{joint}{tail[1:]}'
+    parts = [_ENCODE(rec)[:-1], ',"modified_by":', _labels_json(labels)]
+    if flow.original_request is not None:
+        parts += (',"orig_req":', _original_json("req", flow.original_request, flow.request))
+    if flow.original_response is not None:
+        parts += (',"orig_resp":', _original_json("resp", flow.original_response, flow.response))
+    parts.append("}")
+    return "".join(parts)
+
+
+def _original_json(kind: str, original: Any, current: Any) -> str:
+    """``_ENCODE(_original_out(kind, original, current))``, written piece by piece: the
+    json module's encoder costs more per small object than the text it writes."""
+    if current is None:
+        return _ENCODE(_original_out(kind, original, current))
+    parts = []
+    keys, fields = _ORIGINAL_FIELDS[kind]
+    was, now = fields(original), fields(current)
+    if was != now:
+        parts += (f'"{k}":{_ENCODE(a)}' for k, a, b in zip(keys, was, now, strict=True) if a != b)
+    same = _same_body(original.body, current.body)
+    parts.append('"body":' + ('{"same":1}' if same else _ENCODE(_body_out(original.body))))
+    parts.append('"headers":' + _pairs_json(original.headers))
+    if original.trailers:
+        parts.append('"trailers":' + _pairs_json(original.trailers))
+    return "{" + ",".join(parts) + "}"
+
+
+_PAIR_TEXT: dict[tuple[bytes, bytes], str] = {}  # header pairs' JSON text: most recur
+_PAIR_TEXT_SIZE = 4096  # emptied when full, so that it follows the traffic
+
+
+def _pairs_json(pairs: list[tuple[bytes, bytes]]) -> str:
+    """``_ENCODE(_pairs_out(pairs))``, with each pair's text kept for the next flows."""
+    known, texts = _PAIR_TEXT, []
+    for pair in pairs:
+        text = known.get(pair)
+        if text is None:
+            name, value = pair[0].decode("latin-1"), pair[1].decode("latin-1")
+            text = f"[{encode_basestring_ascii(name)},{encode_basestring_ascii(value)}]"
+            if len(known) >= _PAIR_TEXT_SIZE:
+                known.clear()
+            known[pair] = text
+        texts.append(text)
+    return "[" + ",".join(texts) + "]"
 
 
 @lru_cache(maxsize=256)
