@@ -181,10 +181,17 @@ def tail(conn: sqlite3.Connection, after: int) -> list[tuple[int, str]]:
 
 
 def ids_at(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, str]:
-    """The flow id of each of ``seqs`` still stored, by row id (500 per query)."""
-    found: dict[int, str] = {}
-    for i in range(0, len(seqs), 500):
-        chunk = seqs[i : i + 500]
+    """The flow id of each of ``seqs`` still stored, by row id."""
+    return column_pairs(conn, "seq", "id", seqs)
+
+
+def column_pairs(conn: sqlite3.Connection, key: str, value: str, keys: list) -> dict:
+    """``{key: value}`` of the flows whose column ``key`` is one of ``keys`` (an indexed
+    column: one query per 500 keys)."""
+    found: dict = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        found.update(conn.execute(f"SELECT seq, id FROM flows WHERE seq IN ({marks})", chunk))
+        query = f"SELECT {key}, {value} FROM flows WHERE {key} IN ({marks})"
+        found.update(conn.execute(query, chunk))
     return found

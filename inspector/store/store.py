@@ -22,7 +22,6 @@ from inspector.store.files import Readers, open_for_writing
 from inspector.store.record import FlowSummary, decode_flow
 from inspector.store.schema import SORT_INDEXES, list_order_by
 from inspector.store.search import index_temp, search_ids, watermark
-from inspector.store.tables import known_seqs
 from inspector.store.writer import Writer
 
 T = TypeVar("T")
@@ -186,7 +185,7 @@ class Store:
     def seqs_of(self, ids: list[str]) -> dict[str, int]:
         """The row id of each of ``ids`` that is stored."""
         with self._readers.reading() as conn:
-            return known_seqs(conn, ids)
+            return reads.column_pairs(conn, "id", "seq", ids)
 
     def ids_at(self, seqs: list[int]) -> dict[int, str]:
         """The flow id at each of the row ids ``seqs`` still stored."""

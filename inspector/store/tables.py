@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from inspector.store.reads import column_pairs
 from inspector.store.record import COLUMNS, FlowRows
 from inspector.store.search import index_flow, unindex_flow
 
@@ -23,13 +24,8 @@ _UPDATE = (
 
 
 def known_seqs(conn: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
-    """The seq of each of ``ids`` already stored (one indexed query per 500 ids)."""
-    known: dict[str, int] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        known.update(conn.execute(f"SELECT id, seq FROM flows WHERE id IN ({marks})", chunk))
-    return known
+    """The seq of each of ``ids`` already stored."""
+    return column_pairs(conn, "id", "seq", ids)
 
 
 def write_rows(conn: sqlite3.Connection, rows: list[FlowRows], indexed: int) -> int:
