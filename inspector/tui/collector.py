@@ -21,9 +21,10 @@ While the app runs, this module instead:
   ~100-200 ms with 1,000 flows/s, whatever the garbage; so while nobody types they
   come as rarely as a CPU ``BUDGET`` asks (up to ``MAX_INTERVAL`` apart), each one
   holding the interpreter against the proxy thread;
-- freezes what survives such a collection once enough new list rows accumulated:
-  rows live as long as the session, and frozen objects are never scanned again. Right
-  after a full collection there is no garbage to freeze by mistake.
+- freezes what survives such a collection once the session is loaded and every
+  ``FREEZE_EVERY`` new flows: frozen objects are never scanned again (the list itself
+  keeps row ids in arrays, which the collector never walks). Right after a full
+  collection there is no garbage to freeze by mistake.
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ MAX_INTERVAL = 3.0  # ...and at most while not (garbage piles up meanwhile)
 ACTIVE = 5.0  # seconds after a key press or click the user counts as active
 QUIET_AFTER_INPUT = 0.05  # a due collection waits this long after a key press or click...
 MAX_DEFER = 2.0  # ...but not longer than this
-# New list rows between freezes. A freeze also takes Textual's live objects out of
-# every later full collection (~50-100 ms of walking less), but keeps those of them
-# that die later in cycles (cached lines: ~40,000 objects, a few MB) until the app
-# exits: at 20,000 rows (~8 MB of row metadata) that is a fraction of what rows take.
+# New flows between freezes. A freeze takes Textual's live objects out of every later
+# full collection (~50-100 ms of walking less), but keeps those of them that die later
+# in cycles (cached lines: ~40,000 objects, a few MB) until the app exits.
 FREEZE_EVERY = 20_000
 
 
