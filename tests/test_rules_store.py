@@ -15,7 +15,7 @@ from inspector.filters import parse
 from inspector.flow import Flow, FlowBody, FlowError, FlowRequest, FlowResponse, Phase
 from inspector.rules import RuleSet
 from inspector.store import SCHEMA_VERSION, Store, flow_from_record, flow_to_record
-from inspector.store.record import flow_rows
+from inspector.store.rows import flow_rows
 
 
 def changed_flow(secret: bytes = b"password=hunter2") -> Flow:

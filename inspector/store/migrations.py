@@ -20,7 +20,8 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from inspector.store.record import REQUEST, RESPONSE, flow_from_record, flow_rows
+from inspector.store.record import REQUEST, RESPONSE, flow_from_record
+from inspector.store.rows import flow_rows
 from inspector.store.schema import SCHEMA_VERSION, create_schema, stamp_version
 from inspector.store.tables import write_rows
 

@@ -14,12 +14,9 @@ Flow's ``format_version``.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from inspector.filters import header_text
 from inspector.flow import (
     Flow,
     FlowBody,
@@ -51,7 +48,7 @@ def _pairs_in(items: list[list[str]]) -> list[tuple[bytes, bytes]]:
     return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in items]
 
 
-def _body_out(body: FlowBody) -> dict[str, Any]:
+def body_out(body: FlowBody) -> dict[str, Any]:
     out: dict[str, Any] = {"size": body.size}
     if body.truncated:
         out["truncated"] = True
@@ -68,7 +65,7 @@ def _request_out(r: FlowRequest) -> dict[str, Any]:
     out = {
         "method": r.method, "scheme": r.scheme, "host": r.host, "port": r.port,
         "path": r.path, "version": r.http_version, "headers": _pairs_out(r.headers),
-        "body": _body_out(r.body), "ts": r.timestamp,
+        "body": body_out(r.body), "ts": r.timestamp,
     }  # fmt: skip
     if r.trailers:
         out["trailers"] = _pairs_out(r.trailers)
@@ -78,7 +75,7 @@ def _request_out(r: FlowRequest) -> dict[str, Any]:
 def _response_out(r: FlowResponse) -> dict[str, Any]:
     out = {
         "status": r.status_code, "reason": r.reason, "version": r.http_version,
-        "headers": _pairs_out(r.headers), "body": _body_out(r.body), "ts": r.timestamp,
+        "headers": _pairs_out(r.headers), "body": body_out(r.body), "ts": r.timestamp,
     }  # fmt: skip
     if r.trailers:
         out["trailers"] = _pairs_out(r.trailers)
@@ -118,7 +115,7 @@ def _set_fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-_ORIGINAL_FIELDS = {
+ORIGINAL_FIELDS = {
     "req": (("method", "scheme", "host", "port", "path", "version", "ts"),
             attrgetter("method", "scheme", "host", "port", "path", "http_version", "timestamp")),
     "resp": (("status", "reason", "version", "ts"),
@@ -127,19 +124,19 @@ _ORIGINAL_FIELDS = {
 _PARTS = ("headers", "body", "trailers")  # never taken from the current message
 
 
-def _original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
+def original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
     """An original message told against the current one, which keeps the record small:
     fields equal to the current's are left out and an unchanged body is ``{"same": 1}``
     (its bytes stored once)."""
     if current is None:
         return (_request_out if kind == "req" else _response_out)(original)
     rec: dict[str, Any] = {}
-    keys, fields = _ORIGINAL_FIELDS[kind]
+    keys, fields = ORIGINAL_FIELDS[kind]
     was, now = fields(original), fields(current)
     if was != now:  # most changes are to headers alone
         rec.update((key, a) for key, a, b in zip(keys, was, now, strict=True) if a != b)
-    same = _same_body(original.body, current.body)
-    rec["body"] = {"same": 1} if same else _body_out(original.body)
+    same = same_body(original.body, current.body)
+    rec["body"] = {"same": 1} if same else body_out(original.body)
     rec["headers"] = _pairs_out(original.headers)  # whole: cheaper than a delta to work out
     if original.trailers:
         rec["trailers"] = _pairs_out(original.trailers)
@@ -147,7 +144,7 @@ def _original_out(kind: str, original: Any, current: Any) -> dict[str, Any]:
 
 
 def _original_in(rec: dict[str, Any] | None, current: dict[str, Any] | None) -> Any:
-    """An original's record spelled out from the current message's (see _original_out)."""
+    """An original's record spelled out from the current message's (see original_out)."""
     if rec is None or current is None:
         return rec
     full = {k: v for k, v in current.items() if k not in _PARTS}
@@ -157,7 +154,7 @@ def _original_in(rec: dict[str, Any] | None, current: dict[str, Any] | None) -> 
     return full
 
 
-def _same_body(a: FlowBody, b: FlowBody) -> bool:
+def same_body(a: FlowBody, b: FlowBody) -> bool:
     return a is b or (a.size == b.size and a.sha256 == b.sha256 and a.data == b.data)
 
 
@@ -167,22 +164,28 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
     Empty and unset parts (no trailers, no error, timings not reached, ...) are left
     out: the record is written for every flow, and smaller is faster to encode and store.
     """
-    rec = _plain_record(flow)
-    if flow.modified_by:
-        rec["modified_by"] = list(flow.modified_by)
-    rec.update(_originals_out(flow))
-    return rec
-
-
-def _plain_record(flow: Flow) -> dict[str, Any]:
-    """The record but its last keys, what changed the flow (``_originals_out``)."""
     rec: dict[str, Any] = {
         "v": flow.format_version,
         "id": flow.id,
         "client": list(flow.client_addr),
         "mode": flow.mode,
-        "req": _request_out(flow.request),
-        "resp": None if flow.response is None else _response_out(flow.response),
+    }
+    rec["req"] = _request_out(flow.request)
+    rec["resp"] = None if flow.response is None else _response_out(flow.response)
+    rec.update(record_tail(flow))
+    if flow.modified_by:
+        rec["modified_by"] = list(flow.modified_by)
+    if flow.original_request is not None:
+        rec["orig_req"] = original_out("req", flow.original_request, flow.request)
+    if flow.original_response is not None:
+        rec["orig_resp"] = original_out("resp", flow.original_response, flow.response)
+    return rec
+
+
+def record_tail(flow: Flow) -> dict[str, Any]:
+    """The record's keys after the request and the response, but for what changed the
+    flow: ``timings``, ``tls`` and the optional ones."""
+    rec: dict[str, Any] = {
         "timings": _set_fields(flow.timings, _TIMING_FIELDS),
         "tls": None if flow.tls is None else _set_fields(flow.tls, _TLS_FIELDS),
     }
@@ -202,16 +205,6 @@ def _plain_record(flow: Flow) -> dict[str, Any]:
         rec["intercepted"] = True
     if flow.comment:
         rec["comment"] = flow.comment
-    return rec
-
-
-def _originals_out(flow: Flow) -> dict[str, Any]:
-    """The record's last keys, of a changed flow: ``orig_req`` and ``orig_resp``."""
-    rec = {}
-    if flow.original_request is not None:
-        rec["orig_req"] = _original_out("req", flow.original_request, flow.request)
-    if flow.original_response is not None:
-        rec["orig_resp"] = _original_out("resp", flow.original_response, flow.response)
     return rec
 
 
@@ -303,124 +296,3 @@ SUMMARY_COLUMNS = ", ".join(
      "resp_content_type", "resp_size", "duration", "error_class", "replay_of", "marked != 0",
      "modified != 0", "http_version")
 )  # fmt: skip
-
-
-class FlowRows(NamedTuple):
-    """Everything written for one flow, computed before the first write."""
-
-    flow_id: str
-    columns: tuple[Any, ...]  # the values of COLUMNS
-    record: str
-    bodies: list[tuple[int, bytes]]  # (part, data) of each non-empty body
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-
-
-def flow_rows(flow: Flow) -> FlowRows:
-    """The column values, the record's JSON and the bodies stored for ``flow``."""
-    req, resp = flow.request, flow.response
-    status = reason = resp_size = resp_type = resp_heads = None
-    if resp is not None:
-        status, reason, resp_size = resp.status_code, clean(resp.reason), resp.body.size
-        resp_type, resp_heads = _content_type(resp.headers), header_text(resp.headers)
-    columns = (
-        flow.id, flow.timings.start, clean(req.method), clean(req.scheme), clean(req.host),
-        req.port, clean(req.path), clean(req.url), status, reason,
-        clean(_content_type(req.headers)), clean(resp_type), req.body.size, resp_size,
-        flow.timings.duration, None if flow.error is None else clean(flow.error.exc_class),
-        flow.replay_of, int(flow.marked), clean(header_text(req.headers)), clean(resp_heads),
-        int(bool(flow.modified_by)), clean(req.http_version),
-    )  # fmt: skip
-    bodies = [(part, body.data) for part, body in _bodies(flow) if body.data]
-    return FlowRows(flow.id, columns, record_json(flow), bodies)
-
-
-def record_json(flow: Flow) -> str:
-    """``flow_to_record(flow)`` as compact JSON, the same text. A changed flow's record
-    ends with what changed it, written here without building it first: its
-    ``modified_by`` labels, mostly the same few lists over a session, whose text is kept
-    (``_labels_json``), and its originals (``_original_json``)."""
-    rec = _plain_record(flow)
-    labels = tuple(flow.modified_by)
-    if not labels:
-        rec.update(_originals_out(flow))
-        return _ENCODE(rec)
-    parts = [_ENCODE(rec)[:-1], ',"modified_by":', _labels_json(labels)]
-    if flow.original_request is not None:
-        parts += (',"orig_req":', _original_json("req", flow.original_request, flow.request))
-    if flow.original_response is not None:
-        parts += (',"orig_resp":', _original_json("resp", flow.original_response, flow.response))
-    parts.append("}")
-    return "".join(parts)
-
-
-def _original_json(kind: str, original: Any, current: Any) -> str:
-    """``_ENCODE(_original_out(kind, original, current))``, written piece by piece: the
-    json module's encoder costs more per small object than the text it writes."""
-    if current is None:
-        return _ENCODE(_original_out(kind, original, current))
-    parts = []
-    keys, fields = _ORIGINAL_FIELDS[kind]
-    was, now = fields(original), fields(current)
-    if was != now:
-        parts += (f'"{k}":{_ENCODE(a)}' for k, a, b in zip(keys, was, now, strict=True) if a != b)
-    same = _same_body(original.body, current.body)
-    parts.append('"body":' + ('{"same":1}' if same else _ENCODE(_body_out(original.body))))
-    parts.append('"headers":' + _pairs_json(original.headers))
-    if original.trailers:
-        parts.append('"trailers":' + _pairs_json(original.trailers))
-    return "{" + ",".join(parts) + "}"
-
-
-_PAIR_TEXT: dict[tuple[bytes, bytes], str] = {}  # header pairs' JSON text: most recur
-_PAIR_TEXT_SIZE = 4096  # emptied when full, so that it follows the traffic
-
-
-def _pairs_json(pairs: list[tuple[bytes, bytes]]) -> str:
-    """``_ENCODE(_pairs_out(pairs))``, with each pair's text kept for the next flows."""
-    known, texts = _PAIR_TEXT, []
-    for pair in pairs:
-        text = known.get(pair)
-        if text is None:
-            name, value = pair[0].decode("latin-1"), pair[1].decode("latin-1")
-            text = f"[{encode_basestring_ascii(name)},{encode_basestring_ascii(value)}]"
-            if len(known) >= _PAIR_TEXT_SIZE:
-                known.clear()
-            known[pair] = text
-        texts.append(text)
-    return "[" + ",".join(texts) + "]"
-
-
-@lru_cache(maxsize=256)
-def _labels_json(labels: tuple[str, ...]) -> str:
-    return _ENCODE(list(labels))
-
-
-def _bodies(flow: Flow) -> list[tuple[int, FlowBody]]:
-    out = [(REQUEST, flow.request.body)]
-    if flow.response is not None:
-        out.append((RESPONSE, flow.response.body))
-    originals = ((ORIGINAL_REQUEST, flow.original_request, flow.request),
-                 (ORIGINAL_RESPONSE, flow.original_response, flow.response))  # fmt: skip
-    for part, original, current in originals:
-        if original is not None and (
-            current is None or not _same_body(original.body, current.body)
-        ):
-            out.append((part, original.body))
-    return out
-
-
-def _content_type(pairs: list[tuple[bytes, bytes]]) -> str | None:
-    """The first Content-Type value (latin-1), without building a Headers object."""
-    for name, value in pairs:
-        if name.lower() == b"content-type":
-            return value.decode("latin-1")
-    return None
-
-
-def clean(text: str | None) -> str | None:
-    """``text`` as valid UTF-8 for a column (the record keeps the exact text)."""
-    if text is None or text.isascii():
-        return text
-    return text.encode("utf-8", "replace").decode("utf-8")

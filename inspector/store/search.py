@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from inspector.content import is_text_body
-from inspector.store.record import REQUEST, RESPONSE, clean
+from inspector.store.record import REQUEST, RESPONSE
+from inspector.store.rows import clean
 
 FTS_BODY_LIMIT = 1024 * 1024  # bytes of each text body indexed for search
 INDEX_CHUNK = 500  # flows indexed per transaction

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sqlite3
 
 from inspector.store.reads import column_pairs
-from inspector.store.record import COLUMNS, FlowRows
+from inspector.store.record import COLUMNS
+from inspector.store.rows import FlowRows
 from inspector.store.search import index_flow, unindex_flow
 
 _INSERT = f"INSERT INTO flows (seq, {', '.join(COLUMNS)}) VALUES (?{', ?' * len(COLUMNS)})"

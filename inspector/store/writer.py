@@ -30,7 +30,7 @@ from typing import Any
 
 from inspector.flow import Flow
 from inspector.store.errors import StoreError, report
-from inspector.store.record import flow_rows
+from inspector.store.rows import flow_rows
 from inspector.store.schema import SORT_INDEXES
 from inspector.store.search import index_all, index_backlog, watermark
 from inspector.store.tables import delete_flows, set_marked, write_rows
