@@ -117,7 +117,8 @@ def _search(pattern: str, text: str | None) -> bool:
 
 @lru_cache(maxsize=512)
 def _searcher(pattern: str) -> Callable[[str | None], bool]:
-    """``_search`` for one pattern, with the per-pattern work done once (for many texts)."""
+    """A case-insensitive search for ``pattern`` in a text (None: no match), with the
+    per-pattern work done once, for many texts."""
     regex = _compile(pattern)
     literal = _ascii_literal(pattern)
     word = None if literal is None else literal.decode("ascii")
@@ -291,7 +292,7 @@ class _ArgOperator(Operator):
 
 
 class _RegexOperator(_ArgOperator):
-    __slots__ = ()
+    __slots__ = ("_find",)
     argument = "REGEX"
 
     def __init__(self, arg: str) -> None:
@@ -300,6 +301,7 @@ class _RegexOperator(_ArgOperator):
             _compile(arg, re.MULTILINE)
         except re.error as e:
             raise ValueError(f"bad regex for {self.code}: {e.msg}") from None
+        self._find = _searcher(arg)  # a rule's filter asks it of every flow
 
 
 class Method(_ArgOperator):
@@ -325,7 +327,7 @@ class Domain(_RegexOperator):
     help = "upstream host name or address: ~d 'example\\.com$'"
 
     def __call__(self, flow: Flow) -> bool:
-        return _search(self.arg, flow.request.host)
+        return self._find(flow.request.host)
 
     def sql(self) -> SQL:
         return _text_sql(self.arg, "flows.host", "flt_search")
@@ -341,7 +343,7 @@ class Url(_RegexOperator):
     help = "full URL (a bare word means ~u WORD): ~u /api/"
 
     def __call__(self, flow: Flow) -> bool:
-        return _search(self.arg, flow.request.url)
+        return self._find(flow.request.url)
 
     def sql(self) -> SQL:
         return _text_sql(self.arg, "flows.url", "flt_search")
@@ -492,8 +494,8 @@ class ContentType(_RegexOperator):
 
     def __call__(self, flow: Flow) -> bool:
         resp = flow.response
-        return _search(self.arg, flow.request.header("content-type")) or (
-            resp is not None and _search(self.arg, resp.header("content-type"))
+        return self._find(flow.request.header("content-type")) or (
+            resp is not None and self._find(resp.header("content-type"))
         )
 
     def sql(self) -> SQL:

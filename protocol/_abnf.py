@@ -19,6 +19,11 @@ _VCHAR = rb"[\x21-\x7e\x80-\xff]"
 # line is matched or refused in linear time (no ReDoS).
 _FIELD_VALUE = rb"(?:[\t\x20-\x7e\x80-\xff]*" + _VCHAR + rb")?"
 
+TCHAR_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+"""Every ``tchar``, for ``bytes.translate`` (deleting them leaves what is not one)."""
+BLOCK_BYTES = b"\t\r\n" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+"""Every byte a header block may hold: field-vchar, SP, HTAB and the CRLF line ends."""
+
 token_re = re.compile(TOKEN)
 """A method, a header name, a transfer-coding or a connection option."""
 

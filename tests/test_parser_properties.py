@@ -234,3 +234,32 @@ def test_101st_header_line_is_refused_when_it_arrives(
         assert err.status_hint == 431
     else:
         raise AssertionError("101 header lines were accepted")
+
+
+_any_field_byte = st.binary(max_size=6) | st.sampled_from(
+    [b"", b" ", b":", b"\r", b"\n", b"\r\n", b"\x00", b"\x7f", b"\t", b"\xff", b"a: b"]
+)
+
+
+@SETTINGS
+@given(fields=st.lists(st.tuples(_any_field_byte, _any_field_byte), max_size=6))
+def test_the_writer_refuses_exactly_the_fields_outside_the_grammar(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    import re
+
+    from protocol import _abnf
+    from protocol._writers import field_block
+    from protocol.errors import LocalProtocolError
+
+    valid = all(
+        re.fullmatch(_abnf.TOKEN, name) and re.fullmatch(rb"[\t\x20-\x7e\x80-\xff]*", value)
+        for name, value in fields
+    )
+    try:
+        block = field_block(fields)
+    except LocalProtocolError:
+        assert not valid
+    else:
+        assert valid
+        assert block == b"".join(name + b": " + value + b"\r\n" for name, value in fields)
