@@ -162,8 +162,9 @@ class Changes:
     # -- the request stop --
 
     def wants_request(self, flow: Flow) -> bool:
-        has_hook = bool(self.addons.scripts and self.addons.has("request"))
-        return has_hook or self.rules.holds_request(flow)
+        if self.addons.scripts and self.addons.has("request"):
+            return True
+        return self.rules.may_hold and self.rules.holds_request(flow)
 
     def request_head(self, flow: Flow) -> None:
         """Map remote and header rules on a request that streams (no hold needed)."""
@@ -237,8 +238,9 @@ class Changes:
     def wants_response(self, flow: Flow) -> bool:
         """Held whole only for an addon or a rule on bodies that may apply: header rules
         edit a streamed head, so server-sent events and downloads stay live."""
-        has_hook = bool(self.addons.scripts and self.addons.has("response"))
-        return has_hook or self.rules.holds_response(flow)
+        if self.addons.scripts and self.addons.has("response"):
+            return True
+        return self.rules.may_hold_response and self.rules.holds_response(flow)
 
     def response_head(self, flow: Flow) -> None:
         """Header rules on a response that streams."""

@@ -32,7 +32,10 @@ def host_port(host: str, port: int) -> str:
 
 def format_authority(scheme: str, host: str, port: int) -> str:
     """The authority of a URL or a Host header: the port only when not the scheme's default."""
-    return bracket(host) if port == default_port(scheme) else host_port(host, port)
+    # bracket() and default_port() written out: every flow's URL is built from this.
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port == DEFAULT_PORTS.get(scheme, 80) else f"{host}:{port}"
 
 
 def split_authority(text: str, default: int) -> tuple[str, int]:

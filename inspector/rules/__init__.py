@@ -63,6 +63,7 @@ class RuleSet:
     holding: list[HeaderRule] = field(default_factory=list, init=False)
     remotes_read_bodies: bool = field(default=False, init=False)
     may_hold: bool = field(default=False, init=False)  # some rule could hold a request
+    may_hold_response: bool = field(default=False, init=False)  # ... or a response
     edits_heads: bool = field(default=False, init=False)  # map remote or header rules
     # Per side ("q" requests, "s" responses), what of each rule's filter is left to ask.
     remotes_q: SideRules[MapRemoteRule] = field(init=False)
@@ -77,6 +78,7 @@ class RuleSet:
         self.may_hold = bool(
             self.blocks or self.locals or self.bodies or self.holding or self.remotes_read_bodies
         )
+        self.may_hold_response = bool(self.bodies or self.holding)
         self.edits_heads = bool(self.remotes or self.headers)
         self.remotes_q = SideRules.of(self.remotes, REQUEST)
         self.bodies_q = SideRules.of(self.bodies, REQUEST)
@@ -127,7 +129,7 @@ class RuleSet:
 
     def holds_response(self, flow: Flow) -> bool:
         """Likewise for a response whose head is known (``~q`` rules never hold it)."""
-        if not (self.bodies or self.holding):
+        if not self.may_hold_response:
             return False
         return _may_apply(self.bodies, flow) or _may_apply(self.holding, flow)
 
@@ -135,7 +137,9 @@ class RuleSet:
         """Map remote and header rules on a request that streams (see ``holds_request``).
         The request's header list is replaced, never edited: the caller keeps the old one
         as the original's, without a copy (``response_head`` likewise)."""
-        labels = apply_remotes(self.remotes_q.matching(flow), flow) if self.remotes else []
+        if not self.remotes:
+            return self.headers_q.plan(flow).apply(flow.request)
+        labels = apply_remotes(self.remotes_q.matching(flow), flow)
         return labels + self.headers_q.plan(flow).apply(flow.request)
 
     def response_head(self, flow: Flow) -> list[str]:

@@ -249,7 +249,7 @@ class HeaderPlans:
         """The plan for ``flow``: every rule that applies to it, in command-line order."""
         if not self._tests:
             return self._fixed
-        held = tuple(i for i, test in self._tests if test(flow))
+        held = tuple([i for i, test in self._tests if test(flow)])
         if not held:
             return self._fixed
         plan = self._plans.get(held)
