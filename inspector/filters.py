@@ -71,7 +71,7 @@ def _compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
 
 def header_text(pairs: list[tuple[bytes, bytes]]) -> str:
     """Header pairs as ``Name: value`` lines (latin-1): the text ``~h`` searches."""
-    return b"\n".join([n + b": " + v for n, v in pairs]).decode("latin-1")
+    return b"\n".join(map(b": ".join, pairs)).decode("latin-1")
 
 
 # re.IGNORECASE matches these letters to ASCII ones: dotted and dotless i (U+0130,

@@ -127,17 +127,19 @@ def _original_json(kind: str, original: Any, current: Any) -> str:
     """``_ENCODE(original_out(kind, original, current))``, written directly."""
     if current is None:
         return _ENCODE(original_out(kind, original, current))
-    parts = []
     keys, fields = ORIGINAL_FIELDS[kind]
     was, now = fields(original), fields(current)
+    moved = ""  # most changes are to headers alone
     if was != now:
-        parts += (f'"{k}":{_value(a)}' for k, a, b in zip(keys, was, now, strict=True) if a != b)
+        moved = "".join(
+            f'"{k}":{_value(a)},' for k, a, b in zip(keys, was, now, strict=True) if a != b
+        )
     same = same_body(original.body, current.body)
-    parts.append('"body":' + ('{"same":1}' if same else _body_json(original.body)))
-    parts.append('"headers":' + _pairs_json(original.headers))
+    body = '{"same":1}' if same else _body_json(original.body)
+    text = f'{{{moved}"body":{body},"headers":{_pairs_json(original.headers)}'
     if original.trailers:
-        parts.append('"trailers":' + _pairs_json(original.trailers))
-    return "{" + ",".join(parts) + "}"
+        text += ',"trailers":' + _pairs_json(original.trailers)
+    return text + "}"
 
 
 _PAIR_TEXT: dict[tuple[bytes, bytes], str] = {}  # header pairs' JSON text: most recur
