@@ -92,21 +92,19 @@ def _value(x: Any) -> str:
 
 
 def _request_json(r: FlowRequest) -> str:
-    text = "".join((
-        '{"method":', _value(r.method), ',"scheme":', _value(r.scheme),
-        ',"host":', _value(r.host), ',"port":', _value(r.port), ',"path":', _value(r.path),
-        ',"version":', _value(r.http_version), ',"headers":', _pairs_json(r.headers),
-        ',"body":', _body_json(r.body), ',"ts":', _value(r.timestamp),
-    ))  # fmt: skip
-    if r.trailers:
-        text += ',"trailers":' + _pairs_json(r.trailers)
-    return text + "}"
+    line = ('{"method":', _value(r.method), ',"scheme":', _value(r.scheme), ',"host":',
+            _value(r.host), ',"port":', _value(r.port), ',"path":', _value(r.path))  # fmt: skip
+    return _message_json(line, r)
 
 
 def _response_json(r: FlowResponse) -> str:
+    return _message_json(('{"status":', _value(r.status_code), ',"reason":', _value(r.reason)), r)
+
+
+def _message_json(line: tuple[str, ...], r: FlowRequest | FlowResponse) -> str:
+    """A message's text from its first line's keys (``line``) on."""
     text = "".join((
-        '{"status":', _value(r.status_code), ',"reason":', _value(r.reason),
-        ',"version":', _value(r.http_version), ',"headers":', _pairs_json(r.headers),
+        *line, ',"version":', _value(r.http_version), ',"headers":', _pairs_json(r.headers),
         ',"body":', _body_json(r.body), ',"ts":', _value(r.timestamp),
     ))  # fmt: skip
     if r.trailers:
