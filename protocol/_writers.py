@@ -33,7 +33,7 @@ class SentFraming:
 def field_block(fields: HeaderPairs) -> bytes:
     """``name: value CRLF`` lines of ``fields``, after checking every name and value."""
     try:
-        block = b"".join([b"%s: %s\r\n" % field for field in fields])
+        block = b"".join([b"%s: %s\r\n" % (name, value) for name, value in fields])
         names = [name for name, _ in fields]
     except (TypeError, ValueError):
         raise LocalProtocolError(

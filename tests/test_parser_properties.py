@@ -263,3 +263,4 @@ def test_the_writer_refuses_exactly_the_fields_outside_the_grammar(
     else:
         assert valid
         assert block == b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+        assert field_block([[name, value] for name, value in fields]) == block  # lists too
