@@ -169,10 +169,10 @@ def flow_to_record(flow: Flow) -> dict[str, Any]:
         "id": flow.id,
         "client": list(flow.client_addr),
         "mode": flow.mode,
+        "req": _request_out(flow.request),
+        "resp": None if flow.response is None else _response_out(flow.response),
+        **record_tail(flow),
     }
-    rec["req"] = _request_out(flow.request)
-    rec["resp"] = None if flow.response is None else _response_out(flow.response)
-    rec.update(record_tail(flow))
     if flow.modified_by:
         rec["modified_by"] = list(flow.modified_by)
     if flow.original_request is not None:
