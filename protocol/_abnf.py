@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 
 # RFC 9110 5.6.2: token = 1*tchar
-TCHAR = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+TCHAR_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+"""Every ``tchar``, for ``bytes.translate`` (deleting them leaves what is not one)."""
+TCHAR = rb"[" + re.escape(TCHAR_BYTES) + rb"]"
 TOKEN = TCHAR + rb"+"
 # RFC 9110 5.5: field-vchar = VCHAR / obs-text. No CR, LF, NUL or other controls:
 # a CR or LF inside a value is header injection / response splitting (bpo-43882,
@@ -19,8 +21,6 @@ _VCHAR = rb"[\x21-\x7e\x80-\xff]"
 # line is matched or refused in linear time (no ReDoS).
 _FIELD_VALUE = rb"(?:[\t\x20-\x7e\x80-\xff]*" + _VCHAR + rb")?"
 
-TCHAR_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-"""Every ``tchar``, for ``bytes.translate`` (deleting them leaves what is not one)."""
 BLOCK_BYTES = b"\t\r\n" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 """Every byte a header block may hold: field-vchar, SP, HTAB and the CRLF line ends."""
 
